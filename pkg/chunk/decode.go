@@ -1,0 +1,91 @@
+package chunk
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// ErrCorrupt means stored bytes do not decode to what the layout promises.
+var ErrCorrupt = errors.New("stored data is corrupt")
+
+// Decoder turns stored chunks back into raw bytes. It is safe for
+// concurrent use.
+type Decoder struct {
+	zdec *zstd.Decoder
+}
+
+// NewDecoder returns a Decoder for up to workers chunks at once.
+func NewDecoder(workers int) (*Decoder, error) {
+	d, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(max(workers, 1)),
+		zstd.WithDecoderMaxMemory(MaxChunkSize+1<<20),
+		zstd.WithDecoderLowmem(false))
+	if err != nil {
+		return nil, fmt.Errorf("zstd decoder: %w", err)
+	}
+	return &Decoder{zdec: d}, nil
+}
+
+// Close releases the decoder.
+func (d *Decoder) Close() { d.zdec.Close() }
+
+// DecodeChunk decodes the stored bytes of one chunk, appending to dst, and
+// checks its length and CRC32C against c.
+func (d *Decoder) DecodeChunk(dst, stored []byte, mode Mode, c Chunk) ([]byte, error) {
+	if int64(len(stored)) != c.StoredLen {
+		return nil, fmt.Errorf("%w: chunk at raw offset %d: got %d stored bytes, want %d", ErrCorrupt, c.RawOff, len(stored), c.StoredLen)
+	}
+	start := len(dst)
+	if mode == None {
+		dst = append(dst, stored...)
+	} else {
+		var err error
+		dst, err = d.zdec.DecodeAll(stored, dst)
+		if err != nil {
+			return nil, fmt.Errorf("%w: chunk at raw offset %d: %v", ErrCorrupt, c.RawOff, err)
+		}
+	}
+	raw := dst[start:]
+	if int64(len(raw)) != c.RawLen {
+		return nil, fmt.Errorf("%w: chunk at raw offset %d decodes to %d bytes, want %d", ErrCorrupt, c.RawOff, len(raw), c.RawLen)
+	}
+	if CRC32C(raw) != c.CRC32C {
+		return nil, fmt.Errorf("%w: chunk at raw offset %d: CRC32C mismatch", ErrCorrupt, c.RawOff)
+	}
+	return dst, nil
+}
+
+// NewReader decodes a whole stored object read sequentially from r. It
+// relies only on the zstd format (seek table frames are skipped), so it also
+// reads objects whose layout is unknown.
+func NewReader(r io.Reader, mode Mode) (io.ReadCloser, error) {
+	if mode == None {
+		return io.NopCloser(r), nil
+	}
+	zr, err := zstd.NewReader(r,
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderMaxMemory(MaxChunkSize+1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("zstd reader: %w", err)
+	}
+	return corruptReader{zr}, nil
+}
+
+type corruptReader struct{ zr *zstd.Decoder }
+
+func (c corruptReader) Read(p []byte) (int, error) {
+	n, err := c.zr.Read(p)
+	if err != nil && err != io.EOF {
+		var zerr error = err
+		if !errors.Is(err, io.ErrUnexpectedEOF) {
+			zerr = fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		return n, zerr
+	}
+	return n, err
+}
+
+func (c corruptReader) Close() error { c.zr.Close(); return nil }

@@ -1,0 +1,242 @@
+package chunk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Encoder compresses files chunk by chunk. It is safe for concurrent use:
+// one Encoder serves every file of a backup, so its zstd state is shared.
+type Encoder struct {
+	opts    Options
+	zenc    *zstd.Encoder // EncodeAll is safe for concurrent use
+	sampler *zstd.Encoder
+	bufs    sync.Pool
+}
+
+// NewEncoder returns an Encoder; Close releases its zstd state.
+func NewEncoder(o Options) (*Encoder, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	e := &Encoder{opts: o}
+	e.bufs.New = func() any { b := make([]byte, 0, o.ChunkSize); return &b }
+	if o.Mode == None {
+		return e, nil
+	}
+	e.zenc, err = zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(o.Level)),
+		zstd.WithEncoderConcurrency(o.Workers),
+		zstd.WithEncoderCRC(true))
+	if err != nil {
+		return nil, fmt.Errorf("zstd encoder: %w", err)
+	}
+	e.sampler, err = zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderConcurrency(o.Workers),
+		zstd.WithWindowSize(1<<17))
+	if err != nil {
+		return nil, fmt.Errorf("zstd sampler: %w", err)
+	}
+	return e, nil
+}
+
+// Options returns the options in force, defaults filled in.
+func (e *Encoder) Options() Options { return e.opts }
+
+// Close releases the zstd encoders.
+func (e *Encoder) Close() {
+	if e.zenc != nil {
+		e.zenc.Close()
+		e.sampler.Close()
+	}
+}
+
+// StoredMode is the Layout.Mode of objects this Encoder writes.
+func (e *Encoder) StoredMode() Mode {
+	if e.opts.Mode == None {
+		return None
+	}
+	return Zstd
+}
+
+// encodeChunk returns the stored form of raw, appended to dst.
+func (e *Encoder) encodeChunk(dst, raw []byte) (out []byte, compressed bool) {
+	if e.opts.Mode == None {
+		return append(dst, raw...), false
+	}
+	if e.opts.Mode == Auto && e.incompressible(raw) {
+		return appendRawFrame(dst, raw), false
+	}
+	out = e.zenc.EncodeAll(raw, dst)
+	limit := rawFrameSize(len(raw))
+	if e.opts.Mode == Auto {
+		limit = min(limit, int(float64(len(raw))*e.opts.MaxRatio))
+	}
+	if len(out)-len(dst) >= limit {
+		return appendRawFrame(out[:len(dst)], raw), false
+	}
+	return out, true
+}
+
+// incompressible compresses a few small samples with the fastest level, so
+// that already-compressed SSTables cost almost no CPU.
+func (e *Encoder) incompressible(raw []byte) bool {
+	const sample, samples = 32 << 10, 4
+	if len(raw) <= sample*samples {
+		return false // small: just try the real thing
+	}
+	var in, out int
+	buf := make([]byte, 0, sample+64)
+	step := (len(raw) - sample) / (samples - 1)
+	for i := range samples {
+		s := raw[i*step : i*step+sample]
+		buf = e.sampler.EncodeAll(s, buf[:0])
+		in += len(s)
+		out += len(buf)
+	}
+	return float64(out) > float64(in)*e.opts.MaxRatio
+}
+
+// EncodeBytes encodes a whole small file held in memory, appending the
+// stored object to dst. Small files are read once, hashed and encoded from
+// the same buffer.
+func (e *Encoder) EncodeBytes(dst, raw []byte) ([]byte, *Layout) {
+	l := e.newLayout(int64(len(raw)))
+	start := len(dst)
+	for off := 0; off < len(raw); off += e.opts.ChunkSize {
+		p := raw[off:min(off+e.opts.ChunkSize, len(raw))]
+		before := len(dst)
+		var compressed bool
+		dst, compressed = e.encodeChunk(dst, p)
+		l.add(int64(len(p)), int64(len(dst)-before), compressed, CRC32C(p))
+	}
+	dst = e.finish(dst, l)
+	l.StoredSize = int64(len(dst) - start)
+	return dst, l
+}
+
+func (e *Encoder) newLayout(size int64) *Layout {
+	return &Layout{
+		Mode: e.StoredMode(), ChunkSize: int64(e.opts.ChunkSize), RawSize: size,
+		Chunks: make([]Chunk, 0, NumChunks(size, int64(e.opts.ChunkSize))),
+	}
+}
+
+func (l *Layout) add(rawLen, storedLen int64, compressed bool, crc uint32) {
+	c := Chunk{RawLen: rawLen, StoredLen: storedLen, Compressed: compressed, CRC32C: crc}
+	if n := len(l.Chunks); n > 0 {
+		last := l.Chunks[n-1]
+		c.RawOff = last.RawOff + last.RawLen
+		c.StoredOff = last.StoredOff + last.StoredLen
+	}
+	l.Chunks = append(l.Chunks, c)
+}
+
+// finish appends the seek table; an empty file stays an empty object, which
+// every zstd decoder reads as empty.
+func (e *Encoder) finish(dst []byte, l *Layout) []byte {
+	if l.Mode == None || len(l.Chunks) == 0 {
+		return dst
+	}
+	return appendSeekTable(dst, l.Chunks)
+}
+
+// ErrChanged means a file's bytes differ between two reads of it.
+var ErrChanged = errors.New("file changed while it was being read")
+
+type encoded struct {
+	buf        *[]byte
+	rawLen     int64
+	compressed bool
+	crc        uint32
+	err        error
+}
+
+// EncodeTo reads size bytes of r, chunk by chunk, compresses up to Workers
+// chunks at once and writes the stored object to w in order. Memory is about
+// 2 × (Workers+1) × ChunkSize whatever the file size. When want is not nil it
+// holds the CRC32C of each chunk from an earlier read, and a difference fails
+// with ErrChanged rather than storing bytes that do not match the checksum.
+func (e *Encoder) EncodeTo(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, want []uint32) (*Layout, error) {
+	l := e.newLayout(size)
+	n := NumChunks(size, int64(e.opts.ChunkSize))
+	if want != nil && len(want) != n {
+		return nil, fmt.Errorf("chunk: %d checksums for %d chunks", len(want), n)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	queue := make(chan chan encoded, e.opts.Workers)
+	go e.dispatch(ctx, queue, r, size, n)
+	defer func() { // stop dispatching, then drain so every buffer returns to the pool
+		cancel()
+		for ch := range queue {
+			if res := <-ch; res.buf != nil {
+				e.bufs.Put(res.buf)
+			}
+		}
+	}()
+	var stored int64
+	for i := 0; i < n; i++ {
+		res := <-<-queue
+		if res.err != nil {
+			return nil, res.err
+		}
+		if want != nil && want[i] != res.crc {
+			e.bufs.Put(res.buf)
+			return nil, fmt.Errorf("chunk %d: %w", i, ErrChanged)
+		}
+		_, err := w.Write(*res.buf)
+		l.add(res.rawLen, int64(len(*res.buf)), res.compressed, res.crc)
+		stored += int64(len(*res.buf))
+		e.bufs.Put(res.buf)
+		if err != nil {
+			return nil, err
+		}
+	}
+	tail := e.finish(nil, l)
+	if _, err := w.Write(tail); err != nil {
+		return nil, err
+	}
+	l.StoredSize = stored + int64(len(tail))
+	return l, nil
+}
+
+// dispatch starts one goroutine per chunk, at most cap(queue)+1 ahead of the
+// writer, and closes queue when every chunk is started or ctx ends.
+func (e *Encoder) dispatch(ctx context.Context, queue chan<- chan encoded, r io.ReaderAt, size int64, n int) {
+	defer close(queue)
+	for i := 0; i < n; i++ {
+		ch := make(chan encoded, 1)
+		select {
+		case queue <- ch:
+		case <-ctx.Done():
+			return
+		}
+		off := int64(i) * int64(e.opts.ChunkSize)
+		go func() { ch <- e.readAndEncode(r, off, min(int64(e.opts.ChunkSize), size-off)) }()
+	}
+}
+
+func (e *Encoder) readAndEncode(r io.ReaderAt, off, n int64) encoded {
+	raw := e.bufs.Get().(*[]byte)
+	defer e.bufs.Put(raw)
+	*raw = (*raw)[:n]
+	// io.ReaderAt may return io.EOF with a full read at the end of the file.
+	if got, err := r.ReadAt(*raw, off); err != nil && !(errors.Is(err, io.EOF) && got == len(*raw)) {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("file is shorter than %d bytes (offset %d): %w", off+n, off, io.ErrUnexpectedEOF)
+		}
+		return encoded{err: err}
+	}
+	out := e.bufs.Get().(*[]byte)
+	var compressed bool
+	*out, compressed = e.encodeChunk((*out)[:0], *raw)
+	return encoded{buf: out, rawLen: n, compressed: compressed, crc: CRC32C(*raw)}
+}
