@@ -1,0 +1,116 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/s3bak/s3bak/pkg/backup"
+	"github.com/s3bak/s3bak/pkg/cassandra"
+	"github.com/s3bak/s3bak/pkg/chunk"
+	"github.com/s3bak/s3bak/pkg/source"
+	"github.com/s3bak/s3bak/pkg/transfer"
+)
+
+type backupOptions struct {
+	dataDirs      []string
+	tag           string
+	keyspaces     []string
+	tables        []string
+	includeSystem bool
+	compression   string
+	zstdLevel     int
+	chunkSize     string
+	partSize      string
+}
+
+func newBackupCommand(g *globalOptions) *cobra.Command {
+	o := &backupOptions{}
+	cmd := &cobra.Command{
+		Use:   "backup",
+		Short: "Back up this node's snapshot to S3",
+		Example: `  nodetool snapshot -t daily-2026-11-25
+  s3bak backup --bucket backups --cluster prod --data-dir /var/lib/cassandra/data --tag daily-2026-11-25`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBackup(cmd, g, o) },
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.dataDirs, "data-dir", nil, "Cassandra data directory (repeat for every data_file_directories entry)")
+	f.StringVar(&o.tag, "tag", "", "snapshot tag (nodetool snapshot -t TAG)")
+	f.StringArrayVar(&o.keyspaces, "keyspace", nil, "only this keyspace (repeatable)")
+	f.StringArrayVar(&o.tables, "table", nil, "only this table, as TABLE or KEYSPACE.TABLE (repeatable)")
+	f.BoolVar(&o.includeSystem, "include-system", false, "also back up system_auth, system_distributed, system_traces, system and system_schema")
+	f.StringVar(&o.compression, "compression", "auto", "auto (compress what compresses), zstd, or none")
+	f.IntVar(&o.zstdLevel, "zstd-level", 3, "zstd level, 1 (fastest) to 22")
+	f.StringVar(&o.chunkSize, "chunk-size", "16MiB", "raw bytes per independently compressed chunk")
+	f.StringVar(&o.partSize, "part-size", "16MiB", "multipart upload part size (raised when a file would need more than 10,000 parts)")
+	return cmd
+}
+
+func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
+	ctx := cmd.Context()
+	node, err := g.nodeRef()
+	if err != nil {
+		return err
+	}
+	mode, err := chunk.ParseMode(o.compression)
+	if err != nil {
+		return &usageError{err}
+	}
+	chunkSize, err := parseSize(o.chunkSize)
+	if err != nil {
+		return &usageError{fmt.Errorf("--chunk-size: %w", err)}
+	}
+	partSize, err := parseSize(o.partSize)
+	if err != nil {
+		return &usageError{fmt.Errorf("--part-size: %w", err)}
+	}
+	set, err := cassandra.Discover(ctx, cassandra.Options{
+		DataDirs: o.dataDirs, Tag: o.tag, Keyspaces: o.keyspaces, Tables: o.tables, IncludeSystem: o.includeSystem,
+	})
+	if err != nil {
+		var tag *cassandra.TagNotFoundError
+		if errors.As(err, &tag) || len(o.dataDirs) == 0 || o.tag == "" {
+			return err
+		}
+		return fmt.Errorf("find snapshot: %w", err)
+	}
+	client, err := g.client(ctx)
+	if err != nil {
+		return err
+	}
+	if err := client.CheckBucket(ctx); err != nil {
+		return err
+	}
+	enc, err := chunk.NewEncoder(chunk.Options{Mode: mode, ChunkSize: int(chunkSize), Level: o.zstdLevel, Workers: runtime.GOMAXPROCS(0)})
+	if err != nil {
+		return &usageError{err}
+	}
+	defer enc.Close()
+	up := client.NewUploader(transfer.UploaderOptions{PartSize: transfer.PartSizeFor(largestFile(set), partSize), Concurrency: 2})
+	bar := g.progress(set.TotalSize(), "backup")
+	start := time.Now()
+	res, err := backup.New(client, enc, up, backup.Options{
+		Node: node, Tool: "s3bak " + version(), Concurrency: g.concurrency, Logger: g.logger, Progress: bar,
+	}).Run(ctx, set)
+	bar.Finish()
+	if err != nil {
+		return err
+	}
+	m := res.Manifest
+	_, err = fmt.Fprintf(g.stdout, "backup %s of %s/%s: %d files, %s raw, %s stored; uploaded %d objects (%s), %d files already stored; %s\n",
+		m.ID, m.Cluster, m.Node, len(m.Files), humanBytes(m.RawBytes()), humanBytes(m.StoredBytes()),
+		res.Uploaded, humanBytes(res.UploadedBytes), res.Reused, time.Since(start).Round(time.Millisecond))
+	return err
+}
+
+func largestFile(set *source.Set) int64 {
+	var n int64
+	for _, f := range set.Files {
+		n = max(n, f.Size)
+	}
+	return n
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/s3bak/s3bak/pkg/catalog"
+	"github.com/s3bak/s3bak/pkg/manifest"
+)
+
+type listOptions struct {
+	allNodes bool
+	output   string
+}
+
+func newListCommand(g *globalOptions) *cobra.Command {
+	o := &listOptions{}
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the complete backups of this node, or of every node of the cluster",
+		Example: `  s3bak list --bucket backups --cluster prod
+  s3bak list --bucket backups --cluster prod --all-nodes --output json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runList(cmd, g, o) },
+	}
+	cmd.Flags().BoolVar(&o.allNodes, "all-nodes", false, "every node of the cluster")
+	cmd.Flags().StringVar(&o.output, "output", "table", "table or json")
+	return cmd
+}
+
+func runList(cmd *cobra.Command, g *globalOptions, o *listOptions) error {
+	ctx := cmd.Context()
+	if o.output != "table" && o.output != "json" {
+		return &usageError{fmt.Errorf("--output %q: want table or json", o.output)}
+	}
+	node, err := g.nodeRef()
+	if err != nil {
+		return err
+	}
+	client, err := g.client(ctx)
+	if err != nil {
+		return err
+	}
+	nodes := []manifest.Node{node}
+	if o.allNodes {
+		names, err := catalog.Nodes(ctx, client, node)
+		if err != nil {
+			return err
+		}
+		nodes = nodes[:0]
+		for _, n := range names {
+			nodes = append(nodes, catalog.NodeOf(node, n))
+		}
+	}
+	list, err := catalog.List(ctx, client, nodes)
+	if err != nil {
+		return err
+	}
+	if o.output == "json" {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		if list == nil {
+			list = []catalog.Summary{}
+		}
+		return enc.Encode(list)
+	}
+	tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tBACKUP\tFINISHED\tKIND\tTAG\tFILES\tRAW\tSTORED")
+	for _, s := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Node, s.ID, s.Time.Format("2006-01-02 15:04:05Z"), s.Kind, s.Tag,
+			s.Files, humanBytes(s.RawBytes), humanBytes(s.StoredBytes))
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,81 @@
+// Command s3bak backs up Cassandra and HBase snapshots from a data node to
+// S3 and restores them. main only maps errors to the documented exit codes.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/s3bak/s3bak/pkg/cassandra"
+	"github.com/s3bak/s3bak/pkg/catalog"
+	"github.com/s3bak/s3bak/pkg/restore"
+)
+
+// Exit codes, as documented in README.md.
+const (
+	exitOK          = 0
+	exitFailed      = 1
+	exitUsage       = 2
+	exitPreflight   = 4
+	exitVerify      = 5
+	exitNotFound    = 6
+	exitInterrupted = 130
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns its exit code; tests call it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := newRootCommand(stdout, stderr)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "s3bak: %v\n", err)
+	return exitCode(ctx, err)
+}
+
+// exitCodeError carries a code decided by a command (preflight verdicts).
+type exitCodeError struct {
+	code int
+	err  error
+}
+
+func (e *exitCodeError) Error() string { return e.err.Error() }
+func (e *exitCodeError) Unwrap() error { return e.err }
+
+// usageError marks bad flags, arguments or configuration.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func exitCode(ctx context.Context, err error) int {
+	var ce *exitCodeError
+	var ue *usageError
+	var tag *cassandra.TagNotFoundError
+	switch {
+	case ctx.Err() != nil || errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.As(err, &ce):
+		return ce.code
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.Is(err, restore.ErrVerify):
+		return exitVerify
+	case errors.As(err, &tag), errors.Is(err, catalog.ErrNoBackup):
+		return exitNotFound
+	}
+	return exitFailed
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/s3bak/s3bak/pkg/cassandra"
+	"github.com/s3bak/s3bak/pkg/catalog"
+	"github.com/s3bak/s3bak/pkg/restore"
+)
+
+type restoreOptions struct {
+	backupID  string
+	target    string
+	force     bool
+	keyspaces []string
+	tables    []string
+}
+
+func newRestoreCommand(g *globalOptions) *cobra.Command {
+	o := &restoreOptions{}
+	cmd := &cobra.Command{
+		Use:   "restore",
+		Short: "Restore a node's backup into a directory, verified",
+		Example: `  s3bak restore --bucket backups --cluster prod --node cass-3 --target /var/lib/cassandra/restore
+  s3bak restore --bucket backups --cluster prod --node cass-3 --backup 20261125T020000Z --keyspace shop --target /restore`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runRestore(cmd, g, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.backupID, "backup", "latest", "backup id (see s3bak list)")
+	f.StringVar(&o.target, "target", "", "directory to restore into")
+	f.BoolVar(&o.force, "force", false, "replace files that already exist in the target")
+	f.StringArrayVar(&o.keyspaces, "keyspace", nil, "only this keyspace (repeatable)")
+	f.StringArrayVar(&o.tables, "table", nil, "only this table, as TABLE or KEYSPACE.TABLE (repeatable)")
+	return cmd
+}
+
+func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
+	ctx := cmd.Context()
+	if o.target == "" {
+		return &usageError{fmt.Errorf("no --target directory")}
+	}
+	node, err := g.nodeRef()
+	if err != nil {
+		return err
+	}
+	client, err := g.client(ctx)
+	if err != nil {
+		return err
+	}
+	m, err := catalog.Load(ctx, client, node, o.backupID)
+	if err != nil {
+		return err
+	}
+	filter := cassandra.Filter(o.keyspaces, o.tables)
+	var total int64
+	for _, f := range m.Files {
+		if filter == nil || filter(f.Path) {
+			total += f.Size
+		}
+	}
+	bar := g.progress(total, "restore")
+	start := time.Now()
+	res, err := restore.Run(ctx, client, node, m, restore.Options{
+		Target: o.target, Force: o.force, Concurrency: g.concurrency, Filter: filter, Logger: g.logger, Progress: bar,
+	})
+	bar.Finish()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stdout, "restored backup %s of %s/%s: %d files, %s, verified, into %s in %s\n",
+		m.ID, m.Cluster, m.Node, res.Files, humanBytes(res.Bytes), o.target, time.Since(start).Round(time.Millisecond))
+	if m.Kind == "cassandra" {
+		_, err = fmt.Fprint(g.stdout, strings.TrimLeft(cassandra.RestoreSteps(o.target, res.Paths), "\n"))
+	}
+	return err
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/transfer"
+)
+
+// globalOptions are the flags every command shares.
+type globalOptions struct {
+	configFile  string
+	bucket      string
+	prefix      string
+	cluster     string
+	node        string
+	region      string
+	profile     string
+	endpointURL string
+	pathStyle   bool
+	checksum    string
+	concurrency int
+	logFormat   string
+	logLevel    string
+	noProgress  bool
+
+	stdout, stderr io.Writer
+	logger         *slog.Logger
+}
+
+func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	g := &globalOptions{stdout: stdout, stderr: stderr}
+	cmd := &cobra.Command{
+		Use:   "s3bak",
+		Short: "Back up Cassandra and HBase snapshots to S3, and restore them",
+		Long: `s3bak backs up the snapshot files of one data node to S3 — streamed,
+compressed, checksummed, in parallel — and restores them verified.
+Every node runs it from cron; the bucket is the meeting point.
+
+Configuration: flags, then S3BAK_* environment variables (S3BAK_BUCKET,
+S3BAK_DATA_DIR=/a,/b, …), then the YAML file (--config, default
+/etc/s3bak/config.yaml when present) whose keys are the flag names.
+AWS settings come from the standard AWS configuration.`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return g.setup(cmd) },
+	}
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	f := cmd.PersistentFlags()
+	f.StringVar(&g.configFile, "config", "", "YAML configuration file (default /etc/s3bak/config.yaml when present)")
+	f.StringVar(&g.bucket, "bucket", "", "S3 bucket")
+	f.StringVar(&g.prefix, "prefix", "", "key prefix inside the bucket")
+	f.StringVar(&g.cluster, "cluster", "default", "cluster name: all nodes of a cluster share it")
+	f.StringVar(&g.node, "node", "", "node name (default: the host name)")
+	f.StringVar(&g.region, "region", "", "AWS region (default: AWS configuration, else the bucket's)")
+	f.StringVar(&g.profile, "profile", "", "AWS shared configuration profile")
+	f.StringVar(&g.endpointURL, "endpoint-url", "", "custom S3 endpoint, e.g. MinIO (AWS_ENDPOINT_URL_S3 works too)")
+	f.BoolVar(&g.pathStyle, "path-style", false, "path-style S3 addressing (on by itself with a custom endpoint)")
+	f.StringVar(&g.checksum, "checksum-calculation", "", "request checksums: when_supported (default) or when_required, for stores that reject them")
+	f.IntVar(&g.concurrency, "concurrency", 0, "files transferred at once (default: 2 × CPUs, at least 4)")
+	f.StringVar(&g.logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal, json otherwise)")
+	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.BoolVar(&g.noProgress, "no-progress", false, "no progress bar even on a terminal")
+	cmd.AddCommand(newBackupCommand(g), newRestoreCommand(g), newListCommand(g), newVerifyCommand(g), newVersionCommand(g))
+	return cmd
+}
+
+// setup applies the environment and the config file to flags that were
+// not set, then builds the logger.
+func (g *globalOptions) setup(cmd *cobra.Command) error {
+	if err := applyConfig(cmd, g.configFile); err != nil {
+		return &usageError{err}
+	}
+	logger, err := newLogger(g.stderr, g.logFormat, g.logLevel)
+	if err != nil {
+		return &usageError{err}
+	}
+	g.logger = logger
+	if g.node == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return &usageError{fmt.Errorf("no --node and no host name: %w", err)}
+		}
+		g.node = strings.SplitN(host, ".", 2)[0]
+	}
+	if g.concurrency <= 0 {
+		g.concurrency = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	return nil
+}
+
+func (g *globalOptions) nodeRef() (manifest.Node, error) {
+	n := manifest.Node{Prefix: strings.Trim(g.prefix, "/"), Cluster: g.cluster, Name: g.node}
+	if err := n.Validate(); err != nil {
+		return n, &usageError{err}
+	}
+	return n, nil
+}
+
+func (g *globalOptions) client(ctx context.Context) (*transfer.Client, error) {
+	if g.bucket == "" {
+		return nil, &usageError{errors.New("no bucket: set --bucket, S3BAK_BUCKET or bucket: in the config file")}
+	}
+	c, err := transfer.New(ctx, transfer.Options{
+		Bucket: g.bucket, Region: g.region, Profile: g.profile, EndpointURL: g.endpointURL,
+		PathStyle: g.pathStyle, ChecksumCalculation: g.checksum, MaxConns: 4 * g.concurrency,
+	})
+	if err != nil {
+		return nil, &usageError{err}
+	}
+	return c, nil
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "auto" {
+		format = "json"
+		if isTerminal(w) {
+			format = "text"
+		}
+	}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text, json or auto", format)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd())) && os.Getenv("TERM") != "dumb"
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "devel-" + s.Value[:12]
+			}
+		}
+	}
+	return "devel"
+}
+
+func newVersionCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			_, err := fmt.Fprintf(g.stdout, "s3bak %s %s %s/%s\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			return err
+		},
+	}
+}

@@ -1,0 +1,155 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/s3bak/s3bak/pkg/chunk"
+	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/source"
+)
+
+// store reads one file and uploads its content unless already stored.
+func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.File, error) {
+	fh, err := os.Open(f.Abs)
+	if err != nil {
+		return manifest.File{}, fmt.Errorf("open: %w (check that s3bak runs as a user who may read the snapshot, e.g. cassandra)", err)
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return manifest.File{}, err
+	}
+	if fi.Size() != f.Size {
+		return manifest.File{}, fmt.Errorf("size changed from %d to %d bytes since the snapshot was listed: %w", f.Size, fi.Size(), chunk.ErrChanged)
+	}
+	mf := manifest.File{Path: f.Path, Size: f.Size, ModTime: f.ModTime.UTC(), Mode: f.Mode.Perm()}
+	if f.Size <= int64(e.enc.Options().ChunkSize) {
+		err = e.storeSmall(ctx, s, fh, &mf)
+	} else {
+		err = e.storeLarge(ctx, s, fh, &mf)
+	}
+	return mf, err
+}
+
+// storeSmall reads a file of at most one chunk into memory once: hash,
+// encode and upload from the same buffer.
+func (e *Engine) storeSmall(ctx context.Context, s *state, fh *os.File, mf *manifest.File) error {
+	raw := make([]byte, mf.Size)
+	if _, err := io.ReadFull(fh, raw); err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	sum := sha256.Sum256(raw)
+	mf.SHA256 = hex.EncodeToString(sum[:])
+	obj, l := e.enc.EncodeBytes(nil, raw)
+	mf.Key = manifest.ObjectKey(mf.SHA256, l.Mode == chunk.Zstd, l.ChunkSize)
+	key := e.opts.Node.Root() + mf.Key
+	l, err := s.uploadOnce(ctx, key, func() (*chunk.Layout, error) {
+		return l, e.up.Upload(ctx, key, bytes.NewReader(obj), int64(len(obj)))
+	})
+	if err != nil {
+		return err
+	}
+	describe(mf, l)
+	e.opts.Progress.Add(mf.Size)
+	return nil
+}
+
+// storeLarge reads a large file twice: once to learn its SHA-256, which
+// names the object, and once to compress and upload it. The per-chunk CRCs
+// of the first read are checked on the second, so bytes that changed in
+// between fail the backup instead of being stored under the wrong name.
+func (e *Engine) storeLarge(ctx context.Context, s *state, fh *os.File, mf *manifest.File) error {
+	cs := int64(e.enc.Options().ChunkSize)
+	sha, crcs, err := hashChunks(ctx, fh, mf.Size, cs)
+	if err != nil {
+		return err
+	}
+	mf.SHA256 = sha
+	mf.Key = manifest.ObjectKey(sha, e.enc.StoredMode() == chunk.Zstd, cs)
+	key := e.opts.Node.Root() + mf.Key
+	l, err := s.uploadOnce(ctx, key, func() (*chunk.Layout, error) {
+		return e.streamUpload(ctx, key, countingReaderAt{fh, e.opts.Progress}, mf.Size, crcs)
+	})
+	if err != nil {
+		return err
+	}
+	describe(mf, l)
+	return nil
+}
+
+// streamUpload compresses r into the uploader through a pipe, so that
+// neither the file nor its compressed form is ever held whole in memory.
+func (e *Engine) streamUpload(ctx context.Context, key string, r io.ReaderAt, size int64, crcs []uint32) (*chunk.Layout, error) {
+	pr, pw := io.Pipe()
+	type encoded struct {
+		l   *chunk.Layout
+		err error
+	}
+	done := make(chan encoded, 1)
+	go func() {
+		l, err := e.enc.EncodeTo(ctx, pw, r, size, crcs)
+		pw.CloseWithError(err)
+		done <- encoded{l, err}
+	}()
+	upErr := e.up.Upload(ctx, key, pr, -1)
+	pr.CloseWithError(upErr) // unblock the encoder if the upload gave up
+	enc := <-done
+	if enc.err != nil {
+		return nil, fmt.Errorf("read and compress: %w", enc.err)
+	}
+	return enc.l, upErr
+}
+
+func describe(mf *manifest.File, l *chunk.Layout) {
+	mf.Compression = l.Mode
+	mf.StoredSize = l.StoredSize
+	if l.Mode == chunk.Zstd {
+		mf.ChunkSize = l.ChunkSize
+		mf.Chunks = manifest.ChunksOf(l)
+	}
+}
+
+// hashChunks reads the whole file once for its SHA-256 and the CRC32C of
+// every chunk.
+func hashChunks(ctx context.Context, r io.ReaderAt, size, chunkSize int64) (string, []uint32, error) {
+	h := sha256.New()
+	crcs := make([]uint32, 0, chunk.NumChunks(size, chunkSize))
+	buf := make([]byte, 1<<20)
+	var crc uint32
+	for off := int64(0); off < size; {
+		if err := ctx.Err(); err != nil {
+			return "", nil, err
+		}
+		end := min(off+int64(len(buf)), size, (off/chunkSize+1)*chunkSize)
+		p := buf[:end-off]
+		if n, err := r.ReadAt(p, off); err != nil && !(err == io.EOF && n == len(p)) {
+			return "", nil, fmt.Errorf("read at %d: %w", off, err)
+		}
+		h.Write(p)
+		crc = chunk.UpdateCRC32C(crc, p)
+		off = end
+		if off%chunkSize == 0 || off == size {
+			crcs = append(crcs, crc)
+			crc = 0
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), crcs, nil
+}
+
+// countingReaderAt reports the raw bytes the encoder has read.
+type countingReaderAt struct {
+	r io.ReaderAt
+	p Progress
+}
+
+func (c countingReaderAt) ReadAt(b []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(b, off)
+	c.p.Add(int64(n))
+	return n, err
+}

@@ -1,0 +1,94 @@
+package cassandra
+
+import (
+	"fmt"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/s3bak/s3bak/pkg/source"
+)
+
+// SSTableName is a parsed "<version>-<id>-<format>-<Component>" file name.
+type SSTableName struct {
+	Version, ID, Format, Component string
+}
+
+// ParseSSTableName parses the 2.2+ file-name grammar. The id is a decimal
+// generation or, since 4.1, a 28-character time-based id.
+func ParseSSTableName(name string) (SSTableName, bool) {
+	parts := strings.SplitN(name, "-", 4)
+	if len(parts) != 4 || len(parts[0]) != 2 || parts[1] == "" || parts[3] == "" {
+		return SSTableName{}, false
+	}
+	if parts[2] != "big" && parts[2] != "bti" {
+		return SSTableName{}, false
+	}
+	return SSTableName{Version: parts[0], ID: parts[1], Format: parts[2], Component: parts[3]}, true
+}
+
+// Prefix groups the components of one sstable.
+func (n SSTableName) Prefix() string { return n.Version + "-" + n.ID + "-" + n.Format + "-" }
+
+// renameCollisions gives a fresh generation to sstables whose names clash
+// with another data directory's: integer generations restart per data
+// directory, but the restored layout merges them into one table directory.
+// `nodetool refresh` renames generations the same way, and no component's
+// content depends on its generation. Other clashing files (manifest.json,
+// schema.cql) get a ".dataN" suffix, so nothing is dropped.
+func renameCollisions(files []source.File) ([]source.File, error) {
+	taken := map[string]bool{}
+	maxGen := map[string]int{} // restored directory → highest integer generation
+	for _, f := range files {
+		if n, ok := ParseSSTableName(path.Base(f.Path)); ok {
+			if g, err := strconv.Atoi(n.ID); err == nil {
+				d := path.Dir(f.Path)
+				maxGen[d] = max(maxGen[d], g)
+			}
+		}
+	}
+	type group struct{ srcDir, prefix string }
+	renamed := map[group]string{} // → new prefix
+	var out []source.File
+	for i, f := range files {
+		if !taken[f.Path] {
+			taken[f.Path] = true
+			out = append(out, f)
+			continue
+		}
+		dir, base := path.Dir(f.Path), path.Base(f.Path)
+		n, ok := ParseSSTableName(base)
+		if !ok {
+			f.Path = fmt.Sprintf("%s.data%d", f.Path, i)
+		} else {
+			if _, err := strconv.Atoi(n.ID); err != nil {
+				return nil, fmt.Errorf("sstable %s exists in two data directories with the same id %s", base, n.ID)
+			}
+			g := group{filepath.Dir(f.Abs), n.Prefix()}
+			np, ok := renamed[g]
+			if !ok {
+				maxGen[dir]++
+				np = fmt.Sprintf("%s-%d-%s-", n.Version, maxGen[dir], n.Format)
+				renamed[g] = np
+			}
+			f.Path = dir + "/" + np + n.Component
+		}
+		if taken[f.Path] {
+			return nil, fmt.Errorf("cannot find a free name for %s", f.Abs)
+		}
+		taken[f.Path] = true
+		out = append(out, f)
+	}
+	// A component that did not clash itself must follow its group's rename.
+	for i, f := range out {
+		n, ok := ParseSSTableName(path.Base(f.Path))
+		if !ok {
+			continue
+		}
+		if np, ok := renamed[group{filepath.Dir(f.Abs), n.Prefix()}]; ok {
+			out[i].Path = path.Dir(f.Path) + "/" + np + n.Component
+		}
+	}
+	return out, nil
+}

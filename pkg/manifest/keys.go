@@ -1,0 +1,77 @@
+package manifest
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"time"
+)
+
+// Layout of a node in the bucket:
+//
+//	<prefix>/<cluster>/<node>/data/<sha256[:2]>/<sha256>[.c<KiB>].<zst|raw>   file contents
+//	<prefix>/<cluster>/<node>/backups/<id>.json                       manifests
+//
+// Contents are addressed by their SHA-256, so a file stored once is never
+// stored again and equal names with different contents never collide.
+const (
+	DataDir    = "data"
+	BackupsDir = "backups"
+)
+
+// Node locates one node's backups in the bucket.
+type Node struct {
+	Prefix  string // may be empty
+	Cluster string
+	Name    string
+}
+
+// Root is the node's key prefix, ending in "/".
+func (n Node) Root() string {
+	return path.Join(n.Prefix, n.Cluster, n.Name) + "/"
+}
+
+// ClusterRoot is the cluster's key prefix, ending in "/".
+func (n Node) ClusterRoot() string {
+	return path.Join(n.Prefix, n.Cluster) + "/"
+}
+
+// Validate checks the names that become parts of keys.
+func (n Node) Validate() error {
+	if err := CheckName("cluster", n.Cluster); err != nil {
+		return err
+	}
+	if err := CheckName("node", n.Name); err != nil {
+		return err
+	}
+	if n.Prefix != "" {
+		if strings.HasPrefix(n.Prefix, "/") || strings.Contains(n.Prefix, "..") || strings.Contains(n.Prefix, "//") {
+			return fmt.Errorf("prefix %q: want a relative key prefix such as backups/cassandra", n.Prefix)
+		}
+	}
+	return nil
+}
+
+// ObjectKey is the key, relative to the node's root, of a content. A
+// compressed object's chunk boundaries depend on the chunk size, so it is
+// part of the name: re-storing a content with another chunk size never
+// replaces an object that older manifests index.
+func ObjectKey(sha256Hex string, compressed bool, chunkSize int64) string {
+	if !compressed {
+		return fmt.Sprintf("%s/%s/%s.raw", DataDir, sha256Hex[:2], sha256Hex)
+	}
+	return fmt.Sprintf("%s/%s/%s.c%dk.zst", DataDir, sha256Hex[:2], sha256Hex, chunkSize>>10)
+}
+
+// ManifestKey is the key, relative to the node's root, of a manifest.
+func ManifestKey(id string) string { return BackupsDir + "/" + id + ".json" }
+
+// IDFromKey returns the backup id of a manifest key, relative or not.
+func IDFromKey(key string) (string, bool) {
+	name := path.Base(key)
+	id, ok := strings.CutSuffix(name, ".json")
+	return id, ok && CheckName("backup id", id) == nil
+}
+
+// NewID makes a backup id from the start time: ids sort as times do.
+func NewID(t time.Time) string { return t.UTC().Format("20060102T150405Z") }

@@ -1,0 +1,230 @@
+// Package manifest defines the record of one backup: which files, with
+// which checksums, stored where and how. A backup exists only once its
+// manifest is stored, and the manifest is stored last.
+package manifest
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/s3bak/s3bak/pkg/chunk"
+	"github.com/s3bak/s3bak/pkg/source"
+)
+
+// SchemaVersion is written into every manifest; a reader refuses newer ones
+// rather than guess at fields it does not know.
+const SchemaVersion = 1
+
+// Manifest is one backup of one node.
+type Manifest struct {
+	Schema   int               `json:"schema"`
+	ID       string            `json:"id"`
+	Kind     string            `json:"kind"`
+	Cluster  string            `json:"cluster"`
+	Node     string            `json:"node"`
+	Tag      string            `json:"tag"`
+	Started  time.Time         `json:"started"`
+	Finished time.Time         `json:"finished"`
+	Tool     string            `json:"tool"`
+	Meta     map[string]string `json:"meta,omitempty"`
+	Files    []File            `json:"files"`
+}
+
+// File is one backed-up file.
+type File struct {
+	Path        string      `json:"path"`
+	Size        int64       `json:"size"`
+	ModTime     time.Time   `json:"mtime"`
+	Mode        fs.FileMode `json:"mode"`
+	SHA256      string      `json:"sha256"`
+	Key         string      `json:"key"` // relative to the node's root in the bucket
+	StoredSize  int64       `json:"stored_size"`
+	Compression chunk.Mode  `json:"compression"`
+	ChunkSize   int64       `json:"chunk_size,omitempty"`
+	Chunks      []Chunk     `json:"chunks,omitempty"`
+}
+
+// Chunk is one entry of a file's chunk index: its stored length and the
+// CRC32C of its raw bytes. Offsets follow from the order and ChunkSize.
+type Chunk struct {
+	Stored int64  `json:"s"`
+	CRC32C uint32 `json:"c"`
+}
+
+// RawBytes and StoredBytes sum the files.
+func (m *Manifest) RawBytes() (n int64) {
+	for _, f := range m.Files {
+		n += f.Size
+	}
+	return n
+}
+
+// StoredBytes sums the stored sizes; a deduplicated object counts once per file.
+func (m *Manifest) StoredBytes() (n int64) {
+	for _, f := range m.Files {
+		n += f.StoredSize
+	}
+	return n
+}
+
+// Layout rebuilds the chunk layout of f's object.
+func (f *File) Layout() *chunk.Layout {
+	l := &chunk.Layout{Mode: f.Compression, ChunkSize: f.ChunkSize, RawSize: f.Size, StoredSize: f.StoredSize}
+	var rawOff, storedOff int64
+	for _, c := range f.Chunks {
+		rawLen := min(f.ChunkSize, f.Size-rawOff)
+		l.Chunks = append(l.Chunks, chunk.Chunk{RawOff: rawOff, RawLen: rawLen, StoredOff: storedOff, StoredLen: c.Stored, CRC32C: c.CRC32C})
+		rawOff += rawLen
+		storedOff += c.Stored
+	}
+	return l
+}
+
+// ChunksOf turns an encoder's layout into manifest chunk entries.
+func ChunksOf(l *chunk.Layout) []Chunk {
+	out := make([]Chunk, len(l.Chunks))
+	for i, c := range l.Chunks {
+		out[i] = Chunk{Stored: c.StoredLen, CRC32C: c.CRC32C}
+	}
+	return out
+}
+
+// Encode returns the manifest as JSON.
+func (m *Manifest) Encode() ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", " ")
+	if err := enc.Encode(m); err != nil {
+		return nil, fmt.Errorf("encode manifest: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// Decode parses and validates a manifest. A manifest comes from a bucket
+// that other hosts write to, so nothing in it is trusted: every path, key,
+// size and chunk index is checked before anything acts on it.
+func Decode(b []byte) (*Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("manifest is not valid JSON: %w", err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", m.ID, err)
+	}
+	return &m, nil
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// CheckName accepts cluster and node names and backup ids: they become
+// parts of object keys.
+func CheckName(what, s string) error {
+	if !nameRE.MatchString(s) || strings.Contains(s, "..") {
+		return fmt.Errorf("%s %q: use letters, digits, '.', '_' and '-' (up to 128, no '..')", what, s)
+	}
+	return nil
+}
+
+// Validate checks everything a restore relies on.
+func (m *Manifest) Validate() error {
+	if m.Schema < 1 || m.Schema > SchemaVersion {
+		return fmt.Errorf("schema version %d is not supported by this s3bak (it reads up to %d): upgrade s3bak", m.Schema, SchemaVersion)
+	}
+	for what, v := range map[string]string{"backup id": m.ID, "cluster": m.Cluster, "node": m.Node} {
+		if err := CheckName(what, v); err != nil {
+			return err
+		}
+	}
+	seen := make(map[string]bool, len(m.Files))
+	for i := range m.Files {
+		f := &m.Files[i]
+		if err := f.validate(); err != nil {
+			return fmt.Errorf("file %d (%q): %w", i, f.Path, err)
+		}
+		if seen[f.Path] {
+			return fmt.Errorf("file %q is listed twice", f.Path)
+		}
+		seen[f.Path] = true
+	}
+	// A path that is also the directory of another would make one of them
+	// impossible to restore.
+	for p := range seen {
+		for dir := p; strings.Contains(dir, "/"); {
+			dir = dir[:strings.LastIndexByte(dir, '/')]
+			if seen[dir] {
+				return fmt.Errorf("file %q is also the directory of %q", dir, p)
+			}
+		}
+	}
+	return nil
+}
+
+func (f *File) validate() error {
+	if err := source.CheckPath(f.Path); err != nil {
+		return err
+	}
+	if err := CheckKey(f.Key); err != nil {
+		return err
+	}
+	if f.Size < 0 || f.StoredSize < 0 {
+		return fmt.Errorf("negative size")
+	}
+	if b, err := hex.DecodeString(f.SHA256); err != nil || len(b) != 32 {
+		return fmt.Errorf("sha256 %q is not 64 hex digits", f.SHA256)
+	}
+	if f.Mode&^fs.ModePerm != 0 {
+		return fmt.Errorf("mode %v is not plain permission bits", f.Mode)
+	}
+	switch f.Compression {
+	case chunk.None:
+		if f.StoredSize != f.Size {
+			return fmt.Errorf("uncompressed object of %d bytes for a %d-byte file", f.StoredSize, f.Size)
+		}
+		return nil
+	case chunk.Zstd:
+		return f.validateChunks()
+	}
+	return fmt.Errorf("compression %q is not known", f.Compression)
+}
+
+func (f *File) validateChunks() error {
+	if f.ChunkSize <= 0 || f.ChunkSize > chunk.MaxChunkSize {
+		return fmt.Errorf("chunk size %d out of range", f.ChunkSize)
+	}
+	if want := chunk.NumChunks(f.Size, f.ChunkSize); len(f.Chunks) != want {
+		return fmt.Errorf("%d chunks listed, a %d-byte file has %d", len(f.Chunks), f.Size, want)
+	}
+	var stored int64
+	for _, c := range f.Chunks {
+		if c.Stored <= 0 || c.Stored > 2*chunk.MaxChunkSize {
+			return fmt.Errorf("chunk stored size %d out of range", c.Stored)
+		}
+		stored += c.Stored
+	}
+	if len(f.Chunks) > 0 {
+		stored += chunk.SeekTableSize(len(f.Chunks))
+	}
+	if stored != f.StoredSize {
+		return fmt.Errorf("chunks add up to %d stored bytes, the file says %d", stored, f.StoredSize)
+	}
+	return nil
+}
+
+// CheckKey accepts object keys relative to a node's root: they must name
+// an object under data/, so a hostile manifest cannot point a restore at
+// anything else in the bucket.
+func CheckKey(key string) error {
+	if err := source.CheckPath(key); err != nil {
+		return fmt.Errorf("object key: %w", err)
+	}
+	if !strings.HasPrefix(key, DataDir+"/") {
+		return fmt.Errorf("object key %q is not under %s/", key, DataDir)
+	}
+	return nil
+}

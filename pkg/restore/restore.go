@@ -1,0 +1,212 @@
+// Package restore brings a backup back onto disk: every file downloaded,
+// decompressed and checked against its recorded SHA-256 under a temporary
+// name, and moved into place only when all of them are verified.
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/s3bak/s3bak/pkg/chunk"
+	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/transfer"
+)
+
+// Progress is told how many raw bytes are done.
+type Progress interface{ Add(n int64) }
+
+type noProgress struct{}
+
+func (noProgress) Add(int64) {}
+
+// Options configure a restore.
+type Options struct {
+	Target      string
+	Force       bool // replace existing files
+	Concurrency int
+	// Filter keeps the files to restore; nil keeps all.
+	Filter   func(path string) bool
+	Logger   *slog.Logger
+	Progress Progress
+}
+
+// Result summarises a restore.
+type Result struct {
+	Files int
+	Bytes int64
+	Paths []string // restored paths, relative to the target
+}
+
+// ErrExists means a file to restore is already on disk and Force is off.
+var ErrExists = errors.New("file exists")
+
+// ErrVerify means restored bytes do not match the manifest.
+var ErrVerify = errors.New("verification failed")
+
+// Run restores the files of m kept by the filter under o.Target.
+func Run(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifest.Manifest, o Options) (*Result, error) {
+	if o.Target == "" {
+		return nil, errors.New("no target directory: set --target")
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Progress == nil {
+		o.Progress = noProgress{}
+	}
+	// The manifest was validated on load; check again, it is cheap and
+	// Run may be handed a manifest from elsewhere.
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", m.ID, err)
+	}
+	files := selectFiles(m, o.Filter)
+	if len(files) == 0 {
+		return nil, fmt.Errorf("backup %s has no file that matches the filters", m.ID)
+	}
+	target, err := filepath.Abs(o.Target)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTarget(target, files, o.Force); err != nil {
+		return nil, err
+	}
+	dec, err := chunk.NewDecoder(o.Concurrency)
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
+	r := &restorer{c: c, root: node.Root(), target: target, dec: dec, opts: o}
+	return r.run(ctx, files)
+}
+
+func selectFiles(m *manifest.Manifest, keep func(string) bool) []manifest.File {
+	var out []manifest.File
+	for _, f := range m.Files {
+		if keep == nil || keep(f.Path) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// checkTarget refuses before a byte is downloaded: existing files (unless
+// forced) and a disk too small for what is restored.
+func checkTarget(target string, files []manifest.File, force bool) error {
+	var need int64
+	for _, f := range files {
+		need += f.Size
+		if force {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(target, filepath.FromSlash(f.Path))); err == nil {
+			return fmt.Errorf("%s: %w; restore into an empty directory, or pass --force to replace existing files", filepath.Join(target, f.Path), ErrExists)
+		}
+	}
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return fmt.Errorf("create target directory: %w", err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(target, &st); err == nil {
+		free := int64(st.Bavail) * int64(st.Bsize)
+		if free < need {
+			return fmt.Errorf("target %s has %d bytes free, the restore needs %d", target, free, need)
+		}
+	}
+	return nil
+}
+
+type restorer struct {
+	c      *transfer.Client
+	root   string
+	target string
+	dec    *chunk.Decoder
+	opts   Options
+
+	mu    sync.Mutex
+	temps []staged
+}
+
+type staged struct{ tmp, final string }
+
+func (r *restorer) run(ctx context.Context, files []manifest.File) (*Result, error) {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.opts.Concurrency)
+	for _, f := range files {
+		g.Go(func() error {
+			tmp, err := r.fetch(gctx, f)
+			if err != nil {
+				return fmt.Errorf("restore %s: %w", f.Path, err)
+			}
+			r.mu.Lock()
+			r.temps = append(r.temps, staged{tmp, filepath.Join(r.target, filepath.FromSlash(f.Path))})
+			r.mu.Unlock()
+			return nil
+		})
+	}
+	err := g.Wait()
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		r.removeTemps()
+		return nil, fmt.Errorf("%w (nothing was moved into place)", err)
+	}
+	return r.commit(files)
+}
+
+// commit moves every verified file into place and makes the renames
+// durable.
+func (r *restorer) commit(files []manifest.File) (*Result, error) {
+	dirs := map[string]bool{}
+	for i, s := range r.temps {
+		if err := os.Rename(s.tmp, s.final); err != nil {
+			for _, rest := range r.temps[i:] {
+				os.Remove(rest.tmp)
+			}
+			return nil, fmt.Errorf("move %s into place: %w", s.final, err)
+		}
+		dirs[filepath.Dir(s.final)] = true
+	}
+	for d := range dirs {
+		if err := syncDir(d); err != nil {
+			return nil, err
+		}
+	}
+	res := &Result{Files: len(files)}
+	for _, f := range files {
+		res.Bytes += f.Size
+		res.Paths = append(res.Paths, f.Path)
+	}
+	r.opts.Logger.Info("restore complete", "files", res.Files, "bytes", res.Bytes, "target", r.target)
+	return res, nil
+}
+
+func (r *restorer) removeTemps() {
+	for _, s := range r.temps {
+		os.Remove(s.tmp)
+	}
+	r.temps = nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}

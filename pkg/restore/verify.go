@@ -1,0 +1,90 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/transfer"
+)
+
+// Problem is one finding of Verify.
+type Problem struct {
+	Path string
+	Key  string
+	Err  error
+}
+
+// VerifyResult lists what Verify checked and found.
+type VerifyResult struct {
+	Objects  int
+	Bytes    int64 // stored bytes checked (deep: downloaded)
+	Problems []Problem
+}
+
+// Verify checks that every object of m exists with its recorded size; deep
+// also downloads each one and checks its SHA-256, streaming, so memory does
+// not grow with file size. Each object is checked once however many files
+// share it.
+func Verify(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifest.Manifest, deep bool, concurrency int, p Progress) (*VerifyResult, error) {
+	if p == nil {
+		p = noProgress{}
+	}
+	seen := map[string]bool{}
+	var unique []manifest.File
+	for _, f := range m.Files {
+		if !seen[f.Key] {
+			seen[f.Key] = true
+			unique = append(unique, f)
+		}
+	}
+	res := &VerifyResult{Objects: len(unique)}
+	problems := make([]error, len(unique))
+	r := &restorer{c: c, root: node.Root(), opts: Options{Progress: p}}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(concurrency, 1))
+	for i, f := range unique {
+		g.Go(func() error {
+			problems[i] = r.check(gctx, f, deep)
+			// Only the context ends the run early: every object gets
+			// checked and every problem reported.
+			return gctx.Err()
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for i, err := range problems {
+		f := unique[i]
+		res.Bytes += f.StoredSize
+		if err != nil {
+			res.Problems = append(res.Problems, Problem{Path: f.Path, Key: node.Root() + f.Key, Err: err})
+		}
+	}
+	return res, nil
+}
+
+func (r *restorer) check(ctx context.Context, f manifest.File, deep bool) error {
+	key := r.root + f.Key
+	if f.StoredSize == 0 && f.Size == 0 {
+		return nil // empty files store an empty object or none at all
+	}
+	info, err := r.c.Head(ctx, key)
+	if errors.Is(err, transfer.ErrNotFound) {
+		return fmt.Errorf("object %s is missing", key)
+	}
+	if err != nil {
+		return err
+	}
+	if info.Size != f.StoredSize {
+		return fmt.Errorf("%w: object %s has %d bytes, the manifest records %d", ErrVerify, key, info.Size, f.StoredSize)
+	}
+	if !deep {
+		return nil
+	}
+	return r.download(ctx, f, io.Discard)
+}

@@ -1,0 +1,153 @@
+// Package transfer is s3bak's side of S3: one client built from the
+// standard AWS configuration, and the few operations the rest of s3bak
+// needs, so that nothing else imports the SDK's S3 packages.
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Options say how to reach the bucket. Everything left empty comes from the
+// standard AWS configuration: environment, shared config and credentials
+// files, profile, and the EC2 instance role through IMDSv2.
+type Options struct {
+	Bucket      string
+	Region      string
+	Profile     string
+	EndpointURL string // a custom S3 endpoint (MinIO, …); AWS_ENDPOINT_URL_S3 works too
+	// PathStyle forces path-style addressing; it is on by itself for custom endpoints.
+	PathStyle bool
+	// ChecksumCalculation is "when_supported" (the SDK default: a CRC on
+	// every upload) or "when_required", for S3-compatible stores that reject
+	// the SDK's request checksums.
+	ChecksumCalculation string
+	// MaxConns sizes the connection pool; it should be at least the number
+	// of requests in flight.
+	MaxConns int
+	// MaxAttempts per request, retries included (default 10: a brief S3
+	// outage must not fail a multi-hour backup).
+	MaxAttempts int
+}
+
+// Client is an S3 client bound to one bucket.
+type Client struct {
+	S3     *s3.Client
+	AWS    aws.Config
+	Bucket string
+	// wireChecksum asks S3 to check a CRC32C of every upload.
+	wireChecksum bool
+}
+
+// New loads the AWS configuration and returns a client for o.Bucket.
+func New(ctx context.Context, o Options) (*Client, error) {
+	if o.Bucket == "" {
+		return nil, errors.New("no bucket: set --bucket or S3BAK_BUCKET")
+	}
+	cfg, err := LoadAWSConfig(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Region == "" {
+		cfg.Region = bucketRegion(ctx, cfg, o)
+	}
+	cli := s3.NewFromConfig(cfg, func(so *s3.Options) {
+		if o.EndpointURL != "" {
+			so.BaseEndpoint = aws.String(o.EndpointURL)
+		}
+		// Custom endpoints (MinIO and the like) rarely serve
+		// virtual-hosted buckets; AWS itself wants virtual-hosted.
+		if o.PathStyle || so.BaseEndpoint != nil {
+			so.UsePathStyle = true
+		}
+	})
+	return &Client{S3: cli, AWS: cfg, Bucket: o.Bucket, wireChecksum: cfg.RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired}, nil
+}
+
+// LoadAWSConfig loads the standard configuration with s3bak's HTTP client.
+// The client is the SDK's BuildableClient, tuned but not replaced, so that
+// settings such as AWS_CA_BUNDLE keep working (a hand-built http.Client makes
+// the SDK fail with "unsupported transport").
+func LoadAWSConfig(ctx context.Context, o Options) (aws.Config, error) {
+	conns := max(o.MaxConns, 16)
+	httpClient := awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = 10 * time.Second; d.KeepAlive = 30 * time.Second }).
+		WithTransportOptions(func(t *http.Transport) {
+			t.MaxIdleConns = 2 * conns
+			t.MaxIdleConnsPerHost = conns
+			t.IdleConnTimeout = 90 * time.Second
+			t.ResponseHeaderTimeout = 2 * time.Minute // no silent stall on a dead connection
+			t.WriteBufferSize = 256 << 10
+			t.ReadBufferSize = 256 << 10
+		})
+	attempts := o.MaxAttempts
+	if attempts <= 0 {
+		attempts = 10
+	}
+	opts := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(httpClient),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(so *retry.StandardOptions) {
+				so.MaxAttempts = attempts
+				so.MaxBackoff = 20 * time.Second
+			})
+		}),
+	}
+	if o.Region != "" {
+		opts = append(opts, config.WithRegion(o.Region))
+	}
+	if o.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(o.Profile))
+	}
+	switch strings.ToLower(o.ChecksumCalculation) {
+	case "":
+	case "when_supported":
+		opts = append(opts, config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenSupported))
+	case "when_required":
+		opts = append(opts, config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired))
+	default:
+		return aws.Config{}, fmt.Errorf("checksum calculation %q: want when_supported or when_required", o.ChecksumCalculation)
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// bucketRegion asks S3 where the bucket lives when nothing configured a
+// region, so that a node needs no region setting to back up. Custom
+// endpoints and failures fall back to us-east-1, which every S3-compatible
+// store accepts for signing.
+func bucketRegion(ctx context.Context, cfg aws.Config, o Options) string {
+	const fallback = "us-east-1"
+	if o.EndpointURL != "" {
+		return fallback
+	}
+	probe := cfg.Copy()
+	probe.Region = fallback
+	cli := s3.NewFromConfig(probe)
+	if cli.Options().BaseEndpoint != nil {
+		return fallback
+	}
+	region, err := manager.GetBucketRegion(ctx, cli, o.Bucket)
+	if err != nil || region == "" {
+		return fallback
+	}
+	return region
+}
+
+// CustomEndpoint reports whether the client talks to a non-AWS endpoint.
+func (c *Client) CustomEndpoint() bool { return c.S3.Options().BaseEndpoint != nil }

@@ -1,0 +1,146 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"iter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// CheckBucket answers whether the bucket exists and is reachable, with an
+// error an operator can act on.
+func (c *Client) CheckBucket(ctx context.Context) error {
+	_, err := c.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &c.Bucket})
+	if err != nil {
+		return fmt.Errorf("bucket %q is not usable (does it exist, in this region, and may these credentials read it?): %w",
+			c.Bucket, classify("HeadBucket", c.Bucket, err))
+	}
+	return nil
+}
+
+// PutBytes stores a small object in one request.
+func (c *Client) PutBytes(ctx context.Context, key string, b []byte, contentType string) error {
+	return c.put(ctx, key, b, contentType, false)
+}
+
+// PutBytesIfAbsent stores b only when key does not exist yet (S3's
+// conditional write, If-None-Match: *), else fails with ErrExists.
+func (c *Client) PutBytesIfAbsent(ctx context.Context, key string, b []byte, contentType string) error {
+	return c.put(ctx, key, b, contentType, true)
+}
+
+func (c *Client) put(ctx context.Context, key string, b []byte, contentType string, ifAbsent bool) error {
+	in := &s3.PutObjectInput{
+		Bucket: &c.Bucket, Key: &key, Body: bytes.NewReader(b),
+		ContentLength: aws.Int64(int64(len(b))),
+	}
+	if contentType != "" {
+		in.ContentType = &contentType
+	}
+	if c.wireChecksum {
+		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
+	}
+	if ifAbsent {
+		in.IfNoneMatch = aws.String("*")
+	}
+	_, err := c.S3.PutObject(ctx, in)
+	return classify("PutObject", key, err)
+}
+
+// Get opens an object, or the n bytes at off when n > 0.
+func (c *Client) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	in := &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key}
+	if n > 0 {
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1))
+	}
+	out, err := c.S3.GetObject(ctx, in)
+	if err != nil {
+		return nil, classify("GetObject", key, err)
+	}
+	return out.Body, nil
+}
+
+// GetBytes reads a whole small object, refusing more than limit bytes.
+func (c *Client) GetBytes(ctx context.Context, key string, limit int64) ([]byte, error) {
+	body, err := c.Get(ctx, key, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	b, err := io.ReadAll(io.LimitReader(body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("object %s is larger than %d bytes", key, limit)
+	}
+	return b, nil
+}
+
+// ObjectInfo is what a HEAD or a listing tells about an object.
+type ObjectInfo struct {
+	Key          string
+	Size         int64
+	LastModified time.Time
+}
+
+// Head returns the object's size, or ErrNotFound.
+func (c *Client) Head(ctx context.Context, key string) (ObjectInfo, error) {
+	out, err := c.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &c.Bucket, Key: &key})
+	if err != nil {
+		return ObjectInfo{}, classify("HeadObject", key, err)
+	}
+	return ObjectInfo{Key: key, Size: aws.ToInt64(out.ContentLength), LastModified: aws.ToTime(out.LastModified)}, nil
+}
+
+// List yields every object under prefix, page by page.
+func (c *Client) List(ctx context.Context, prefix string) iter.Seq2[ObjectInfo, error] {
+	return func(yield func(ObjectInfo, error) bool) {
+		p := s3.NewListObjectsV2Paginator(c.S3, &s3.ListObjectsV2Input{Bucket: &c.Bucket, Prefix: &prefix})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				yield(ObjectInfo{}, classify("ListObjectsV2", prefix, err))
+				return
+			}
+			for _, o := range page.Contents {
+				info := ObjectInfo{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), LastModified: aws.ToTime(o.LastModified)}
+				if !yield(info, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// ListDirs yields the "directory" names directly under prefix (which should
+// end in "/"), without listing the objects below them.
+func (c *Client) ListDirs(ctx context.Context, prefix string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		p := s3.NewListObjectsV2Paginator(c.S3, &s3.ListObjectsV2Input{Bucket: &c.Bucket, Prefix: &prefix, Delimiter: aws.String("/")})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				yield("", classify("ListObjectsV2", prefix, err))
+				return
+			}
+			for _, cp := range page.CommonPrefixes {
+				if !yield(aws.ToString(cp.Prefix), nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Delete removes one object; a missing object is not an error.
+func (c *Client) Delete(ctx context.Context, key string) error {
+	_, err := c.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &c.Bucket, Key: &key})
+	return classify("DeleteObject", key, err)
+}
