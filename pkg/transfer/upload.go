@@ -35,6 +35,8 @@ type uploader interface {
 	upload(ctx context.Context, in *s3.PutObjectInput) error
 }
 
+//lint:file-ignore SA1019 feature/s3/manager is used on purpose until transfermanager is adopted; this file is the only place that knows it.
+
 type managerUploader struct{ u *manager.Uploader }
 
 func (m managerUploader) upload(ctx context.Context, in *s3.PutObjectInput) error {
