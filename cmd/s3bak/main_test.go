@@ -32,6 +32,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755) // the binary also runs as an unprivileged user
 	minio, err = miniotest.Start(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL:", err)

@@ -72,6 +72,10 @@ func New(ctx context.Context, o Options) (*Client, error) {
 		if o.PathStyle || so.BaseEndpoint != nil {
 			so.UsePathStyle = true
 		}
+		// Multipart objects have no whole-object checksum to validate on
+		// GET; the SDK would log a warning for each one. s3bak checks
+		// every byte against its own SHA-256 anyway.
+		so.DisableLogOutputChecksumValidationSkipped = true
 	})
 	return &Client{S3: cli, AWS: cfg, Bucket: o.Bucket, wireChecksum: cfg.RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired}, nil
 }

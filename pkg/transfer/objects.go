@@ -19,7 +19,7 @@ func (c *Client) CheckBucket(ctx context.Context) error {
 	_, err := c.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &c.Bucket})
 	if err != nil {
 		return fmt.Errorf("bucket %q is not usable (does it exist, in this region, and may these credentials read it?): %w",
-			c.Bucket, classify("HeadBucket", c.Bucket, err))
+			c.Bucket, c.classify("HeadBucket", c.Bucket, err))
 	}
 	return nil
 }
@@ -50,7 +50,7 @@ func (c *Client) put(ctx context.Context, key string, b []byte, contentType stri
 		in.IfNoneMatch = aws.String("*")
 	}
 	_, err := c.S3.PutObject(ctx, in)
-	return classify("PutObject", key, err)
+	return c.classify("PutObject", key, err)
 }
 
 // Get opens an object, or the n bytes at off when n > 0.
@@ -61,7 +61,7 @@ func (c *Client) Get(ctx context.Context, key string, off, n int64) (io.ReadClos
 	}
 	out, err := c.S3.GetObject(ctx, in)
 	if err != nil {
-		return nil, classify("GetObject", key, err)
+		return nil, c.classify("GetObject", key, err)
 	}
 	return out.Body, nil
 }
@@ -94,7 +94,7 @@ type ObjectInfo struct {
 func (c *Client) Head(ctx context.Context, key string) (ObjectInfo, error) {
 	out, err := c.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &c.Bucket, Key: &key})
 	if err != nil {
-		return ObjectInfo{}, classify("HeadObject", key, err)
+		return ObjectInfo{}, c.classify("HeadObject", key, err)
 	}
 	return ObjectInfo{Key: key, Size: aws.ToInt64(out.ContentLength), LastModified: aws.ToTime(out.LastModified)}, nil
 }
@@ -106,7 +106,7 @@ func (c *Client) List(ctx context.Context, prefix string) iter.Seq2[ObjectInfo, 
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {
-				yield(ObjectInfo{}, classify("ListObjectsV2", prefix, err))
+				yield(ObjectInfo{}, c.classify("ListObjectsV2", prefix, err))
 				return
 			}
 			for _, o := range page.Contents {
@@ -127,7 +127,7 @@ func (c *Client) ListDirs(ctx context.Context, prefix string) iter.Seq2[string, 
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {
-				yield("", classify("ListObjectsV2", prefix, err))
+				yield("", c.classify("ListObjectsV2", prefix, err))
 				return
 			}
 			for _, cp := range page.CommonPrefixes {
@@ -142,5 +142,5 @@ func (c *Client) ListDirs(ctx context.Context, prefix string) iter.Seq2[string, 
 // Delete removes one object; a missing object is not an error.
 func (c *Client) Delete(ctx context.Context, key string) error {
 	_, err := c.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &c.Bucket, Key: &key})
-	return classify("DeleteObject", key, err)
+	return c.classify("DeleteObject", key, err)
 }

@@ -87,5 +87,5 @@ func (u *Uploader) Upload(ctx context.Context, key string, r io.Reader, size int
 	if u.c.wireChecksum {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
 	}
-	return classify("upload", key, u.up.upload(ctx, in))
+	return u.c.classify("upload", key, u.up.upload(ctx, in))
 }

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// writeCABundle writes a PEM bundle of one self-signed CA, so the test does
+// not depend on this machine's certificates.
+func writeCABundle(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "s3bak test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestWorksWithAWSCABundle: the SDK applies AWS_CA_BUNDLE only to HTTP
+// clients built its own way; a hand-built client fails with "unsupported
+// transport". The whole path must work with it set.
+func TestWorksWithAWSCABundle(t *testing.T) {
+	t.Setenv("AWS_CA_BUNDLE", writeCABundle(t))
+	n := buildNode(t)
+	bucket := newBucket(t)
+	mustRun(t, n.backupArgs(bucket)...)
+	target := t.TempDir()
+	mustRun(t, "restore", "--bucket", bucket, "--cluster", "prod", "--node", "cass-1", "--target", target)
+	compareTree(t, target, n.want)
+}
+
+// TestConfigPrecedence: flags beat S3BAK_* beat the YAML file.
+func TestConfigPrecedence(t *testing.T) {
+	n := buildNode(t)
+	bucket := newBucket(t)
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	yaml := "bucket: no-such-bucket-from-file\ncluster: fromfile\nnode: cass-1\ntag: nightly\ndata-dir:\n"
+	for _, d := range n.dataDirs {
+		yaml += "  - " + d + "\n"
+	}
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The file alone: its bucket does not exist.
+	wantExit(t, s3bak(t, "backup", "--config", cfg), exitFailed, "no-such-bucket-from-file")
+	// The environment beats the file.
+	t.Setenv("S3BAK_BUCKET", bucket)
+	mustRun(t, "backup", "--config", cfg)
+	mustRun(t, "verify", "--config", cfg) // cluster "fromfile" from the file
+	// A flag beats the environment.
+	wantExit(t, s3bak(t, "list", "--config", cfg, "--bucket", "flag-bucket-missing"), exitFailed, "flag-bucket-missing")
+	// Unknown keys are configuration errors, not silently ignored.
+	if err := os.WriteFile(cfg, []byte("bukket: x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantExit(t, s3bak(t, "list", "--config", cfg), exitUsage, `unknown key "bukket"`)
+}
+
+// TestUnreadableFileFailsWithoutManifest runs the real binary as an
+// unprivileged user when the tests run as root (root reads any file).
+func TestUnreadableFileFailsWithoutManifest(t *testing.T) {
+	n := buildNode(t)
+	bucket := newBucket(t)
+	var victim string
+	for p := range n.want {
+		if strings.HasSuffix(p, "-Index.db") {
+			victim = findSource(t, n, p)
+			break
+		}
+	}
+	if err := os.Chmod(victim, 0); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(s3bakBin, append(n.backupArgs(bucket), "--log-format", "json")...)
+	if os.Geteuid() == 0 {
+		// nobody must be able to reach every other file of the fixture.
+		openUp(t, n.dataDirs)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	}
+	out, err := cmd.CombinedOutput()
+	exit, ok := err.(*exec.ExitError)
+	if !ok || exit.ExitCode() != exitFailed {
+		t.Fatalf("want exit %d, got %v\n%s", exitFailed, err, out)
+	}
+	if !strings.Contains(string(out), victim) || !strings.Contains(string(out), "permission denied") {
+		t.Fatalf("the error does not name the unreadable file %s:\n%s", victim, out)
+	}
+	r := s3bak(t, "list", "--output", "json", "--bucket", bucket, "--cluster", "prod", "--node", "cass-1")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "[]" {
+		t.Fatalf("a failed backup must leave no manifest; list says: %s %s", r.stdout, r.stderr)
+	}
+}
+
+// openUp makes the fixture's directories traversable and its files readable
+// by others, as a Cassandra data directory readable by a backup user is.
+func openUp(t *testing.T, dirs []string) {
+	t.Helper()
+	for _, d := range dirs {
+		for p := d; p != "/" && p != "."; p = filepath.Dir(p) {
+			if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o005 != 0o005 {
+				os.Chmod(p, fi.Mode().Perm()|0o005)
+			}
+		}
+	}
+}
