@@ -35,7 +35,7 @@ func TestParseSSTableName(t *testing.T) {
 
 func TestTableName(t *testing.T) {
 	for dir, want := range map[string]string{
-		"users-0123456789abcdef0123456789abcdef": "users",
+		"users-0123456789abcdef0123456789abcdef":    "users",
 		"my_table-0123456789abcdef0123456789abcdef": "my_table",
 		"old_table": "old_table",
 	} {
