@@ -1,0 +1,165 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"testing"
+	"testing/iotest"
+
+	"github.com/s3bak/s3bak/pkg/miniotest"
+)
+
+var srv *miniotest.Server
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "s3bak-transfer-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	srv, err = miniotest.Start(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	srv.Setenv()
+	if err := srv.MakeBucket(context.Background(), "transfer"); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		srv.Stop()
+		os.Exit(1)
+	}
+	code := m.Run()
+	srv.Stop()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func client(t *testing.T, checksum string) *Client {
+	t.Helper()
+	c, err := New(context.Background(), Options{Bucket: "transfer", ChecksumCalculation: checksum})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestMultipartStreamRoundTrip uploads an unseekable stream of several
+// parts, with and without request checksums, and reads it back whole and
+// by range.
+func TestMultipartStreamRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	data := make([]byte, 3*MinPartSize+12345)
+	rand.Read(data)
+	for _, mode := range []string{"when_supported", "when_required"} {
+		c := client(t, mode)
+		up := c.NewUploader(UploaderOptions{PartSize: MinPartSize, Concurrency: 3})
+		key := "mp/" + mode
+		// HalfReader hides io.Seeker and forces short reads.
+		if err := up.Upload(ctx, key, iotest.HalfReader(bytes.NewReader(data)), -1); err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		got, err := c.GetBytes(ctx, key, 1<<30)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s: read back %d bytes, err %v", mode, len(got), err)
+		}
+		body, err := c.Get(ctx, key, MinPartSize-10, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		part, _ := io.ReadAll(body)
+		body.Close()
+		if !bytes.Equal(part, data[MinPartSize-10:MinPartSize+10]) {
+			t.Fatalf("%s: range across a part boundary is wrong", mode)
+		}
+		info, err := c.Head(ctx, key)
+		if err != nil || info.Size != int64(len(data)) {
+			t.Fatalf("%s: head %+v %v", mode, info, err)
+		}
+	}
+}
+
+func TestConditionalPutAndNotFound(t *testing.T) {
+	ctx := context.Background()
+	c := client(t, "")
+	if err := c.PutBytesIfAbsent(ctx, "cond/once", []byte("a"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PutBytesIfAbsent(ctx, "cond/once", []byte("b"), ""); !errors.Is(err, ErrExists) {
+		t.Fatalf("second conditional put: want ErrExists, got %v", err)
+	}
+	if b, _ := c.GetBytes(ctx, "cond/once", 10); string(b) != "a" {
+		t.Fatalf("conditional put replaced the object: %q", b)
+	}
+	if _, err := c.Head(ctx, "cond/missing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("head missing: %v", err)
+	}
+	if _, err := c.Get(ctx, "cond/missing", 0, 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get missing: %v", err)
+	}
+	if _, err := c.GetBytes(ctx, "cond/once", 0); err == nil {
+		t.Fatal("GetBytes ignored its limit")
+	}
+}
+
+func TestListPagesAndDirs(t *testing.T) {
+	ctx := context.Background()
+	c := client(t, "")
+	for i := range 1005 { // more than one ListObjectsV2 page
+		if err := c.PutBytes(ctx, fmt.Sprintf("list/n%d/obj-%04d", i%3, i), nil, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	for _, err := range c.List(ctx, "list/") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 1005 {
+		t.Fatalf("listed %d objects, want 1005", n)
+	}
+	var dirs []string
+	for d, err := range c.ListDirs(ctx, "list/") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, d)
+	}
+	if len(dirs) != 3 || dirs[0] != "list/n0/" {
+		t.Fatalf("dirs %v", dirs)
+	}
+}
+
+func TestMissingBucketIsNamed(t *testing.T) {
+	c, err := New(context.Background(), Options{Bucket: "no-such-bucket-here"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.CheckBucket(context.Background())
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("no-such-bucket-here")) {
+		t.Fatalf("want an error naming the bucket, got %v", err)
+	}
+}
+
+func TestPartSizeFor(t *testing.T) {
+	for _, tc := range []struct{ largest, min, want int64 }{
+		{0, 16 << 20, 16 << 20},
+		{1 << 30, 0, MinPartSize},
+		{5 << 40, 16 << 20, 530 << 20}, // 5 TiB + 1% in 10,000 parts = 529.5 MiB, rounded up
+	} {
+		got := PartSizeFor(tc.largest, tc.min)
+		if got != tc.want {
+			t.Errorf("PartSizeFor(%d, %d) = %d, want %d", tc.largest, tc.min, got, tc.want)
+		}
+		if tc.largest > 0 && (got*MaxParts < tc.largest+tc.largest/100) {
+			t.Errorf("PartSizeFor(%d): %d parts cannot hold it", tc.largest, MaxParts)
+		}
+	}
+}
