@@ -36,11 +36,7 @@ func runList(cmd *cobra.Command, g *globalOptions, o *listOptions) error {
 	if o.output != "table" && o.output != "json" {
 		return &usageError{fmt.Errorf("--output %q: want table or json", o.output)}
 	}
-	node, err := g.nodeRef()
-	if err != nil {
-		return err
-	}
-	client, err := g.client(ctx)
+	node, client, err := g.open(ctx)
 	if err != nil {
 		return err
 	}

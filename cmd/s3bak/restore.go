@@ -44,11 +44,7 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	if o.target == "" {
 		return &usageError{fmt.Errorf("no --target directory")}
 	}
-	node, err := g.nodeRef()
-	if err != nil {
-		return err
-	}
-	client, err := g.client(ctx)
+	node, client, err := g.open(ctx)
 	if err != nil {
 		return err
 	}

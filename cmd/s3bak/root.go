@@ -124,6 +124,16 @@ func (g *globalOptions) client(ctx context.Context) (*transfer.Client, error) {
 	return c, nil
 }
 
+// open resolves this node's place in the bucket and a client for it.
+func (g *globalOptions) open(ctx context.Context) (manifest.Node, *transfer.Client, error) {
+	node, err := g.nodeRef()
+	if err != nil {
+		return node, nil, err
+	}
+	client, err := g.client(ctx)
+	return node, client, err
+}
+
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {

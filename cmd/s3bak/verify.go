@@ -31,11 +31,7 @@ func newVerifyCommand(g *globalOptions) *cobra.Command {
 
 func runVerify(cmd *cobra.Command, g *globalOptions, o *verifyOptions) error {
 	ctx := cmd.Context()
-	node, err := g.nodeRef()
-	if err != nil {
-		return err
-	}
-	client, err := g.client(ctx)
+	node, client, err := g.open(ctx)
 	if err != nil {
 		return err
 	}

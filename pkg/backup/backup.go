@@ -15,17 +15,10 @@ import (
 
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/progress"
 	"github.com/s3bak/s3bak/pkg/source"
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
-
-// Progress is told how many raw bytes are done; it must be safe for
-// concurrent use.
-type Progress interface{ Add(n int64) }
-
-type noProgress struct{}
-
-func (noProgress) Add(int64) {}
 
 // Options configure one backup run.
 type Options struct {
@@ -35,7 +28,7 @@ type Options struct {
 	// Concurrency is how many files are read and uploaded at once.
 	Concurrency int
 	Logger      *slog.Logger
-	Progress    Progress
+	Progress    progress.Counter
 	Now         func() time.Time
 }
 
@@ -56,7 +49,7 @@ func New(client *transfer.Client, enc *chunk.Encoder, up *transfer.Uploader, o O
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Progress == nil {
-		o.Progress = noProgress{}
+		o.Progress = progress.Discard
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -11,6 +11,7 @@ import (
 
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/progress"
 	"github.com/s3bak/s3bak/pkg/source"
 )
 
@@ -145,7 +146,7 @@ func hashChunks(ctx context.Context, r io.ReaderAt, size, chunkSize int64) (stri
 // countingReaderAt reports the raw bytes the encoder has read.
 type countingReaderAt struct {
 	r io.ReaderAt
-	p Progress
+	p progress.Counter
 }
 
 func (c countingReaderAt) ReadAt(b []byte, off int64) (int, error) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/progress"
 )
 
 // fetch downloads one file into a temporary file next to its final place
@@ -91,6 +92,6 @@ func (r *restorer) verify(f manifest.File, h interface{ Sum([]byte) []byte }, n 
 	return nil
 }
 
-type progressWriter struct{ p Progress }
+type progressWriter struct{ p progress.Counter }
 
 func (p progressWriter) Write(b []byte) (int, error) { p.p.Add(int64(len(b))); return len(b), nil }

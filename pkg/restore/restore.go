@@ -17,15 +17,9 @@ import (
 
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/progress"
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
-
-// Progress is told how many raw bytes are done.
-type Progress interface{ Add(n int64) }
-
-type noProgress struct{}
-
-func (noProgress) Add(int64) {}
 
 // Options configure a restore.
 type Options struct {
@@ -35,7 +29,7 @@ type Options struct {
 	// Filter keeps the files to restore; nil keeps all.
 	Filter   func(path string) bool
 	Logger   *slog.Logger
-	Progress Progress
+	Progress progress.Counter
 }
 
 // Result summarises a restore.
@@ -63,7 +57,7 @@ func Run(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifes
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Progress == nil {
-		o.Progress = noProgress{}
+		o.Progress = progress.Discard
 	}
 	// The manifest was validated on load; check again, it is cheap and
 	// Run may be handed a manifest from elsewhere.

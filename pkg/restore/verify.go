@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/progress"
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
@@ -30,9 +31,9 @@ type VerifyResult struct {
 // also downloads each one and checks its SHA-256, streaming, so memory does
 // not grow with file size. Each object is checked once however many files
 // share it.
-func Verify(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifest.Manifest, deep bool, concurrency int, p Progress) (*VerifyResult, error) {
+func Verify(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifest.Manifest, deep bool, concurrency int, p progress.Counter) (*VerifyResult, error) {
 	if p == nil {
-		p = noProgress{}
+		p = progress.Discard
 	}
 	seen := map[string]bool{}
 	var unique []manifest.File
