@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -11,6 +12,7 @@ import (
 	"github.com/s3bak/s3bak/pkg/backup"
 	"github.com/s3bak/s3bak/pkg/cassandra"
 	"github.com/s3bak/s3bak/pkg/chunk"
+	"github.com/s3bak/s3bak/pkg/hbase"
 	"github.com/s3bak/s3bak/pkg/source"
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
@@ -25,6 +27,8 @@ type backupOptions struct {
 	zstdLevel     int
 	chunkSize     string
 	partSize      string
+	hbaseRoot     string
+	hbaseSnaps    []string
 }
 
 func newBackupCommand(g *globalOptions) *cobra.Command {
@@ -43,6 +47,8 @@ func newBackupCommand(g *globalOptions) *cobra.Command {
 	f.StringArrayVar(&o.keyspaces, "keyspace", nil, "only this keyspace (repeatable)")
 	f.StringArrayVar(&o.tables, "table", nil, "only this table, as TABLE or KEYSPACE.TABLE (repeatable)")
 	f.BoolVar(&o.includeSystem, "include-system", false, "also back up system_auth, system_distributed, system_traces, system and system_schema")
+	f.StringVar(&o.hbaseRoot, "hbase-root", "", "HBase: hbase.rootdir on a local or mounted file system (instead of --data-dir)")
+	f.StringArrayVar(&o.hbaseSnaps, "hbase-snapshot", nil, "HBase: snapshot name (repeatable), or all")
 	f.StringVar(&o.compression, "compression", "auto", "auto (compress what compresses), zstd, or none")
 	f.IntVar(&o.zstdLevel, "zstd-level", 3, "zstd level, 1 (fastest) to 22")
 	f.StringVar(&o.chunkSize, "chunk-size", "16MiB", "raw bytes per independently compressed chunk")
@@ -68,15 +74,9 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	if err != nil {
 		return &usageError{fmt.Errorf("--part-size: %w", err)}
 	}
-	set, err := cassandra.Discover(ctx, cassandra.Options{
-		DataDirs: o.dataDirs, Tag: o.tag, Keyspaces: o.keyspaces, Tables: o.tables, IncludeSystem: o.includeSystem,
-	})
+	set, err := o.discover(ctx)
 	if err != nil {
-		var tag *cassandra.TagNotFoundError
-		if errors.As(err, &tag) || len(o.dataDirs) == 0 || o.tag == "" {
-			return err
-		}
-		return fmt.Errorf("find snapshot: %w", err)
+		return err
 	}
 	client, err := g.client(ctx)
 	if err != nil {
@@ -105,6 +105,35 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 		m.ID, m.Cluster, m.Node, len(m.Files), humanBytes(m.RawBytes()), humanBytes(m.StoredBytes()),
 		res.Uploaded, humanBytes(res.UploadedBytes), res.Reused, time.Since(start).Round(time.Millisecond))
 	return err
+}
+
+// discover finds the snapshot's files: HBase with --hbase-root, else
+// Cassandra.
+func (o *backupOptions) discover(ctx context.Context) (*source.Set, error) {
+	if o.hbaseRoot != "" {
+		if len(o.dataDirs) > 0 || o.tag != "" {
+			return nil, &usageError{errors.New("--hbase-root backs up HBase snapshots: do not combine it with --data-dir or --tag")}
+		}
+		if len(o.hbaseSnaps) == 0 {
+			return nil, &usageError{errors.New("--hbase-root needs --hbase-snapshot NAME (repeatable) or --hbase-snapshot all")}
+		}
+		set, err := hbase.Discover(ctx, hbase.Options{Root: o.hbaseRoot, Snapshots: o.hbaseSnaps})
+		if err != nil {
+			return nil, fmt.Errorf("find HBase snapshot: %w", err)
+		}
+		return set, nil
+	}
+	if len(o.dataDirs) == 0 || o.tag == "" {
+		return nil, &usageError{errors.New("set --data-dir and --tag (Cassandra), or --hbase-root and --hbase-snapshot (HBase)")}
+	}
+	set, err := cassandra.Discover(ctx, cassandra.Options{
+		DataDirs: o.dataDirs, Tag: o.tag, Keyspaces: o.keyspaces, Tables: o.tables, IncludeSystem: o.includeSystem,
+	})
+	var tag *cassandra.TagNotFoundError
+	if err != nil && !errors.As(err, &tag) {
+		return nil, fmt.Errorf("find snapshot: %w", err)
+	}
+	return set, err
 }
 
 func largestFile(set *source.Set) int64 {

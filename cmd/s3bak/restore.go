@@ -9,6 +9,7 @@ import (
 
 	"github.com/s3bak/s3bak/pkg/cassandra"
 	"github.com/s3bak/s3bak/pkg/catalog"
+	"github.com/s3bak/s3bak/pkg/hbase"
 	"github.com/s3bak/s3bak/pkg/restore"
 )
 
@@ -70,8 +71,15 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	}
 	fmt.Fprintf(g.stdout, "restored backup %s of %s/%s: %d files, %s, verified, into %s in %s\n",
 		m.ID, m.Cluster, m.Node, res.Files, humanBytes(res.Bytes), o.target, time.Since(start).Round(time.Millisecond))
-	if m.Kind == "cassandra" {
+	switch m.Kind {
+	case "cassandra":
 		_, err = fmt.Fprint(g.stdout, strings.TrimLeft(cassandra.RestoreSteps(o.target, res.Paths), "\n"))
+	case "hbase":
+		snaps, serr := hbase.SnapshotsFromMeta(m.Meta)
+		if serr != nil {
+			return fmt.Errorf("restored, but the manifest's HBase snapshot list is unreadable: %w", serr)
+		}
+		_, err = fmt.Fprint(g.stdout, hbase.RestoreSteps(snaps, o.target))
 	}
 	return err
 }

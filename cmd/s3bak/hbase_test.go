@@ -1,0 +1,89 @@
+package main
+
+import (
+	"archive/zip"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/s3bak/s3bak/pkg/testfixture"
+)
+
+// unzip extracts the real ExportSnapshot output into a temp dir and returns
+// its HBase root.
+func unzipHBase(t *testing.T) string {
+	t.Helper()
+	zr, err := zip.OpenReader(filepath.Join("..", "..", "pkg", "hbase", "testdata", "EndToEndIT-snapshot.zip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	dir := t.TempDir()
+	for _, f := range zr.File {
+		p := filepath.Join(dir, filepath.FromSlash(f.Name))
+		if !strings.HasPrefix(p, dir+string(filepath.Separator)) {
+			t.Fatalf("zip entry %s escapes", f.Name)
+		}
+		if f.FileInfo().IsDir() {
+			os.MkdirAll(p, 0o755)
+			continue
+		}
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, p, b)
+	}
+	return filepath.Join(dir, "data")
+}
+
+// TestHBaseSnapshotRoundTrip backs up both snapshots of the real
+// ExportSnapshot tree through MinIO and restores an ExportSnapshot-style
+// tree: the snapshot directories and exactly the referenced HFiles.
+func TestHBaseSnapshotRoundTrip(t *testing.T) {
+	root := unzipHBase(t)
+	bucket := newBucket(t)
+	mustRun(t, "backup", "--bucket", bucket, "--cluster", "hb", "--node", "rs-1", "--hbase-root", root, "--hbase-snapshot", "all")
+	target := t.TempDir()
+	r := mustRun(t, "restore", "--bucket", bucket, "--cluster", "hb", "--node", "rs-1", "--target", target)
+	if !strings.Contains(r.stdout, "clone_snapshot") {
+		t.Fatalf("restore does not print the HBase steps: %s", r.stdout)
+	}
+	got, err := testfixture.TreeFiles(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := testfixture.TreeFiles(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hfiles := 0
+	for p, b := range got {
+		if string(src[p]) != string(b) {
+			t.Errorf("%s: restored bytes differ from the source tree", p)
+		}
+		if strings.HasPrefix(p, "archive/") {
+			hfiles++
+		}
+	}
+	for _, s := range []string{"test-snapshot", "test-snappy-snapshot"} {
+		for _, f := range []string{".snapshotinfo", "data.manifest"} {
+			if _, ok := got[".hbase-snapshot/"+s+"/"+f]; !ok {
+				t.Errorf("missing %s/%s", s, f)
+			}
+		}
+	}
+	// 10 referenced HFiles per table; the 10 orphans per table stay behind.
+	if hfiles != 20 {
+		t.Fatalf("restored %d HFiles, want the 20 referenced ones", hfiles)
+	}
+	wantExit(t, s3bak(t, "backup", "--bucket", bucket, "--cluster", "hb", "--node", "rs-1", "--hbase-root", root, "--hbase-snapshot", "nope"), exitFailed, "nope", "test-snapshot")
+}
