@@ -1,0 +1,247 @@
+package preflight
+
+import (
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Scenarios about the route table, prefix lists and endpoints.
+
+func TestSpecificCIDRShadowsPrefixList(t *testing.T) {
+	e := newEnv(t)
+	e.ec2.tables[0].routes = append(e.ec2.tables[0].routes, route("52.216.0.0/16", "natGatewayId", "nat-0123"))
+	rep := e.run(t)
+	wantVerdict(t, rep, VerdictFail, 1)
+	want(t, rep, CheckRoute, StatusFail, "52.216.5.5: route 52.216.0.0/16 → NAT gateway nat-0123 is more specific than pl-63a5400a",
+		"shadows", "54.231.1.1: via pl-63a5400a")
+	want(t, rep, CheckEndpoint, StatusFail, "52.216.5.5: would traverse NAT gateway nat-0123", "54.231.1.1: S3 gateway endpoint vpce-0s3")
+	if p := pathFor(t, rep, "54.231.1.1"); p.Status != StatusPass {
+		t.Errorf("54.231.1.1 path = %+v, want PASS", p)
+	}
+	if p := pathFor(t, rep, "52.216.5.5"); p.Status != StatusFail || p.Route != "52.216.0.0/16" || p.Kind != kindNAT {
+		t.Errorf("52.216.5.5 path = %+v", p)
+	}
+}
+
+func TestStaticRouteWinsTieWithPrefixListEntry(t *testing.T) {
+	e := newEnv(t)
+	e.ec2.tables[0].routes = append(e.ec2.tables[0].routes, route("52.216.0.0/15", "gatewayId", "igw-0pub"))
+	rep := e.run(t)
+	wantVerdict(t, rep, VerdictFail, 1)
+	want(t, rep, CheckEndpoint, StatusFail, "52.216.5.5: would traverse internet gateway igw-0pub")
+}
+
+func TestPropagatedRouteLosesTieToPrefixList(t *testing.T) {
+	e := newEnv(t)
+	e.ec2.tables[0].routes = append(e.ec2.tables[0].routes,
+		routeFull("52.216.0.0/15", "gatewayId", "vgw-0onprem", "active", "EnableVgwRoutePropagation"))
+	rep := e.run(t)
+	wantVerdict(t, rep, VerdictPass, 0)
+}
+
+func TestInterfaceEndpoint(t *testing.T) {
+	e := newEnv(t)
+	e.ec2.tables[0].routes = e.ec2.tables[0].routes[:2] // no gateway endpoint route
+	e.ec2.endpoints = []fakeEndpoint{{id: "vpce-0s3if", typ: "Interface", service: "com.amazonaws.us-east-1.s3",
+		state: "available", policy: defaultPolicy, enis: []string{"eni-0vpce1", "eni-0vpce2"}}}
+	e.ec2.enis = []fakeENI{
+		{id: "eni-0vpce1", ipv4: []string{"10.0.1.20"}},
+		{id: "eni-0vpce2", ipv4: []string{"10.0.2.20"}},
+		{id: "eni-0other", ipv4: []string{"10.0.1.99"}},
+	}
+
+	t.Run("private DNS answers the ENI addresses", func(t *testing.T) {
+		e.resolve[testHost] = addrs("10.0.1.20", "10.0.2.20")
+		rep := e.run(t)
+		wantVerdict(t, rep, VerdictPass, 0)
+		want(t, rep, CheckRoute, StatusPass, "local")
+		want(t, rep, CheckEndpoint, StatusPass, "S3 interface endpoint vpce-0s3if")
+		want(t, rep, CheckPolicy, StatusWarn, "vpce-0s3if")
+		want(t, rep, CheckCost, StatusPass, "interface endpoint")
+		if p := pathFor(t, rep, "10.0.2.20"); p.Kind != kindInterfaceEndpoint {
+			t.Errorf("path = %+v", p)
+		}
+	})
+	t.Run("endpoint-specific DNS name as BaseEndpoint", func(t *testing.T) {
+		host := "my-bucket.bucket.vpce-0s3if-abcd1234.s3.us-east-1.vpce.amazonaws.com"
+		e.resolve[host] = addrs("10.0.1.20")
+		rep := e.run(t, func(o *Options) {
+			o.S3 = e.s3Client(func(so *s3.Options) {
+				so.BaseEndpoint = aws.String("https://bucket.vpce-0s3if-abcd1234.s3.us-east-1.vpce.amazonaws.com")
+			})
+		})
+		wantVerdict(t, rep, VerdictPass, 0)
+		want(t, rep, CheckDNS, StatusPass, host)
+	})
+	t.Run("an in-VPC address that is no S3 endpoint", func(t *testing.T) {
+		e.resolve[testHost] = addrs("10.0.1.99")
+		rep := e.run(t)
+		wantVerdict(t, rep, VerdictFail, 1)
+		want(t, rep, CheckEndpoint, StatusFail, "belongs to no S3 interface endpoint")
+	})
+}
+
+func TestEndpointNotAssociated(t *testing.T) {
+	t.Run("no prefix-list route", func(t *testing.T) {
+		e := newEnv(t)
+		e.ec2.tables[0].routes = e.ec2.tables[0].routes[:2]
+		e.ec2.endpoints[0].routeTables = []string{"rtb-0other"}
+		rep := e.run(t)
+		wantVerdict(t, rep, VerdictFail, 1)
+		want(t, rep, CheckRoute, StatusFail, "vpce-0s3 is not associated with rtb-0priv",
+			"modify-vpc-endpoint --vpc-endpoint-id vpce-0s3 --add-route-table-ids rtb-0priv")
+		want(t, rep, CheckEndpoint, StatusFail, "would traverse NAT gateway nat-0123")
+	})
+	t.Run("route present but endpoint does not list the table", func(t *testing.T) {
+		e := newEnv(t)
+		e.ec2.endpoints[0].routeTables = []string{"rtb-0other"}
+		rep := e.run(t)
+		wantVerdict(t, rep, VerdictFail, 1)
+		want(t, rep, CheckEndpoint, StatusFail, "S3 gateway endpoint vpce-0s3 is not associated with rtb-0priv")
+	})
+}
+
+func TestBlackholeRoute(t *testing.T) {
+	e := newEnv(t)
+	e.ec2.tables[0].routes[2] = routeFull("pl-63a5400a", "gatewayId", "vpce-0gone", "blackhole", "CreateRoute")
+	rep := e.run(t)
+	wantVerdict(t, rep, VerdictFail, 1)
+	want(t, rep, CheckRoute, StatusFail, "blackhole")
+	want(t, rep, CheckEndpoint, StatusFail, "dropped")
+}
+
+func TestGatewayLoadBalancerEndpointIsNotS3(t *testing.T) {
+	e := newEnv(t)
+	e.ec2.tables[0].routes[2] = route("pl-63a5400a", "gatewayId", "vpce-0gwlb")
+	e.ec2.endpoints = append(e.ec2.endpoints, fakeEndpoint{id: "vpce-0gwlb", typ: "GatewayLoadBalancer",
+		service: "com.amazonaws.vpce.us-east-1.vpce-svc-0fw", state: "available"})
+	rep := e.run(t)
+	wantVerdict(t, rep, VerdictFail, 1)
+	want(t, rep, CheckEndpoint, StatusFail, "GatewayLoadBalancer endpoint vpce-0gwlb, not an S3 gateway endpoint")
+}
+
+func TestPendingEndpoint(t *testing.T) {
+	e := newEnv(t)
+	e.ec2.endpoints[0].state = "pending"
+	rep := e.run(t)
+	wantVerdict(t, rep, VerdictFail, 1)
+	want(t, rep, CheckEndpoint, StatusFail, "vpce-0s3 is pending, not available")
+}
+
+func TestOverlappingPrefixLists(t *testing.T) {
+	e := newEnv(t)
+	e.ec2.lists = append(e.ec2.lists, fakeList{id: "pl-0corp", name: "corp-egress", family: "IPv4", cidrs: []string{"52.216.0.0/15", "192.0.2.0/24"}})
+	e.ec2.tables[0].routes = append(e.ec2.tables[0].routes, route("pl-0corp", "transitGatewayId", "tgw-0corp"))
+	rep := e.run(t)
+	wantVerdict(t, rep, VerdictUnknown, 2)
+	want(t, rep, CheckRoute, StatusUnknown, "52.216.5.5: ambiguous", "pl-63a5400a", "pl-0corp (corp-egress, entry 52.216.0.0/15) → tgw-0corp", "/15")
+	if p := pathFor(t, rep, "54.231.1.1"); p.Status != StatusPass {
+		t.Errorf("54.231.1.1 = %+v, want PASS", p)
+	}
+}
+
+func TestMainRouteTableFallback(t *testing.T) {
+	e := newEnv(t)
+	e.ec2.tables = []fakeTable{{id: "rtb-0main", vpc: "vpc-0abc", main: true, routes: []string{
+		route("10.0.0.0/16", "gatewayId", "local"),
+		route("0.0.0.0/0", "natGatewayId", "nat-0123"),
+		route("pl-63a5400a", "gatewayId", "vpce-0s3"),
+	}}}
+	e.ec2.endpoints[0].routeTables = []string{"rtb-0main"}
+	rep := e.run(t)
+	wantVerdict(t, rep, VerdictPass, 0)
+	want(t, rep, CheckRoute, StatusPass, "rtb-0main (main route table of vpc-0abc; subnet-0priv has no explicit association)")
+	if n := e.ec2.called("DescribeRouteTables"); n != 2 {
+		t.Errorf("DescribeRouteTables called %d times, want 2 (subnet, then main)", n)
+	}
+}
+
+func TestPaginationUsesEveryPage(t *testing.T) {
+	e := newEnv(t)
+	e.ec2.page = 1
+	e.ec2.endpoints = append([]fakeEndpoint{{id: "vpce-0ddb", typ: "Gateway", service: "com.amazonaws.us-east-1.dynamodb",
+		state: "available", routeTables: []string{"rtb-0priv"}}}, e.ec2.endpoints...)
+	e.resolve[testHost] = addrs("3.5.1.1") // in the list's last entry, on its third page
+	rep := e.run(t)
+	wantVerdict(t, rep, VerdictPass, 0)
+	want(t, rep, CheckRoute, StatusPass, "3 CIDRs", "entry 3.5.0.0/19")
+	if n := e.ec2.called("GetManagedPrefixListEntries"); n != 3 {
+		t.Errorf("GetManagedPrefixListEntries called %d times, want 3 pages", n)
+	}
+	if n := e.ec2.called("DescribeVpcEndpoints"); n != 2 {
+		t.Errorf("DescribeVpcEndpoints called %d times, want 2 pages", n)
+	}
+}
+
+func TestIPv6(t *testing.T) {
+	dualHost := "my-bucket.s3.dualstack.us-east-1.amazonaws.com"
+	setup := func(t *testing.T, nodeHasIPv6 bool) *env {
+		e := newEnv(t)
+		if nodeHasIPv6 {
+			addIPv6(e.imds.meta)
+		}
+		e.ec2.tables[0].routes = append(e.ec2.tables[0].routes,
+			route("2600:1f18:aaaa:bb00::/56", "gatewayId", "local"),
+			route("::/0", "egressOnlyInternetGatewayId", "eigw-0v6"))
+		e.resolve[dualHost] = addrs("52.216.5.5", "2600:1fa0:80cc:1::1")
+		return e
+	}
+	dual := func(e *env) func(*Options) {
+		return func(o *Options) { o.S3 = e.s3Client(func(so *s3.Options) { so.UseDualstack = true }) }
+	}
+	t.Run("AAAA via egress-only IGW fails, A via endpoint passes", func(t *testing.T) {
+		e := setup(t, true)
+		rep := e.run(t, dual(e))
+		wantVerdict(t, rep, VerdictFail, 1)
+		want(t, rep, CheckDNS, StatusPass, dualHost)
+		want(t, rep, CheckEndpoint, StatusFail, "2600:1fa0:80cc:1::1: would traverse egress-only internet gateway eigw-0v6",
+			"52.216.5.5: S3 gateway endpoint vpce-0s3")
+		if p := pathFor(t, rep, "2600:1fa0:80cc:1::1"); p.Route != "::/0" {
+			t.Errorf("IPv6 address judged by %q, want ::/0", p.Route)
+		}
+	})
+	t.Run("node without IPv6 never uses AAAA", func(t *testing.T) {
+		e := setup(t, false)
+		rep := e.run(t, dual(e))
+		wantVerdict(t, rep, VerdictPass, 0)
+		if p := pathFor(t, rep, "2600:1fa0:80cc:1::1"); p.Status != StatusNA {
+			t.Errorf("IPv6 path = %+v, want N/A", p)
+		}
+	})
+	t.Run("IPv6 address with no IPv6 route", func(t *testing.T) {
+		e := setup(t, true)
+		e.ec2.tables[0].routes = e.ec2.tables[0].routes[:3] // 0.0.0.0/0 must not cover it
+		rep := e.run(t, dual(e))
+		wantVerdict(t, rep, VerdictFail, 1)
+		want(t, rep, CheckRoute, StatusFail, "2600:1fa0:80cc:1::1: no route in rtb-0priv covers it")
+	})
+}
+
+func TestAccelerateHostOutsidePrefixList(t *testing.T) {
+	e := newEnv(t)
+	host := "my-bucket.s3-accelerate.amazonaws.com"
+	e.resolve[host] = addrs("13.249.1.1")
+	rep := e.run(t, func(o *Options) {
+		o.S3 = e.s3Client(func(so *s3.Options) { so.UseAccelerate = true })
+	})
+	wantVerdict(t, rep, VerdictFail, 1)
+	want(t, rep, CheckRoute, StatusFail, "not in com.amazonaws.us-east-1.s3", "(host "+host+")")
+}
+
+func TestRouteServerRouteWarns(t *testing.T) {
+	e := newEnv(t)
+	e.ec2.tables[0].routes[2] = routeFull("pl-63a5400a", "gatewayId", "vpce-0s3", "active", "Advertisement")
+	rep := e.run(t)
+	wantVerdict(t, rep, VerdictPass, 0)
+	want(t, rep, CheckRoute, StatusWarn, "Route Server")
+}
+
+func TestFilteredRouteIsUnknown(t *testing.T) {
+	e := newEnv(t)
+	e.ec2.tables[0].routes[2] = routeFull("pl-63a5400a", "gatewayId", "vpce-0s3", "filtered", "CreateRoute")
+	rep := e.run(t)
+	wantVerdict(t, rep, VerdictUnknown, 2)
+	want(t, rep, CheckRoute, StatusUnknown, "state filtered")
+}
