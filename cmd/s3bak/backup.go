@@ -29,6 +29,9 @@ type backupOptions struct {
 	partSize      string
 	hbaseRoot     string
 	hbaseSnaps    []string
+	allowNAT      bool
+	skipPreflight bool
+	preflight     preflightFlags
 }
 
 func newBackupCommand(g *globalOptions) *cobra.Command {
@@ -49,6 +52,9 @@ func newBackupCommand(g *globalOptions) *cobra.Command {
 	f.BoolVar(&o.includeSystem, "include-system", false, "also back up system_auth, system_distributed, system_traces, system and system_schema")
 	f.StringVar(&o.hbaseRoot, "hbase-root", "", "HBase: hbase.rootdir on a local or mounted file system (instead of --data-dir)")
 	f.StringArrayVar(&o.hbaseSnaps, "hbase-snapshot", nil, "HBase: snapshot name (repeatable), or all")
+	f.BoolVar(&o.allowNAT, "allow-nat", false, "back up even when preflight finds that S3 traffic would not take a VPC endpoint")
+	f.BoolVar(&o.skipPreflight, "skip-preflight", false, "do not run the preflight checks")
+	o.preflight.register(cmd)
 	f.StringVar(&o.compression, "compression", "auto", "auto (compress what compresses), zstd, or none")
 	f.IntVar(&o.zstdLevel, "zstd-level", 3, "zstd level, 1 (fastest) to 22")
 	f.StringVar(&o.chunkSize, "chunk-size", "16MiB", "raw bytes per independently compressed chunk")
@@ -81,6 +87,11 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	client, err := g.client(ctx)
 	if err != nil {
 		return err
+	}
+	if !o.skipPreflight {
+		if err := o.preflight.gate(ctx, g, client, set.TotalSize(), o.allowNAT); err != nil {
+			return err
+		}
 	}
 	if err := client.CheckBucket(ctx); err != nil {
 		return err

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/s3bak/s3bak/pkg/preflight"
+	"github.com/s3bak/s3bak/pkg/transfer"
+)
+
+// preflightFlags are shared by `preflight` and `backup`, which runs it first.
+type preflightFlags struct {
+	resolve       []string
+	natPricePerGB float64
+}
+
+func (p *preflightFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&p.resolve, "resolve", nil, "HOST=IP[,IP…]: use these addresses for HOST instead of DNS in the route analysis (repeatable)")
+	cmd.Flags().Float64Var(&p.natPricePerGB, "nat-price-per-gb", preflight.DefaultNATPricePerGB, "NAT gateway processing price in USD per GB, for the cost estimate")
+}
+
+func (p *preflightFlags) run(ctx context.Context, c *transfer.Client, estimate int64) (*preflight.Report, error) {
+	resolve, err := preflight.ParseResolve(p.resolve)
+	if err != nil {
+		return nil, &usageError{fmt.Errorf("--resolve: %w", err)}
+	}
+	return preflight.Run(ctx, preflight.Options{
+		Bucket: c.Bucket, AWS: c.AWS, S3: c.S3, Resolve: resolve,
+		EstimateBytes: estimate, NATPricePerGB: p.natPricePerGB,
+	}), nil
+}
+
+type preflightOptions struct {
+	preflightFlags
+	estimate string
+	output   string
+}
+
+func newPreflightCommand(g *globalOptions) *cobra.Command {
+	o := &preflightOptions{}
+	cmd := &cobra.Command{
+		Use:   "preflight",
+		Short: "Prove that this node's S3 traffic to the bucket takes a VPC endpoint, not a NAT",
+		Long: `preflight checks credentials, instance identity (IMDSv2), the bucket and its region, the
+bucket host's addresses, the subnet's route table with longest-prefix match against the S3 prefix
+list, the winning target (gateway or interface endpoint vs NAT/IGW), the endpoint policy, and what
+a NAT path would cost. Exit 0: pass; 1: fail; 2: could not determine.`,
+		Example: `  s3bak preflight --bucket backups
+  s3bak preflight --bucket backups --estimate-bytes 2TiB --output json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if o.output != "table" && o.output != "json" {
+				return &usageError{fmt.Errorf("--output %q: want table or json", o.output)}
+			}
+			est, err := parseSize(o.estimate)
+			if err != nil {
+				return &usageError{fmt.Errorf("--estimate-bytes: %w", err)}
+			}
+			client, err := g.client(ctx)
+			if err != nil {
+				return err
+			}
+			rep, err := o.run(ctx, client, est)
+			if err != nil {
+				return err
+			}
+			if o.output == "json" {
+				err = rep.WriteJSON(g.stdout)
+			} else {
+				err = rep.WriteTable(g.stdout)
+			}
+			if err != nil {
+				return err
+			}
+			if code := rep.ExitCode(); code != 0 {
+				return &exitCodeError{code, fmt.Errorf("preflight verdict: %s", rep.Verdict)}
+			}
+			return nil
+		},
+	}
+	o.register(cmd)
+	cmd.Flags().StringVar(&o.estimate, "estimate-bytes", "0", "bytes a backup would move, for the NAT cost estimate")
+	cmd.Flags().StringVar(&o.output, "output", "table", "table or json")
+	return cmd
+}
+
+// gate runs the preflight before a backup: FAIL stops it unless the
+// operator accepts the NAT path; "unknown" (e.g. not on EC2) is logged.
+func (p *preflightFlags) gate(ctx context.Context, g *globalOptions, cl *transfer.Client, estimate int64, allowNAT bool) error {
+	rep, err := p.run(ctx, cl, estimate)
+	if err != nil {
+		return err
+	}
+	switch rep.Verdict {
+	case preflight.VerdictPass:
+		g.logger.Info("preflight passed", "verdict", rep.Verdict)
+	case preflight.VerdictUnknown:
+		g.logger.Warn("preflight could not prove the S3 path; continuing", "verdict", rep.Verdict)
+	case preflight.VerdictFail:
+		// A bucket or credentials problem is not a routing problem: say
+		// what it is, and --allow-nat cannot help.
+		for _, id := range []string{preflight.CheckCredentials, preflight.CheckBucket} {
+			if c, ok := rep.Check(id); ok && c.Status == preflight.StatusFail {
+				return fmt.Errorf("preflight %s check failed: %s; %s", id, c.Detail, c.Hint)
+			}
+		}
+		if allowNAT {
+			g.logger.Warn("preflight failed; continuing because of --allow-nat", "verdict", rep.Verdict)
+			return nil
+		}
+		_ = rep.WriteTable(g.stderr)
+		return &exitCodeError{exitPreflight, errors.New("preflight failed: S3 traffic would not take a VPC endpoint (see above); fix the route, or pass --allow-nat (or --skip-preflight)")}
+	}
+	return nil
+}
