@@ -189,6 +189,7 @@ func TestIPv6(t *testing.T) {
 		return e
 	}
 	dual := func(e *env) func(*Options) {
+		//lint:ignore SA1019 the SDK still honours the deprecated flag, so preflight must read it too
 		return func(o *Options) { o.S3 = e.s3Client(func(so *s3.Options) { so.UseDualstack = true }) }
 	}
 	t.Run("AAAA via egress-only IGW fails, A via endpoint passes", func(t *testing.T) {

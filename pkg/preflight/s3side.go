@@ -145,6 +145,7 @@ func bucketHost(ctx context.Context, o s3.Options, bucket string) (string, error
 // and "fips-" pseudo-regions are folded in here as the client would.
 func endpointParams(o s3.Options, bucket string) s3.EndpointParameters {
 	dual := o.EndpointOptions.UseDualStackEndpoint == aws.DualStackEndpointStateEnabled ||
+		//lint:ignore SA1019 the SDK still honours the deprecated flag, so preflight must read it too
 		(o.EndpointOptions.UseDualStackEndpoint == aws.DualStackEndpointStateUnset && o.UseDualstack)
 	fips := o.EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled
 	region := o.Region

@@ -45,6 +45,7 @@ func TestBucketHost(t *testing.T) {
 		{"dual-stack", "my-bucket", s3.Options{Region: "us-west-2",
 			EndpointOptions: s3.EndpointResolverOptions{UseDualStackEndpoint: aws.DualStackEndpointStateEnabled}},
 			"my-bucket.s3.dualstack.us-west-2.amazonaws.com"},
+		//lint:ignore SA1019 the SDK still honours the deprecated flag, so preflight must read it too
 		{"deprecated UseDualstack", "my-bucket", s3.Options{Region: "us-west-2", UseDualstack: true},
 			"my-bucket.s3.dualstack.us-west-2.amazonaws.com"},
 		{"FIPS", "my-bucket", s3.Options{Region: "us-west-2",
