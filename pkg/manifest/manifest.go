@@ -73,19 +73,6 @@ func (m *Manifest) StoredBytes() (n int64) {
 	return n
 }
 
-// Layout rebuilds the chunk layout of f's object.
-func (f *File) Layout() *chunk.Layout {
-	l := &chunk.Layout{Mode: f.Compression, ChunkSize: f.ChunkSize, RawSize: f.Size, StoredSize: f.StoredSize}
-	var rawOff, storedOff int64
-	for _, c := range f.Chunks {
-		rawLen := min(f.ChunkSize, f.Size-rawOff)
-		l.Chunks = append(l.Chunks, chunk.Chunk{RawOff: rawOff, RawLen: rawLen, StoredOff: storedOff, StoredLen: c.Stored, CRC32C: c.CRC32C})
-		rawOff += rawLen
-		storedOff += c.Stored
-	}
-	return l
-}
-
 // ChunksOf turns an encoder's layout into manifest chunk entries.
 func ChunksOf(l *chunk.Layout) []Chunk {
 	out := make([]Chunk, len(l.Chunks))

@@ -152,6 +152,3 @@ func bucketRegion(ctx context.Context, cfg aws.Config, o Options) string {
 	}
 	return region
 }
-
-// CustomEndpoint reports whether the client talks to a non-AWS endpoint.
-func (c *Client) CustomEndpoint() bool { return c.S3.Options().BaseEndpoint != nil }

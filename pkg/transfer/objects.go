@@ -138,9 +138,3 @@ func (c *Client) ListDirs(ctx context.Context, prefix string) iter.Seq2[string, 
 		}
 	}
 }
-
-// Delete removes one object; a missing object is not an error.
-func (c *Client) Delete(ctx context.Context, key string) error {
-	_, err := c.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &c.Bucket, Key: &key})
-	return c.classify("DeleteObject", key, err)
-}
