@@ -26,16 +26,26 @@ func (c *Client) CheckBucket(ctx context.Context) error {
 
 // PutBytes stores a small object in one request.
 func (c *Client) PutBytes(ctx context.Context, key string, b []byte, contentType string) error {
-	return c.put(ctx, key, b, contentType, false)
+	_, err := c.Put(ctx, key, b, contentType, Cond{})
+	return err
 }
 
 // PutBytesIfAbsent stores b only when key does not exist yet (S3's
 // conditional write, If-None-Match: *), else fails with ErrExists.
 func (c *Client) PutBytesIfAbsent(ctx context.Context, key string, b []byte, contentType string) error {
-	return c.put(ctx, key, b, contentType, true)
+	_, err := c.Put(ctx, key, b, contentType, Cond{IfAbsent: true})
+	return err
 }
 
-func (c *Client) put(ctx context.Context, key string, b []byte, contentType string, ifAbsent bool) error {
+// Cond makes a write conditional: S3 answers 412, and Put ErrExists, when
+// the object exists (IfAbsent) or is no longer the version IfMatch names.
+type Cond struct {
+	IfAbsent bool
+	IfMatch  string // an ETag
+}
+
+// Put stores a small object in one request and returns its ETag.
+func (c *Client) Put(ctx context.Context, key string, b []byte, contentType string, cond Cond) (string, error) {
 	in := &s3.PutObjectInput{
 		Bucket: &c.Bucket, Key: &key, Body: bytes.NewReader(b),
 		ContentLength: aws.Int64(int64(len(b))),
@@ -46,11 +56,17 @@ func (c *Client) put(ctx context.Context, key string, b []byte, contentType stri
 	if c.wireChecksum {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
 	}
-	if ifAbsent {
+	if cond.IfAbsent {
 		in.IfNoneMatch = aws.String("*")
 	}
-	_, err := c.S3.PutObject(ctx, in)
-	return c.classify("PutObject", key, err)
+	if cond.IfMatch != "" {
+		in.IfMatch = aws.String(cond.IfMatch)
+	}
+	out, err := c.S3.PutObject(ctx, in)
+	if err != nil {
+		return "", c.classify("PutObject", key, err)
+	}
+	return aws.ToString(out.ETag), nil
 }
 
 // Get opens an object, or the n bytes at off when n > 0.
