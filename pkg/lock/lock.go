@@ -1,0 +1,254 @@
+// Package lock keeps two s3bak runs from working on the same node at once.
+// The lock is an object created with S3's conditional write (If-None-Match:
+// *), so exactly one creator wins without any other coordination service; it
+// carries a lease that its holder renews, so a crashed holder's lock expires
+// instead of blocking the node forever.
+package lock
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/s3bak/s3bak/pkg/transfer"
+)
+
+// Key is the lock's key relative to a node's root.
+const Key = "lock.json"
+
+// DefaultLease is how long a lock lives without renewal. Renewal happens at
+// a third of it, so two missed renewals in a row are survived.
+const DefaultLease = 10 * time.Minute
+
+// Info is what the lock object says about its holder.
+type Info struct {
+	Op      string    `json:"op"` // backup, purge, index
+	Host    string    `json:"host"`
+	PID     int       `json:"pid"`
+	Tag     string    `json:"tag,omitempty"`
+	Backup  string    `json:"backup,omitempty"` // the backup id being written
+	Token   string    `json:"token"`
+	Started time.Time `json:"started"`
+	Expires time.Time `json:"expires"`
+}
+
+func (i *Info) String() string {
+	s := fmt.Sprintf("%s by %s pid %d since %s", i.Op, i.Host, i.PID, i.Started.UTC().Format(time.RFC3339))
+	if i.Backup != "" {
+		s += " (backup " + i.Backup + ")"
+	}
+	return s
+}
+
+// HeldError means another run holds the lock and its lease is live.
+type HeldError struct {
+	Key    string
+	Holder Info
+}
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("node is locked by %s, lease until %s (s3://…/%s): wait for it to finish; if that run is dead, rerun with --break-lock",
+		e.Holder.String(), e.Holder.Expires.UTC().Format(time.RFC3339), e.Key)
+}
+
+// ErrLost means the lock was taken away (broken by another run) while held.
+var ErrLost = errors.New("lock lost")
+
+// Options configure Acquire.
+type Options struct {
+	Lease time.Duration
+	// Break takes the lock even when its lease is live.
+	Break  bool
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Lock is a held lock.
+type Lock struct {
+	c    *transfer.Client
+	key  string
+	opts Options
+
+	mu   sync.Mutex
+	info Info
+	etag string
+
+	stop    chan struct{}
+	done    chan struct{}
+	keeping bool
+}
+
+// Acquire takes the lock at key for the run info describes. An expired lease
+// is taken over (its holder died); a live one is a *HeldError unless Break.
+func Acquire(ctx context.Context, c *transfer.Client, key string, info Info, o Options) (*Lock, error) {
+	if o.Lease <= 0 {
+		o.Lease = DefaultLease
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if info.Host == "" {
+		info.Host, _ = os.Hostname()
+	}
+	if info.PID == 0 {
+		info.PID = os.Getpid()
+	}
+	info.Token = newToken()
+	info.Started = o.Now().UTC()
+	l := &Lock{c: c, key: key, opts: o, info: info}
+	for attempt := 0; attempt < 3; attempt++ {
+		err := l.write(ctx, transfer.Cond{IfAbsent: true})
+		if !errors.Is(err, transfer.ErrExists) {
+			return l.started(err)
+		}
+		cur, etag, err := read(ctx, c, key)
+		if errors.Is(err, transfer.ErrNotFound) {
+			continue // released between our two requests
+		}
+		if err != nil {
+			return nil, err
+		}
+		live := cur.Expires.After(o.Now())
+		if live && !o.Break {
+			return nil, &HeldError{Key: key, Holder: *cur}
+		}
+		o.Logger.Warn("taking over the lock", "holder", cur.String(), "lease_expired", !live, "lock", key)
+		err = l.write(ctx, transfer.Cond{IfMatch: etag})
+		if !errors.Is(err, transfer.ErrExists) {
+			return l.started(err)
+		}
+		// Someone else replaced it first: look again.
+	}
+	return nil, fmt.Errorf("lock %s: it kept changing while being taken; try again", key)
+}
+
+func (l *Lock) started(err error) (*Lock, error) {
+	if err != nil {
+		return nil, fmt.Errorf("take lock: %w", err)
+	}
+	l.stop, l.done = make(chan struct{}), make(chan struct{})
+	return l, nil
+}
+
+// write stores the lock with a fresh lease.
+func (l *Lock) write(ctx context.Context, cond transfer.Cond) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.info.Expires = l.opts.Now().UTC().Add(l.opts.Lease)
+	b, err := json.Marshal(l.info)
+	if err != nil {
+		return err
+	}
+	etag, err := l.c.Put(ctx, l.key, b, "application/json", cond)
+	if err == nil {
+		l.etag = etag
+	}
+	return err
+}
+
+// Info is the holder record as written.
+func (l *Lock) Info() Info {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.info
+}
+
+// Keep renews the lease until Release and returns a context that is
+// cancelled if the lock is lost, so the run stops instead of working on
+// unprotected.
+func (l *Lock) Keep(ctx context.Context) context.Context {
+	ctx, cancel := context.WithCancelCause(ctx)
+	l.keeping = true
+	go func() {
+		defer close(l.done)
+		t := time.NewTicker(l.opts.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			l.mu.Lock()
+			etag := l.etag
+			l.mu.Unlock()
+			if err := l.write(ctx, transfer.Cond{IfMatch: etag}); err != nil {
+				if errors.Is(err, transfer.ErrExists) || errors.Is(err, transfer.ErrNotFound) {
+					err = fmt.Errorf("%w: another run broke lock %s", ErrLost, l.key)
+					l.opts.Logger.Error("lock lost: stopping", "lock", l.key)
+					cancel(err)
+					return
+				}
+				// A renewal that failed on the network is retried at the
+				// next tick; the lease outlives two misses.
+				l.opts.Logger.Warn("renewing the lock failed", "lock", l.key, "err", err)
+			}
+		}
+	}()
+	return ctx
+}
+
+// Release stops renewing and deletes the lock if it is still this run's.
+func (l *Lock) Release(ctx context.Context) error {
+	select {
+	case <-l.stop:
+		return nil
+	default:
+	}
+	close(l.stop)
+	if l.keeping {
+		<-l.done
+	}
+	cur, _, err := read(ctx, l.c, l.key)
+	if errors.Is(err, transfer.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("release lock: %w", err)
+	}
+	if cur.Token != l.Info().Token {
+		return fmt.Errorf("release lock %s: %w: it is now held by %s", l.key, ErrLost, cur.String())
+	}
+	return l.c.Delete(ctx, l.key)
+}
+
+// Read returns the current holder, or nil when the node is not locked.
+func Read(ctx context.Context, c *transfer.Client, key string) (*Info, error) {
+	info, _, err := read(ctx, c, key)
+	if errors.Is(err, transfer.ErrNotFound) {
+		return nil, nil
+	}
+	return info, err
+}
+
+func read(ctx context.Context, c *transfer.Client, key string) (*Info, string, error) {
+	b, etag, err := c.GetSmall(ctx, key, 64<<10)
+	if err != nil {
+		return nil, "", err
+	}
+	var info Info
+	if err := json.Unmarshal(b, &info); err != nil {
+		// An unreadable lock is treated as expired: it can only be garbage,
+		// and a lock nobody can read would block the node forever.
+		return &Info{Op: "unreadable lock object"}, etag, nil
+	}
+	return &info, etag, nil
+}
+
+func newToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
