@@ -32,6 +32,9 @@ type backupOptions struct {
 	allowNAT      bool
 	skipPreflight bool
 	preflight     preflightFlags
+	full          bool
+	lock          lockFlags
+	checkpoint    time.Duration
 }
 
 func newBackupCommand(g *globalOptions) *cobra.Command {
@@ -55,6 +58,10 @@ func newBackupCommand(g *globalOptions) *cobra.Command {
 	f.BoolVar(&o.allowNAT, "allow-nat", false, "back up even when preflight finds that S3 traffic would not take a VPC endpoint")
 	f.BoolVar(&o.skipPreflight, "skip-preflight", false, "do not run the preflight checks")
 	o.preflight.register(cmd)
+	f.BoolVar(&o.full, "full", false, "read and upload every file, even those the node's index says are stored")
+	o.lock.register(cmd)
+	f.DurationVar(&o.checkpoint, "checkpoint-interval", 5*time.Second, "how often the node's index is saved during a backup, so a rerun after a crash resumes")
+	_ = f.MarkHidden("checkpoint-interval")
 	f.StringVar(&o.compression, "compression", "auto", "auto (compress what compresses), zstd, or none")
 	f.IntVar(&o.zstdLevel, "zstd-level", 3, "zstd level, 1 (fastest) to 22")
 	f.StringVar(&o.chunkSize, "chunk-size", "16MiB", "raw bytes per independently compressed chunk")
@@ -105,16 +112,16 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	bar := g.progress(set.TotalSize(), "backup")
 	start := time.Now()
 	res, err := backup.New(client, enc, up, backup.Options{
-		Node: node, Tool: "s3bak " + version(), Concurrency: g.concurrency, Logger: g.logger, Progress: bar,
-	}).Run(ctx, set)
+		Node: node, Tool: "s3bak " + version(), Concurrency: g.concurrency, Logger: g.logger, Progress: bar, Full: o.full,
+	}).RunLocked(ctx, set, backup.SessionOptions{Lease: o.lock.lease, BreakLock: o.lock.breakLock, Checkpoint: o.checkpoint})
 	bar.Finish()
 	if err != nil {
 		return err
 	}
 	m := res.Manifest
-	_, err = fmt.Fprintf(g.stdout, "backup %s of %s/%s: %d files, %s raw, %s stored; uploaded %d objects (%s), %d files already stored; %s\n",
+	_, err = fmt.Fprintf(g.stdout, "backup %s of %s/%s: %d files, %s raw, %s stored; uploaded %d objects (%s), %d files already stored (%d not read again); %s\n",
 		m.ID, m.Cluster, m.Node, len(m.Files), humanBytes(m.RawBytes()), humanBytes(m.StoredBytes()),
-		res.Uploaded, humanBytes(res.UploadedBytes), res.Reused, time.Since(start).Round(time.Millisecond))
+		res.Uploaded, humanBytes(res.UploadedBytes), res.Reused, res.Unread, time.Since(start).Round(time.Millisecond))
 	return err
 }
 

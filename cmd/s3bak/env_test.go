@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -107,9 +108,14 @@ func TestUnreadableFileFailsWithoutManifest(t *testing.T) {
 	if !strings.Contains(string(out), victim) || !strings.Contains(string(out), "permission denied") {
 		t.Fatalf("the error does not name the unreadable file %s:\n%s", victim, out)
 	}
+	// No manifest, and list shows the attempt as what it is.
 	r := s3bak(t, "list", "--output", "json", "--bucket", bucket, "--cluster", "prod", "--node", "cass-1")
-	if r.code != 0 || strings.TrimSpace(r.stdout) != "[]" {
-		t.Fatalf("a failed backup must leave no manifest; list says: %s %s", r.stdout, r.stderr)
+	var list []struct{ Status string }
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &list) != nil || len(list) != 1 || list[0].Status != "incomplete" {
+		t.Fatalf("a failed backup must leave no manifest and show as incomplete; list says: %s %s", r.stdout, r.stderr)
+	}
+	if objs := listKeys(t, bucket, "prod/cass-1/backups/"); len(objs) != 0 {
+		t.Fatalf("manifests after a failed backup: %v", objs)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/s3bak/s3bak/pkg/cassandra"
 	"github.com/s3bak/s3bak/pkg/catalog"
+	"github.com/s3bak/s3bak/pkg/lock"
 	"github.com/s3bak/s3bak/pkg/restore"
 )
 
@@ -21,6 +22,7 @@ const (
 	exitOK          = 0
 	exitFailed      = 1
 	exitUsage       = 2
+	exitLocked      = 3
 	exitPreflight   = 4
 	exitVerify      = 5
 	exitNotFound    = 6
@@ -65,7 +67,10 @@ func exitCode(ctx context.Context, err error) int {
 	var ce *exitCodeError
 	var ue *usageError
 	var tag *cassandra.TagNotFoundError
+	var held *lock.HeldError
 	switch {
+	case errors.As(err, &held), errors.Is(err, lock.ErrLost):
+		return exitLocked
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		return exitInterrupted
 	case errors.As(err, &ce):

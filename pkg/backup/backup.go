@@ -30,6 +30,23 @@ type Options struct {
 	Logger      *slog.Logger
 	Progress    progress.Counter
 	Now         func() time.Time
+	// Known is what is stored already (the node's index): a file it knows by
+	// fingerprint is not read, a content it knows is not uploaded. Every
+	// file stored is recorded in it. Nil stores everything.
+	Known Known
+	// Full reads and uploads every file even when Known has it (and still
+	// records into Known).
+	Full bool
+}
+
+// Known is the engine's view of a node's catalog; *catalog.Index is one.
+type Known interface {
+	// Lookup fills f's stored object from a file fingerprint.
+	Lookup(fingerprint string, f *manifest.File) bool
+	// Content fills f's stored object from f.SHA256 and f.Size.
+	Content(f *manifest.File) bool
+	// Record notes that f's content is stored.
+	Record(fingerprint string, f *manifest.File)
 }
 
 // Engine runs backups with one client, encoder and uploader.
@@ -63,7 +80,8 @@ type Result struct {
 	ManifestKey   string
 	Uploaded      int   // objects uploaded by this run
 	UploadedBytes int64 // stored bytes uploaded by this run
-	Reused        int   // files whose content this run found already stored
+	Reused        int   // files whose content was found already stored
+	Unread        int   // of those, files known by fingerprint and not read at all
 }
 
 // Run backs up set. It returns an error, and writes no manifest, unless
@@ -72,13 +90,20 @@ func (e *Engine) Run(ctx context.Context, set *source.Set) (*Result, error) {
 	if err := e.opts.Node.Validate(); err != nil {
 		return nil, err
 	}
+	return e.run(ctx, e.newManifest(set), set)
+}
+
+func (e *Engine) newManifest(set *source.Set) *manifest.Manifest {
 	started := e.opts.Now().UTC()
-	m := &manifest.Manifest{
+	return &manifest.Manifest{
 		Schema: manifest.SchemaVersion, ID: manifest.NewID(started), Kind: set.Kind,
 		Cluster: e.opts.Node.Cluster, Node: e.opts.Node.Name, Tag: set.Tag,
 		Started: started, Tool: e.opts.Tool, Meta: set.Meta,
 		Files: make([]manifest.File, len(set.Files)),
 	}
+}
+
+func (e *Engine) run(ctx context.Context, m *manifest.Manifest, set *source.Set) (*Result, error) {
 	res := &Result{Manifest: m}
 	st := &state{e: e, res: res, inodes: map[inode]*inodeResult{}, keys: map[string]*keyResult{}}
 	g, gctx := errgroup.WithContext(ctx)
@@ -140,7 +165,7 @@ type inodeResult struct {
 
 type keyResult struct {
 	done   chan struct{}
-	layout *chunk.Layout
+	stored manifest.File
 	err    error
 }
 
@@ -175,9 +200,14 @@ func (s *state) file(ctx context.Context, f source.File) (manifest.File, error) 
 	return mf, nil
 }
 
-// uploadOnce runs upload for key unless this run already stored it, and
-// returns the stored object's layout either way.
-func (s *state) uploadOnce(ctx context.Context, key string, upload func() (*chunk.Layout, error)) (*chunk.Layout, error) {
+// storeOnce gives mf (whose SHA256 and Size are set) its stored object:
+// one the catalog already has, one this run already uploaded, or the one
+// upload stores now.
+func (s *state) storeOnce(ctx context.Context, mf *manifest.File, key string, upload func() (*chunk.Layout, error)) error {
+	if k := s.e.opts.Known; k != nil && !s.e.opts.Full && k.Content(mf) {
+		s.count(func(r *Result) { r.Reused++ })
+		return nil
+	}
 	s.mu.Lock()
 	r, ok := s.keys[key]
 	if !ok {
@@ -189,22 +219,32 @@ func (s *state) uploadOnce(ctx context.Context, key string, upload func() (*chun
 		select {
 		case <-r.done:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 		if r.err == nil {
-			s.mu.Lock()
-			s.res.Reused++
-			s.mu.Unlock()
+			copyStored(mf, &r.stored)
+			s.count(func(r *Result) { r.Reused++ })
 		}
-		return r.layout, r.err
+		return r.err
 	}
-	r.layout, r.err = upload()
+	l, err := upload()
+	if err == nil {
+		describe(mf, key, l)
+		r.stored = *mf
+		s.count(func(r *Result) { r.Uploaded++; r.UploadedBytes += l.StoredSize })
+	}
+	r.err = err
 	close(r.done)
-	if r.err == nil {
-		s.mu.Lock()
-		s.res.Uploaded++
-		s.res.UploadedBytes += r.layout.StoredSize
-		s.mu.Unlock()
-	}
-	return r.layout, r.err
+	return err
+}
+
+func (s *state) count(f func(*Result)) {
+	s.mu.Lock()
+	f(s.res)
+	s.mu.Unlock()
+}
+
+func copyStored(dst, src *manifest.File) {
+	dst.Key, dst.StoredSize, dst.Compression = src.Key, src.StoredSize, src.Compression
+	dst.ChunkSize, dst.Chunks = src.ChunkSize, src.Chunks
 }

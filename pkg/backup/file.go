@@ -15,8 +15,18 @@ import (
 	"github.com/s3bak/s3bak/pkg/source"
 )
 
-// store reads one file and uploads its content unless already stored.
+// store reads one file and uploads its content unless already stored. A
+// file the catalog knows by fingerprint is not even opened.
 func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.File, error) {
+	fp := f.Fingerprint()
+	if k := e.opts.Known; k != nil && !e.opts.Full {
+		mf := manifest.File{Path: f.Path, Size: f.Size, ModTime: f.ModTime.UTC(), Mode: f.Mode.Perm()}
+		if k.Lookup(fp, &mf) {
+			s.count(func(r *Result) { r.Reused++; r.Unread++ })
+			e.opts.Progress.Add(f.Size)
+			return mf, nil
+		}
+	}
 	fh, err := os.Open(f.Abs)
 	if err != nil {
 		return manifest.File{}, fmt.Errorf("open: %w (check that s3bak runs as a user who may read the snapshot, e.g. cassandra)", err)
@@ -35,6 +45,9 @@ func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.F
 	} else {
 		err = e.storeLarge(ctx, s, fh, &mf)
 	}
+	if err == nil && e.opts.Known != nil {
+		e.opts.Known.Record(fp, &mf)
+	}
 	return mf, err
 }
 
@@ -48,15 +61,13 @@ func (e *Engine) storeSmall(ctx context.Context, s *state, fh *os.File, mf *mani
 	sum := sha256.Sum256(raw)
 	mf.SHA256 = hex.EncodeToString(sum[:])
 	obj, l := e.enc.EncodeBytes(nil, raw)
-	mf.Key = manifest.ObjectKey(mf.SHA256, l.Mode == chunk.Zstd, l.ChunkSize)
-	key := e.opts.Node.Root() + mf.Key
-	l, err := s.uploadOnce(ctx, key, func() (*chunk.Layout, error) {
-		return l, e.up.Upload(ctx, key, bytes.NewReader(obj), int64(len(obj)))
+	key := manifest.ObjectKey(mf.SHA256, l.Mode == chunk.Zstd, l.ChunkSize)
+	err := s.storeOnce(ctx, mf, key, func() (*chunk.Layout, error) {
+		return l, e.up.Upload(ctx, e.opts.Node.Root()+key, bytes.NewReader(obj), int64(len(obj)))
 	})
 	if err != nil {
 		return err
 	}
-	describe(mf, l)
 	e.opts.Progress.Add(mf.Size)
 	return nil
 }
@@ -72,16 +83,16 @@ func (e *Engine) storeLarge(ctx context.Context, s *state, fh *os.File, mf *mani
 		return err
 	}
 	mf.SHA256 = sha
-	mf.Key = manifest.ObjectKey(sha, e.enc.StoredMode() == chunk.Zstd, cs)
-	key := e.opts.Node.Root() + mf.Key
-	l, err := s.uploadOnce(ctx, key, func() (*chunk.Layout, error) {
-		return e.streamUpload(ctx, key, countingReaderAt{fh, e.opts.Progress}, mf.Size, crcs)
+	key := manifest.ObjectKey(sha, e.enc.StoredMode() == chunk.Zstd, cs)
+	uploaded := false
+	err = s.storeOnce(ctx, mf, key, func() (*chunk.Layout, error) {
+		uploaded = true
+		return e.streamUpload(ctx, e.opts.Node.Root()+key, countingReaderAt{fh, e.opts.Progress}, mf.Size, crcs)
 	})
-	if err != nil {
-		return err
+	if err == nil && !uploaded {
+		e.opts.Progress.Add(mf.Size)
 	}
-	describe(mf, l)
-	return nil
+	return err
 }
 
 // streamUpload compresses r into the uploader through a pipe, so that
@@ -107,7 +118,8 @@ func (e *Engine) streamUpload(ctx context.Context, key string, r io.ReaderAt, si
 	return enc.l, upErr
 }
 
-func describe(mf *manifest.File, l *chunk.Layout) {
+func describe(mf *manifest.File, key string, l *chunk.Layout) {
+	mf.Key = key
 	mf.Compression = l.Mode
 	mf.StoredSize = l.StoredSize
 	if l.Mode == chunk.Zstd {

@@ -190,6 +190,7 @@ func collect(ctx context.Context, dirs []snapDir) ([]source.File, error) {
 				return err
 			}
 			f.Path = d.keyspace + "/" + d.tableDir + "/" + filepath.ToSlash(rel)
+			f.Digest = dataDigest(p)
 			files = append(files, f)
 			return nil
 		})
@@ -213,4 +214,22 @@ func statFile(p string) (source.File, error) {
 		f.Dev, f.Ino = uint64(st.Dev), st.Ino
 	}
 	return f, nil
+}
+
+// dataDigest returns the checksum Cassandra wrote for a Data.db in its
+// Digest component (crc32 since 2.1; sha1 and adler32 before), or "" for
+// other components and when there is none. It only sharpens the index's
+// fingerprint, so a missing or odd digest is not an error.
+func dataDigest(dataPath string) string {
+	base, ok := strings.CutSuffix(dataPath, "Data.db")
+	if !ok {
+		return ""
+	}
+	for _, ext := range []string{"Digest.crc32", "Digest.sha1", "Digest.adler32"} {
+		b, err := os.ReadFile(base + ext)
+		if err == nil && len(b) <= 128 {
+			return ext[len("Digest."):] + ":" + strings.TrimSpace(string(b))
+		}
+	}
+	return ""
 }

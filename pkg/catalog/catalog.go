@@ -6,10 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"strings"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -88,55 +86,27 @@ func Nodes(ctx context.Context, c *transfer.Client, node manifest.Node) ([]strin
 	return names, nil
 }
 
-// Summary is one line of `s3bak list`.
-type Summary struct {
-	Cluster     string    `json:"cluster"`
-	Node        string    `json:"node"`
-	ID          string    `json:"id"`
-	Kind        string    `json:"kind"`
-	Tag         string    `json:"tag"`
-	Time        time.Time `json:"time"`
-	Files       int       `json:"files"`
-	RawBytes    int64     `json:"raw_bytes"`
-	StoredBytes int64     `json:"stored_bytes"`
+// summarize makes a manifest's line of `s3bak list`.
+func summarize(m *manifest.Manifest) Summary {
+	return Summary{Cluster: m.Cluster, Node: m.Node, ID: m.ID, Kind: m.Kind, Tag: m.Tag, Time: m.Finished,
+		Files: len(m.Files), RawBytes: m.RawBytes(), StoredBytes: m.StoredBytes()}
 }
 
-// List summarises every backup of the given nodes, reading manifests in
-// parallel.
-func List(ctx context.Context, c *transfer.Client, nodes []manifest.Node) ([]Summary, error) {
-	type job struct {
-		node manifest.Node
-		id   string
-	}
-	var jobs []job
-	for _, n := range nodes {
-		ids, err := IDs(ctx, c, n)
-		if err != nil {
-			return nil, err
-		}
-		for _, id := range ids {
-			jobs = append(jobs, job{n, id})
-		}
-	}
-	out := make([]Summary, len(jobs))
+// EachManifest loads the manifests ids of node, 16 at a time, and hands each
+// to fn (which must be safe for concurrent use).
+func EachManifest(ctx context.Context, c *transfer.Client, node manifest.Node, ids []string, fn func(*manifest.Manifest)) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
-	for i, j := range jobs {
+	for _, id := range ids {
 		g.Go(func() error {
-			m, err := Load(gctx, c, j.node, j.id)
+			m, err := Load(gctx, c, node, id)
 			if err != nil {
 				return err
 			}
-			out[i] = Summary{Cluster: m.Cluster, Node: m.Node, ID: m.ID, Kind: m.Kind, Tag: m.Tag, Time: m.Finished,
-				Files: len(m.Files), RawBytes: m.RawBytes(), StoredBytes: m.StoredBytes()}
+			fn(m)
 			return nil
 		})
 	}
-	return out, g.Wait()
+	return g.Wait()
 }
 
-// NodeOf is the manifest.Node of another node of the same cluster.
-func NodeOf(n manifest.Node, name string) manifest.Node {
-	n.Name = path.Base(name)
-	return n
-}

@@ -131,7 +131,7 @@ func (m *Manifest) Validate() error {
 	seen := make(map[string]bool, len(m.Files))
 	for i := range m.Files {
 		f := &m.Files[i]
-		if err := f.validate(); err != nil {
+		if err := f.Validate(); err != nil {
 			return fmt.Errorf("file %d (%q): %w", i, f.Path, err)
 		}
 		if seen[f.Path] {
@@ -152,7 +152,8 @@ func (m *Manifest) Validate() error {
 	return nil
 }
 
-func (f *File) validate() error {
+// Validate checks one file entry: path, key, sizes, checksum and chunk index.
+func (f *File) Validate() error {
 	if err := source.CheckPath(f.Path); err != nil {
 		return err
 	}

@@ -24,6 +24,20 @@ type File struct {
 	// Dev and Ino identify the inode, so hard links (Cassandra snapshots are
 	// hard links of live sstables) are read once. Zero when unknown.
 	Dev, Ino uint64
+	// Digest is a content checksum the database recorded itself, when it has
+	// one (Cassandra's Digest.crc32 of a Data.db): a cheap extra check that a
+	// file the index knows is still the same content.
+	Digest string
+}
+
+// Fingerprint identifies a file's content without reading it: its name,
+// inode, size and modification time, and the database's own digest when
+// there is one. SSTables and HFiles are immutable and snapshots hard-link
+// them, so tomorrow's snapshot of an unchanged file has the same
+// fingerprint; the name alone is never enough. The inode change time is
+// left out on purpose: every snapshot's hard link changes it.
+func (f File) Fingerprint() string {
+	return fmt.Sprintf("%s|%d|%d|%d|%s", path.Base(f.Path), f.Ino, f.Size, f.ModTime.UnixNano(), f.Digest)
 }
 
 // Set is everything one backup run stores for one node.

@@ -1,0 +1,150 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/s3bak/s3bak/pkg/catalog"
+	"github.com/s3bak/s3bak/pkg/lock"
+	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/source"
+)
+
+// SessionOptions configure RunLocked.
+type SessionOptions struct {
+	Lease     time.Duration // the lock's lease (default lock.DefaultLease)
+	BreakLock bool          // take the node's lock even from a live holder
+	// Checkpoint is how often the index is saved during the run, so that a
+	// killed run's successor skips what it uploaded (default 5s).
+	Checkpoint time.Duration
+}
+
+// RunLocked is a backup as cron runs it: it holds the node's lock, marks
+// the backup pending, aborts multipart uploads that dead runs left, decides
+// what to upload from the node's index (saved as it goes, so a rerun after
+// a crash resumes), writes the manifest last, then records the backup in
+// the index and clears the pending markers of this tag.
+func (e *Engine) RunLocked(ctx context.Context, set *source.Set, o SessionOptions) (*Result, error) {
+	node := e.opts.Node
+	if err := node.Validate(); err != nil {
+		return nil, err
+	}
+	m := e.newManifest(set)
+	l, err := lock.Acquire(ctx, e.client, node.Root()+lock.Key,
+		lock.Info{Op: "backup", Tag: set.Tag, Backup: m.ID},
+		lock.Options{Lease: o.Lease, Break: o.BreakLock, Logger: e.opts.Logger})
+	if err != nil {
+		return nil, err
+	}
+	lctx := l.Keep(ctx)
+	defer func() {
+		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
+			e.opts.Logger.Warn("could not release the lock", "err", err)
+		}
+	}()
+	res, err := e.locked(lctx, m, set, o)
+	if cause := context.Cause(lctx); errors.Is(cause, lock.ErrLost) {
+		return nil, cause
+	}
+	return res, err
+}
+
+func (e *Engine) locked(ctx context.Context, m *manifest.Manifest, set *source.Set, o SessionOptions) (*Result, error) {
+	node := e.opts.Node
+	idx, err := catalog.OpenIndex(ctx, e.client, node, e.opts.Logger.Warn)
+	if err != nil {
+		return nil, fmt.Errorf("read the node's index: %w", err)
+	}
+	e.opts.Known = idx
+	if err := e.abortLeftovers(ctx); err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	p := catalog.Pending{ID: m.ID, Kind: set.Kind, Tag: set.Tag, Host: host, PID: os.Getpid(), Started: m.Started}
+	if err := catalog.WritePending(ctx, e.client, node, p); err != nil {
+		return nil, fmt.Errorf("mark backup %s as started: %w", m.ID, err)
+	}
+	stop := e.checkpoint(ctx, idx, o.Checkpoint)
+	res, runErr := e.run(ctx, m, set)
+	stop()
+	if runErr == nil {
+		idx.AddBackup(res.Manifest)
+	}
+	// Saved even after a failure: what was uploaded is stored, and the
+	// rerun should not upload it again.
+	saveErr := catalog.SaveIndex(context.WithoutCancel(ctx), e.client, node, idx)
+	if runErr != nil {
+		return nil, runErr
+	}
+	if saveErr != nil {
+		// The backup is complete (its manifest is written); a stale index
+		// costs the next run some re-reading, and list reads the manifest.
+		e.opts.Logger.Warn("backup complete, but its index was not updated", "err", saveErr)
+	}
+	e.clearPending(ctx, set)
+	return res, nil
+}
+
+// abortLeftovers drops the node's unfinished multipart uploads: this run
+// holds the lock, so any upload under the node's data is a dead run's.
+func (e *Engine) abortLeftovers(ctx context.Context) error {
+	prefix := e.opts.Node.Root() + manifest.DataDir + "/"
+	for u, err := range e.client.ListUploads(ctx, prefix) {
+		if err != nil {
+			return fmt.Errorf("list unfinished uploads: %w", err)
+		}
+		e.opts.Logger.Info("aborting an unfinished upload of an earlier run", "key", u.Key, "initiated", u.Initiated)
+		if err := e.client.Abort(ctx, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkpoint saves the index every interval while the run goes on.
+func (e *Engine) checkpoint(ctx context.Context, idx *catalog.Index, every time.Duration) (stop func()) {
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := catalog.SaveIndex(ctx, e.client, e.opts.Node, idx); err != nil && ctx.Err() == nil {
+				e.opts.Logger.Warn("index checkpoint failed", "err", err)
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// clearPending removes the markers of this backup and of the interrupted
+// runs of the same snapshot it completed.
+func (e *Engine) clearPending(ctx context.Context, set *source.Set) {
+	pending, err := catalog.ListPending(ctx, e.client, e.opts.Node)
+	if err != nil {
+		e.opts.Logger.Warn("could not list pending markers", "err", err)
+		return
+	}
+	for _, p := range pending {
+		if p.Tag != set.Tag || p.Kind != set.Kind {
+			continue
+		}
+		if err := e.client.Delete(ctx, e.opts.Node.Root()+catalog.PendingKey(p.ID)); err != nil {
+			e.opts.Logger.Warn("could not remove a pending marker", "id", p.ID, "err", err)
+		}
+	}
+}

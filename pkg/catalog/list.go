@@ -1,0 +1,174 @@
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/s3bak/s3bak/pkg/lock"
+	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/transfer"
+)
+
+// Summary is one line of `s3bak list`.
+type Summary struct {
+	Cluster     string    `json:"cluster"`
+	Node        string    `json:"node"`
+	ID          string    `json:"id"`
+	Status      string    `json:"status,omitempty"` // complete, running, incomplete
+	Kind        string    `json:"kind"`
+	Tag         string    `json:"tag"`
+	Time        time.Time `json:"time"`
+	Files       int       `json:"files"`
+	RawBytes    int64     `json:"raw_bytes"`
+	StoredBytes int64     `json:"stored_bytes"`
+}
+
+// Statuses of a Summary.
+const (
+	Complete   = "complete"
+	Running    = "running"
+	Incomplete = "incomplete"
+)
+
+// PendingDir holds a marker per backup that started and has not finished:
+// written before the first upload, deleted after the manifest.
+const PendingDir = "pending"
+
+// Pending is a started backup's marker.
+type Pending struct {
+	ID      string    `json:"id"`
+	Kind    string    `json:"kind"`
+	Tag     string    `json:"tag"`
+	Host    string    `json:"host"`
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+}
+
+// PendingKey is the marker's key relative to the node's root.
+func PendingKey(id string) string { return PendingDir + "/" + id + ".json" }
+
+// WritePending marks a backup as started.
+func WritePending(ctx context.Context, c *transfer.Client, node manifest.Node, p Pending) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return c.PutBytes(ctx, node.Root()+PendingKey(p.ID), b, "application/json")
+}
+
+// ListPending returns the node's markers of unfinished backups.
+func ListPending(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Pending, error) {
+	var out []Pending
+	for o, err := range c.List(ctx, node.Root()+PendingDir+"/") {
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := manifest.IDFromKey(o.Key); !ok {
+			continue
+		}
+		b, err := c.GetBytes(ctx, o.Key, 64<<10)
+		if errors.Is(err, transfer.ErrNotFound) {
+			continue // finished meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		var p Pending
+		if json.Unmarshal(b, &p) != nil || manifest.CheckName("backup id", p.ID) != nil {
+			continue // not ours to interpret; purge removes it
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// List summarises the backups of the given nodes: the complete ones from
+// each node's index (reading only the manifests it does not know yet) and
+// the unfinished ones from their markers, oldest first per node.
+func List(ctx context.Context, c *transfer.Client, nodes []manifest.Node) ([]Summary, error) {
+	var out []Summary
+	for _, n := range nodes {
+		s, err := listNode(ctx, c, n)
+		if err != nil {
+			return nil, fmt.Errorf("list node %s: %w", n.Name, err)
+		}
+		out = append(out, s...)
+	}
+	return out, nil
+}
+
+func listNode(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Summary, error) {
+	ids, err := IDs(ctx, c, node)
+	if err != nil {
+		return nil, err
+	}
+	known := map[string]Summary{}
+	if x, err := LoadIndex(ctx, c, node); err == nil {
+		for _, s := range x.Summaries() {
+			known[s.ID] = s
+		}
+	}
+	var mu sync.Mutex
+	out := make([]Summary, 0, len(ids))
+	var missing []string
+	for _, id := range ids {
+		if s, ok := known[id]; ok {
+			out = append(out, s)
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	err = EachManifest(ctx, c, node, missing, func(m *manifest.Manifest) {
+		mu.Lock()
+		out = append(out, summarize(m))
+		mu.Unlock()
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Status = Complete
+	}
+	unfinished, err := unfinishedSummaries(ctx, c, node)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, unfinished...)
+	slices.SortFunc(out, func(a, b Summary) int { return cmpString(a.ID, b.ID) })
+	return out, nil
+}
+
+// unfinishedSummaries turns pending markers into lines: running when the
+// node's lock is held by that backup, incomplete otherwise.
+func unfinishedSummaries(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Summary, error) {
+	pending, err := ListPending(ctx, c, node)
+	if err != nil || len(pending) == 0 {
+		return nil, err
+	}
+	holder, err := lock.Read(ctx, c, node.Root()+lock.Key)
+	if err != nil {
+		return nil, err
+	}
+	var out []Summary
+	for _, p := range pending {
+		st := Incomplete
+		if holder != nil && holder.Backup == p.ID && holder.Expires.After(time.Now()) {
+			st = Running
+		}
+		out = append(out, Summary{Cluster: node.Cluster, Node: node.Name, ID: p.ID, Status: st, Kind: p.Kind,
+			Tag: p.Tag, Time: p.Started})
+	}
+	return out, nil
+}
+
+// NodeOf is the manifest.Node of another node of the same cluster.
+func NodeOf(n manifest.Node, name string) manifest.Node {
+	n.Name = path.Base(name)
+	return n
+}

@@ -1,0 +1,246 @@
+package purge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/s3bak/s3bak/pkg/catalog"
+	"github.com/s3bak/s3bak/pkg/lock"
+	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/transfer"
+)
+
+// Options configure a purge of one node.
+type Options struct {
+	Policy Policy
+	DryRun bool
+	// Grace spares unreferenced objects and pending markers younger than
+	// this: a backup that is running now has uploaded them and has not yet
+	// written the manifest that references them.
+	Grace time.Duration
+	// UploadAge aborts unfinished multipart uploads older than this.
+	UploadAge time.Duration
+	BreakLock bool
+	Lease     time.Duration
+	// Parallel DeleteObjects requests.
+	Parallel int
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Report is what a purge did, or with DryRun would do.
+type Report struct {
+	Node           string   `json:"node"`
+	DryRun         bool     `json:"dry_run"`
+	Kept           []Backup `json:"kept"`
+	Removed        []Backup `json:"removed"`
+	ObjectsDeleted int      `json:"objects_deleted"`
+	BytesDeleted   int64    `json:"bytes_deleted"`
+	ObjectsKept    int      `json:"objects_kept"`
+	// YoungOrphans are unreferenced objects spared by the grace period.
+	YoungOrphans   int `json:"young_orphans"`
+	UploadsAborted int `json:"uploads_aborted"`
+	PendingRemoved int `json:"pending_removed"`
+}
+
+// Run purges one node. It holds the node's lock throughout, so no backup of
+// the node runs meanwhile (a dry run takes no lock: it changes nothing).
+func Run(ctx context.Context, c *transfer.Client, node manifest.Node, o Options) (*Report, error) {
+	if err := o.Policy.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	p := &purger{c: c, node: node, o: o, rep: &Report{Node: node.Name, DryRun: o.DryRun}}
+	if o.DryRun {
+		return p.rep, p.run(ctx)
+	}
+	l, err := lock.Acquire(ctx, c, node.Root()+lock.Key, lock.Info{Op: "purge"},
+		lock.Options{Lease: o.Lease, Break: o.BreakLock, Logger: o.Logger, Now: o.Now})
+	if err != nil {
+		return nil, err
+	}
+	lctx := l.Keep(ctx)
+	err = p.run(lctx)
+	if cause := context.Cause(lctx); cause != nil && err != nil {
+		err = fmt.Errorf("%w (%v)", cause, err)
+	}
+	if rerr := l.Release(context.WithoutCancel(ctx)); rerr != nil && err == nil {
+		err = rerr
+	}
+	return p.rep, err
+}
+
+type purger struct {
+	c    *transfer.Client
+	node manifest.Node
+	o    Options
+	rep  *Report
+}
+
+func (p *purger) run(ctx context.Context) error {
+	ids, err := catalog.IDs(ctx, p.c, p.node)
+	if err != nil {
+		return err
+	}
+	backups := make([]Backup, len(ids))
+	for i, id := range ids {
+		t, _ := time.Parse("20060102T150405Z", id) // an id of another form: zero time, always kept
+		backups[i] = Backup{ID: id, Time: t}
+	}
+	p.rep.Kept, p.rep.Removed = p.o.Policy.Apply(backups)
+	if err := p.deleteManifests(ctx); err != nil {
+		return err
+	}
+	referenced, err := p.mark(ctx)
+	if err != nil {
+		return err
+	}
+	doomed, err := p.orphans(ctx, referenced)
+	if err != nil {
+		return err
+	}
+	// The index forgets the doomed objects before they go: a crash in
+	// between leaves objects no one references (the next purge takes them),
+	// never an index that offers a deleted object to the next backup.
+	if err := p.updateIndex(ctx, doomed); err != nil {
+		return err
+	}
+	if err := p.sweep(ctx, doomed); err != nil {
+		return err
+	}
+	return p.cleanUp(ctx)
+}
+
+func (p *purger) deleteManifests(ctx context.Context) error {
+	if p.o.DryRun || len(p.rep.Removed) == 0 {
+		return nil
+	}
+	keys := make([]string, len(p.rep.Removed))
+	for i, b := range p.rep.Removed {
+		keys[i] = p.node.Root() + manifest.ManifestKey(b.ID)
+	}
+	p.o.Logger.Info("deleting manifests", "node", p.node.Name, "count", len(keys))
+	return p.c.DeleteMany(ctx, keys, p.o.Parallel)
+}
+
+// mark collects every object key the kept manifests reference. Any
+// manifest that cannot be read stops the purge before anything is swept:
+// deleting on incomplete knowledge is how backups are lost.
+func (p *purger) mark(ctx context.Context) (map[string]bool, error) {
+	ids := make([]string, len(p.rep.Kept))
+	for i, b := range p.rep.Kept {
+		ids[i] = b.ID
+	}
+	var mu sync.Mutex
+	referenced := map[string]bool{}
+	err := catalog.EachManifest(ctx, p.c, p.node, ids, func(m *manifest.Manifest) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, f := range m.Files {
+			referenced[p.node.Root()+f.Key] = true
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the kept manifests (nothing was garbage-collected): %w", err)
+	}
+	return referenced, nil
+}
+
+// orphans lists the objects under data/ that nothing references and that
+// are older than the grace period.
+func (p *purger) orphans(ctx context.Context, referenced map[string]bool) ([]string, error) {
+	cutoff := p.o.Now().Add(-p.o.Grace)
+	var doomed []string
+	for o, err := range p.c.List(ctx, p.node.Root()+manifest.DataDir+"/") {
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case referenced[o.Key]:
+			p.rep.ObjectsKept++
+		case o.LastModified.After(cutoff):
+			p.rep.YoungOrphans++
+		default:
+			doomed = append(doomed, o.Key)
+			p.rep.BytesDeleted += o.Size
+		}
+	}
+	p.rep.ObjectsDeleted = len(doomed)
+	return doomed, nil
+}
+
+func (p *purger) sweep(ctx context.Context, doomed []string) error {
+	if p.o.DryRun || len(doomed) == 0 {
+		return nil
+	}
+	p.o.Logger.Info("deleting unreferenced objects", "node", p.node.Name, "count", len(doomed), "bytes", p.rep.BytesDeleted)
+	return p.c.DeleteMany(ctx, doomed, p.o.Parallel)
+}
+
+// cleanUp aborts old unfinished multipart uploads and removes old pending
+// markers: with the lock held, both belong to runs that died.
+func (p *purger) cleanUp(ctx context.Context) error {
+	uploadCutoff := p.o.Now().Add(-p.o.UploadAge)
+	for u, err := range p.c.ListUploads(ctx, p.node.Root()) {
+		if err != nil {
+			return err
+		}
+		if u.Initiated.After(uploadCutoff) {
+			continue
+		}
+		p.rep.UploadsAborted++
+		if !p.o.DryRun {
+			if err := p.c.Abort(ctx, u); err != nil {
+				return err
+			}
+		}
+	}
+	pending, err := catalog.ListPending(ctx, p.c, p.node)
+	if err != nil {
+		return err
+	}
+	cutoff := p.o.Now().Add(-p.o.Grace)
+	for _, pd := range pending {
+		if pd.Started.After(cutoff) {
+			continue
+		}
+		p.rep.PendingRemoved++
+		if !p.o.DryRun {
+			if err := p.c.Delete(ctx, p.node.Root()+catalog.PendingKey(pd.ID)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// updateIndex drops what was deleted from the node's index, so no later
+// backup references an object that is gone.
+func (p *purger) updateIndex(ctx context.Context, deleted []string) error {
+	if p.o.DryRun {
+		return nil
+	}
+	idx, err := catalog.OpenIndex(ctx, p.c, p.node, p.o.Logger.Warn)
+	if err != nil {
+		return fmt.Errorf("update the node's index: %w", err)
+	}
+	ids := make([]string, len(p.rep.Removed))
+	for i, b := range p.rep.Removed {
+		ids[i] = b.ID
+	}
+	rel := make([]string, len(deleted))
+	for i, k := range deleted {
+		rel[i] = strings.TrimPrefix(k, p.node.Root())
+	}
+	idx.Forget(ids, rel)
+	return catalog.SaveIndex(ctx, p.c, p.node, idx)
+}
