@@ -109,4 +109,3 @@ func EachManifest(ctx context.Context, c *transfer.Client, node manifest.Node, i
 	}
 	return g.Wait()
 }
-
