@@ -71,10 +71,15 @@ func buildNode(t *testing.T) *node {
 	rand.Read(big)
 	writeFile(t, filepath.Join(bulk, "nb-7-big-Data.db"), big)
 	for i := range 300 {
-		writeFile(t, filepath.Join(bulk, "small", "f"+strings.Repeat("x", i%7)+string(rune('a'+i%26))+string(rune('a'+i/26))), []byte(strings.Repeat("k", i)))
+		writeFile(t, filepath.Join(bulk, "small", smallName(i)), []byte(strings.Repeat("k", i)))
 	}
 	n.expect(t, bulk, "shop/orders-0123456789abcdef0123456789abcdef")
 	return n
+}
+
+// smallName is the name of buildNode's i-th small file (i bytes of 'k').
+func smallName(i int) string {
+	return "f" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + string(rune('a'+i/26))
 }
 
 func (n *node) expect(t *testing.T, snapDir, restored string) {

@@ -20,7 +20,7 @@ func newListCommand(g *globalOptions) *cobra.Command {
 	o := &listOptions{}
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the complete backups of this node, or of every node of the cluster",
+		Short: "List the backups of this node, or of every node of the cluster (complete, running, incomplete)",
 		Example: `  s3bak list --bucket backups --cluster prod
   s3bak list --bucket backups --cluster prod --all-nodes --output json`,
 		Args: cobra.NoArgs,
@@ -42,13 +42,8 @@ func runList(cmd *cobra.Command, g *globalOptions, o *listOptions) error {
 	}
 	nodes := []manifest.Node{node}
 	if o.allNodes {
-		names, err := catalog.Nodes(ctx, client, node)
-		if err != nil {
+		if nodes, err = clusterNodes(ctx, client, node); err != nil {
 			return err
-		}
-		nodes = nodes[:0]
-		for _, n := range names {
-			nodes = append(nodes, catalog.NodeOf(node, n))
 		}
 	}
 	list, err := catalog.List(ctx, client, nodes)
@@ -64,10 +59,14 @@ func runList(cmd *cobra.Command, g *globalOptions, o *listOptions) error {
 		return enc.Encode(list)
 	}
 	tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tBACKUP\tFINISHED\tKIND\tTAG\tFILES\tRAW\tSTORED")
+	fmt.Fprintln(tw, "NODE\tBACKUP\tSTATUS\tTIME\tKIND\tTAG\tFILES\tRAW\tSTORED")
 	for _, s := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Node, s.ID, s.Time.Format("2006-01-02 15:04:05Z"), s.Kind, s.Tag,
-			s.Files, humanBytes(s.RawBytes), humanBytes(s.StoredBytes))
+		files, raw, stored := fmt.Sprint(s.Files), humanBytes(s.RawBytes), humanBytes(s.StoredBytes)
+		if s.Status != catalog.Complete {
+			files, raw, stored = "-", "-", "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Node, s.ID, s.Status, s.Time.Format("2006-01-02 15:04:05Z"), s.Kind, s.Tag,
+			files, raw, stored)
 	}
 	return tw.Flush()
 }

@@ -1,17 +1,22 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/s3bak/s3bak/pkg/catalog"
+	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/restore"
+	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
 type verifyOptions struct {
-	backupID string
-	deep     bool
+	backupID    string
+	deep        bool
+	skipCatalog bool
 }
 
 func newVerifyCommand(g *globalOptions) *cobra.Command {
@@ -26,6 +31,7 @@ func newVerifyCommand(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.backupID, "backup", "latest", "backup id (see s3bak list)")
 	cmd.Flags().BoolVar(&o.deep, "deep", false, "download every object and check its SHA-256 (streaming)")
+	cmd.Flags().BoolVar(&o.skipCatalog, "skip-catalog", false, "do not check the node's whole catalog (every manifest's objects present, orphans, unfinished uploads)")
 	return cmd
 }
 
@@ -58,6 +64,36 @@ func runVerify(cmd *cobra.Command, g *globalOptions, o *verifyOptions) error {
 	fmt.Fprintf(g.stdout, "backup %s of %s/%s: %d objects checked (%s), %d problems\n", m.ID, m.Cluster, m.Node, res.Objects, how, len(res.Problems))
 	if len(res.Problems) > 0 {
 		return fmt.Errorf("backup %s: %d of %d objects failed verification: %w", m.ID, len(res.Problems), res.Objects, restore.ErrVerify)
+	}
+	if o.skipCatalog {
+		return nil
+	}
+	return verifyCatalog(ctx, g, client, node)
+}
+
+// verifyCatalog checks every backup of the node: a referenced object that
+// is gone fails; orphans and unfinished uploads are reported (purge
+// removes them).
+func verifyCatalog(ctx context.Context, g *globalOptions, c *transfer.Client, node manifest.Node) error {
+	a, err := catalog.AuditNode(ctx, c, node)
+	if err != nil {
+		return fmt.Errorf("check the node's catalog: %w", err)
+	}
+	for id, keys := range a.Missing {
+		for _, k := range keys {
+			fmt.Fprintf(g.stdout, "MISSING backup %s references s3://%s/%s, which does not exist\n", id, c.Bucket, k)
+		}
+	}
+	for _, o := range a.Orphans {
+		fmt.Fprintf(g.stdout, "ORPHAN s3://%s/%s (%s, %s): no backup references it\n", c.Bucket, o.Key, humanBytes(o.Size), o.LastModified.UTC().Format(time.RFC3339))
+	}
+	for _, u := range a.Uploads {
+		fmt.Fprintf(g.stdout, "UNFINISHED multipart upload of s3://%s/%s started %s\n", c.Bucket, u.Key, u.Initiated.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(g.stdout, "node %s/%s: %d backups, %d objects; %d backups reference missing objects; %d orphans (%s); %d unfinished uploads\n",
+		node.Cluster, node.Name, a.Backups, a.Objects, len(a.Missing), len(a.Orphans), humanBytes(a.OrphanBytes), len(a.Uploads))
+	if len(a.Missing) > 0 {
+		return fmt.Errorf("%d backups of node %s reference objects that are gone: they cannot be restored: %w", len(a.Missing), node.Name, restore.ErrVerify)
 	}
 	return nil
 }

@@ -140,7 +140,7 @@ func (e *Engine) run(ctx context.Context, m *manifest.Manifest, set *source.Set)
 		return nil, fmt.Errorf("write manifest: %w", err)
 	}
 	e.opts.Logger.Info("backup complete", "id", m.ID, "files", len(m.Files), "raw_bytes", m.RawBytes(),
-		"uploaded_objects", res.Uploaded, "uploaded_bytes", res.UploadedBytes, "reused", res.Reused,
+		"uploaded_objects", res.Uploaded, "uploaded_bytes", res.UploadedBytes, "reused", res.Reused, "unread", res.Unread,
 		"manifest", res.ManifestKey)
 	return res, nil
 }

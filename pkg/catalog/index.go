@@ -310,3 +310,16 @@ func OpenIndex(ctx context.Context, c *transfer.Client, node manifest.Node, warn
 	}
 	return RebuildIndex(ctx, c, node)
 }
+
+// KeepHints carries over old's fingerprints of contents x still has, so a
+// rebuild does not make the next backup read every file again.
+func (x *Index) KeepHints(old *Index) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for fp, sha := range old.Hints {
+		if _, ok := x.Objects[sha]; ok {
+			x.Hints[fp] = sha
+		}
+	}
+	x.dirty = true
+}

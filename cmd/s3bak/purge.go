@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/s3bak/s3bak/pkg/catalog"
+	"github.com/s3bak/s3bak/pkg/lock"
+	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/purge"
+	"github.com/s3bak/s3bak/pkg/transfer"
+)
+
+type purgeOptions struct {
+	keepLast, keepDaily, keepWeekly, keepMonthly int
+	keepWithin, grace, uploadAge                 string
+	allNodes, dryRun                             bool
+	output                                       string
+	lock                                         lockFlags
+}
+
+func newPurgeCommand(g *globalOptions) *cobra.Command {
+	o := &purgeOptions{}
+	cmd := &cobra.Command{
+		Use:   "purge",
+		Short: "Delete the backups a retention policy does not keep, and the data only they used",
+		Long: `purge deletes the manifests of the backups that no --keep-* rule keeps (a
+backup kept by any rule stays), then deletes the stored objects that no
+remaining backup references and that are older than --grace, aborts
+unfinished multipart uploads older than --upload-age, and removes the
+markers of backups that never finished. It holds the node's lock, so it
+never runs at the same time as a backup of that node; with --all-nodes a
+node whose lock is held is skipped (exit code 3 at the end).`,
+		Example: `  s3bak purge --bucket backups --cluster prod --keep-daily 7 --keep-weekly 4 --dry-run
+  s3bak purge --bucket backups --cluster prod --all-nodes --keep-within 30d --keep-last 3`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPurge(cmd, g, o) },
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.keepLast, "keep-last", 0, "keep the newest N backups")
+	f.StringVar(&o.keepWithin, "keep-within", "", "keep every backup within this span of the newest (e.g. 30d, 2w, 36h)")
+	f.IntVar(&o.keepDaily, "keep-daily", 0, "keep the newest backup of each of the last N days that have one")
+	f.IntVar(&o.keepWeekly, "keep-weekly", 0, "keep the newest backup of each of the last N ISO weeks that have one")
+	f.IntVar(&o.keepMonthly, "keep-monthly", 0, "keep the newest backup of each of the last N months that have one")
+	f.StringVar(&o.grace, "grace", "24h", "never delete an unreferenced object younger than this (a backup may be writing it)")
+	f.StringVar(&o.uploadAge, "upload-age", "24h", "abort unfinished multipart uploads older than this")
+	f.BoolVar(&o.allNodes, "all-nodes", false, "purge every node of the cluster")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print what would be deleted; delete nothing")
+	f.StringVar(&o.output, "output", "table", "table or json")
+	o.lock.register(cmd)
+	return cmd
+}
+
+func (o *purgeOptions) options() (purge.Options, error) {
+	within, err := durationFlag("--keep-within", o.keepWithin, 0)
+	if err != nil {
+		return purge.Options{}, err
+	}
+	grace, err := durationFlag("--grace", o.grace, 24*time.Hour)
+	if err != nil {
+		return purge.Options{}, err
+	}
+	uploadAge, err := durationFlag("--upload-age", o.uploadAge, 24*time.Hour)
+	if err != nil {
+		return purge.Options{}, err
+	}
+	p := purge.Policy{Last: o.keepLast, Within: within, Daily: o.keepDaily, Weekly: o.keepWeekly, Monthly: o.keepMonthly}
+	if err := p.Validate(); err != nil {
+		return purge.Options{}, err
+	}
+	if o.output != "table" && o.output != "json" {
+		return purge.Options{}, fmt.Errorf("--output %q: want table or json", o.output)
+	}
+	return purge.Options{Policy: p, DryRun: o.dryRun, Grace: grace, UploadAge: uploadAge,
+		BreakLock: o.lock.breakLock, Lease: o.lock.lease, Parallel: 4}, nil
+}
+
+func durationFlag(name, s string, def time.Duration) (time.Duration, error) {
+	if s == "" {
+		return def, nil
+	}
+	d, err := purge.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return d, nil
+}
+
+func runPurge(cmd *cobra.Command, g *globalOptions, o *purgeOptions) error {
+	ctx := cmd.Context()
+	po, err := o.options()
+	if err != nil {
+		return &usageError{err}
+	}
+	po.Logger = g.logger
+	node, client, err := g.open(ctx)
+	if err != nil {
+		return err
+	}
+	nodes := []manifest.Node{node}
+	if o.allNodes {
+		if nodes, err = clusterNodes(ctx, client, node); err != nil {
+			return err
+		}
+	}
+	var reports []*purge.Report
+	var skipped []error
+	for _, n := range nodes {
+		rep, err := purge.Run(ctx, client, n, po)
+		var held *lock.HeldError
+		if errors.As(err, &held) && o.allNodes {
+			g.logger.Warn("node skipped: it is locked", "node", n.Name, "holder", held.Holder.String())
+			skipped = append(skipped, fmt.Errorf("node %s: %w", n.Name, err))
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("purge node %s: %w", n.Name, err)
+		}
+		reports = append(reports, rep)
+	}
+	if err := printPurge(g, o.output, reports); err != nil {
+		return err
+	}
+	if len(skipped) > 0 {
+		return fmt.Errorf("%d node(s) skipped, purge them later: %w", len(skipped), errors.Join(skipped...))
+	}
+	return nil
+}
+
+func printPurge(g *globalOptions, output string, reports []*purge.Report) error {
+	if output == "json" {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(reports)
+	}
+	for _, r := range reports {
+		verb := "deleted"
+		if r.DryRun {
+			verb = "would delete"
+		}
+		for _, b := range r.Kept {
+			fmt.Fprintf(g.stdout, "keep   %s %s (%s)\n", r.Node, b.ID, strings.Join(b.Reasons, ", "))
+		}
+		for _, b := range r.Removed {
+			fmt.Fprintf(g.stdout, "remove %s %s\n", r.Node, b.ID)
+		}
+		fmt.Fprintf(g.stdout, "node %s: %s %d backups and %d objects (%s); kept %d backups and %d objects; %d young unreferenced objects spared; %d unfinished uploads and %d pending markers cleaned\n",
+			r.Node, verb, len(r.Removed), r.ObjectsDeleted, humanBytes(r.BytesDeleted), len(r.Kept), r.ObjectsKept,
+			r.YoungOrphans, r.UploadsAborted, r.PendingRemoved)
+	}
+	return nil
+}
+
+// clusterNodes lists every node of node's cluster.
+func clusterNodes(ctx context.Context, c *transfer.Client, node manifest.Node) ([]manifest.Node, error) {
+	names, err := catalog.Nodes(ctx, c, node)
+	if err != nil {
+		return nil, err
+	}
+	nodes := make([]manifest.Node, len(names))
+	for i, n := range names {
+		nodes[i] = catalog.NodeOf(node, n)
+	}
+	return nodes, nil
+}

@@ -1,0 +1,85 @@
+package catalog
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/transfer"
+)
+
+// Audit is a node's catalog checked against its bucket: what is stored but
+// referenced by no backup (orphans: money spent for nothing, normally from
+// interrupted backups, removed by purge), what a backup references but is
+// gone (a backup that cannot be restored), and the multipart uploads that
+// never finished (billed, and invisible in object listings).
+type Audit struct {
+	Backups     int                   `json:"backups"`
+	Objects     int                   `json:"objects"`
+	Orphans     []transfer.ObjectInfo `json:"orphans"`
+	OrphanBytes int64                 `json:"orphan_bytes"`
+	Missing     map[string][]string   `json:"missing"` // backup id → missing object keys
+	Uploads     []transfer.Upload     `json:"unfinished_uploads"`
+}
+
+// AuditNode reads every manifest of the node and lists its objects and
+// unfinished uploads.
+func AuditNode(ctx context.Context, c *transfer.Client, node manifest.Node) (*Audit, error) {
+	ids, err := IDs(ctx, c, node)
+	if err != nil {
+		return nil, err
+	}
+	a := &Audit{Backups: len(ids), Missing: map[string][]string{}}
+	refs := map[string][]string{} // key → backups
+	var mu sync.Mutex
+	err = EachManifest(ctx, c, node, ids, func(m *manifest.Manifest) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, f := range m.Files {
+			k := node.Root() + f.Key
+			refs[k] = append(refs[k], m.ID)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	present := map[string]bool{}
+	for o, err := range c.List(ctx, node.Root()+manifest.DataDir+"/") {
+		if err != nil {
+			return nil, err
+		}
+		a.Objects++
+		present[o.Key] = true
+		if _, ok := refs[o.Key]; !ok {
+			a.Orphans = append(a.Orphans, o)
+			a.OrphanBytes += o.Size
+		}
+	}
+	for k, ids := range refs {
+		if present[k] {
+			continue
+		}
+		for _, id := range ids {
+			a.Missing[id] = append(a.Missing[id], k)
+		}
+	}
+	for u, err := range c.ListUploads(ctx, node.Root()) {
+		if err != nil {
+			return nil, err
+		}
+		a.Uploads = append(a.Uploads, u)
+	}
+	return a, nil
+}
+
+// OldUploads counts the unfinished uploads started before cutoff.
+func (a *Audit) OldUploads(cutoff time.Time) int {
+	n := 0
+	for _, u := range a.Uploads {
+		if u.Initiated.Before(cutoff) {
+			n++
+		}
+	}
+	return n
+}
