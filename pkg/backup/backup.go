@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/s3bak/s3bak/pkg/budget"
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/progress"
@@ -37,6 +38,9 @@ type Options struct {
 	// Full reads and uploads every file even when Known has it (and still
 	// records into Known).
 	Full bool
+	// Budget bounds the bytes held in buffers by all files at once (nil:
+	// unbounded).
+	Budget *budget.Budget
 }
 
 // Known is the engine's view of a node's catalog; *catalog.Index is one.
@@ -70,6 +74,9 @@ func New(client *transfer.Client, enc *chunk.Encoder, up *transfer.Uploader, o O
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Budget == nil {
+		o.Budget = budget.New(0)
 	}
 	return &Engine{client: client, enc: enc, up: up, opts: o}
 }

@@ -54,6 +54,13 @@ func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.F
 // storeSmall reads a file of at most one chunk into memory once: hash,
 // encode and upload from the same buffer.
 func (e *Engine) storeSmall(ctx context.Context, s *state, fh *os.File, mf *manifest.File) error {
+	// The raw bytes and their encoding, which is at most a frame header
+	// larger.
+	release, err := e.opts.Budget.Acquire(ctx, 2*mf.Size+1024)
+	if err != nil {
+		return err
+	}
+	defer release()
 	raw := make([]byte, mf.Size)
 	if _, err := io.ReadFull(fh, raw); err != nil {
 		return fmt.Errorf("read: %w", err)
@@ -62,7 +69,7 @@ func (e *Engine) storeSmall(ctx context.Context, s *state, fh *os.File, mf *mani
 	mf.SHA256 = hex.EncodeToString(sum[:])
 	obj, l := e.enc.EncodeBytes(nil, raw)
 	key := manifest.ObjectKey(mf.SHA256, l.Mode == chunk.Zstd, l.ChunkSize)
-	err := s.storeOnce(ctx, mf, key, func() (*chunk.Layout, error) {
+	err = s.storeOnce(ctx, mf, key, func() (*chunk.Layout, error) {
 		return l, e.up.Upload(ctx, e.opts.Node.Root()+key, bytes.NewReader(obj), int64(len(obj)))
 	})
 	if err != nil {
@@ -87,6 +94,13 @@ func (e *Engine) storeLarge(ctx context.Context, s *state, fh *os.File, mf *mani
 	uploaded := false
 	err = s.storeOnce(ctx, mf, key, func() (*chunk.Layout, error) {
 		uploaded = true
+		// Hashing needs one small buffer; compressing and uploading hold
+		// the encoder's chunks and the uploader's parts.
+		release, err := e.opts.Budget.Acquire(ctx, e.enc.StreamMemory()+e.up.StreamMemory())
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 		return e.streamUpload(ctx, e.opts.Node.Root()+key, countingReaderAt{fh, e.opts.Progress}, mf.Size, crcs)
 	})
 	if err == nil && !uploaded {

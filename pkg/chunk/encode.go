@@ -159,6 +159,13 @@ type encoded struct {
 	err        error
 }
 
+// StreamMemory bounds the chunk buffers one EncodeTo holds: a raw and a
+// stored buffer for each chunk in the queue, the one being dispatched and
+// the one being written.
+func (e *Encoder) StreamMemory() int64 {
+	return 2 * int64(e.opts.Workers+2) * int64(e.opts.ChunkSize)
+}
+
 // EncodeTo reads size bytes of r, chunk by chunk, compresses up to Workers
 // chunks at once and writes the stored object to w in order. Memory is about
 // 2 × (Workers+1) × ChunkSize whatever the file size. When want is not nil it

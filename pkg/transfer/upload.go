@@ -48,9 +48,10 @@ func (m managerUploader) upload(ctx context.Context, in *s3.PutObjectInput) erro
 // part and as a multipart upload otherwise; a failed multipart upload is
 // aborted, so no parts are left behind to be billed.
 type Uploader struct {
-	c        *Client
-	up       uploader
-	partSize int64
+	c           *Client
+	up          uploader
+	partSize    int64
+	concurrency int
 }
 
 // UploaderOptions size the multipart upload.
@@ -71,11 +72,14 @@ func (c *Client) NewUploader(o UploaderOptions) *Uploader {
 			u.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		}
 	})
-	return &Uploader{c: c, up: managerUploader{mu}, partSize: ps}
+	return &Uploader{c: c, up: managerUploader{mu}, partSize: ps, concurrency: max(o.Concurrency, 1)}
 }
 
 // PartSize returns the part size in use.
 func (u *Uploader) PartSize() int64 { return u.partSize }
+
+// StreamMemory is what one upload from a stream holds in part buffers.
+func (u *Uploader) StreamMemory() int64 { return int64(u.concurrency+1) * u.partSize }
 
 // Upload stores everything r yields at key. size, when known (≥ 0), is
 // sent as the content length of a single PUT.

@@ -1,0 +1,134 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/s3bak/s3bak/pkg/budget"
+	"github.com/s3bak/s3bak/pkg/chunk"
+	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/miniotest"
+	"github.com/s3bak/s3bak/pkg/source"
+	"github.com/s3bak/s3bak/pkg/transfer"
+)
+
+var client *transfer.Client
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "s3bak-backup-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	srv, err := miniotest.Start(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		return 1
+	}
+	defer srv.Stop()
+	srv.Setenv()
+	ctx := context.Background()
+	if err := srv.MakeBucket(ctx, "backup"); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		return 1
+	}
+	if client, err = transfer.New(ctx, transfer.Options{Bucket: "backup"}); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// writeSet makes large files of several chunks and many small ones, half
+// compressible and half random.
+func writeSet(t *testing.T, large, largeSize, small int) *source.Set {
+	t.Helper()
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(1, 2))
+	set := &source.Set{Kind: "cassandra", Tag: "t"}
+	add := func(name string, size int) {
+		b := make([]byte, size)
+		for i := range b {
+			if (i/4096)%2 == 0 {
+				b[i] = byte(rng.Uint32())
+			} else {
+				b[i] = byte(i % 7)
+			}
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		set.Files = append(set.Files, source.File{Path: "ks/t-1/" + name, Abs: p, Size: int64(size), Mode: 0o644, ModTime: time.Now()})
+	}
+	for i := range large {
+		add(fmt.Sprintf("nb-%d-big-Data.db", i), largeSize)
+	}
+	for i := range small {
+		add(fmt.Sprintf("nb-%d-big-Statistics.db", i), 1000+i*37)
+	}
+	return set
+}
+
+func engine(t *testing.T, node string, b *budget.Budget, workers, concurrency int) (*Engine, *chunk.Encoder, *transfer.Uploader) {
+	t.Helper()
+	enc, err := chunk.NewEncoder(chunk.Options{Mode: chunk.Auto, ChunkSize: 1 << 20, Level: 1, Workers: workers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(enc.Close)
+	up := client.NewUploader(transfer.UploaderOptions{PartSize: transfer.MinPartSize, Concurrency: 2})
+	e := New(client, enc, up, Options{Node: manifest.Node{Cluster: "c", Name: node}, Concurrency: concurrency, Budget: b})
+	return e, enc, up
+}
+
+// TestMemoryBudgetBoundsBuffersInFlight counts, through the budget every
+// buffer is taken from, the bytes held at once by many files backed up
+// concurrently: never more than the budget, and more than one large
+// file's worth, so files did overlap.
+func TestMemoryBudgetBoundsBuffersInFlight(t *testing.T) {
+	set := writeSet(t, 6, 9<<20+123, 200)
+	_, enc, up := engine(t, "probe", nil, 2, 8)
+	stream := enc.StreamMemory() + up.StreamMemory()
+	limit := 2*stream + 4<<20 // room for two large files and some small ones
+	b := budget.New(limit)
+	e, _, _ := engine(t, "bounded", b, 2, 8)
+	res, err := e.Run(context.Background(), set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Manifest.Files) != len(set.Files) {
+		t.Fatalf("%d files in the manifest, want %d", len(res.Manifest.Files), len(set.Files))
+	}
+	if b.Peak() > limit {
+		t.Fatalf("peak %d bytes in flight, budget %d", b.Peak(), limit)
+	}
+	if b.Peak() <= stream {
+		t.Fatalf("peak %d: large files never overlapped (one needs %d)", b.Peak(), stream)
+	}
+	if b.InUse() != 0 {
+		t.Fatalf("%d bytes still held after the run", b.InUse())
+	}
+}
+
+// TestBudgetSmallerThanOneFile still completes: a file larger than the
+// whole budget takes all of it and runs alone.
+func TestBudgetSmallerThanOneFile(t *testing.T) {
+	set := writeSet(t, 2, 3<<20, 20)
+	b := budget.New(1 << 20)
+	e, _, _ := engine(t, "tiny", b, 2, 4)
+	if _, err := e.Run(context.Background(), set); err != nil {
+		t.Fatal(err)
+	}
+	if b.Peak() > 1<<20 {
+		t.Fatalf("peak %d over a 1 MiB budget", b.Peak())
+	}
+}
