@@ -158,7 +158,7 @@ func unfinishedSummaries(ctx context.Context, c *transfer.Client, node manifest.
 	var out []Summary
 	for _, p := range pending {
 		st := Incomplete
-		if holder != nil && holder.Backup == p.ID && holder.Expires.After(time.Now()) {
+		if holder != nil && holder.Backup == p.ID && holder.Expires.After(time.Now()) && !holder.Dead() {
 			st = Running
 		}
 		out = append(out, Summary{Cluster: node.Cluster, Node: node.Name, ID: p.ID, Status: st, Kind: p.Kind,

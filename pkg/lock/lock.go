@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/s3bak/s3bak/pkg/transfer"
@@ -45,6 +46,17 @@ func (i *Info) String() string {
 		s += " (backup " + i.Backup + ")"
 	}
 	return s
+}
+
+// Dead reports whether the holder is known to be gone: it ran on this
+// host and its process no longer exists. A lock of another host is never
+// known dead; its lease decides.
+func (i *Info) Dead() bool {
+	host, err := os.Hostname()
+	if err != nil || host != i.Host || i.PID <= 0 {
+		return false
+	}
+	return syscall.Kill(i.PID, 0) == syscall.ESRCH
 }
 
 // HeldError means another run holds the lock and its lease is live.
@@ -85,8 +97,9 @@ type Lock struct {
 	keeping bool
 }
 
-// Acquire takes the lock at key for the run info describes. An expired lease
-// is taken over (its holder died); a live one is a *HeldError unless Break.
+// Acquire takes the lock at key for the run info describes. A lock whose
+// lease expired, or whose holder was a process of this host that is gone,
+// is taken over; a live one is a *HeldError unless Break.
 func Acquire(ctx context.Context, c *transfer.Client, key string, info Info, o Options) (*Lock, error) {
 	if o.Lease <= 0 {
 		o.Lease = DefaultLease
@@ -118,7 +131,7 @@ func Acquire(ctx context.Context, c *transfer.Client, key string, info Info, o O
 		if err != nil {
 			return nil, err
 		}
-		live := cur.Expires.After(o.Now())
+		live := cur.Expires.After(o.Now()) && !cur.Dead()
 		if live && !o.Break {
 			return nil, &HeldError{Key: key, Holder: *cur}
 		}

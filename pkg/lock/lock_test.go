@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -155,3 +156,30 @@ func TestKeepRenewsTheLease(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestLockOfADeadProcessOfThisHostIsTakenOver(t *testing.T) {
+	ctx := context.Background()
+	key := t.Name() + "/lock.json"
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	if _, err := Acquire(ctx, client, key, Info{Op: "backup", Host: host, PID: dead.Process.Pid}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	// The same pid on another host proves nothing: its lease decides.
+	other := t.Name() + "/other.json"
+	if _, err := Acquire(ctx, client, other, Info{Op: "backup", Host: "elsewhere", PID: dead.Process.Pid}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Acquire(ctx, client, key, Info{Op: "backup"}, Options{})
+	if err != nil {
+		t.Fatalf("lock of a dead local process not taken over: %v", err)
+	}
+	_ = l.Release(ctx)
+	var held *HeldError
+	if _, err := Acquire(ctx, client, other, Info{Op: "backup"}, Options{}); !errors.As(err, &held) {
+		t.Fatalf("lock of another host taken: %v", err)
+	}
+}
