@@ -2,13 +2,17 @@ package main
 
 import (
 	"archive/zip"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/s3bak/s3bak/pkg/catalog"
+	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/testfixture"
+	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
 // unzip extracts the real ExportSnapshot output into a temp dir and returns
@@ -86,4 +90,57 @@ func TestHBaseSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("restored %d HFiles, want the 20 referenced ones", hfiles)
 	}
 	wantExit(t, s3bak(t, "backup", "--bucket", bucket, "--cluster", "hb", "--node", "rs-1", "--hbase-root", root, "--hbase-snapshot", "nope"), exitFailed, "nope", "test-snapshot")
+}
+
+// TestHBaseDifferentialAndPurge: HBase backups share the catalog with
+// Cassandra's: a second backup of unchanged HFiles uploads nothing and
+// reads nothing again, and purge keeps exactly what the kept backup uses.
+func TestHBaseDifferentialAndPurge(t *testing.T) {
+	root := unzipHBase(t)
+	bucket := newBucket(t)
+	args := []string{"backup", "--bucket", bucket, "--cluster", "hb", "--node", "rs-1", "--hbase-root", root}
+	first := statsOf(t, mustRun(t, append(args, "--hbase-snapshot", "all")...))
+	nextSecond()
+	second := statsOf(t, mustRun(t, append(args, "--hbase-snapshot", "all")...))
+	if second.Uploaded != 0 || second.Unread != second.Files {
+		t.Fatalf("second backup of an unchanged snapshot: %+v (first %+v)", second, first)
+	}
+	nextSecond()
+	// Only one snapshot now: the other's HFiles are referenced by the
+	// older backups alone.
+	third := statsOf(t, mustRun(t, append(args, "--hbase-snapshot", "test-snapshot")...))
+	node := []string{"--bucket", bucket, "--cluster", "hb", "--node", "rs-1"}
+	r := mustRun(t, append([]string{"purge", "--keep-last", "1", "--grace", "0"}, node...)...)
+	if !strings.Contains(r.stdout, "deleted 2 backups") {
+		t.Fatalf("purge: %s", r.stdout)
+	}
+	ctx := context.Background()
+	c, err := transfer.New(ctx, transfer.Options{Bucket: bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd := manifest.Node{Cluster: "hb", Name: "rs-1"}
+	m, err := catalog.Load(ctx, c, nd, "latest")
+	if err != nil || m.ID != third.ID {
+		t.Fatalf("latest backup %v, %v; want %s", m, err, third.ID)
+	}
+	want := map[string]bool{}
+	for _, f := range m.Files {
+		want[nd.Root()+f.Key] = true
+	}
+	data := listKeys(t, bucket, nd.Root()+"data/")
+	for _, k := range data {
+		if !want[k] {
+			t.Errorf("purge left %s, which the kept backup does not use", k)
+		}
+	}
+	if len(data) != len(want) {
+		t.Fatalf("%d objects left, the kept backup uses %d", len(data), len(want))
+	}
+	target := t.TempDir()
+	mustRun(t, append([]string{"restore", "--target", target}, node...)...)
+	v := mustRun(t, append([]string{"verify", "--deep"}, node...)...)
+	if !strings.Contains(v.stdout, "0 orphans") {
+		t.Fatalf("verify after purge: %s", v.stdout)
+	}
 }
