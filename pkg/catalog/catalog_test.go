@@ -1,0 +1,161 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/s3bak/s3bak/pkg/chunk"
+	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/miniotest"
+	"github.com/s3bak/s3bak/pkg/transfer"
+)
+
+var client *transfer.Client
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "s3bak-catalog-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	srv, err := miniotest.Start(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		return 1
+	}
+	defer srv.Stop()
+	srv.Setenv()
+	ctx := context.Background()
+	if err := srv.MakeBucket(ctx, "catalog"); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		return 1
+	}
+	if client, err = transfer.New(ctx, transfer.Options{Bucket: "catalog"}); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// putManifests stores n one-file manifests of node, an hour apart.
+func putManifests(t *testing.T, node manifest.Node, n int) []*manifest.Manifest {
+	t.Helper()
+	var out []*manifest.Manifest
+	for i := range n {
+		at := time.Date(2026, 11, 1, i, 0, 0, 0, time.UTC)
+		sha := fmt.Sprintf("%064x", i+1)
+		m := &manifest.Manifest{Schema: 1, ID: manifest.NewID(at), Kind: "cassandra", Cluster: node.Cluster, Node: node.Name,
+			Tag: "t", Started: at, Finished: at,
+			Files: []manifest.File{{Path: "ks/t/f", Size: 3, SHA256: sha, Key: manifest.ObjectKey(sha, false, 0), StoredSize: 3, Compression: chunk.None}}}
+		b, err := m.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := client.PutBytes(context.Background(), node.Root()+manifest.ManifestKey(m.ID), b, ""); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestListTakesSummariesFromTheIndex(t *testing.T) {
+	ctx := context.Background()
+	node := manifest.Node{Cluster: "c", Name: t.Name()}
+	ms := putManifests(t, node, 3)
+	x := NewIndex(node)
+	x.AddBackup(ms[0])
+	x.AddBackup(ms[1])
+	// A summary only the index has proves list did not read that manifest.
+	x.Backups[0].Tag = "from-index"
+	if err := SaveIndex(ctx, client, node, x); err != nil {
+		t.Fatal(err)
+	}
+	got, err := List(ctx, client, []manifest.Node{node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Tag != "from-index" || got[2].Tag != "t" || got[2].Status != Complete {
+		t.Fatalf("list %+v", got)
+	}
+	// A manifest deleted behind the index's back is not listed.
+	if err := client.Delete(ctx, node.Root()+manifest.ManifestKey(ms[1].ID)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := List(ctx, client, []manifest.Node{node}); len(got) != 2 {
+		t.Fatalf("list after a manifest was deleted: %+v", got)
+	}
+}
+
+func TestDamagedIndexIsRebuiltFromManifests(t *testing.T) {
+	ctx := context.Background()
+	node := manifest.Node{Cluster: "c", Name: t.Name()}
+	ms := putManifests(t, node, 2)
+	if err := client.PutBytes(ctx, node.Root()+IndexKey, []byte("not zstd"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadIndex(ctx, client, node); err == nil || !strings.Contains(err.Error(), IndexKey) {
+		t.Fatalf("LoadIndex of garbage: %v", err)
+	}
+	var warned bool
+	x, err := OpenIndex(ctx, client, node, func(string, ...any) { warned = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !warned || len(x.Summaries()) != 2 || x.Len() != 2 {
+		t.Fatalf("rebuilt index: warned=%v %d backups %d objects", warned, len(x.Summaries()), x.Len())
+	}
+	f := manifest.File{Size: 3, SHA256: ms[1].Files[0].SHA256}
+	if !x.Content(&f) || f.Key != ms[1].Files[0].Key {
+		t.Fatalf("rebuilt index does not know %s", ms[1].Files[0].SHA256)
+	}
+}
+
+func TestHostileIndexIsRefused(t *testing.T) {
+	ctx := context.Background()
+	node := manifest.Node{Cluster: "c", Name: t.Name()}
+	sha := strings.Repeat("ab", 32)
+	for name, o := range map[string]*Object{
+		"key outside data/": {Key: "../../other-node/data/x", Size: 1, StoredSize: 1, Compression: chunk.None},
+		"sizes disagree":    {Key: manifest.ObjectKey(sha, false, 0), Size: 1, StoredSize: 99, Compression: chunk.None},
+		"unknown mode":      {Key: manifest.ObjectKey(sha, false, 0), Size: 1, StoredSize: 1, Compression: "lz4"},
+	} {
+		x := NewIndex(node)
+		x.Objects[sha] = o
+		x.dirty = true
+		if err := SaveIndex(ctx, client, node, x); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadIndex(ctx, client, node); err == nil {
+			t.Errorf("%s: hostile index accepted", name)
+		}
+	}
+}
+
+func TestLookupNeedsFingerprintAndSize(t *testing.T) {
+	node := manifest.Node{Cluster: "c", Name: "n"}
+	x := NewIndex(node)
+	sha := strings.Repeat("cd", 32)
+	stored := manifest.File{Size: 10, SHA256: sha, Key: manifest.ObjectKey(sha, false, 0), StoredSize: 10, Compression: chunk.None}
+	x.Record("a|1|10|5|", &stored)
+	if f := (manifest.File{Size: 10}); !x.Lookup("a|1|10|5|", &f) || f.SHA256 != sha {
+		t.Fatal("known fingerprint not found")
+	}
+	if f := (manifest.File{Size: 11}); x.Lookup("a|1|10|5|", &f) {
+		t.Fatal("a different size matched")
+	}
+	if f := (manifest.File{Size: 10}); x.Lookup("a|2|10|5|", &f) {
+		t.Fatal("another inode matched")
+	}
+	x.Forget(nil, []string{stored.Key})
+	if f := (manifest.File{Size: 10}); x.Lookup("a|1|10|5|", &f) || x.Content(&manifest.File{Size: 10, SHA256: sha}) {
+		t.Fatal("a forgotten object is still offered")
+	}
+}
