@@ -112,7 +112,7 @@ func (e *Engine) newManifest(set *source.Set) *manifest.Manifest {
 
 func (e *Engine) run(ctx context.Context, m *manifest.Manifest, set *source.Set) (*Result, error) {
 	res := &Result{Manifest: m}
-	st := &state{e: e, res: res, inodes: map[inode]*inodeResult{}, keys: map[string]*keyResult{}}
+	st := &state{e: e, res: res}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.opts.Concurrency)
 	for i, f := range set.Files {
@@ -160,49 +160,21 @@ type state struct {
 	e      *Engine
 	mu     sync.Mutex
 	res    *Result
-	inodes map[inode]*inodeResult
-	keys   map[string]*keyResult
-}
-
-type inodeResult struct {
-	done chan struct{}
-	f    manifest.File
-	err  error
-}
-
-type keyResult struct {
-	done   chan struct{}
-	stored manifest.File
-	err    error
+	inodes onceMap[inode, manifest.File]
+	keys   onceMap[string, manifest.File]
 }
 
 func (s *state) file(ctx context.Context, f source.File) (manifest.File, error) {
 	if f.Ino == 0 {
 		return s.e.store(ctx, s, f)
 	}
-	id := inode{f.Dev, f.Ino}
-	s.mu.Lock()
-	r, ok := s.inodes[id]
-	if !ok {
-		r = &inodeResult{done: make(chan struct{})}
-		s.inodes[id] = r
+	mf, first, err := s.inodes.do(ctx, inode{f.Dev, f.Ino}, func() (manifest.File, error) { return s.e.store(ctx, s, f) })
+	if err != nil {
+		return manifest.File{}, err
 	}
-	s.mu.Unlock()
-	if !ok {
-		r.f, r.err = s.e.store(ctx, s, f)
-		close(r.done)
-	} else {
-		select {
-		case <-r.done:
-		case <-ctx.Done():
-			return manifest.File{}, ctx.Err()
-		}
+	if !first {
 		s.e.opts.Progress.Add(f.Size)
 	}
-	if r.err != nil {
-		return manifest.File{}, r.err
-	}
-	mf := r.f
 	mf.Path = f.Path
 	return mf, nil
 }
@@ -215,34 +187,61 @@ func (s *state) storeOnce(ctx context.Context, mf *manifest.File, key string, up
 		s.count(func(r *Result) { r.Reused++ })
 		return nil
 	}
-	s.mu.Lock()
-	r, ok := s.keys[key]
-	if !ok {
-		r = &keyResult{done: make(chan struct{})}
-		s.keys[key] = r
-	}
-	s.mu.Unlock()
-	if ok {
-		select {
-		case <-r.done:
-		case <-ctx.Done():
-			return ctx.Err()
+	stored, first, err := s.keys.do(ctx, key, func() (manifest.File, error) {
+		l, err := upload()
+		if err != nil {
+			return manifest.File{}, err
 		}
-		if r.err == nil {
-			copyStored(mf, &r.stored)
-			s.count(func(r *Result) { r.Reused++ })
-		}
-		return r.err
-	}
-	l, err := upload()
-	if err == nil {
-		describe(mf, key, l)
-		r.stored = *mf
+		var st manifest.File
+		describe(&st, key, l)
 		s.count(func(r *Result) { r.Uploaded++; r.UploadedBytes += l.StoredSize })
+		return st, nil
+	})
+	if err != nil {
+		return err
 	}
-	r.err = err
-	close(r.done)
-	return err
+	copyStored(mf, &stored)
+	if !first {
+		s.count(func(r *Result) { r.Reused++ })
+	}
+	return nil
+}
+
+// onceMap runs fn once per key; callers of a key in progress wait for its
+// result (or their context).
+type onceMap[K comparable, V any] struct {
+	mu sync.Mutex
+	m  map[K]*onceResult[V]
+}
+
+type onceResult[V any] struct {
+	done chan struct{}
+	v    V
+	err  error
+}
+
+func (o *onceMap[K, V]) do(ctx context.Context, k K, fn func() (V, error)) (v V, first bool, err error) {
+	o.mu.Lock()
+	if o.m == nil {
+		o.m = map[K]*onceResult[V]{}
+	}
+	r, ok := o.m[k]
+	if !ok {
+		r = &onceResult[V]{done: make(chan struct{})}
+		o.m[k] = r
+	}
+	o.mu.Unlock()
+	if !ok {
+		r.v, r.err = fn()
+		close(r.done)
+		return r.v, true, r.err
+	}
+	select {
+	case <-r.done:
+		return r.v, false, r.err
+	case <-ctx.Done():
+		return v, false, ctx.Err()
+	}
 }
 
 func (s *state) count(f func(*Result)) {
