@@ -15,13 +15,20 @@ import (
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
-// listKeys lists the keys under prefix in bucket.
-func listKeys(t *testing.T, bucket, prefix string) []string {
+// testClient is an S3 client of bucket on the test's MinIO.
+func testClient(t *testing.T, bucket string) *transfer.Client {
 	t.Helper()
 	c, err := transfer.New(context.Background(), transfer.Options{Bucket: bucket})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// listKeys lists the keys under prefix in bucket.
+func listKeys(t *testing.T, bucket, prefix string) []string {
+	t.Helper()
+	c := testClient(t, bucket)
 	var keys []string
 	for o, err := range c.List(context.Background(), prefix) {
 		if err != nil {
@@ -255,10 +262,7 @@ func TestVerifyReportsOrphansAndMissingObjects(t *testing.T) {
 	bucket := newBucket(t)
 	mustRun(t, n.backupArgs(bucket)...)
 	ctx := context.Background()
-	c, err := transfer.New(ctx, transfer.Options{Bucket: bucket})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testClient(t, bucket)
 	orphan := "prod/cass-1/data/ff/" + strings.Repeat("f", 64) + ".raw"
 	if err := c.PutBytes(ctx, orphan, []byte("left by an interrupted run"), ""); err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/testfixture"
-	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
 // node is a Cassandra node's data directories with one snapshot, and the
@@ -220,10 +219,7 @@ func TestCorruptObjectFailsRestoreAndLeavesNothing(t *testing.T) {
 	bucket := newBucket(t)
 	mustRun(t, n.backupArgs(bucket)...)
 	ctx := context.Background()
-	c, err := transfer.New(ctx, transfer.Options{Bucket: bucket})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testClient(t, bucket)
 	nd := manifest.Node{Cluster: "prod", Name: "cass-1"}
 	m, err := catalog.Load(ctx, c, nd, "latest")
 	if err != nil {
@@ -268,10 +264,7 @@ func firstKey(m map[string][]byte) string {
 func TestHostileManifestPathIsRejected(t *testing.T) {
 	bucket := newBucket(t)
 	ctx := context.Background()
-	c, err := transfer.New(ctx, transfer.Options{Bucket: bucket})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testClient(t, bucket)
 	nd := manifest.Node{Cluster: "prod", Name: "evil"}
 	sha := strings.Repeat("ab", 32)
 	for _, p := range []string{"../../outside", "/etc/cron.d/evil", "ks/../../x"} {

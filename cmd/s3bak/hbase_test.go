@@ -12,7 +12,6 @@ import (
 	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/testfixture"
-	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
 // unzip extracts the real ExportSnapshot output into a temp dir and returns
@@ -115,10 +114,7 @@ func TestHBaseDifferentialAndPurge(t *testing.T) {
 		t.Fatalf("purge: %s", r.stdout)
 	}
 	ctx := context.Background()
-	c, err := transfer.New(ctx, transfer.Options{Bucket: bucket})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testClient(t, bucket)
 	nd := manifest.Node{Cluster: "hb", Name: "rs-1"}
 	m, err := catalog.Load(ctx, c, nd, "latest")
 	if err != nil || m.ID != third.ID {

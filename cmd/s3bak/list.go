@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
@@ -33,8 +32,8 @@ func newListCommand(g *globalOptions) *cobra.Command {
 
 func runList(cmd *cobra.Command, g *globalOptions, o *listOptions) error {
 	ctx := cmd.Context()
-	if o.output != "table" && o.output != "json" {
-		return &usageError{fmt.Errorf("--output %q: want table or json", o.output)}
+	if err := checkOutput(o.output); err != nil {
+		return err
 	}
 	node, client, err := g.open(ctx)
 	if err != nil {
@@ -51,12 +50,10 @@ func runList(cmd *cobra.Command, g *globalOptions, o *listOptions) error {
 		return err
 	}
 	if o.output == "json" {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
 		if list == nil {
 			list = []catalog.Summary{}
 		}
-		return enc.Encode(list)
+		return writeJSON(g.stdout, list)
 	}
 	tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tBACKUP\tSTATUS\tTIME\tKIND\tTAG\tFILES\tRAW\tSTORED")

@@ -53,8 +53,8 @@ a NAT path would cost. Exit 0: pass; 1: fail; 2: could not determine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if o.output != "table" && o.output != "json" {
-				return &usageError{fmt.Errorf("--output %q: want table or json", o.output)}
+			if err := checkOutput(o.output); err != nil {
+				return err
 			}
 			est, err := parseSize(o.estimate)
 			if err != nil {

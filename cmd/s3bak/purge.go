@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -74,8 +73,8 @@ func (o *purgeOptions) options() (purge.Options, error) {
 	if err := p.Validate(); err != nil {
 		return purge.Options{}, err
 	}
-	if o.output != "table" && o.output != "json" {
-		return purge.Options{}, fmt.Errorf("--output %q: want table or json", o.output)
+	if err := checkOutput(o.output); err != nil {
+		return purge.Options{}, err
 	}
 	return purge.Options{Policy: p, DryRun: o.dryRun, Grace: grace, UploadAge: uploadAge,
 		BreakLock: o.lock.breakLock, Lease: o.lock.lease, Parallel: 4}, nil
@@ -135,9 +134,7 @@ func runPurge(cmd *cobra.Command, g *globalOptions, o *purgeOptions) error {
 
 func printPurge(g *globalOptions, output string, reports []*purge.Report) error {
 	if output == "json" {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(reports)
+		return writeJSON(g.stdout, reports)
 	}
 	for _, r := range reports {
 		verb := "deleted"

@@ -31,18 +31,24 @@ func slowNode(t *testing.T, extra int) *node {
 	return n
 }
 
-// startBackup runs the real binary in the background.
-func startBackup(t *testing.T, n *node, bucket string, extra ...string) (*exec.Cmd, *strings.Builder) {
+// startSlowBackup runs the real binary on a slowNode in the background and
+// returns once the node's index says it stored at least stored contents.
+func startSlowBackup(t *testing.T, stored int) (*node, string, *exec.Cmd, *strings.Builder) {
 	t.Helper()
+	n := slowNode(t, 1500)
+	bucket := newBucket(t)
 	args := append(n.backupArgs(bucket), "--concurrency", "1", "--checkpoint-interval", "100ms", "--log-format", "json")
-	cmd := exec.Command(s3bakBin, append(args, extra...)...)
+	cmd := exec.Command(s3bakBin, args...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	return cmd, &out
+	c := testClient(t, bucket)
+	nd := manifest.Node{Cluster: "prod", Name: "cass-1"}
+	waitFor(t, fmt.Sprintf("a checkpoint of the index with %d stored contents", stored), func() bool { return indexedObjects(c, nd) >= stored })
+	return n, bucket, cmd, &out
 }
 
 // waitFor polls the bucket until ok says the run got far enough.
@@ -66,16 +72,8 @@ func indexedObjects(c *transfer.Client, nd manifest.Node) int {
 }
 
 func TestKilledBackupResumes(t *testing.T) {
-	n := slowNode(t, 1500)
-	bucket := newBucket(t)
-	ctx := context.Background()
-	c, err := transfer.New(ctx, transfer.Options{Bucket: bucket})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, bucket, cmd, out := startSlowBackup(t, 50)
 	nd := manifest.Node{Cluster: "prod", Name: "cass-1"}
-	cmd, out := startBackup(t, n, bucket)
-	waitFor(t, "a checkpoint of the index with stored contents", func() bool { return indexedObjects(c, nd) >= 50 })
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -109,16 +107,8 @@ func TestKilledBackupResumes(t *testing.T) {
 }
 
 func TestSecondRunAndPurgeWaitForTheLock(t *testing.T) {
-	n := slowNode(t, 1500)
-	bucket := newBucket(t)
-	ctx := context.Background()
-	c, err := transfer.New(ctx, transfer.Options{Bucket: bucket})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, bucket, cmd, out := startSlowBackup(t, 10)
 	nd := manifest.Node{Cluster: "prod", Name: "cass-1"}
-	cmd, out := startBackup(t, n, bucket)
-	waitFor(t, "the first run to store some contents", func() bool { return indexedObjects(c, nd) >= 10 })
 	pid := fmt.Sprint(cmd.Process.Pid)
 
 	second := s3bak(t, n.backupArgs(bucket)...)

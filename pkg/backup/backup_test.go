@@ -19,32 +19,11 @@ import (
 
 var client *transfer.Client
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "s3bak-backup-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	srv, err := miniotest.Start(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL:", err)
-		return 1
-	}
-	defer srv.Stop()
-	srv.Setenv()
-	ctx := context.Background()
-	if err := srv.MakeBucket(ctx, "backup"); err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL:", err)
-		return 1
-	}
-	if client, err = transfer.New(ctx, transfer.Options{Bucket: "backup"}); err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL:", err)
-		return 1
-	}
-	return m.Run()
+func TestMain(m *testing.M) {
+	os.Exit(miniotest.Main(m, func(*miniotest.Server) (err error) {
+		client, err = transfer.New(context.Background(), transfer.Options{Bucket: "backup"})
+		return err
+	}, "backup"))
 }
 
 // writeSet makes large files of several chunks and many small ones, half

@@ -16,32 +16,11 @@ import (
 
 var client *transfer.Client
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "s3bak-catalog-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	srv, err := miniotest.Start(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL:", err)
-		return 1
-	}
-	defer srv.Stop()
-	srv.Setenv()
-	ctx := context.Background()
-	if err := srv.MakeBucket(ctx, "catalog"); err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL:", err)
-		return 1
-	}
-	if client, err = transfer.New(ctx, transfer.Options{Bucket: "catalog"}); err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL:", err)
-		return 1
-	}
-	return m.Run()
+func TestMain(m *testing.M) {
+	os.Exit(miniotest.Main(m, func(*miniotest.Server) (err error) {
+		client, err = transfer.New(context.Background(), transfer.Options{Bucket: "catalog"})
+		return err
+	}, "catalog"))
 }
 
 // putManifests stores n one-file manifests of node, an hour apart.

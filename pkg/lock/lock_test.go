@@ -3,7 +3,6 @@ package lock
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -17,34 +16,10 @@ import (
 var client *transfer.Client
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "s3bak-lock-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	srv, err := miniotest.Start(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL:", err)
-		return 1
-	}
-	defer srv.Stop()
-	srv.Setenv()
-	ctx := context.Background()
-	if err := srv.MakeBucket(ctx, "lock"); err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL:", err)
-		return 1
-	}
-	client, err = transfer.New(ctx, transfer.Options{Bucket: "lock"})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL:", err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(miniotest.Main(m, func(*miniotest.Server) (err error) {
+		client, err = transfer.New(context.Background(), transfer.Options{Bucket: "lock"})
+		return err
+	}, "lock"))
 }
 
 func TestSecondHolderIsRefusedAndNamed(t *testing.T) {

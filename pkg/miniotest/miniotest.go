@@ -199,3 +199,36 @@ func (s *Server) MakeBucket(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// Main is a package's TestMain: it starts MinIO in a temp dir, points the
+// AWS environment at it, makes the buckets, runs setup (to build clients)
+// and the tests, and stops and removes everything. It returns the exit
+// code for os.Exit.
+func Main(m interface{ Run() int }, setup func(*Server) error, buckets ...string) int {
+	dir, err := os.MkdirTemp("", "s3bak-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	srv, err := Start(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		return 1
+	}
+	defer srv.Stop()
+	srv.Setenv()
+	for _, b := range buckets {
+		if err := srv.MakeBucket(context.Background(), b); err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL:", err)
+			return 1
+		}
+	}
+	if setup != nil {
+		if err := setup(srv); err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL:", err)
+			return 1
+		}
+	}
+	return m.Run()
+}

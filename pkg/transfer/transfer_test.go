@@ -17,27 +17,7 @@ import (
 var srv *miniotest.Server
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "s3bak-transfer-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	srv, err = miniotest.Start(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	srv.Setenv()
-	if err := srv.MakeBucket(context.Background(), "transfer"); err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL:", err)
-		srv.Stop()
-		os.Exit(1)
-	}
-	code := m.Run()
-	srv.Stop()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(miniotest.Main(m, func(s *miniotest.Server) error { srv = s; return nil }, "transfer"))
 }
 
 func client(t *testing.T, checksum string) *Client {
