@@ -272,6 +272,16 @@ func TestVerifyReportsOrphansAndMissingObjects(t *testing.T) {
 	if !strings.Contains(r.stdout, "ORPHAN s3://"+bucket+"/"+orphan) || !strings.Contains(r.stdout, "1 orphans") {
 		t.Fatalf("verify did not report the orphan: %s", r.stdout)
 	}
+	// The grace period spares an unreferenced object a running backup may
+	// have just written; without it, purge takes the orphan.
+	p := mustRun(t, append([]string{"purge", "--keep-last", "5"}, node...)...)
+	if !strings.Contains(p.stdout, "1 young unreferenced objects spared") || len(listKeys(t, bucket, orphan)) != 1 {
+		t.Fatalf("purge within the grace period: %s", p.stdout)
+	}
+	p = mustRun(t, append([]string{"purge", "--keep-last", "5", "--grace", "0"}, node...)...)
+	if !strings.Contains(p.stdout, "deleted 0 backups and 1 objects") || len(listKeys(t, bucket, orphan)) != 0 {
+		t.Fatalf("purge without grace: %s", p.stdout)
+	}
 	keys := listKeys(t, bucket, "prod/cass-1/data/")
 	slices.Sort(keys)
 	victim := keys[0]
