@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
@@ -289,4 +291,33 @@ func TestVerifyReportsOrphansAndMissingObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantExit(t, s3bak(t, append([]string{"verify", "--skip-catalog=false"}, node...)...), exitVerify, victim)
+}
+
+func TestUnfinishedUploadsAreListedAndAborted(t *testing.T) {
+	n := buildNode(t)
+	bucket := newBucket(t)
+	mustRun(t, n.backupArgs(bucket)...)
+	ctx := context.Background()
+	c := testClient(t, bucket)
+	key := "prod/cass-1/data/aa/" + strings.Repeat("a", 64) + ".c1024k.zst"
+	if _, err := c.S3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &key}); err != nil {
+		t.Fatal(err)
+	}
+	node := []string{"--bucket", bucket, "--cluster", "prod", "--node", "cass-1"}
+	v := mustRun(t, append([]string{"verify"}, node...)...)
+	if !strings.Contains(v.stdout, "UNFINISHED multipart upload of s3://"+bucket+"/"+key) {
+		t.Fatalf("verify does not list the unfinished upload: %s", v.stdout)
+	}
+	// Younger than --upload-age: left alone (a backup may be sending it).
+	p := mustRun(t, append([]string{"purge", "--keep-last", "1"}, node...)...)
+	if !strings.Contains(p.stdout, "0 unfinished uploads") {
+		t.Fatalf("purge aborted a young upload: %s", p.stdout)
+	}
+	p = mustRun(t, append([]string{"purge", "--keep-last", "1", "--upload-age", "0"}, node...)...)
+	if !strings.Contains(p.stdout, "1 unfinished uploads") {
+		t.Fatalf("purge did not abort the stale upload: %s", p.stdout)
+	}
+	for u, err := range c.ListUploads(ctx, "prod/cass-1/") {
+		t.Fatalf("upload left: %+v %v", u, err)
+	}
 }
