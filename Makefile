@@ -12,7 +12,7 @@ export PATH := $(GOBIN):$(PATH)
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO_MODULE  := github.com/minio/minio
 
-.PHONY: all build test test-short demo lint tools tool-minio tool-s5cmd tool-staticcheck tool-zstd bench clean
+.PHONY: all build test test-short demo lint tools tool-minio tool-s5cmd tool-staticcheck tool-zstd tool-awscli bench clean
 
 all: build
 
@@ -65,7 +65,19 @@ tool-zstd:
 	  (apt-get install -y -q zstd >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q zstd >/dev/null)) \
 	  || { echo "could not install zstd (apt-get as root); install it by hand"; exit 1; }; }
 
-bench: build tools
+# aws-cli is only a peer in `make bench` (not in `make tools`: no test needs
+# it). Debian's awscli when `aws` is absent; without it the bench prints a
+# note and skips the aws-cli rows.
+tool-awscli:
+	@command -v aws >/dev/null || { \
+	  echo "installing Debian's awscli..."; \
+	  (apt-get install -y -q awscli >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q awscli >/dev/null)) \
+	  || echo "note: could not install awscli (apt-get as root); make bench skips the aws-cli rows"; }
+
+# make bench BENCH_FLAGS='-size 64MiB -big 256MiB -small 1000 -rounds 1' for
+# a quick look; the defaults (1 GiB set, 4 GiB file, 3 rounds) take 15-30
+# minutes on 2 cores. See bench/README.md.
+bench: build tools tool-awscli
 	$(GO) run ./bench $(BENCH_FLAGS)
 
 clean:

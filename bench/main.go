@@ -1,0 +1,184 @@
+// Command bench measures s3bak against the usual ways of moving a snapshot
+// to S3 — s5cmd, aws-cli, and tar | zstd | s5cmd pipe — on generated
+// Cassandra snapshot trees, against a real local MinIO, in one run with
+// interleaved rounds. It reports the median wall time, MB/s and peak RSS of
+// every tool, checks that every tool gave back the bytes it was given, and
+// writes the same data as JSON. Run it with `make bench` (BENCH_FLAGS=...).
+//
+// Targets are reported, never asserted: the program exits non-zero only when
+// a tool failed or gave back wrong data.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// config is what the flags choose.
+type config struct {
+	size      int64 // default set
+	big       int64 // the one large file
+	small     int   // files of the small-files section
+	minSmall  int   // small sstable components in the default set
+	manifests int   // manifests of the list section
+	pct       float64
+	rounds    int
+	sections  map[string]bool
+	tools     map[string]bool
+	out       string
+	workDir   string
+	keep      bool
+	seed      uint64
+}
+
+// allSections lists the sections in the order they run.
+var allSections = []string{"default", "incremental", "small", "big", "list"}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ok, err := run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	if !ok {
+		fmt.Fprintln(os.Stderr, "bench: a tool failed or gave back wrong data (see the errors above)")
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (*config, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	size := fs.String("size", "1GiB", "total size of the default snapshot set")
+	big := fs.String("big", "4GiB", "size of the one large Data.db of the big section")
+	small := fs.Int("small", 10000, "number of ~4 KiB files of the small-files section")
+	minSmall := fs.Int("min-small", 2000, "small sstable components (Statistics, Filter, TOC…) in the default set, at least")
+	manifests := fs.Int("manifests", 10000, "manifests the list section generates")
+	pct := fs.Float64("incremental-pct", 5, "percent of new sstable files (and bytes) for the second backup")
+	rounds := fs.Int("rounds", 3, "interleaved rounds; medians are taken over them")
+	sections := fs.String("sections", strings.Join(allSections, ","), "sections to run: "+strings.Join(allSections, ","))
+	tools := fs.String("tools", "s3bak,s5cmd,aws,tar", "tools to compare: s3bak,s5cmd,aws,tar (tar | zstd | s5cmd pipe)")
+	out := fs.String("out", "bench/results.json", "JSON results file (empty: none)")
+	work := fs.String("workdir", "", "parent of the temporary directory (default: the system's)")
+	keep := fs.Bool("keep", false, "keep the temporary directory")
+	seed := fs.Uint64("seed", 1, "seed of the generated trees")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	cfg := &config{small: *small, minSmall: *minSmall, manifests: *manifests, pct: *pct, rounds: *rounds,
+		out: *out, workDir: *work, keep: *keep, seed: *seed}
+	var err error
+	if cfg.size, err = parseSize(*size); err != nil {
+		return nil, fmt.Errorf("-size: %w", err)
+	}
+	if cfg.big, err = parseSize(*big); err != nil {
+		return nil, fmt.Errorf("-big: %w", err)
+	}
+	if cfg.rounds < 1 || cfg.small < 1 || cfg.manifests < 1 || cfg.pct <= 0 {
+		return nil, fmt.Errorf("-rounds, -small, -manifests and -incremental-pct must be positive")
+	}
+	if cfg.sections, err = pickSet(*sections, allSections); err != nil {
+		return nil, fmt.Errorf("-sections: %w", err)
+	}
+	if cfg.tools, err = pickSet(*tools, []string{"s3bak", "s5cmd", "aws", "tar"}); err != nil {
+		return nil, fmt.Errorf("-tools: %w", err)
+	}
+	if !cfg.tools["s3bak"] {
+		return nil, fmt.Errorf("-tools: s3bak is what is measured; keep it")
+	}
+	return cfg, nil
+}
+
+func pickSet(list string, known []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		found := false
+		for _, k := range known {
+			found = found || k == s
+		}
+		if !found {
+			return nil, fmt.Errorf("%q is not one of %s", s, strings.Join(known, ","))
+		}
+		out[s] = true
+	}
+	return out, nil
+}
+
+// run sets the bench up, runs the chosen sections and reports. It returns
+// false when a tool failed or gave back wrong data.
+func run(ctx context.Context, cfg *config) (bool, error) {
+	b, err := setup(ctx, cfg)
+	if err != nil {
+		return false, err
+	}
+	defer b.close()
+	b.printMachine()
+	res := &results{Machine: b.machine, Config: cfg.describe(), Started: time.Now().UTC()}
+	for _, name := range allSections {
+		if !cfg.sections[name] {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		sec, err := b.runSection(ctx, name)
+		if err != nil {
+			return false, fmt.Errorf("section %s: %w", name, err)
+		}
+		res.Sections = append(res.Sections, sec)
+		printSection(os.Stdout, sec)
+	}
+	res.Finished = time.Now().UTC()
+	res.Targets = evaluateTargets(res.Sections)
+	printTargets(os.Stdout, res.Targets)
+	if cfg.out != "" {
+		out := cfg.out
+		if !filepath.IsAbs(out) {
+			out = filepath.Join(b.repo, out)
+		}
+		if err := writeJSON(out, res); err != nil {
+			return false, err
+		}
+		fmt.Printf("\nresults written to %s\n", cfg.out)
+	}
+	return res.ok(), nil
+}
+
+// parseSize reads 64MiB, 1GiB, 500MB, 4096 (bytes).
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	mult := int64(1)
+	num := strings.TrimSpace(s)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("%q is not a size like 64MiB or 4GiB", s)
+	}
+	return int64(v * float64(mult)), nil
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// printSection prints a section as a markdown table.
+func printSection(w io.Writer, s *section) {
+	fmt.Fprintf(w, "\n## %s\n\n%d files, %s raw\n\n", s.Title, s.Files, human(s.RawBytes))
+	switch s.Layout {
+	case "incremental":
+		printIncremental(w, s)
+	case "list":
+		printList(w, s)
+	default:
+		printTransfer(w, s)
+	}
+	for _, n := range s.Notes {
+		fmt.Fprintf(w, "\n- %s", n)
+	}
+	if len(s.Notes) > 0 {
+		fmt.Fprintln(w)
+	}
+}
+
+func printTransfer(w io.Writer, s *section) {
+	fmt.Fprintln(w, "| tool | median wall s | MB/s | peak RSS MiB | s3bak ÷ peer (MB/s) | stored MB |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
+	for _, r := range s.Rows {
+		if bad := r.problem(); bad != "" {
+			fmt.Fprintf(w, "| %s | %s | | | | |\n", cell(r.Tool), bad)
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %.2f | %.1f | %.0f | %s | %s |\n", cell(r.Tool), r.MedianWallS, r.MBps, r.PeakRSSMiB,
+			ratio(r.Ratio), mb(r.StoredBytes))
+	}
+}
+
+func printIncremental(w io.Writer, s *section) {
+	fmt.Fprintln(w, "| s3bak backup | median wall s | MB/s (raw) | peak RSS MiB | files | uploaded objects | uploaded MB | reused | not read |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range s.Rows {
+		if bad := r.problem(); bad != "" {
+			fmt.Fprintf(w, "| %s | %s | | | | | | | |\n", r.Tool, bad)
+			continue
+		}
+		i := r.Info
+		fmt.Fprintf(w, "| %s | %.2f | %.1f | %.0f | %v | %v | %s | %v | %v |\n", r.Tool, r.MedianWallS, r.MBps, r.PeakRSSMiB,
+			i["files"], i["uploaded_objects"], mb(toInt(i["uploaded_bytes"])), i["reused"], i["unread"])
+	}
+}
+
+func printList(w io.Writer, s *section) {
+	fmt.Fprintln(w, "| s3bak command | median wall s | peak RSS MiB | backups |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|")
+	for _, r := range s.Rows {
+		if bad := r.problem(); bad != "" {
+			fmt.Fprintf(w, "| %s | %s | | |\n", r.Tool, bad)
+			continue
+		}
+		backups := ""
+		if n, ok := r.Info["backups"]; ok {
+			backups = fmt.Sprint(n)
+		}
+		fmt.Fprintf(w, "| %s | %.2f | %.0f | %s |\n", r.Tool, r.MedianWallS, r.PeakRSSMiB, backups)
+	}
+}
+
+// problem is what to print instead of numbers: the failure, or why the row
+// was skipped.
+func (r *row) problem() string {
+	switch {
+	case r.Error != "":
+		return "**FAILED**: " + oneLine(r.Error, 200)
+	case r.Skipped != "":
+		return "skipped: " + r.Skipped
+	case len(r.Runs) == 0:
+		return "not run"
+	}
+	return ""
+}
+
+func ratio(x float64) string {
+	if x == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2f×", x)
+}
+
+func mb(b int64) string {
+	if b == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.1f", float64(b)/1e6)
+}
+
+func human(b int64) string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	}
+	return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
+}
+
+// cell escapes the pipes of a tool name for a markdown table.
+func cell(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	s = strings.ReplaceAll(s, "|", "\\|")
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}
+
+func toInt(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case int:
+		return int64(x)
+	case float64:
+		return int64(x)
+	}
+	return 0
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"slices"
+	"time"
+)
+
+// results is everything one run measured; bench/results.json holds it.
+type results struct {
+	Machine  machine        `json:"machine"`
+	Config   map[string]any `json:"config"`
+	Started  time.Time      `json:"started"`
+	Finished time.Time      `json:"finished"`
+	Sections []*section     `json:"sections"`
+	Targets  []target       `json:"targets"`
+}
+
+// section is one data set (or catalog item) and its rows.
+type section struct {
+	Name     string   `json:"name"`
+	Title    string   `json:"title"`
+	Layout   string   `json:"layout"` // transfer, incremental or list: which table prints it
+	Files    int      `json:"files"`
+	RawBytes int64    `json:"raw_bytes"`
+	Rows     []*row   `json:"rows"`
+	Notes    []string `json:"notes,omitempty"`
+}
+
+// row is one tool doing one thing, over the rounds.
+type row struct {
+	Tool        string         `json:"tool"`
+	Op          string         `json:"op"` // upload, download, backup, list, …
+	Runs        []roundRun     `json:"runs"`
+	MedianWallS float64        `json:"median_wall_s"`
+	MBps        float64        `json:"mb_per_s,omitempty"` // raw bytes ÷ median wall, 10^6 bytes
+	PeakRSSMiB  float64        `json:"peak_rss_mib"`       // largest over the rounds
+	Ratio       float64        `json:"s3bak_ratio,omitempty"`
+	StoredBytes int64          `json:"stored_bytes,omitempty"` // in the bucket after the upload
+	Info        map[string]any `json:"info,omitempty"`
+	Error       string         `json:"error,omitempty"`
+	Skipped     string         `json:"skipped,omitempty"`
+	bytes       int64          // raw bytes one run moves
+}
+
+// roundRun is one round of a row.
+type roundRun struct {
+	Round       int       `json:"round"`
+	WallS       float64   `json:"wall_s"`
+	RSSMiB      float64   `json:"rss_mib"`
+	StageRSSMiB []float64 `json:"stage_rss_mib,omitempty"`
+}
+
+func (s *section) row(tool, op string, bytes int64) *row {
+	for _, r := range s.Rows {
+		if r.Tool == tool {
+			return r
+		}
+	}
+	r := &row{Tool: tool, Op: op, bytes: bytes}
+	s.Rows = append(s.Rows, r)
+	return r
+}
+
+func (s *section) find(tool string) *row {
+	for _, r := range s.Rows {
+		if r.Tool == tool {
+			return r
+		}
+	}
+	return nil
+}
+
+// add records one round's measure.
+func (r *row) add(round int, m *measure) {
+	ru := roundRun{Round: round, WallS: round3(m.wall.Seconds()), RSSMiB: mib(m.rss)}
+	if len(m.stageRSS) > 1 {
+		for _, s := range m.stageRSS {
+			ru.StageRSSMiB = append(ru.StageRSSMiB, mib(s))
+		}
+	}
+	r.Runs = append(r.Runs, ru)
+}
+
+func (r *row) fail(err error) {
+	if r.Error == "" {
+		r.Error = err.Error()
+	}
+}
+
+// finish computes the medians, MB/s and peaks.
+func (r *row) finish() {
+	if len(r.Runs) == 0 {
+		return
+	}
+	walls := make([]float64, 0, len(r.Runs))
+	for _, ru := range r.Runs {
+		walls = append(walls, ru.WallS)
+		r.PeakRSSMiB = max(r.PeakRSSMiB, ru.RSSMiB)
+	}
+	r.MedianWallS = round3(median(walls))
+	if r.bytes > 0 && r.MedianWallS > 0 {
+		r.MBps = round1(float64(r.bytes) / 1e6 / r.MedianWallS)
+	}
+}
+
+// finishRatios sets every peer row's s3bak MB/s ÷ its MB/s, same direction.
+func (s *section) finishRatios() {
+	up, down := s.find("s3bak backup"), s.find("s3bak restore")
+	for _, r := range s.Rows {
+		ref := up
+		if r.Op == "download" {
+			ref = down
+		}
+		if ref == nil || ref == r || r.Op == "backup" || r.Op == "restore" || r.MBps == 0 || ref.MBps == 0 || ref.Error != "" {
+			continue
+		}
+		r.Ratio = round3(ref.MBps / r.MBps)
+	}
+}
+
+func (res *results) ok() bool {
+	for _, s := range res.Sections {
+		for _, r := range s.Rows {
+			if r.Error != "" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func writeJSON(path string, res *results) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func mib(b int64) float64      { return round1(float64(b) / (1 << 20)) }
+func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
+
+func (c *config) describe() map[string]any {
+	return map[string]any{
+		"size": c.size, "big": c.big, "small": c.small, "min_small": c.minSmall, "manifests": c.manifests,
+		"incremental_pct": c.pct, "rounds": c.rounds, "sections": keys(c.sections), "tools": keys(c.tools), "seed": c.seed,
+	}
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

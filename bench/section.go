@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func (b *bench) runSection(ctx context.Context, name string) (*section, error) {
+	switch name {
+	case "default":
+		t, err := b.defaultTree()
+		if err != nil {
+			return nil, err
+		}
+		return b.compare(ctx, "default", "Default set: a node's snapshot", t)
+	case "incremental":
+		return b.incremental(ctx)
+	case "small":
+		return b.generated(ctx, "small", fmt.Sprintf("%d small files (~4 KiB)", b.cfg.small), planSmall(b.cfg.small, b.rng(3)))
+	case "big":
+		return b.generated(ctx, "big", "One large file ("+human(b.cfg.big)+" Data.db)", planBig(b.cfg.big, b.rng(2)))
+	case "list":
+		return b.listSection(ctx)
+	}
+	return nil, fmt.Errorf("unknown section %q", name)
+}
+
+func (b *bench) rng(stream uint64) *rand.Rand { return rand.New(rand.NewPCG(b.cfg.seed, stream)) }
+
+// defaultTree generates the default set once: the incremental section
+// reuses it.
+func (b *bench) defaultTree() (*tree, error) {
+	dir := filepath.Join(b.dir, "default", "data")
+	if b.defaultSet != nil {
+		return b.defaultSet, nil
+	}
+	p := planDefault(b.cfg.size, b.cfg.minSmall, b.rng(1))
+	t, err := b.generate(dir, p)
+	b.defaultSet, b.defaultPlan = t, p
+	return t, err
+}
+
+// generated runs a transfer section on a tree that is removed afterwards.
+func (b *bench) generated(ctx context.Context, name, title string, p *plan) (*section, error) {
+	dir := filepath.Join(b.dir, name, "data")
+	t, err := b.generate(dir, p)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(filepath.Dir(dir))
+	return b.compare(ctx, name, title, t)
+}
+
+func (b *bench) generate(dir string, p *plan) (*tree, error) {
+	start := time.Now()
+	fmt.Printf("\ngenerating %d files under %s ...", len(p.specs), dir)
+	t, err := writeTree(dir, p, b.cfg.seed)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf(" %s in %s\n", human(t.bytes), time.Since(start).Round(time.Millisecond))
+	return t, nil
+}
+
+// compare runs every peer on the tree, interleaved: each round runs every
+// peer once (upload, then download and verify), in an order rotated by the
+// round, so that a slow drift of the machine spreads over all of them.
+func (b *bench) compare(ctx context.Context, name, title string, t *tree) (*section, error) {
+	sec := &section{Name: name, Title: title, Layout: "transfer", Files: len(t.files), RawBytes: t.bytes}
+	var active []*peer
+	for _, p := range peers() {
+		if !b.cfg.tools[p.key] {
+			continue
+		}
+		up, down := sec.row(p.up, "upload", t.bytes), sec.row(p.down, "download", t.bytes)
+		if p.key == "s3bak" {
+			up.Op, down.Op = "backup", "restore"
+		}
+		if why := p.missing(b); why != "" {
+			up.Skipped, down.Skipped = why, why
+			sec.Notes = append(sec.Notes, p.key+" skipped: "+why)
+			continue
+		}
+		active = append(active, p)
+	}
+	for round := 1; round <= b.cfg.rounds; round++ {
+		for i := range active {
+			p := active[(i+round-1)%len(active)]
+			if err := b.roundTrip(ctx, sec, p, t, round); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, r := range sec.Rows {
+		r.finish()
+	}
+	sec.finishRatios()
+	b.noteAWS(sec)
+	return sec, nil
+}
+
+// roundTrip uploads, downloads and verifies with one peer. A failing tool
+// marks its rows and is not run again; only a failure of the bench itself
+// (MinIO, the disk) is returned.
+func (b *bench) roundTrip(ctx context.Context, sec *section, p *peer, t *tree, round int) error {
+	up, down := sec.find(p.up), sec.find(p.down)
+	if up.Error != "" || down.Error != "" {
+		return nil
+	}
+	bucket, err := b.newBucket(ctx, sec.Name+"-"+p.key)
+	if err != nil {
+		return err
+	}
+	j := &job{t: t, bucket: bucket, out: b.outDir(bucket), node: "node-" + strconv.Itoa(round)}
+	fmt.Printf("  round %d: %-32s", round, p.up)
+	m, err := p.upload(ctx, b, j)
+	if err != nil {
+		up.fail(err)
+		fmt.Printf(" FAILED: %s\n", oneLine(err.Error(), 300))
+		return b.dropBucket(ctx, bucket, j.out)
+	}
+	up.add(round, m)
+	up.StoredBytes = b.storedBytes(ctx, bucket)
+	fmt.Printf(" %7.2f s %6.0f MiB RSS\n", m.wall.Seconds(), mib(m.rss))
+	fmt.Printf("  round %d: %-32s", round, p.down)
+	if m, err = p.download(ctx, b, j); err == nil {
+		err = verifyTree(j.out, p.want(t))
+	}
+	if err != nil {
+		down.fail(err)
+		fmt.Printf(" FAILED: %s\n", oneLine(err.Error(), 300))
+	} else {
+		down.add(round, m)
+		fmt.Printf(" %7.2f s %6.0f MiB RSS, verified\n", m.wall.Seconds(), mib(m.rss))
+	}
+	return b.dropBucket(ctx, bucket, j.out)
+}
+
+var duRE = regexp.MustCompile(`^(\d+) bytes in (\d+) objects`)
+
+// storedBytes is what the bucket holds, by s5cmd du.
+func (b *bench) storedBytes(ctx context.Context, bucket string) int64 {
+	m, err := b.run(ctx, b.s5cmd("du", "s3://"+bucket+"/*"))
+	if err != nil {
+		return 0
+	}
+	if g := duRE.FindSubmatch([]byte(strings.TrimSpace(string(m.stdout)))); g != nil {
+		n, _ := strconv.ParseInt(string(g[1]), 10, 64)
+		return n
+	}
+	return 0
+}
+
+func (b *bench) noteAWS(sec *section) {
+	if r := sec.find("aws-cli upload"); r != nil && r.Skipped == "" {
+		sec.Notes = append(sec.Notes, "aws-cli is "+b.machine.awsMajor()+" ("+b.machine.Tools["aws-cli"]+"), default settings")
+	}
+}
