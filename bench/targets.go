@@ -29,9 +29,9 @@ func evaluateTargets(secs []*section) []target {
 		ratioTarget(d, "aws-cli upload", "s3bak backup MB/s ≥ 2× aws-cli upload (default set)", 2),
 		ratioTarget(d, "s5cmd download", "s3bak restore MB/s ≥ 1.0× s5cmd download (default set)", 1),
 	}
-	for _, name := range []string{"default", "big"} {
+	for _, sec := range [][2]string{{"default", "default set"}, {"big", "large file"}} {
 		for _, tool := range []string{"s3bak backup", "s3bak restore"} {
-			out = append(out, rssTarget(byName[name], tool, 256))
+			out = append(out, rssTarget(byName[sec[0]], sec[1], tool, 256))
 		}
 	}
 	return out
@@ -57,14 +57,12 @@ func ratioTarget(s *section, peer, name string, want float64) target {
 	return t
 }
 
-func rssTarget(s *section, tool string, want float64) target {
-	t := target{Want: want, Unit: "MiB", Name: fmt.Sprintf("%s peak RSS ≤ %.0f MiB with defaults", tool, want)}
+func rssTarget(s *section, label, tool string, want float64) target {
+	t := target{Want: want, Unit: "MiB", Name: fmt.Sprintf("%s peak RSS ≤ %.0f MiB with defaults (%s)", tool, want, label)}
 	if s == nil {
-		t.Name += " (section not run)"
 		t.Note = "section not run"
 		return t
 	}
-	t.Name = fmt.Sprintf("%s peak RSS ≤ %.0f MiB with defaults (%s)", tool, want, s.Title)
 	r := s.find(tool)
 	if r == nil || r.problem() != "" {
 		t.Note = "not measured"
