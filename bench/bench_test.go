@@ -11,6 +11,15 @@ import (
 // The bench is a program (make bench); these check the parts whose
 // mistakes would make it time a broken run as a fast one.
 
+// TestMain lets the test binary be the spawner, as the bench binary is.
+func TestMain(m *testing.M) {
+	if os.Getenv(spawnEnv) == "1" {
+		spawnerMain()
+		return
+	}
+	os.Exit(m.Run())
+}
+
 func TestVerifyTreeCatchesEveryDifference(t *testing.T) {
 	dir := t.TempDir()
 	p := planSmall(12, rand.New(rand.NewPCG(1, 1)))
@@ -83,4 +92,23 @@ func TestParseSizeAndBackupLog(t *testing.T) {
 	if err != nil || st.ID != "20260101T000000Z" || st.UploadedBytes != 99 || st.UploadedObjects != 2 {
 		t.Fatalf("parseBackupLog: %+v, %v", st, err)
 	}
+}
+
+// TestSpawnerRSSFloor: a child started through the spawner does not carry
+// the bench's RSS (Linux counts the forking process's RSS into the child's
+// ru_maxrss).
+func TestSpawnerRSSFloor(t *testing.T) {
+	hold := make([]byte, 300<<20)
+	for i := range hold {
+		hold[i] = 1
+	}
+	b := &bench{env: os.Environ()}
+	m, err := b.run(t.Context(), cmd("/bin/sh", "-c", "exit 0"), cmd("/bin/cat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.stageRSS) != 2 || m.rss > 64<<20 || m.rss == 0 {
+		t.Fatalf("peak RSS %d bytes (stages %v) while the parent holds %d MiB", m.rss, m.stageRSS, len(hold)>>20)
+	}
+	t.Logf("floor: %v bytes", m.stageRSS)
 }

@@ -43,6 +43,10 @@ type config struct {
 var allSections = []string{"default", "incremental", "small", "big", "list"}
 
 func main() {
+	if os.Getenv(spawnEnv) == "1" {
+		spawnerMain()
+		return
+	}
 	cfg, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

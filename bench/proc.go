@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -16,15 +17,15 @@ import (
 // stage is one process of a run; a run of several is a shell-style
 // pipeline, each stage its own process so each has its own rusage.
 type stage struct {
-	bin  string
-	args []string
-	env  []string // added to the bench's environment
+	Bin  string   `json:"bin"`
+	Args []string `json:"args"`
+	Env  []string `json:"env"` // the whole environment
 }
 
-func cmd(bin string, args ...string) stage { return stage{bin: bin, args: args} }
+func cmd(bin string, args ...string) stage { return stage{Bin: bin, Args: args} }
 
 func (s stage) String() string {
-	return filepath.Base(s.bin) + " " + strings.Join(s.args, " ")
+	return filepath.Base(s.Bin) + " " + strings.Join(s.Args, " ")
 }
 
 // measure is one timed run.
@@ -33,17 +34,86 @@ type measure struct {
 	rss      int64   // peak RSS of the run: the largest of its stages', bytes
 	stageRSS []int64 // per stage, bytes
 	stdout   []byte  // the last stage's
-	stderr   []byte  // every stage's, in order
+	stderr   []byte  // the tail of every stage's, in order
 }
 
-// run starts the stages connected by pipes, waits for all of them and
-// returns the wall time from the first start to the last exit, and each
-// stage's peak RSS (rusage ru_maxrss, which covers the processes a stage
-// waited for too).
+// spawnEnv marks the bench's own process started as a spawner.
+const spawnEnv = "S3BAK_BENCH_SPAWNER"
+
+// run runs the stages and measures them. They are started by a small
+// spawner process (this program again), not by the bench: Linux counts the
+// RSS of the process that forks and execs a child into the child's
+// ru_maxrss, and the bench holds hundreds of MiB of hashes and buffers
+// where the spawner holds a few. The spawner times the stages itself, so
+// its own start-up is not in the wall time.
 func (b *bench) run(ctx context.Context, stages ...stage) (*measure, error) {
-	cmds, closers, err := b.wire(ctx, stages)
+	for i := range stages {
+		stages[i].Env = append(append([]string{}, b.env...), stages[i].Env...)
+	}
+	req, err := json.Marshal(stages)
 	if err != nil {
 		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	c := exec.CommandContext(ctx, self)
+	c.Env = append(os.Environ(), spawnEnv+"=1")
+	c.Stdin = bytes.NewReader(req)
+	var out, errOut bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errOut
+	// Its own process group, so that an interrupted bench kills the tools too.
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
+	c.WaitDelay = 10 * time.Second
+	if err := c.Run(); err != nil {
+		return nil, fmt.Errorf("spawner: %w: %s", err, strings.TrimSpace(errOut.String()))
+	}
+	var res spawnResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		return nil, fmt.Errorf("spawner's answer: %w", err)
+	}
+	m := &measure{wall: time.Duration(res.WallNS), stageRSS: res.RSS, stdout: res.Stdout, stderr: res.Stderr}
+	for _, r := range res.RSS {
+		m.rss = max(m.rss, r)
+	}
+	if res.Err != "" {
+		return m, errors.New(res.Err)
+	}
+	return m, nil
+}
+
+// spawnResult is the spawner's answer.
+type spawnResult struct {
+	WallNS int64   `json:"wall_ns"`
+	RSS    []int64 `json:"rss"`
+	Stdout []byte  `json:"stdout"`
+	Stderr []byte  `json:"stderr"`
+	Err    string  `json:"err,omitempty"`
+}
+
+// spawnerMain is the spawner: stages in on stdin, a spawnResult out.
+func spawnerMain() {
+	var stages []stage
+	if err := json.NewDecoder(os.Stdin).Decode(&stages); err != nil || len(stages) == 0 {
+		fmt.Fprintln(os.Stderr, "spawner: bad request:", err)
+		os.Exit(2)
+	}
+	res := runStages(stages)
+	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
+		os.Exit(2)
+	}
+}
+
+// runStages starts the stages connected by pipes, waits for all of them
+// and returns the wall time from the first start to the last exit, and
+// each stage's peak RSS (rusage ru_maxrss, which covers the processes a
+// stage waited for too).
+func runStages(stages []stage) *spawnResult {
+	cmds, closers, err := wire(stages)
+	if err != nil {
+		return &spawnResult{Err: err.Error()}
 	}
 	var stdout bytes.Buffer
 	errs := make([]*tailBuffer, len(cmds))
@@ -69,30 +139,32 @@ func (b *bench) run(ctx context.Context, stages ...stage) (*measure, error) {
 			waitErrs = append(waitErrs, fmt.Errorf("%s: %w: %s", stages[i], werr, strings.TrimSpace(errs[i].String())))
 		}
 	}
-	m := &measure{wall: time.Since(start), stdout: stdout.Bytes()}
+	res := &spawnResult{WallNS: int64(time.Since(start)), Stdout: stdout.Bytes()}
 	for i, c := range cmds[:started] {
 		var rss int64
 		if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			rss = ru.Maxrss << 10 // KiB on Linux
 		}
-		m.stageRSS = append(m.stageRSS, rss)
-		m.rss = max(m.rss, rss)
-		m.stderr = append(m.stderr, errs[i].String()...)
+		res.RSS = append(res.RSS, rss)
+		res.Stderr = append(res.Stderr, errs[i].String()...)
 	}
 	if err != nil {
-		return m, fmt.Errorf("start %s: %w", stages[started], err)
+		waitErrs = append(waitErrs, fmt.Errorf("start %s: %w", stages[started], err))
 	}
-	return m, errors.Join(waitErrs...)
+	if err := errors.Join(waitErrs...); err != nil {
+		res.Err = err.Error()
+	}
+	return res
 }
 
 // wire makes the commands and the pipes between them; closers are the
-// parent's copies of the pipe ends, closed once the children started.
-func (b *bench) wire(ctx context.Context, stages []stage) ([]*exec.Cmd, []*os.File, error) {
+// spawner's copies of the pipe ends, closed once the children started.
+func wire(stages []stage) ([]*exec.Cmd, []*os.File, error) {
 	cmds := make([]*exec.Cmd, len(stages))
 	var closers []*os.File
 	for i, s := range stages {
-		c := exec.CommandContext(ctx, s.bin, s.args...)
-		c.Env = append(append([]string{}, b.env...), s.env...)
+		c := exec.Command(s.Bin, s.Args...)
+		c.Env = s.Env
 		c.WaitDelay = 10 * time.Second
 		cmds[i] = c
 		if i == 0 {
