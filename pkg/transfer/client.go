@@ -40,6 +40,10 @@ type Options struct {
 	// MaxAttempts per request, retries included (default 10: a brief S3
 	// outage must not fail a multi-hour backup).
 	MaxAttempts int
+	// MaxRate limits the bytes of request bodies sent, and separately of
+	// response bodies received, per second, over all requests of the
+	// client; 0 is unlimited.
+	MaxRate int64
 }
 
 // Client is an S3 client bound to one bucket.
@@ -127,6 +131,14 @@ func LoadAWSConfig(ctx context.Context, o Options) (aws.Config, error) {
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	// Wrapped only now: loading applies AWS_CA_BUNDLE to the client it is
+	// given, and only if that is a *BuildableClient. The S3 client then
+	// leaves the wrapper as it is; the connect and TLS timeouts it would set
+	// on a BuildableClient for a defaults mode are set here already (the
+	// dialer's, and the BuildableClient's own TLS handshake timeout).
+	if o.MaxRate > 0 {
+		cfg.HTTPClient = newThrottle(cfg.HTTPClient, o.MaxRate)
 	}
 	return cfg, nil
 }
