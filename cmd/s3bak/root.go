@@ -34,6 +34,7 @@ type globalOptions struct {
 	logFormat   string
 	logLevel    string
 	noProgress  bool
+	limits
 
 	stdout, stderr io.Writer
 	logger         *slog.Logger
@@ -74,6 +75,7 @@ AWS settings come from the standard AWS configuration.`,
 	f.StringVar(&g.logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal, json otherwise)")
 	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.BoolVar(&g.noProgress, "no-progress", false, "no progress bar even on a terminal")
+	g.limits.register(f)
 	cmd.AddCommand(newBackupCommand(g), newRestoreCommand(g), newListCommand(g), newVerifyCommand(g), newPurgeCommand(g), newIndexCommand(g), newPreflightCommand(g), newVersionCommand(g))
 	return cmd
 }
@@ -89,6 +91,7 @@ func (g *globalOptions) setup(cmd *cobra.Command) error {
 		return &usageError{err}
 	}
 	g.logger = logger
+	g.limits.apply(logger)
 	if g.node == "" {
 		host, err := os.Hostname()
 		if err != nil {
@@ -117,6 +120,7 @@ func (g *globalOptions) client(ctx context.Context) (*transfer.Client, error) {
 	c, err := transfer.New(ctx, transfer.Options{
 		Bucket: g.bucket, Region: g.region, Profile: g.profile, EndpointURL: g.endpointURL,
 		PathStyle: g.pathStyle, ChecksumCalculation: g.checksum, MaxConns: 4 * g.concurrency,
+		MaxRate: g.maxRate,
 	})
 	if err != nil {
 		return nil, &usageError{err}

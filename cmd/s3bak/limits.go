@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/s3bak/s3bak/pkg/sysprio"
+)
+
+const (
+	defaultMaxMemory = 256 << 20
+	minMaxMemory     = 16 << 20
+	// minMaxRate catches a rate given without its unit: --max-rate 200
+	// would be 200 bytes a second, and a backup that never ends.
+	minMaxRate = 64 << 10
+)
+
+// limits are the global flags that bound what a run takes from its node,
+// which is a database server first: network, CPU and disk, memory.
+type limits struct {
+	maxRate   int64 // bytes per second in each direction; 0 is unlimited
+	maxMemory int64 // bytes of buffers a backup or restore may hold
+	nice      bool
+}
+
+func (l *limits) register(f *pflag.FlagSet) {
+	l.maxMemory = defaultMaxMemory
+	f.Var(&sizeFlag{n: &l.maxRate, perSecond: true, min: minMaxRate}, "max-rate",
+		"limit S3 traffic to this many bytes per second, e.g. 200MiB; uploads and downloads are limited apart, "+
+			"request and response bodies counted (default unlimited)")
+	f.Var(&sizeFlag{n: &l.maxMemory, text: "256MiB", min: minMaxMemory}, "max-memory",
+		"memory for transfer buffers, at least 16MiB")
+	f.BoolVar(&l.nice, "nice", false,
+		"run at the lowest CPU priority (nice 19) and IO priority (idle class), to spare the database; "+
+			"where that is forbidden (containers often forbid the IO part) a warning is logged and the run goes on")
+}
+
+// apply lowers the process's priority when --nice asks for it. Failing to
+// is not fatal: a backup at normal priority beats no backup.
+func (l *limits) apply(logger *slog.Logger) {
+	logger.Debug("limits", "max_rate", l.maxRate, "max_memory", l.maxMemory, "nice", l.nice)
+	if !l.nice {
+		return
+	}
+	if err := sysprio.Lower(); err != nil {
+		logger.Warn("--nice: could not lower the priority fully; going on", "err", err)
+		return
+	}
+	logger.Debug("priority lowered", "nice", sysprio.Nice)
+}
+
+// sizeFlag is a flag of bytes such as 256MiB, parsed when it is set so that
+// a bad value is reported with where it came from: the command line, an
+// S3BAK_* variable or the config file.
+type sizeFlag struct {
+	n         *int64
+	text      string
+	perSecond bool  // a rate: takes an optional "/s" and 0 for unlimited
+	min       int64 // the smallest value allowed other than a rate's 0
+}
+
+func (f *sizeFlag) String() string { return f.text }
+
+func (f *sizeFlag) Type() string {
+	if f.perSecond {
+		return "rate"
+	}
+	return "size"
+}
+
+func (f *sizeFlag) Set(s string) error {
+	t := strings.TrimSpace(s)
+	if f.perSecond {
+		t = strings.TrimSuffix(strings.TrimSuffix(t, "/s"), "/S")
+		if t == "" {
+			t = "0"
+		}
+	}
+	n, err := parseSize(t)
+	if err != nil {
+		return err
+	}
+	switch {
+	case n < 0:
+		return fmt.Errorf("size %q is too large", s)
+	case n == 0 && f.perSecond:
+	case n < f.min:
+		return fmt.Errorf("%q is less than the minimum %s; is the unit missing (e.g. 200MiB)?", s, humanBytes(f.min))
+	}
+	*f.n, f.text = n, s
+	return nil
+}
