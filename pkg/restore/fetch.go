@@ -10,9 +10,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
-	"github.com/s3bak/s3bak/pkg/progress"
+	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
 // fetch downloads one file into a temporary file next to its final place
@@ -35,7 +34,7 @@ func (r *restorer) fetch(ctx context.Context, f manifest.File) (string, error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if err := r.download(ctx, f, tmp); err != nil {
+	if err := r.download(ctx, f, tmp, false); err != nil {
 		return "", err
 	}
 	if err := tmp.Chmod(f.Mode.Perm()); err != nil {
@@ -54,32 +53,39 @@ func (r *restorer) fetch(ctx context.Context, f manifest.File) (string, error) {
 	return tmp.Name(), nil
 }
 
-// download streams the object through the decoder into w and checks size
-// and SHA-256 of what came out.
-func (r *restorer) download(ctx context.Context, f manifest.File, w io.Writer) error {
+// download writes the file's bytes into w with parallel ranged GETs and
+// checks their size and SHA-256. Unless sized (the caller checked it), a
+// file of several groups first has its object's size checked, so that a
+// chunk index that does not describe the object is never used; a file of
+// one group proves its size with its GET.
+func (r *restorer) download(ctx context.Context, f manifest.File, w io.WriterAt, sized bool) error {
 	key := r.root + f.Key
 	if f.Size == 0 && f.StoredSize == 0 {
-		return r.verify(f, sha256.New(), 0, key)
+		return r.verify(f, sha256.New(), 0, key) // empty files may have no object
 	}
-	body, err := r.c.Get(ctx, key, 0, 0)
-	if err != nil {
-		return fmt.Errorf("object %s: %w", key, err)
+	chunks := layout(f)
+	groups := plan(f, chunks, r.groupLimit())
+	if len(groups) > 1 && !sized {
+		if err := r.checkSize(ctx, f, key); err != nil {
+			return err
+		}
 	}
-	defer body.Close()
-	dec, err := chunk.NewReader(body, f.Compression)
+	return r.transfer(ctx, f, key, chunks, groups, w)
+}
+
+// checkSize compares the object's size with the manifest's.
+func (r *restorer) checkSize(ctx context.Context, f manifest.File, key string) error {
+	info, err := r.c.Head(ctx, key)
+	if errors.Is(err, transfer.ErrNotFound) {
+		return fmt.Errorf("object %s is missing: %w", key, err)
+	}
 	if err != nil {
 		return err
 	}
-	defer dec.Close()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(w, h, progressWriter{r.opts.Progress}), io.LimitReader(dec, f.Size+1))
-	if errors.Is(err, chunk.ErrCorrupt) {
-		return fmt.Errorf("%w: object %s: %w", ErrVerify, key, err)
+	if info.Size != f.StoredSize {
+		return fmt.Errorf("%w: object %s has %d bytes, the manifest records %d", ErrVerify, key, info.Size, f.StoredSize)
 	}
-	if err != nil {
-		return fmt.Errorf("object %s: %w", key, err)
-	}
-	return r.verify(f, h, n, key)
+	return nil
 }
 
 func (r *restorer) verify(f manifest.File, h interface{ Sum([]byte) []byte }, n int64, key string) error {
@@ -91,7 +97,3 @@ func (r *restorer) verify(f manifest.File, h interface{ Sum([]byte) []byte }, n 
 	}
 	return nil
 }
-
-type progressWriter struct{ p progress.Counter }
-
-func (p progressWriter) Write(b []byte) (int, error) { p.p.Add(int64(len(b))); return len(b), nil }

@@ -1,20 +1,25 @@
-// Package restore brings a backup back onto disk: every file downloaded,
-// decompressed and checked against its recorded SHA-256 under a temporary
-// name, and moved into place only when all of them are verified.
+// Package restore brings a backup back onto disk: every file downloaded
+// chunk by chunk with parallel ranged GETs, decompressed, checked chunk by
+// chunk (CRC32C) and whole (SHA-256) under a temporary name, and moved into
+// place only when all of them are verified. Every buffer is held under one
+// memory budget shared by all files.
 package restore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/s3bak/s3bak/pkg/budget"
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/progress"
@@ -30,7 +35,18 @@ type Options struct {
 	Filter   func(path string) bool
 	Logger   *slog.Logger
 	Progress progress.Counter
+	// MaxMemory bounds the bytes held in download and decode buffers by
+	// all files and workers together; DefaultMaxMemory when 0. A single
+	// chunk larger than the bound still restores, alone.
+	MaxMemory int64
+	// Budget, when set, is used instead of MaxMemory: a caller may share
+	// one budget with other work, or read its Peak.
+	Budget *budget.Budget
 }
+
+// DefaultMaxMemory holds 8 default-size chunks in flight (each its stored
+// and its decoded bytes).
+const DefaultMaxMemory = 256 << 20
 
 // Result summarises a restore.
 type Result struct {
@@ -59,6 +75,9 @@ func Run(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifes
 	if o.Progress == nil {
 		o.Progress = progress.Discard
 	}
+	if o.Budget == nil {
+		o.Budget = budget.New(cmp.Or(o.MaxMemory, DefaultMaxMemory))
+	}
 	// The manifest was validated on load; check again, it is cheap and
 	// Run may be handed a manifest from elsewhere.
 	if err := m.Validate(); err != nil {
@@ -75,12 +94,14 @@ func Run(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifes
 	if err := checkTarget(target, files, o.Force); err != nil {
 		return nil, err
 	}
-	dec, err := chunk.NewDecoder(o.Concurrency)
+	// As many decoders as CPUs: more workers than that may wait on the
+	// network, but decoding is CPU work.
+	dec, err := chunk.NewDecoder(runtime.GOMAXPROCS(0))
 	if err != nil {
 		return nil, err
 	}
 	defer dec.Close()
-	r := &restorer{c: c, root: node.Root(), target: target, dec: dec, opts: o}
+	r := &restorer{c: c, root: node.Root(), target: target, dec: dec, budget: o.Budget, opts: o}
 	return r.run(ctx, files)
 }
 
@@ -125,6 +146,7 @@ type restorer struct {
 	root   string
 	target string
 	dec    *chunk.Decoder
+	budget *budget.Budget // shared by every file and worker
 	opts   Options
 
 	mu    sync.Mutex

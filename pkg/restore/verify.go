@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"runtime"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/s3bak/s3bak/pkg/budget"
+	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/progress"
 	"github.com/s3bak/s3bak/pkg/transfer"
@@ -28,9 +30,9 @@ type VerifyResult struct {
 }
 
 // Verify checks that every object of m exists with its recorded size; deep
-// also downloads each one and checks its SHA-256, streaming, so memory does
-// not grow with file size. Each object is checked once however many files
-// share it.
+// also downloads each one, as a restore does (ranged GETs in parallel, every
+// chunk's CRC32C checked, DefaultMaxMemory of buffers at most), and checks
+// its SHA-256. Each object is checked once however many files share it.
 func Verify(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifest.Manifest, deep bool, concurrency int, p progress.Counter) (*VerifyResult, error) {
 	if p == nil {
 		p = progress.Discard
@@ -45,7 +47,15 @@ func Verify(ctx context.Context, c *transfer.Client, node manifest.Node, m *mani
 	}
 	res := &VerifyResult{Objects: len(unique)}
 	problems := make([]error, len(unique))
-	r := &restorer{c: c, root: node.Root(), opts: Options{Progress: p}}
+	r := &restorer{c: c, root: node.Root(), budget: budget.New(DefaultMaxMemory), opts: Options{Progress: p}}
+	if deep {
+		dec, err := chunk.NewDecoder(runtime.GOMAXPROCS(0))
+		if err != nil {
+			return nil, err
+		}
+		defer dec.Close()
+		r.dec = dec
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(concurrency, 1))
 	for i, f := range unique {
@@ -87,5 +97,5 @@ func (r *restorer) check(ctx context.Context, f manifest.File, deep bool) error 
 	if !deep {
 		return nil
 	}
-	return r.download(ctx, f, io.Discard)
+	return r.download(ctx, f, discardAt{}, true)
 }

@@ -1,0 +1,234 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/s3bak/s3bak/pkg/chunk"
+	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/transfer"
+)
+
+// ReadChunk fetches chunk i of a compressed file with one ranged GET and
+// returns its raw bytes, checked against the chunk's CRC32C. Other chunks of
+// the object are never read, so a damaged chunk elsewhere does not matter.
+// dec may be nil, at the cost of a decoder made for this call.
+//
+// Chunk i holds the raw bytes [i*f.ChunkSize, min((i+1)*f.ChunkSize, f.Size)).
+// A file stored without compression has no chunk index and no checksum
+// per chunk: ReadChunk refuses it.
+func ReadChunk(ctx context.Context, c *transfer.Client, node manifest.Node, f manifest.File, i int, dec *chunk.Decoder) ([]byte, error) {
+	// f may come from anywhere; the offsets below rely on a consistent index.
+	if err := f.Validate(); err != nil {
+		return nil, fmt.Errorf("file %s: %w", f.Path, err)
+	}
+	if f.Compression != chunk.Zstd {
+		return nil, fmt.Errorf("file %s is stored with compression %q, without a chunk index", f.Path, f.Compression)
+	}
+	if i < 0 || i >= len(f.Chunks) {
+		return nil, fmt.Errorf("file %s has %d chunks, there is no chunk %d", f.Path, len(f.Chunks), i)
+	}
+	if dec == nil {
+		d, err := chunk.NewDecoder(1)
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		dec = d
+	}
+	key := node.Root() + f.Key
+	chunks := layout(f)
+	ck := chunks[i]
+	stored := make([]byte, ck.StoredLen)
+	if err := get(ctx, c, key, ck.StoredOff, stored, false); err != nil {
+		return nil, fmt.Errorf("file %s: %w", f.Path, err)
+	}
+	raw, err := decodeChunk(dec, key, i, len(chunks), ck, stored, make([]byte, 0, ck.RawLen))
+	if err != nil {
+		return nil, fmt.Errorf("file %s: %w", f.Path, err)
+	}
+	return raw, nil
+}
+
+// rangeSize is the span of one GET of an uncompressed object: large enough
+// that request overhead vanishes, small enough to spread a file over many
+// connections. A variable so tests can use small files.
+var rangeSize int64 = 16 << 20
+
+// layout expands a file's chunk index into offsets. An uncompressed object
+// has no index; it is cut into rangeSize pieces without checksums (the
+// file's SHA-256 still covers every byte).
+func layout(f manifest.File) []chunk.Chunk {
+	var out []chunk.Chunk
+	if f.Compression != chunk.Zstd {
+		for off := int64(0); off < f.Size; off += rangeSize {
+			n := min(rangeSize, f.Size-off)
+			out = append(out, chunk.Chunk{RawOff: off, RawLen: n, StoredOff: off, StoredLen: n})
+		}
+		return out
+	}
+	out = make([]chunk.Chunk, len(f.Chunks))
+	var stored int64
+	for i, c := range f.Chunks {
+		raw := int64(i) * f.ChunkSize
+		out[i] = chunk.Chunk{
+			RawOff: raw, RawLen: min(f.ChunkSize, f.Size-raw),
+			StoredOff: stored, StoredLen: c.Stored,
+			Compressed: true, CRC32C: c.CRC32C,
+		}
+		stored += c.Stored
+	}
+	return out
+}
+
+// maxGroupMemory bounds the stored plus raw bytes of adjacent chunks fetched
+// with one GET: tiny chunks (those of small files, or very compressible
+// data) would otherwise cost a request each.
+const maxGroupMemory = 2 << 20
+
+// group is what one GET fetches: the adjacent chunks [first, end).
+type group struct {
+	first, end           int
+	storedOff, storedLen int64
+	rawOff, rawLen       int64
+	// whole fetches the whole object (seek table included) in one plain
+	// GET, which proves its size as well: a file of one group then costs
+	// one request, not a HEAD and a GET.
+	whole bool
+}
+
+// fetchLen is the bytes the group's GET returns.
+func (g group) fetchLen(f manifest.File) int64 {
+	if g.whole {
+		return f.StoredSize
+	}
+	return g.storedLen
+}
+
+// memory is what the group holds from its GET until it is hashed: the
+// stored bytes and, for a compressed object, the decoded ones.
+func (g group) memory(f manifest.File) int64 {
+	if f.Compression != chunk.Zstd {
+		return g.fetchLen(f)
+	}
+	return g.fetchLen(f) + g.rawLen
+}
+
+// plan groups adjacent chunks while a group's memory stays under limit; a
+// chunk larger than limit is a group of its own.
+func plan(f manifest.File, chunks []chunk.Chunk, limit int64) []group {
+	var groups []group
+	for i, c := range chunks {
+		mem := c.StoredLen
+		if f.Compression == chunk.Zstd {
+			mem += c.RawLen
+		}
+		if n := len(groups); n > 0 && groups[n-1].memory(f)+mem <= limit {
+			g := &groups[n-1]
+			g.end = i + 1
+			g.storedLen += c.StoredLen
+			g.rawLen += c.RawLen
+			continue
+		}
+		groups = append(groups, group{first: i, end: i + 1,
+			storedOff: c.StoredOff, storedLen: c.StoredLen, rawOff: c.RawOff, rawLen: c.RawLen})
+	}
+	if len(groups) == 1 {
+		groups[0].whole = true
+	}
+	return groups
+}
+
+// decodeGroup decodes the group's chunks from stored, appending them to dst
+// in order: adjacent chunks are adjacent raw bytes.
+func decodeGroup(dec *chunk.Decoder, key string, chunks []chunk.Chunk, g group, stored, dst []byte) ([]byte, error) {
+	var err error
+	for i := g.first; i < g.end; i++ {
+		c := chunks[i]
+		off := c.StoredOff - g.storedOff
+		dst, err = decodeChunk(dec, key, i, len(chunks), c, stored[off:off+c.StoredLen], dst)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return dst, nil
+}
+
+// decodeChunk decodes and checks chunk i of n; a failure names the object
+// and the chunk, so a damaged object can be found and its damage located.
+func decodeChunk(dec *chunk.Decoder, key string, i, n int, c chunk.Chunk, stored, dst []byte) ([]byte, error) {
+	out, err := dec.DecodeChunk(dst, stored, chunk.Zstd, c)
+	if err != nil {
+		return nil, fmt.Errorf("%w: object %s: chunk %d of %d (raw bytes %d-%d): %w",
+			ErrVerify, key, i, n, c.RawOff, c.RawOff+c.RawLen-1, err)
+	}
+	return out, nil
+}
+
+// readAttempts bounds the tries of one GET whose body broke off. The SDK
+// retries requests, but not the reading of a body it has handed over.
+const readAttempts = 3
+
+// get fills buf with one GET: the len(buf) bytes at off, or, when whole, the
+// whole object, which must then be exactly len(buf) bytes long.
+func get(ctx context.Context, c *transfer.Client, key string, off int64, buf []byte, whole bool) error {
+	var err error
+	for range readAttempts {
+		var retry bool
+		retry, err = getOnce(ctx, c, key, off, buf, whole)
+		if !retry || ctx.Err() != nil {
+			break
+		}
+	}
+	return err
+}
+
+// getOnce is one try of get; retry says whether another may succeed.
+func getOnce(ctx context.Context, c *transfer.Client, key string, off int64, buf []byte, whole bool) (retry bool, err error) {
+	n := int64(len(buf))
+	if whole {
+		off, n = 0, 0 // Get reads the whole object when n is 0
+	}
+	body, err := c.Get(ctx, key, off, n)
+	if err != nil {
+		return false, fmt.Errorf("object %s: %w", key, err)
+	}
+	defer body.Close()
+	got, err := readFull(body, buf)
+	switch {
+	case err != nil:
+		return true, fmt.Errorf("object %s: read %d bytes at %d: %w", key, len(buf), off, err)
+	case got < len(buf) && whole:
+		return false, fmt.Errorf("%w: object %s has %d bytes, the manifest records %d", ErrVerify, key, got, len(buf))
+	case got < len(buf):
+		return false, fmt.Errorf("%w: object %s ends at %d, the manifest records bytes up to %d", ErrVerify, key, off+int64(got), off+int64(len(buf)))
+	}
+	if whole {
+		if more, err := readFull(body, make([]byte, 1)); err != nil {
+			return true, fmt.Errorf("object %s: %w", key, err)
+		} else if more > 0 {
+			return false, fmt.Errorf("%w: object %s has more than the %d bytes the manifest records", ErrVerify, key, len(buf))
+		}
+	}
+	return false, nil
+}
+
+// readFull reads until buf is full or r ends. Unlike io.ReadFull it tells a
+// clean end of the body (a short object: got < len(buf), nil error) from a
+// broken one (a transport error, worth a retry).
+func readFull(r io.Reader, buf []byte) (int, error) {
+	got := 0
+	for got < len(buf) {
+		n, err := r.Read(buf[got:])
+		got += n
+		if errors.Is(err, io.EOF) {
+			return got, nil
+		}
+		if err != nil {
+			return got, err
+		}
+	}
+	return got, nil
+}

@@ -1,0 +1,167 @@
+package restore
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"hash"
+	"io"
+	"runtime"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/s3bak/s3bak/pkg/chunk"
+	"github.com/s3bak/s3bak/pkg/manifest"
+)
+
+// maxWorkers bounds the GETs of one file in flight. Twice the CPUs: a worker
+// spends much of its time waiting on the network, and the decoder's own
+// concurrency keeps the decoding itself to the CPUs.
+func maxWorkers() int { return 2 * runtime.GOMAXPROCS(0) }
+
+// piece is one fetched group on its way to the hasher.
+type piece struct {
+	raw     *[]byte
+	err     error
+	release func() // returns the group's bytes to the budget
+}
+
+// transfer fetches the groups of f in parallel, decodes them, writes each at
+// its raw offset into w and feeds them, in file order, to the SHA-256 that
+// it checks at the end. Every buffer is taken from the budget before its GET
+// and given back once hashed; the file is never read back.
+func (r *restorer) transfer(ctx context.Context, f manifest.File, key string, chunks []chunk.Chunk, groups []group, w io.WriterAt) error {
+	workers := min(len(groups), maxWorkers())
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers + 1) // the workers and the hasher
+	// The queue holds the groups in file order, each as the channel its
+	// worker answers on: its length is the reorder window.
+	queue := make(chan chan piece, 2*workers)
+	h := sha256.New()
+	var n int64
+	g.Go(func() error {
+		var err error
+		n, err = r.hashInOrder(queue, h)
+		return err
+	})
+	err := r.dispatch(gctx, g, queue, f, key, chunks, groups, w)
+	close(queue)
+	if werr := g.Wait(); werr != nil {
+		return werr // the cause; dispatch then only saw the cancellation
+	}
+	if err != nil {
+		return err
+	}
+	return r.verify(f, h, n, key)
+}
+
+// groupLimit keeps grouped chunks to a quarter of a small budget, so that
+// grouping never makes a restore fetch one group at a time.
+func (r *restorer) groupLimit() int64 {
+	if s := r.budget.Size(); s > 0 {
+		return min(maxGroupMemory, s/4)
+	}
+	return maxGroupMemory
+}
+
+// dispatch takes each group's memory from the budget, in file order, and
+// starts its worker. Taking the budget in order is what makes sharing it
+// safe: the group the hasher waits for always holds its bytes already, so
+// the groups behind it can never starve it.
+func (r *restorer) dispatch(ctx context.Context, g *errgroup.Group, queue chan<- chan piece,
+	f manifest.File, key string, chunks []chunk.Chunk, groups []group, w io.WriterAt) error {
+	for _, grp := range groups {
+		release, err := r.budget.Acquire(ctx, grp.memory(f))
+		if err != nil {
+			return err
+		}
+		ch := make(chan piece, 1) // the worker never waits for the hasher
+		select {
+		case queue <- ch:
+		case <-ctx.Done():
+			release()
+			return ctx.Err()
+		}
+		g.Go(func() error {
+			p := r.fetchGroup(ctx, f, key, chunks, grp, w)
+			p.release = release
+			ch <- p
+			return p.err
+		})
+	}
+	return nil
+}
+
+// fetchGroup gets, decodes and writes one group.
+func (r *restorer) fetchGroup(ctx context.Context, f manifest.File, key string, chunks []chunk.Chunk, g group, w io.WriterAt) piece {
+	stored := getBuf(g.fetchLen(f))
+	if err := get(ctx, r.c, key, g.storedOff, *stored, g.whole); err != nil {
+		putBuf(stored)
+		return piece{err: err}
+	}
+	raw := stored
+	if f.Compression == chunk.Zstd {
+		raw = getBuf(g.rawLen)
+		b, err := decodeGroup(r.dec, key, chunks, g, *stored, (*raw)[:0])
+		putBuf(stored)
+		if err != nil {
+			putBuf(raw)
+			return piece{err: err}
+		}
+		*raw = b
+	}
+	*raw = (*raw)[:g.rawLen] // a whole uncompressed object is exactly the file
+	if _, err := w.WriteAt(*raw, g.rawOff); err != nil {
+		putBuf(raw)
+		return piece{err: fmt.Errorf("write %d bytes at %d: %w", g.rawLen, g.rawOff, err)}
+	}
+	return piece{raw: raw}
+}
+
+// hashInOrder hashes the groups as the queue orders them, whatever order
+// they arrive in, and gives their memory back. After a failure it keeps
+// draining, so that every dispatched group returns its bytes to the budget.
+func (r *restorer) hashInOrder(queue <-chan chan piece, h hash.Hash) (n int64, err error) {
+	for ch := range queue {
+		p := <-ch
+		if p.err != nil && err == nil {
+			err = p.err
+		}
+		if p.raw != nil {
+			if err == nil {
+				h.Write(*p.raw)
+				n += int64(len(*p.raw))
+				r.opts.Progress.Add(int64(len(*p.raw)))
+			}
+			putBuf(p.raw)
+		}
+		p.release()
+	}
+	return n, err
+}
+
+// bufs recycles chunk buffers across groups and files: a restore moves
+// gigabytes through buffers of a few sizes. Idle pooled buffers are not
+// counted in the budget; the garbage collector frees them.
+var bufs sync.Pool
+
+// getBuf returns a buffer of length n, reusing a pooled one when it is large
+// enough.
+func getBuf(n int64) *[]byte {
+	if b, ok := bufs.Get().(*[]byte); ok && int64(cap(*b)) >= n {
+		*b = (*b)[:n]
+		return b
+	}
+	// Room for a raw zstd frame's 3 bytes per 128 KiB, so that stored and
+	// raw buffers of one chunk size serve each other.
+	b := make([]byte, n, n+n/1024+64)
+	return &b
+}
+
+func putBuf(b *[]byte) { bufs.Put(b) }
+
+// discardAt is the io.WriterAt of a verification that keeps nothing.
+type discardAt struct{}
+
+func (discardAt) WriteAt(p []byte, _ int64) (int, error) { return len(p), nil }
