@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/s3bak/s3bak/pkg/preflight/fakeaws"
 )
 
 const (
@@ -25,15 +27,16 @@ const (
 	testBucket = "my-bucket"
 	testHost   = "my-bucket.s3.us-east-1.amazonaws.com"
 
-	defaultPolicy = `{"Version":"2008-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}`
+	defaultPolicy = fakeaws.DefaultPolicy
 )
 
-// env is one scenario: fake IMDS, fake EC2 and fake S3 servers, and the real
+// env is one scenario: fake IMDS, fake EC2 and fake S3 servers (package
+// fakeaws, shared with cmd/s3bak's tests of the built binary), and the real
 // SDK clients pointed at them. Tests edit the fakes' fields before run.
 type env struct {
-	imds  *fakeIMDS
-	ec2   *fakeEC2
-	s3    *fakeS3
+	imds  *fakeaws.IMDS
+	ec2   *fakeaws.EC2
+	s3    *fakeaws.S3
 	imdsS *httptest.Server
 	ec2S  *httptest.Server
 	s3S   *httptest.Server // TLS, like S3
@@ -43,34 +46,15 @@ type env struct {
 	resolve map[string][]netip.Addr
 }
 
-// newEnv starts the "everything right" scenario: subnet-0priv's own table
-// routes the S3 prefix list to gateway endpoint vpce-0s3, the rest to a NAT.
+// newEnv starts the "everything right" scenario (fakeaws.GatewayEndpointVPC):
+// subnet-0priv's own table routes the S3 prefix list to gateway endpoint
+// vpce-0s3, the rest to a NAT.
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{
-		imds: &fakeIMDS{meta: instanceMeta()},
-		ec2: &fakeEC2{
-			tables: []fakeTable{
-				{id: "rtb-0priv", vpc: "vpc-0abc", subnets: []string{"subnet-0priv"}, routes: []string{
-					route("10.0.0.0/16", "gatewayId", "local"),
-					route("0.0.0.0/0", "natGatewayId", "nat-0123"),
-					route("pl-63a5400a", "gatewayId", "vpce-0s3"),
-				}},
-				{id: "rtb-0main", vpc: "vpc-0abc", main: true, routes: []string{
-					route("10.0.0.0/16", "gatewayId", "local"),
-					route("0.0.0.0/0", "gatewayId", "igw-0pub"),
-				}},
-			},
-			lists: []fakeList{
-				{id: "pl-63a5400a", name: "com.amazonaws.us-east-1.s3", family: "IPv4", cidrs: []string{"52.216.0.0/15", "54.231.0.0/16", "3.5.0.0/19"}},
-				{id: "pl-02cd2c6b", name: "com.amazonaws.us-east-1.dynamodb", family: "IPv4", cidrs: []string{"52.94.0.0/22"}},
-			},
-			endpoints: []fakeEndpoint{
-				{id: "vpce-0s3", typ: "Gateway", service: "com.amazonaws.us-east-1.s3", state: "available",
-					policy: defaultPolicy, routeTables: []string{"rtb-0priv"}},
-			},
-		},
-		s3:      &fakeS3{buckets: map[string]string{testBucket: "us-east-1"}},
+		imds:    &fakeaws.IMDS{Meta: fakeaws.InstanceMeta()},
+		ec2:     fakeaws.GatewayEndpointVPC(),
+		s3:      &fakeaws.S3{Buckets: map[string]string{testBucket: "us-east-1"}},
 		resolve: map[string][]netip.Addr{testHost: addrs("52.216.5.5", "54.231.1.1")},
 	}
 	e.imdsS = httptest.NewServer(e.imds)

@@ -82,8 +82,8 @@ func TestReportOutputNeverShowsSecrets(t *testing.T) {
 
 func TestNATOnly(t *testing.T) {
 	e := newEnv(t)
-	e.ec2.tables[0].routes = e.ec2.tables[0].routes[:2] // local + 0.0.0.0/0 → NAT
-	e.ec2.endpoints = nil
+	e.ec2.Tables[0].Routes = e.ec2.Tables[0].Routes[:2] // local + 0.0.0.0/0 → NAT
+	e.ec2.Endpoints = nil
 	rep := e.run(t, func(o *Options) { o.EstimateBytes = 100 << 30 })
 	wantVerdict(t, rep, VerdictFail, 1)
 	want(t, rep, CheckRoute, StatusFail, "not referenced by any route", "no endpoint route covers it", "0.0.0.0/0",
@@ -95,14 +95,14 @@ func TestNATOnly(t *testing.T) {
 
 func TestNATCostDefaultPricePerGB(t *testing.T) {
 	e := newEnv(t)
-	e.ec2.tables[0].routes = e.ec2.tables[0].routes[:2]
+	e.ec2.Tables[0].Routes = e.ec2.Tables[0].Routes[:2]
 	rep := e.run(t)
 	want(t, rep, CheckCost, StatusWarn, "every GB costs $0.045")
 }
 
 func TestBucketInAnotherRegion(t *testing.T) {
 	e := newEnv(t)
-	e.s3.buckets["west-bucket"] = "us-west-2"
+	e.s3.Buckets["west-bucket"] = "us-west-2"
 	westHost := "west-bucket.s3.us-west-2.amazonaws.com"
 	e.resolve[westHost] = addrs("52.92.1.1")
 
@@ -128,7 +128,7 @@ func TestBucketInAnotherRegion(t *testing.T) {
 
 func TestBucketForbiddenAndMissing(t *testing.T) {
 	e := newEnv(t)
-	e.s3.forbidden = map[string]bool{testBucket: true}
+	e.s3.Forbidden = map[string]bool{testBucket: true}
 	rep := e.run(t)
 	wantVerdict(t, rep, VerdictFail, 1)
 	want(t, rep, CheckBucket, StatusFail, "403", "s3:ListBucket")
@@ -144,7 +144,7 @@ func TestUnauthorizedOperationNamesAction(t *testing.T) {
 	for _, action := range []string{"DescribeRouteTables", "GetManagedPrefixListEntries", "DescribeVpcEndpoints"} {
 		t.Run(action, func(t *testing.T) {
 			e := newEnv(t)
-			e.ec2.deny = map[string]bool{action: true}
+			e.ec2.Deny = map[string]bool{action: true}
 			rep := e.run(t)
 			wantVerdict(t, rep, VerdictUnknown, 2)
 			want(t, rep, CheckRoute, StatusUnknown, "missing IAM permission ec2:"+action, "UnauthorizedOperation")
@@ -171,7 +171,7 @@ func TestIMDSUnreachable(t *testing.T) {
 	for _, id := range []string{CheckRoute, CheckEndpoint, CheckPolicy, CheckCost} {
 		want(t, rep, id, StatusNA, "IMDS")
 	}
-	if n := e.ec2.total(); n != 0 {
+	if n := e.ec2.Total(); n != 0 {
 		t.Errorf("EC2 was called %d times without an identity", n)
 	}
 }
@@ -199,7 +199,7 @@ func TestIMDSHangs(t *testing.T) {
 
 func TestIMDSTokenWithoutTTLHeader(t *testing.T) {
 	e := newEnv(t)
-	e.imds.noTTLHeader = true
+	e.imds.NoTTLHeader = true
 	rep := e.run(t)
 	wantVerdict(t, rep, VerdictUnknown, 2)
 	want(t, rep, CheckIMDS, StatusUnknown, "token")
@@ -224,8 +224,8 @@ func TestCustomEndpoint(t *testing.T) {
 	if rep.Facts.CustomEndpoint != minio.URL {
 		t.Errorf("facts = %+v", rep.Facts)
 	}
-	if e.imds.count() != 0 || e.ec2.total() != 0 {
-		t.Errorf("custom endpoint still asked IMDS (%d) or EC2 (%d)", e.imds.count(), e.ec2.total())
+	if e.imds.Calls() != 0 || e.ec2.Total() != 0 {
+		t.Errorf("custom endpoint still asked IMDS (%d) or EC2 (%d)", e.imds.Calls(), e.ec2.Total())
 	}
 
 	t.Run("bucket missing still fails", func(t *testing.T) {

@@ -5,13 +5,15 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/s3bak/s3bak/pkg/preflight/fakeaws"
 )
 
 // Scenarios about the route table, prefix lists and endpoints.
 
 func TestSpecificCIDRShadowsPrefixList(t *testing.T) {
 	e := newEnv(t)
-	e.ec2.tables[0].routes = append(e.ec2.tables[0].routes, route("52.216.0.0/16", "natGatewayId", "nat-0123"))
+	e.ec2.Tables[0].Routes = append(e.ec2.Tables[0].Routes, fakeaws.Route("52.216.0.0/16", "natGatewayId", "nat-0123"))
 	rep := e.run(t)
 	wantVerdict(t, rep, VerdictFail, 1)
 	want(t, rep, CheckRoute, StatusFail, "52.216.5.5: route 52.216.0.0/16 → NAT gateway nat-0123 is more specific than pl-63a5400a",
@@ -27,7 +29,7 @@ func TestSpecificCIDRShadowsPrefixList(t *testing.T) {
 
 func TestStaticRouteWinsTieWithPrefixListEntry(t *testing.T) {
 	e := newEnv(t)
-	e.ec2.tables[0].routes = append(e.ec2.tables[0].routes, route("52.216.0.0/15", "gatewayId", "igw-0pub"))
+	e.ec2.Tables[0].Routes = append(e.ec2.Tables[0].Routes, fakeaws.Route("52.216.0.0/15", "gatewayId", "igw-0pub"))
 	rep := e.run(t)
 	wantVerdict(t, rep, VerdictFail, 1)
 	want(t, rep, CheckEndpoint, StatusFail, "52.216.5.5: would traverse internet gateway igw-0pub")
@@ -35,21 +37,21 @@ func TestStaticRouteWinsTieWithPrefixListEntry(t *testing.T) {
 
 func TestPropagatedRouteLosesTieToPrefixList(t *testing.T) {
 	e := newEnv(t)
-	e.ec2.tables[0].routes = append(e.ec2.tables[0].routes,
-		routeFull("52.216.0.0/15", "gatewayId", "vgw-0onprem", "active", "EnableVgwRoutePropagation"))
+	e.ec2.Tables[0].Routes = append(e.ec2.Tables[0].Routes,
+		fakeaws.RouteFull("52.216.0.0/15", "gatewayId", "vgw-0onprem", "active", "EnableVgwRoutePropagation"))
 	rep := e.run(t)
 	wantVerdict(t, rep, VerdictPass, 0)
 }
 
 func TestInterfaceEndpoint(t *testing.T) {
 	e := newEnv(t)
-	e.ec2.tables[0].routes = e.ec2.tables[0].routes[:2] // no gateway endpoint route
-	e.ec2.endpoints = []fakeEndpoint{{id: "vpce-0s3if", typ: "Interface", service: "com.amazonaws.us-east-1.s3",
-		state: "available", policy: defaultPolicy, enis: []string{"eni-0vpce1", "eni-0vpce2"}}}
-	e.ec2.enis = []fakeENI{
-		{id: "eni-0vpce1", ipv4: []string{"10.0.1.20"}},
-		{id: "eni-0vpce2", ipv4: []string{"10.0.2.20"}},
-		{id: "eni-0other", ipv4: []string{"10.0.1.99"}},
+	e.ec2.Tables[0].Routes = e.ec2.Tables[0].Routes[:2] // no gateway endpoint route
+	e.ec2.Endpoints = []fakeaws.Endpoint{{ID: "vpce-0s3if", Type: "Interface", Service: "com.amazonaws.us-east-1.s3",
+		State: "available", Policy: defaultPolicy, ENIs: []string{"eni-0vpce1", "eni-0vpce2"}}}
+	e.ec2.ENIs = []fakeaws.ENI{
+		{ID: "eni-0vpce1", IPv4: []string{"10.0.1.20"}},
+		{ID: "eni-0vpce2", IPv4: []string{"10.0.2.20"}},
+		{ID: "eni-0other", IPv4: []string{"10.0.1.99"}},
 	}
 
 	t.Run("private DNS answers the ENI addresses", func(t *testing.T) {
@@ -86,8 +88,8 @@ func TestInterfaceEndpoint(t *testing.T) {
 func TestEndpointNotAssociated(t *testing.T) {
 	t.Run("no prefix-list route", func(t *testing.T) {
 		e := newEnv(t)
-		e.ec2.tables[0].routes = e.ec2.tables[0].routes[:2]
-		e.ec2.endpoints[0].routeTables = []string{"rtb-0other"}
+		e.ec2.Tables[0].Routes = e.ec2.Tables[0].Routes[:2]
+		e.ec2.Endpoints[0].RouteTables = []string{"rtb-0other"}
 		rep := e.run(t)
 		wantVerdict(t, rep, VerdictFail, 1)
 		want(t, rep, CheckRoute, StatusFail, "vpce-0s3 is not associated with rtb-0priv",
@@ -96,7 +98,7 @@ func TestEndpointNotAssociated(t *testing.T) {
 	})
 	t.Run("route present but endpoint does not list the table", func(t *testing.T) {
 		e := newEnv(t)
-		e.ec2.endpoints[0].routeTables = []string{"rtb-0other"}
+		e.ec2.Endpoints[0].RouteTables = []string{"rtb-0other"}
 		rep := e.run(t)
 		wantVerdict(t, rep, VerdictFail, 1)
 		want(t, rep, CheckEndpoint, StatusFail, "S3 gateway endpoint vpce-0s3 is not associated with rtb-0priv")
@@ -105,7 +107,7 @@ func TestEndpointNotAssociated(t *testing.T) {
 
 func TestBlackholeRoute(t *testing.T) {
 	e := newEnv(t)
-	e.ec2.tables[0].routes[2] = routeFull("pl-63a5400a", "gatewayId", "vpce-0gone", "blackhole", "CreateRoute")
+	e.ec2.Tables[0].Routes[2] = fakeaws.RouteFull("pl-63a5400a", "gatewayId", "vpce-0gone", "blackhole", "CreateRoute")
 	rep := e.run(t)
 	wantVerdict(t, rep, VerdictFail, 1)
 	want(t, rep, CheckRoute, StatusFail, "blackhole")
@@ -114,9 +116,9 @@ func TestBlackholeRoute(t *testing.T) {
 
 func TestGatewayLoadBalancerEndpointIsNotS3(t *testing.T) {
 	e := newEnv(t)
-	e.ec2.tables[0].routes[2] = route("pl-63a5400a", "gatewayId", "vpce-0gwlb")
-	e.ec2.endpoints = append(e.ec2.endpoints, fakeEndpoint{id: "vpce-0gwlb", typ: "GatewayLoadBalancer",
-		service: "com.amazonaws.vpce.us-east-1.vpce-svc-0fw", state: "available"})
+	e.ec2.Tables[0].Routes[2] = fakeaws.Route("pl-63a5400a", "gatewayId", "vpce-0gwlb")
+	e.ec2.Endpoints = append(e.ec2.Endpoints, fakeaws.Endpoint{ID: "vpce-0gwlb", Type: "GatewayLoadBalancer",
+		Service: "com.amazonaws.vpce.us-east-1.vpce-svc-0fw", State: "available"})
 	rep := e.run(t)
 	wantVerdict(t, rep, VerdictFail, 1)
 	want(t, rep, CheckEndpoint, StatusFail, "GatewayLoadBalancer endpoint vpce-0gwlb, not an S3 gateway endpoint")
@@ -124,7 +126,7 @@ func TestGatewayLoadBalancerEndpointIsNotS3(t *testing.T) {
 
 func TestPendingEndpoint(t *testing.T) {
 	e := newEnv(t)
-	e.ec2.endpoints[0].state = "pending"
+	e.ec2.Endpoints[0].State = "pending"
 	rep := e.run(t)
 	wantVerdict(t, rep, VerdictFail, 1)
 	want(t, rep, CheckEndpoint, StatusFail, "vpce-0s3 is pending, not available")
@@ -132,8 +134,8 @@ func TestPendingEndpoint(t *testing.T) {
 
 func TestOverlappingPrefixLists(t *testing.T) {
 	e := newEnv(t)
-	e.ec2.lists = append(e.ec2.lists, fakeList{id: "pl-0corp", name: "corp-egress", family: "IPv4", cidrs: []string{"52.216.0.0/15", "192.0.2.0/24"}})
-	e.ec2.tables[0].routes = append(e.ec2.tables[0].routes, route("pl-0corp", "transitGatewayId", "tgw-0corp"))
+	e.ec2.Lists = append(e.ec2.Lists, fakeaws.PrefixList{ID: "pl-0corp", Name: "corp-egress", Family: "IPv4", CIDRs: []string{"52.216.0.0/15", "192.0.2.0/24"}})
+	e.ec2.Tables[0].Routes = append(e.ec2.Tables[0].Routes, fakeaws.Route("pl-0corp", "transitGatewayId", "tgw-0corp"))
 	rep := e.run(t)
 	wantVerdict(t, rep, VerdictUnknown, 2)
 	want(t, rep, CheckRoute, StatusUnknown, "52.216.5.5: ambiguous", "pl-63a5400a", "pl-0corp (corp-egress, entry 52.216.0.0/15) → tgw-0corp", "/15")
@@ -144,33 +146,33 @@ func TestOverlappingPrefixLists(t *testing.T) {
 
 func TestMainRouteTableFallback(t *testing.T) {
 	e := newEnv(t)
-	e.ec2.tables = []fakeTable{{id: "rtb-0main", vpc: "vpc-0abc", main: true, routes: []string{
-		route("10.0.0.0/16", "gatewayId", "local"),
-		route("0.0.0.0/0", "natGatewayId", "nat-0123"),
-		route("pl-63a5400a", "gatewayId", "vpce-0s3"),
+	e.ec2.Tables = []fakeaws.Table{{ID: "rtb-0main", VPC: "vpc-0abc", Main: true, Routes: []string{
+		fakeaws.Route("10.0.0.0/16", "gatewayId", "local"),
+		fakeaws.Route("0.0.0.0/0", "natGatewayId", "nat-0123"),
+		fakeaws.Route("pl-63a5400a", "gatewayId", "vpce-0s3"),
 	}}}
-	e.ec2.endpoints[0].routeTables = []string{"rtb-0main"}
+	e.ec2.Endpoints[0].RouteTables = []string{"rtb-0main"}
 	rep := e.run(t)
 	wantVerdict(t, rep, VerdictPass, 0)
 	want(t, rep, CheckRoute, StatusPass, "rtb-0main (main route table of vpc-0abc; subnet-0priv has no explicit association)")
-	if n := e.ec2.called("DescribeRouteTables"); n != 2 {
+	if n := e.ec2.Called("DescribeRouteTables"); n != 2 {
 		t.Errorf("DescribeRouteTables called %d times, want 2 (subnet, then main)", n)
 	}
 }
 
 func TestPaginationUsesEveryPage(t *testing.T) {
 	e := newEnv(t)
-	e.ec2.page = 1
-	e.ec2.endpoints = append([]fakeEndpoint{{id: "vpce-0ddb", typ: "Gateway", service: "com.amazonaws.us-east-1.dynamodb",
-		state: "available", routeTables: []string{"rtb-0priv"}}}, e.ec2.endpoints...)
+	e.ec2.Page = 1
+	e.ec2.Endpoints = append([]fakeaws.Endpoint{{ID: "vpce-0ddb", Type: "Gateway", Service: "com.amazonaws.us-east-1.dynamodb",
+		State: "available", RouteTables: []string{"rtb-0priv"}}}, e.ec2.Endpoints...)
 	e.resolve[testHost] = addrs("3.5.1.1") // in the list's last entry, on its third page
 	rep := e.run(t)
 	wantVerdict(t, rep, VerdictPass, 0)
 	want(t, rep, CheckRoute, StatusPass, "3 CIDRs", "entry 3.5.0.0/19")
-	if n := e.ec2.called("GetManagedPrefixListEntries"); n != 3 {
+	if n := e.ec2.Called("GetManagedPrefixListEntries"); n != 3 {
 		t.Errorf("GetManagedPrefixListEntries called %d times, want 3 pages", n)
 	}
-	if n := e.ec2.called("DescribeVpcEndpoints"); n != 2 {
+	if n := e.ec2.Called("DescribeVpcEndpoints"); n != 2 {
 		t.Errorf("DescribeVpcEndpoints called %d times, want 2 pages", n)
 	}
 }
@@ -180,11 +182,11 @@ func TestIPv6(t *testing.T) {
 	setup := func(t *testing.T, nodeHasIPv6 bool) *env {
 		e := newEnv(t)
 		if nodeHasIPv6 {
-			addIPv6(e.imds.meta)
+			fakeaws.AddIPv6(e.imds.Meta)
 		}
-		e.ec2.tables[0].routes = append(e.ec2.tables[0].routes,
-			route("2600:1f18:aaaa:bb00::/56", "gatewayId", "local"),
-			route("::/0", "egressOnlyInternetGatewayId", "eigw-0v6"))
+		e.ec2.Tables[0].Routes = append(e.ec2.Tables[0].Routes,
+			fakeaws.Route("2600:1f18:aaaa:bb00::/56", "gatewayId", "local"),
+			fakeaws.Route("::/0", "egressOnlyInternetGatewayId", "eigw-0v6"))
 		e.resolve[dualHost] = addrs("52.216.5.5", "2600:1fa0:80cc:1::1")
 		return e
 	}
@@ -213,7 +215,7 @@ func TestIPv6(t *testing.T) {
 	})
 	t.Run("IPv6 address with no IPv6 route", func(t *testing.T) {
 		e := setup(t, true)
-		e.ec2.tables[0].routes = e.ec2.tables[0].routes[:3] // 0.0.0.0/0 must not cover it
+		e.ec2.Tables[0].Routes = e.ec2.Tables[0].Routes[:3] // 0.0.0.0/0 must not cover it
 		rep := e.run(t, dual(e))
 		wantVerdict(t, rep, VerdictFail, 1)
 		want(t, rep, CheckRoute, StatusFail, "2600:1fa0:80cc:1::1: no route in rtb-0priv covers it")
@@ -233,7 +235,7 @@ func TestAccelerateHostOutsidePrefixList(t *testing.T) {
 
 func TestRouteServerRouteWarns(t *testing.T) {
 	e := newEnv(t)
-	e.ec2.tables[0].routes[2] = routeFull("pl-63a5400a", "gatewayId", "vpce-0s3", "active", "Advertisement")
+	e.ec2.Tables[0].Routes[2] = fakeaws.RouteFull("pl-63a5400a", "gatewayId", "vpce-0s3", "active", "Advertisement")
 	rep := e.run(t)
 	wantVerdict(t, rep, VerdictPass, 0)
 	want(t, rep, CheckRoute, StatusWarn, "Route Server")
@@ -241,7 +243,7 @@ func TestRouteServerRouteWarns(t *testing.T) {
 
 func TestFilteredRouteIsUnknown(t *testing.T) {
 	e := newEnv(t)
-	e.ec2.tables[0].routes[2] = routeFull("pl-63a5400a", "gatewayId", "vpce-0s3", "filtered", "CreateRoute")
+	e.ec2.Tables[0].Routes[2] = fakeaws.RouteFull("pl-63a5400a", "gatewayId", "vpce-0s3", "filtered", "CreateRoute")
 	rep := e.run(t)
 	wantVerdict(t, rep, VerdictUnknown, 2)
 	want(t, rep, CheckRoute, StatusUnknown, "state filtered")

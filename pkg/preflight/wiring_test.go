@@ -46,7 +46,7 @@ func TestDefaultClientsHonourStandardEnv(t *testing.T) {
 	wantVerdict(t, rep, VerdictPass, 0)
 	want(t, rep, CheckCredentials, StatusPass, "EnvConfigCredentials")
 	want(t, rep, CheckIMDS, StatusPass, "i-0abc123")
-	if e.imds.count() == 0 || e.ec2.called("DescribeRouteTables") == 0 {
-		t.Errorf("default clients did not reach the fakes: imds %d, ec2 %d", e.imds.count(), e.ec2.total())
+	if e.imds.Calls() == 0 || e.ec2.Called("DescribeRouteTables") == 0 {
+		t.Errorf("default clients did not reach the fakes: imds %d, ec2 %d", e.imds.Calls(), e.ec2.Total())
 	}
 }
