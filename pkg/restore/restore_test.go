@@ -199,9 +199,13 @@ func TestReadChunkAroundACorruptChunk(t *testing.T) {
 	}
 
 	target := t.TempDir()
-	_, err = Run(ctx, client, node, backupOf(node, fGood, f), Options{Target: target})
+	b := budget.New(1 << 20)
+	_, err = Run(ctx, client, node, backupOf(node, fGood, f), Options{Target: target, Budget: b})
 	if !errors.Is(err, ErrVerify) {
 		t.Fatalf("restore of a damaged object: %v, want ErrVerify", err)
+	}
+	if b.InUse() != 0 {
+		t.Fatalf("the failed restore still holds %d bytes of its budget", b.InUse())
 	}
 	for _, want := range []string{f.Path, node.Root() + f.Key, "chunk 3 of"} {
 		if !strings.Contains(err.Error(), want) {
