@@ -36,8 +36,9 @@ type Options struct {
 	Logger   *slog.Logger
 	Progress progress.Counter
 	// MaxMemory bounds the bytes held in download and decode buffers by
-	// all files and workers together; DefaultMaxMemory when 0. A single
-	// chunk larger than the bound still restores, alone.
+	// all files and workers together; DefaultMaxMemory when 0, unbounded
+	// when negative. A single chunk larger than the bound still restores,
+	// alone.
 	MaxMemory int64
 	// Budget, when set, is used instead of MaxMemory: a caller may share
 	// one budget with other work, or read its Peak.
