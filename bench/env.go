@@ -23,6 +23,8 @@ type bench struct {
 	bin     tools
 	machine machine
 	buckets int
+	// serverPID is MinIO's, for its CPU time; 0 when not found.
+	serverPID int
 
 	defaultSet  *tree // generated once, for the default and incremental sections
 	defaultPlan *plan
@@ -50,6 +52,7 @@ func setup(ctx context.Context, cfg *config) (*bench, error) {
 		b.close()
 		return nil, err
 	}
+	b.serverPID = findServer(b.srv.Dir)
 	b.env = append(cleanEnviron(), b.srv.Env()...)
 	b.env = append(b.env, "AWS_ENDPOINT_URL="+b.srv.URL, "AWS_DEFAULT_REGION=us-east-1", "AWS_PAGER=")
 	b.machine = b.describeMachine(ctx)

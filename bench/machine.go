@@ -21,6 +21,7 @@ type machine struct {
 	Kernel   string            `json:"kernel"`
 	Go       string            `json:"go"`
 	Tools    map[string]string `json:"tools"`
+	Commit   string            `json:"s3bak_commit"` // the checkout bin/s3bak was built from
 }
 
 func (b *bench) describeMachine(ctx context.Context) machine {
@@ -36,6 +37,7 @@ func (b *bench) describeMachine(ctx context.Context) machine {
 		m.Go = out
 	}
 	m.Tools["s3bak"] = firstLine(ctx, b.bin.s3bak, "version")
+	m.Commit = checkout(ctx, b.repo)
 	m.Tools["s5cmd"] = firstLine(ctx, b.bin.s5cmd, "version")
 	if p, err := miniotest.Binary(); err == nil {
 		m.Tools["minio"] = firstLine(ctx, p, "--version")
@@ -67,6 +69,7 @@ func (m machine) awsMajor() string {
 func (b *bench) printMachine() {
 	m := b.machine
 	fmt.Printf("\n# s3bak bench\n\nmachine: %d CPUs (%s), %.1f GiB memory, Linux %s, %s\n", m.CPUs, m.CPUModel, m.MemGiB, m.Kernel, m.Go)
+	fmt.Printf("s3bak built from %s\n", m.Commit)
 	for _, k := range []string{"s3bak", "minio", "s5cmd", "aws-cli", "zstd", "tar"} {
 		if v, ok := m.Tools[k]; ok {
 			fmt.Printf("  %-8s %s\n", k, v)
@@ -78,6 +81,21 @@ func (b *bench) printMachine() {
 		fmt.Printf("  aws-cli is %s (default settings: 10 concurrent requests, 8 MiB parts)\n", m.awsMajor())
 	}
 	fmt.Printf("  MinIO at %s (single drive, on this machine: it shares the CPUs with the tool measured)\n", b.srv.URL)
+}
+
+// checkout is the repository's commit, and whether the s3bak sources
+// differ from it (others may be editing the same checkout).
+func checkout(ctx context.Context, repo string) string {
+	rev, err := exec.CommandContext(ctx, "git", "-C", repo, "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	out := strings.TrimSpace(string(rev))
+	dirty, err := exec.CommandContext(ctx, "git", "-C", repo, "status", "--porcelain", "--", "cmd", "pkg", "go.mod", "go.sum").Output()
+	if err == nil && len(strings.TrimSpace(string(dirty))) > 0 {
+		out += " with uncommitted changes to cmd/, pkg/ or go.mod"
+	}
+	return out
 }
 
 func procField(file, key string) string {

@@ -26,15 +26,15 @@ func printSection(w io.Writer, s *section) {
 }
 
 func printTransfer(w io.Writer, s *section) {
-	fmt.Fprintln(w, "| tool | median wall s | MB/s | peak RSS MiB | s3bak ÷ peer (MB/s) | stored MB |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| tool | median wall s | MB/s | peak RSS MiB | s3bak ÷ peer (MB/s) | stored MB | CPU s | MinIO CPU s |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range s.Rows {
 		if bad := r.problem(); bad != "" {
-			fmt.Fprintf(w, "| %s | %s | | | | |\n", cell(r.Tool), bad)
+			fmt.Fprintf(w, "| %s | %s | | | | | | |\n", cell(r.Tool), bad)
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %.2f | %.1f | %.0f | %s | %s |\n", cell(r.Tool), r.MedianWallS, r.MBps, r.PeakRSSMiB,
-			ratio(r.Ratio), mb(r.StoredBytes))
+		fmt.Fprintf(w, "| %s | %.2f | %.1f | %.0f | %s | %s | %.1f | %.1f |\n", cell(r.Tool), r.MedianWallS, r.MBps, r.PeakRSSMiB,
+			ratio(r.Ratio), mb(r.StoredBytes), r.MedianCPUS, r.MedianSrvS)
 	}
 }
 

@@ -31,10 +31,12 @@ func (s stage) String() string {
 // measure is one timed run.
 type measure struct {
 	wall     time.Duration
-	rss      int64   // peak RSS of the run: the largest of its stages', bytes
-	stageRSS []int64 // per stage, bytes
-	stdout   []byte  // the last stage's
-	stderr   []byte  // the tail of every stage's, in order
+	rss      int64         // peak RSS of the run: the largest of its stages', bytes
+	cpu      time.Duration // user + system CPU of every stage
+	server   time.Duration // MinIO's CPU meanwhile
+	stageRSS []int64       // per stage, bytes
+	stdout   []byte        // the last stage's
+	stderr   []byte        // the tail of every stage's, in order
 }
 
 // spawnEnv marks the bench's own process started as a spawner.
@@ -67,6 +69,7 @@ func (b *bench) run(ctx context.Context, stages ...stage) (*measure, error) {
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
 	c.WaitDelay = 10 * time.Second
+	server := b.serverCPU()
 	if err := c.Run(); err != nil {
 		return nil, fmt.Errorf("spawner: %w: %s", err, strings.TrimSpace(errOut.String()))
 	}
@@ -74,7 +77,8 @@ func (b *bench) run(ctx context.Context, stages ...stage) (*measure, error) {
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		return nil, fmt.Errorf("spawner's answer: %w", err)
 	}
-	m := &measure{wall: time.Duration(res.WallNS), stageRSS: res.RSS, stdout: res.Stdout, stderr: res.Stderr}
+	m := &measure{wall: time.Duration(res.WallNS), cpu: time.Duration(res.CPUNS), server: b.serverCPU() - server,
+		stageRSS: res.RSS, stdout: res.Stdout, stderr: res.Stderr}
 	for _, r := range res.RSS {
 		m.rss = max(m.rss, r)
 	}
@@ -88,6 +92,7 @@ func (b *bench) run(ctx context.Context, stages ...stage) (*measure, error) {
 type spawnResult struct {
 	WallNS int64   `json:"wall_ns"`
 	RSS    []int64 `json:"rss"`
+	CPUNS  int64   `json:"cpu_ns"`
 	Stdout []byte  `json:"stdout"`
 	Stderr []byte  `json:"stderr"`
 	Err    string  `json:"err,omitempty"`
@@ -107,9 +112,9 @@ func spawnerMain() {
 }
 
 // runStages starts the stages connected by pipes, waits for all of them
-// and returns the wall time from the first start to the last exit, and
-// each stage's peak RSS (rusage ru_maxrss, which covers the processes a
-// stage waited for too).
+// and returns the wall time from the first start to the last exit, each
+// stage's peak RSS (rusage ru_maxrss, which covers the processes a stage
+// waited for too) and their CPU time.
 func runStages(stages []stage) *spawnResult {
 	cmds, closers, err := wire(stages)
 	if err != nil {
@@ -144,6 +149,7 @@ func runStages(stages []stage) *spawnResult {
 		var rss int64
 		if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			rss = ru.Maxrss << 10 // KiB on Linux
+			res.CPUNS += ru.Utime.Nano() + ru.Stime.Nano()
 		}
 		res.RSS = append(res.RSS, rss)
 		res.Stderr = append(res.Stderr, errs[i].String()...)

@@ -34,8 +34,10 @@ type row struct {
 	Op          string         `json:"op"` // upload, download, backup, list, …
 	Runs        []roundRun     `json:"runs"`
 	MedianWallS float64        `json:"median_wall_s"`
-	MBps        float64        `json:"mb_per_s,omitempty"` // raw bytes ÷ median wall, 10^6 bytes
-	PeakRSSMiB  float64        `json:"peak_rss_mib"`       // largest over the rounds
+	MedianCPUS  float64        `json:"median_cpu_s,omitempty"`        // user + system of the tool's processes
+	MedianSrvS  float64        `json:"median_server_cpu_s,omitempty"` // MinIO's meanwhile
+	MBps        float64        `json:"mb_per_s,omitempty"`            // raw bytes ÷ median wall, 10^6 bytes
+	PeakRSSMiB  float64        `json:"peak_rss_mib"`                  // largest over the rounds
 	Ratio       float64        `json:"s3bak_ratio,omitempty"`
 	StoredBytes int64          `json:"stored_bytes,omitempty"` // in the bucket after the upload
 	Info        map[string]any `json:"info,omitempty"`
@@ -48,6 +50,8 @@ type row struct {
 type roundRun struct {
 	Round       int       `json:"round"`
 	WallS       float64   `json:"wall_s"`
+	CPUS        float64   `json:"cpu_s,omitempty"`
+	ServerCPUS  float64   `json:"server_cpu_s,omitempty"`
 	RSSMiB      float64   `json:"rss_mib"`
 	StageRSSMiB []float64 `json:"stage_rss_mib,omitempty"`
 }
@@ -74,7 +78,8 @@ func (s *section) find(tool string) *row {
 
 // add records one round's measure.
 func (r *row) add(round int, m *measure) {
-	ru := roundRun{Round: round, WallS: round3(m.wall.Seconds()), RSSMiB: mib(m.rss)}
+	ru := roundRun{Round: round, WallS: round3(m.wall.Seconds()), CPUS: round3(m.cpu.Seconds()),
+		ServerCPUS: round3(m.server.Seconds()), RSSMiB: mib(m.rss)}
 	if len(m.stageRSS) > 1 {
 		for _, s := range m.stageRSS {
 			ru.StageRSSMiB = append(ru.StageRSSMiB, mib(s))
@@ -95,11 +100,17 @@ func (r *row) finish() {
 		return
 	}
 	walls := make([]float64, 0, len(r.Runs))
+	cpus := make([]float64, 0, len(r.Runs))
+	srv := make([]float64, 0, len(r.Runs))
 	for _, ru := range r.Runs {
 		walls = append(walls, ru.WallS)
+		cpus = append(cpus, ru.CPUS)
+		srv = append(srv, ru.ServerCPUS)
 		r.PeakRSSMiB = max(r.PeakRSSMiB, ru.RSSMiB)
 	}
 	r.MedianWallS = round3(median(walls))
+	r.MedianCPUS = round3(median(cpus))
+	r.MedianSrvS = round3(median(srv))
 	if r.bytes > 0 && r.MedianWallS > 0 {
 		r.MBps = round1(float64(r.bytes) / 1e6 / r.MedianWallS)
 	}
