@@ -64,7 +64,7 @@ func newBackupCommand(g *globalOptions) *cobra.Command {
 	_ = f.MarkHidden("checkpoint-interval")
 	f.StringVar(&o.compression, "compression", "auto", "auto (compress what compresses), zstd, or none")
 	f.IntVar(&o.zstdLevel, "zstd-level", 3, "zstd level, 1 (fastest) to 22")
-	f.StringVar(&o.chunkSize, "chunk-size", "16MiB", "raw bytes per independently compressed chunk")
+	f.StringVar(&o.chunkSize, "chunk-size", "8MiB", "raw bytes per independently compressed chunk")
 	f.StringVar(&o.partSize, "part-size", "16MiB", "multipart upload part size (raised when a file would need more than 10,000 parts)")
 	return cmd
 }
@@ -113,6 +113,7 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	start := time.Now()
 	res, err := backup.New(client, enc, up, backup.Options{
 		Node: node, Tool: "s3bak " + version(), Concurrency: g.concurrency, Logger: g.logger, Progress: bar, Full: o.full,
+		Budget: g.limits.buffers(),
 	}).RunLocked(ctx, set, backup.SessionOptions{Lease: o.lock.lease, BreakLock: o.lock.breakLock, Checkpoint: o.checkpoint})
 	bar.Finish()
 	if err != nil {

@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/pflag"
 
+	"github.com/s3bak/s3bak/pkg/budget"
 	"github.com/s3bak/s3bak/pkg/sysprio"
 )
 
@@ -38,10 +40,18 @@ func (l *limits) register(f *pflag.FlagSet) {
 			"where that is forbidden (containers often forbid the IO part) a warning is logged and the run goes on")
 }
 
+// buffers is the budget of transfer buffers: five eighths of
+// --max-memory, the rest left for what no budget counts (compressor and
+// decompressor state, the Go runtime, the index).
+func (l *limits) buffers() *budget.Budget { return budget.New(l.maxMemory / 8 * 5) }
+
 // apply lowers the process's priority when --nice asks for it. Failing to
 // is not fatal: a backup at normal priority beats no backup.
 func (l *limits) apply(logger *slog.Logger) {
 	logger.Debug("limits", "max_rate", l.maxRate, "max_memory", l.maxMemory, "nice", l.nice)
+	// The budget bounds buffers in flight; the soft limit makes the garbage
+	// collector return freed buffers before the heap outgrows the bound.
+	debug.SetMemoryLimit(l.maxMemory)
 	if !l.nice {
 		return
 	}

@@ -40,9 +40,6 @@ func (r *restorer) fetch(ctx context.Context, f manifest.File) (string, error) {
 	if err := tmp.Chmod(f.Mode.Perm()); err != nil {
 		return "", err
 	}
-	if err := tmp.Sync(); err != nil {
-		return "", fmt.Errorf("sync: %w", err)
-	}
 	if err := tmp.Close(); err != nil {
 		return "", err
 	}
