@@ -71,7 +71,7 @@ AWS settings come from the standard AWS configuration.`,
 	f.StringVar(&g.endpointURL, "endpoint-url", "", "custom S3 endpoint, e.g. MinIO (AWS_ENDPOINT_URL_S3 works too)")
 	f.BoolVar(&g.pathStyle, "path-style", false, "path-style S3 addressing (on by itself with a custom endpoint)")
 	f.StringVar(&g.checksum, "checksum-calculation", "", "request checksums: when_supported (default) or when_required, for stores that reject them")
-	f.IntVar(&g.concurrency, "concurrency", 0, "files transferred at once (default: 2 × CPUs, at least 4)")
+	f.IntVar(&g.concurrency, "concurrency", 0, "files transferred at once (default: 4 × CPUs, at least 16: small files are latency-bound)")
 	f.StringVar(&g.logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal, json otherwise)")
 	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.BoolVar(&g.noProgress, "no-progress", false, "no progress bar even on a terminal")
@@ -100,7 +100,7 @@ func (g *globalOptions) setup(cmd *cobra.Command) error {
 		g.node = strings.SplitN(host, ".", 2)[0]
 	}
 	if g.concurrency <= 0 {
-		g.concurrency = max(4, 2*runtime.GOMAXPROCS(0))
+		g.concurrency = max(16, 4*runtime.GOMAXPROCS(0))
 	}
 	return nil
 }
