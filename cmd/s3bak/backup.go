@@ -113,7 +113,7 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	start := time.Now()
 	res, err := backup.New(client, enc, up, backup.Options{
 		Node: node, Tool: "s3bak " + version(), Concurrency: g.concurrency, Logger: g.logger, Progress: bar, Full: o.full,
-		Budget: g.limits.buffers(),
+		Budget: g.limits.buffers(5),
 	}).RunLocked(ctx, set, backup.SessionOptions{Lease: o.lock.lease, BreakLock: o.lock.breakLock, Checkpoint: o.checkpoint})
 	bar.Finish()
 	if err != nil {

@@ -40,10 +40,12 @@ func (l *limits) register(f *pflag.FlagSet) {
 			"where that is forbidden (containers often forbid the IO part) a warning is logged and the run goes on")
 }
 
-// buffers is the budget of transfer buffers: five eighths of
-// --max-memory, the rest left for what no budget counts (compressor and
-// decompressor state, the Go runtime, the index).
-func (l *limits) buffers() *budget.Budget { return budget.New(l.maxMemory / 8 * 5) }
+// buffers is a budget of transfer buffers of eighths/8 of --max-memory;
+// the rest is left for what no budget counts (compressor and decompressor
+// state, idle pooled buffers, the Go runtime, the index). A backup needs
+// room for a compressing stream beside many small files; a restore keeps
+// every core decoding with a few chunks in flight.
+func (l *limits) buffers(eighths int64) *budget.Budget { return budget.New(l.maxMemory / 8 * eighths) }
 
 // apply lowers the process's priority when --nice asks for it. Failing to
 // is not fatal: a backup at normal priority beats no backup.

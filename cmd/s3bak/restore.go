@@ -64,7 +64,7 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	start := time.Now()
 	res, err := restore.Run(ctx, client, node, m, restore.Options{
 		Target: o.target, Force: o.force, Concurrency: g.concurrency, Filter: filter, Logger: g.logger, Progress: bar,
-		Budget: g.limits.buffers(),
+		Budget: g.limits.buffers(2),
 	})
 	bar.Finish()
 	if err != nil {
