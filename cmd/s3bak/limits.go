@@ -53,7 +53,10 @@ func (l *limits) apply(logger *slog.Logger) {
 	logger.Debug("limits", "max_rate", l.maxRate, "max_memory", l.maxMemory, "nice", l.nice)
 	// The budget bounds buffers in flight; the soft limit makes the garbage
 	// collector return freed buffers before the heap outgrows the bound.
-	debug.SetMemoryLimit(l.maxMemory)
+	// Go's heap grows up to its limit when garbage is cheap to leave, so the
+	// limit sits an eighth below the bound, leaving room for what is not
+	// Go's heap (the binary, thread stacks).
+	debug.SetMemoryLimit(l.maxMemory / 8 * 7)
 	if !l.nice {
 		return
 	}
