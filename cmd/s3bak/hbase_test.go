@@ -1,10 +1,7 @@
 package main
 
 import (
-	"archive/zip"
 	"context"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,32 +15,9 @@ import (
 // its HBase root.
 func unzipHBase(t *testing.T) string {
 	t.Helper()
-	zr, err := zip.OpenReader(filepath.Join("..", "..", "pkg", "hbase", "testdata", "EndToEndIT-snapshot.zip"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
 	dir := t.TempDir()
-	for _, f := range zr.File {
-		p := filepath.Join(dir, filepath.FromSlash(f.Name))
-		if !strings.HasPrefix(p, dir+string(filepath.Separator)) {
-			t.Fatalf("zip entry %s escapes", f.Name)
-		}
-		if f.FileInfo().IsDir() {
-			os.MkdirAll(p, 0o755)
-			continue
-		}
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		writeFile(t, p, b)
+	if err := testfixture.Unzip(filepath.Join("..", "..", "pkg", "hbase", "testdata", "EndToEndIT-snapshot.zip"), dir); err != nil {
+		t.Fatal(err)
 	}
 	return filepath.Join(dir, "data")
 }

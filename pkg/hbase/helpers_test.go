@@ -1,17 +1,15 @@
 package hbase
 
 import (
-	"archive/zip"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/s3bak/s3bak/pkg/source"
+	"github.com/s3bak/s3bak/pkg/testfixture"
 )
 
 const (
@@ -25,31 +23,8 @@ const (
 func unzipRoot(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
-	zr, err := zip.OpenReader(zipPath)
-	if err != nil {
+	if err := testfixture.Unzip(zipPath, dir); err != nil {
 		t.Fatal(err)
-	}
-	defer zr.Close()
-	for _, zf := range zr.File {
-		dst := filepath.Join(dir, filepath.FromSlash(zf.Name))
-		if !strings.HasPrefix(dst, dir+string(filepath.Separator)) {
-			t.Fatalf("zip entry %q escapes", zf.Name)
-		}
-		if zf.FileInfo().IsDir() {
-			mkdir(t, dst)
-			continue
-		}
-		mkdir(t, filepath.Dir(dst))
-		rc, err := zf.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		writeFile(t, dst, b)
 	}
 	return filepath.Join(dir, "data")
 }
