@@ -45,9 +45,11 @@ type Options struct {
 
 // Known is the engine's view of a node's catalog; *catalog.Index is one.
 type Known interface {
-	// Lookup fills f's stored object from a file fingerprint.
+	// Lookup fills f's stored object from a file fingerprint; when it
+	// reports false, f is left as it was.
 	Lookup(fingerprint string, f *manifest.File) bool
-	// Content fills f's stored object from f.SHA256 and f.Size.
+	// Content fills f's stored object from f.SHA256 and f.Size; when it
+	// reports false, f is left as it was.
 	Content(f *manifest.File) bool
 	// Record notes that f's content is stored.
 	Record(fingerprint string, f *manifest.File)

@@ -19,8 +19,8 @@ import (
 // file the catalog knows by fingerprint is not even opened.
 func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.File, error) {
 	fp := f.Fingerprint()
+	mf := manifest.File{Path: f.Path, Size: f.Size, ModTime: f.ModTime.UTC(), Mode: f.Mode.Perm()}
 	if k := e.opts.Known; k != nil && !e.opts.Full {
-		mf := manifest.File{Path: f.Path, Size: f.Size, ModTime: f.ModTime.UTC(), Mode: f.Mode.Perm()}
 		if k.Lookup(fp, &mf) {
 			s.count(func(r *Result) { r.Reused++; r.Unread++ })
 			e.opts.Progress.Add(f.Size)
@@ -39,7 +39,6 @@ func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.F
 	if fi.Size() != f.Size {
 		return manifest.File{}, fmt.Errorf("size changed from %d to %d bytes since the snapshot was listed: %w", f.Size, fi.Size(), chunk.ErrChanged)
 	}
-	mf := manifest.File{Path: f.Path, Size: f.Size, ModTime: f.ModTime.UTC(), Mode: f.Mode.Perm()}
 	if f.Size <= int64(e.enc.Options().ChunkSize) {
 		err = e.storeSmall(ctx, s, fh, &mf)
 	} else {

@@ -23,6 +23,22 @@ type Audit struct {
 	Uploads     []transfer.Upload     `json:"unfinished_uploads"`
 }
 
+// References reads the manifests ids of node and maps every object key
+// (the full key in the bucket) they use to the backups that use it.
+func References(ctx context.Context, c *transfer.Client, node manifest.Node, ids []string) (map[string][]string, error) {
+	refs := map[string][]string{}
+	var mu sync.Mutex
+	err := EachManifest(ctx, c, node, ids, func(m *manifest.Manifest) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, f := range m.Files {
+			k := node.Root() + f.Key
+			refs[k] = append(refs[k], m.ID)
+		}
+	})
+	return refs, err
+}
+
 // AuditNode reads every manifest of the node and lists its objects and
 // unfinished uploads.
 func AuditNode(ctx context.Context, c *transfer.Client, node manifest.Node) (*Audit, error) {
@@ -31,16 +47,7 @@ func AuditNode(ctx context.Context, c *transfer.Client, node manifest.Node) (*Au
 		return nil, err
 	}
 	a := &Audit{Backups: len(ids), Missing: map[string][]string{}}
-	refs := map[string][]string{} // key → backups
-	var mu sync.Mutex
-	err = EachManifest(ctx, c, node, ids, func(m *manifest.Manifest) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, f := range m.Files {
-			k := node.Root() + f.Key
-			refs[k] = append(refs[k], m.ID)
-		}
-	})
+	refs, err := References(ctx, c, node, ids)
 	if err != nil {
 		return nil, err
 	}

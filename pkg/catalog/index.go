@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -119,7 +120,7 @@ func (x *Index) AddBackup(m *manifest.Manifest) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.addLocked(m)
-	slices.SortFunc(x.Backups, func(a, b Summary) int { return cmpString(a.ID, b.ID) })
+	sortByID(x.Backups)
 	x.dirty = true
 }
 
@@ -156,6 +157,11 @@ func (x *Index) Forget(ids, keys []string) {
 	x.dirty = true
 }
 
+// sortByID orders summaries oldest first: ids sort as their times do.
+func sortByID(s []Summary) {
+	slices.SortFunc(s, func(a, b Summary) int { return cmp.Compare(a.ID, b.ID) })
+}
+
 // Summaries returns the summaries of the complete backups, oldest first.
 func (x *Index) Summaries() []Summary {
 	x.mu.Lock()
@@ -168,16 +174,6 @@ func (x *Index) Len() int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return len(x.Objects)
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // LoadIndex reads the node's index. A missing index is ErrNotFound; one
@@ -293,7 +289,7 @@ func RebuildIndex(ctx context.Context, c *transfer.Client, node manifest.Node) (
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(x.Backups, func(a, b Summary) int { return cmpString(a.ID, b.ID) })
+	sortByID(x.Backups)
 	x.dirty = true
 	return x, nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"slices"
 	"sync"
 	"time"
 
@@ -140,7 +139,7 @@ func listNode(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Su
 		return nil, err
 	}
 	out = append(out, unfinished...)
-	slices.SortFunc(out, func(a, b Summary) int { return cmpString(a.ID, b.ID) })
+	sortByID(out)
 	return out, nil
 }
 

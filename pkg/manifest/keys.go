@@ -73,5 +73,14 @@ func IDFromKey(key string) (string, bool) {
 	return id, ok && CheckName("backup id", id) == nil
 }
 
+const idLayout = "20060102T150405Z"
+
 // NewID makes a backup id from the start time: ids sort as times do.
-func NewID(t time.Time) string { return t.UTC().Format("20060102T150405Z") }
+func NewID(t time.Time) string { return t.UTC().Format(idLayout) }
+
+// IDTime is the start time an id made by NewID names; false for an id of
+// another form.
+func IDTime(id string) (time.Time, bool) {
+	t, err := time.Parse(idLayout, id)
+	return t, err == nil
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/s3bak/s3bak/pkg/catalog"
@@ -93,7 +92,7 @@ func (p *purger) run(ctx context.Context) error {
 	}
 	backups := make([]Backup, len(ids))
 	for i, id := range ids {
-		t, _ := time.Parse("20060102T150405Z", id) // an id of another form: zero time, always kept
+		t, _ := manifest.IDTime(id) // an id of another form: zero time, always kept
 		backups[i] = Backup{ID: id, Time: t}
 	}
 	p.rep.Kept, p.rep.Removed = p.o.Policy.Apply(backups)
@@ -135,20 +134,12 @@ func (p *purger) deleteManifests(ctx context.Context) error {
 // mark collects every object key the kept manifests reference. Any
 // manifest that cannot be read stops the purge before anything is swept:
 // deleting on incomplete knowledge is how backups are lost.
-func (p *purger) mark(ctx context.Context) (map[string]bool, error) {
+func (p *purger) mark(ctx context.Context) (map[string][]string, error) {
 	ids := make([]string, len(p.rep.Kept))
 	for i, b := range p.rep.Kept {
 		ids[i] = b.ID
 	}
-	var mu sync.Mutex
-	referenced := map[string]bool{}
-	err := catalog.EachManifest(ctx, p.c, p.node, ids, func(m *manifest.Manifest) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, f := range m.Files {
-			referenced[p.node.Root()+f.Key] = true
-		}
-	})
+	referenced, err := catalog.References(ctx, p.c, p.node, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read the kept manifests (nothing was garbage-collected): %w", err)
 	}
@@ -157,7 +148,7 @@ func (p *purger) mark(ctx context.Context) (map[string]bool, error) {
 
 // orphans lists the objects under data/ that nothing references and that
 // are older than the grace period.
-func (p *purger) orphans(ctx context.Context, referenced map[string]bool) ([]string, error) {
+func (p *purger) orphans(ctx context.Context, referenced map[string][]string) ([]string, error) {
 	cutoff := p.o.Now().Add(-p.o.Grace)
 	var doomed []string
 	for o, err := range p.c.List(ctx, p.node.Root()+manifest.DataDir+"/") {
@@ -165,7 +156,7 @@ func (p *purger) orphans(ctx context.Context, referenced map[string]bool) ([]str
 			return nil, err
 		}
 		switch {
-		case referenced[o.Key]:
+		case referenced[o.Key] != nil:
 			p.rep.ObjectsKept++
 		case o.LastModified.After(cutoff):
 			p.rep.YoungOrphans++
