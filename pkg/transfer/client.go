@@ -67,6 +67,7 @@ func New(ctx context.Context, o Options) (*Client, error) {
 	if cfg.Region == "" {
 		cfg.Region = bucketRegion(ctx, cfg, o)
 	}
+	wire := cfg.RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired
 	cli := s3.NewFromConfig(cfg, func(so *s3.Options) {
 		if o.EndpointURL != "" {
 			so.BaseEndpoint = aws.String(o.EndpointURL)
@@ -80,8 +81,11 @@ func New(ctx context.Context, o Options) (*Client, error) {
 		// GET; the SDK would log a warning for each one. s3bak checks
 		// every byte against its own SHA-256 anyway.
 		so.DisableLogOutputChecksumValidationSkipped = true
+		if wire {
+			so.APIOptions = append(so.APIOptions, unsignedPayload)
+		}
 	})
-	return &Client{S3: cli, AWS: cfg, Bucket: o.Bucket, wireChecksum: cfg.RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired}, nil
+	return &Client{S3: cli, AWS: cfg, Bucket: o.Bucket, wireChecksum: wire}, nil
 }
 
 // LoadAWSConfig loads the standard configuration with s3bak's HTTP client.
@@ -110,6 +114,7 @@ func LoadAWSConfig(ctx context.Context, o Options) (aws.Config, error) {
 			return retry.NewStandard(func(so *retry.StandardOptions) {
 				so.MaxAttempts = attempts
 				so.MaxBackoff = 20 * time.Second
+				so.Retryables = append(so.Retryables, damagedOnTheWay)
 			})
 		}),
 	}
@@ -142,6 +147,15 @@ func LoadAWSConfig(ctx context.Context, o Options) (aws.Config, error) {
 	}
 	return cfg, nil
 }
+
+// damagedOnTheWay retries a request whose body the server received with
+// other bytes than were sent (its checksum does not match): the body is
+// sent again from the same buffer. The SDK does not retry these by itself.
+var damagedOnTheWay = retry.RetryableErrorCode{Codes: map[string]struct{}{
+	"BadDigest":                   {}, // AWS, for Content-MD5 and x-amz-checksum-*
+	"XAmzContentChecksumMismatch": {}, // MinIO, x-amz-checksum-*
+	"XAmzContentSHA256Mismatch":   {}, // AWS and MinIO, a signed payload hash
+}}
 
 // bucketRegion asks S3 where the bucket lives when nothing configured a
 // region, so that a node needs no region setting to back up. Custom
