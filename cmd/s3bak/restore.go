@@ -19,6 +19,7 @@ type restoreOptions struct {
 	force     bool
 	keyspaces []string
 	tables    []string
+	directIO  bool
 }
 
 func newRestoreCommand(g *globalOptions) *cobra.Command {
@@ -35,6 +36,7 @@ func newRestoreCommand(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.backupID, "backup", "latest", "backup id (see s3bak list)")
 	f.StringVar(&o.target, "target", "", "directory to restore into")
 	f.BoolVar(&o.force, "force", false, "replace files that already exist in the target")
+	f.BoolVar(&o.directIO, "direct-io", true, "write files of 1 MiB and more with O_DIRECT: no copy into the page cache, and the database's cached pages stay (falls back by itself where the file system refuses it)")
 	f.StringArrayVar(&o.keyspaces, "keyspace", nil, "only this keyspace (repeatable)")
 	f.StringArrayVar(&o.tables, "table", nil, "only this table, as TABLE or KEYSPACE.TABLE (repeatable)")
 	return cmd
@@ -64,7 +66,7 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	start := time.Now()
 	res, err := restore.Run(ctx, client, node, m, restore.Options{
 		Target: o.target, Force: o.force, Concurrency: g.concurrency, Filter: filter, Logger: g.logger, Progress: bar,
-		Budget: g.limits.buffers(2),
+		Budget: g.limits.buffers(2), Buffered: !o.directIO,
 	})
 	bar.Finish()
 	if err != nil {

@@ -34,7 +34,12 @@ func (r *restorer) fetch(ctx context.Context, f manifest.File) (string, error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if err := r.download(ctx, f, tmp, false); err != nil {
+	w := newFileWriter(tmp, !r.opts.Buffered && f.Size >= directMin)
+	err = r.download(ctx, f, w, false)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return "", err
 	}
 	if err := tmp.Chmod(f.Mode.Perm()); err != nil {

@@ -7,7 +7,6 @@ import (
 	"hash"
 	"io"
 	"runtime"
-	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -95,25 +94,25 @@ func (r *restorer) dispatch(ctx context.Context, g *errgroup.Group, queue chan<-
 
 // fetchGroup gets, decodes and writes one group.
 func (r *restorer) fetchGroup(ctx context.Context, f manifest.File, key string, chunks []chunk.Chunk, g group, w io.WriterAt) piece {
-	stored := getBuf(g.fetchLen(f))
+	stored := r.bufs.get(g.fetchLen(f))
 	if err := get(ctx, r.c, key, g.storedOff, *stored, g.whole); err != nil {
-		putBuf(stored)
+		r.bufs.put(stored)
 		return piece{err: err}
 	}
 	raw := stored
 	if f.Compression == chunk.Zstd {
-		raw = getBuf(g.rawLen)
+		raw = r.bufs.get(g.rawLen)
 		b, err := decodeGroup(r.dec, key, chunks, g, *stored, (*raw)[:0])
-		putBuf(stored)
+		r.bufs.put(stored)
 		if err != nil {
-			putBuf(raw)
+			r.bufs.put(raw)
 			return piece{err: err}
 		}
 		*raw = b
 	}
 	*raw = (*raw)[:g.rawLen] // a whole uncompressed object is exactly the file
 	if _, err := w.WriteAt(*raw, g.rawOff); err != nil {
-		putBuf(raw)
+		r.bufs.put(raw)
 		return piece{err: fmt.Errorf("write %d bytes at %d: %w", g.rawLen, g.rawOff, err)}
 	}
 	return piece{raw: raw}
@@ -134,32 +133,12 @@ func (r *restorer) hashInOrder(queue <-chan chan piece, h hash.Hash) (n int64, e
 				n += int64(len(*p.raw))
 				r.opts.Progress.Add(int64(len(*p.raw)))
 			}
-			putBuf(p.raw)
+			r.bufs.put(p.raw)
 		}
 		p.release()
 	}
 	return n, err
 }
-
-// bufs recycles chunk buffers across groups and files: a restore moves
-// gigabytes through buffers of a few sizes. Idle pooled buffers are not
-// counted in the budget; the garbage collector frees them.
-var bufs sync.Pool
-
-// getBuf returns a buffer of length n, reusing a pooled one when it is large
-// enough.
-func getBuf(n int64) *[]byte {
-	if b, ok := bufs.Get().(*[]byte); ok && int64(cap(*b)) >= n {
-		*b = (*b)[:n]
-		return b
-	}
-	// Room for a raw zstd frame's 3 bytes per 128 KiB, so that stored and
-	// raw buffers of one chunk size serve each other.
-	b := make([]byte, n, n+n/1024+64)
-	return &b
-}
-
-func putBuf(b *[]byte) { bufs.Put(b) }
 
 // discardAt is the io.WriterAt of a verification that keeps nothing.
 type discardAt struct{}

@@ -43,6 +43,10 @@ type Options struct {
 	// Budget, when set, is used instead of MaxMemory: a caller may share
 	// one budget with other work, or read its Peak.
 	Budget *budget.Budget
+	// Buffered writes every file through the page cache. By default files
+	// of 1 MiB and more are written with O_DIRECT where the file system
+	// allows it (see fileWriter).
+	Buffered bool
 }
 
 // DefaultMaxMemory holds 8 default-size chunks in flight (each its stored
@@ -102,8 +106,17 @@ func Run(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifes
 		return nil, err
 	}
 	defer dec.Close()
-	r := &restorer{c: c, root: node.Root(), target: target, dec: dec, budget: o.Budget, opts: o}
+	r := &restorer{c: c, root: node.Root(), target: target, dec: dec, budget: o.Budget, bufs: newBuffers(poolLimit(o.Budget)), opts: o}
 	return r.run(ctx, files)
+}
+
+// poolLimit is how many idle buffer bytes a restore keeps: as many as its
+// budget lets it hold in flight, so that the steady state allocates none.
+func poolLimit(b *budget.Budget) int64 {
+	if s := b.Size(); s > 0 {
+		return s
+	}
+	return DefaultMaxMemory
 }
 
 func selectFiles(m *manifest.Manifest, keep func(string) bool) []manifest.File {
@@ -148,6 +161,7 @@ type restorer struct {
 	target string
 	dec    *chunk.Decoder
 	budget *budget.Budget // shared by every file and worker
+	bufs   *buffers
 	opts   Options
 
 	mu    sync.Mutex

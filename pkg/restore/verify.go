@@ -47,7 +47,7 @@ func Verify(ctx context.Context, c *transfer.Client, node manifest.Node, m *mani
 	}
 	res := &VerifyResult{Objects: len(unique)}
 	problems := make([]error, len(unique))
-	r := &restorer{c: c, root: node.Root(), budget: budget.New(DefaultMaxMemory), opts: Options{Progress: p}}
+	r := &restorer{c: c, root: node.Root(), budget: budget.New(DefaultMaxMemory), bufs: newBuffers(DefaultMaxMemory), opts: Options{Progress: p}}
 	if deep {
 		dec, err := chunk.NewDecoder(runtime.GOMAXPROCS(0))
 		if err != nil {
