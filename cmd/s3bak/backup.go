@@ -27,6 +27,7 @@ type backupOptions struct {
 	zstdLevel     int
 	chunkSize     string
 	partSize      string
+	packSize      string
 	hbaseRoot     string
 	hbaseSnaps    []string
 	allowNAT      bool
@@ -66,6 +67,7 @@ func newBackupCommand(g *globalOptions) *cobra.Command {
 	f.IntVar(&o.zstdLevel, "zstd-level", 3, "zstd level, 1 (fastest) to 22")
 	f.StringVar(&o.chunkSize, "chunk-size", "8MiB", "raw bytes per independently compressed chunk")
 	f.StringVar(&o.partSize, "part-size", "16MiB", "multipart upload part size (raised when a file would need more than 10,000 parts)")
+	f.StringVar(&o.packSize, "pack-size", "8MiB", "small files are stored together in packs of this size, one request for many files (0: an object per file)")
 	return cmd
 }
 
@@ -86,6 +88,13 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	partSize, err := parseSize(o.partSize)
 	if err != nil {
 		return &usageError{fmt.Errorf("--part-size: %w", err)}
+	}
+	packSize, err := parseSize(o.packSize)
+	if err != nil {
+		return &usageError{fmt.Errorf("--pack-size: %w", err)}
+	}
+	if packSize == 0 {
+		packSize = -1 // no packing
 	}
 	set, err := o.discover(ctx)
 	if err != nil {
@@ -113,16 +122,16 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	start := time.Now()
 	res, err := backup.New(client, enc, up, backup.Options{
 		Node: node, Tool: "s3bak " + version(), Concurrency: g.concurrency, Logger: g.logger, Progress: bar, Full: o.full,
-		Budget: g.limits.buffers(5),
+		Budget: g.limits.buffers(5), PackSize: packSize,
 	}).RunLocked(ctx, set, backup.SessionOptions{Lease: o.lock.lease, BreakLock: o.lock.breakLock, Checkpoint: o.checkpoint})
 	bar.Finish()
 	if err != nil {
 		return err
 	}
 	m := res.Manifest
-	_, err = fmt.Fprintf(g.stdout, "backup %s of %s/%s: %d files, %s raw, %s stored; uploaded %d objects (%s), %d files already stored (%d not read again); %s\n",
+	_, err = fmt.Fprintf(g.stdout, "backup %s of %s/%s: %d files, %s raw, %s stored; uploaded %d contents (%s; the small ones in %d packs), %d files already stored (%d not read again); %s\n",
 		m.ID, m.Cluster, m.Node, len(m.Files), humanBytes(m.RawBytes()), humanBytes(m.StoredBytes()),
-		res.Uploaded, humanBytes(res.UploadedBytes), res.Reused, res.Unread, time.Since(start).Round(time.Millisecond))
+		res.Uploaded, humanBytes(res.UploadedBytes), res.Packs, res.Reused, res.Unread, time.Since(start).Round(time.Millisecond))
 	return err
 }
 

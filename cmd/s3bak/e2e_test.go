@@ -21,6 +21,7 @@ type node struct {
 	dataDirs []string
 	tag      string
 	want     map[string][]byte // restored path → bytes
+	extra    []string          // more backup flags
 }
 
 // buildNode lays out real sstables of several versions over two data
@@ -108,7 +109,7 @@ func (n *node) backupArgs(bucket string) []string {
 	for _, d := range n.dataDirs {
 		args = append(args, "--data-dir", d)
 	}
-	return args
+	return append(args, n.extra...)
 }
 
 func compareTree(t *testing.T, dir string, want map[string][]byte) {

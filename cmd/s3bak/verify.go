@@ -61,7 +61,7 @@ func runVerify(cmd *cobra.Command, g *globalOptions, o *verifyOptions) error {
 	for _, p := range res.Problems {
 		fmt.Fprintf(g.stdout, "PROBLEM %s: %v\n", p.Path, p.Err)
 	}
-	fmt.Fprintf(g.stdout, "backup %s of %s/%s: %d objects checked (%s), %d problems\n", m.ID, m.Cluster, m.Node, res.Objects, how, len(res.Problems))
+	fmt.Fprintf(g.stdout, "backup %s of %s/%s: %d stored contents checked (%s), %d problems\n", m.ID, m.Cluster, m.Node, res.Objects, how, len(res.Problems))
 	if len(res.Problems) > 0 {
 		return fmt.Errorf("backup %s: %d of %d objects failed verification: %w", m.ID, len(res.Problems), res.Objects, restore.ErrVerify)
 	}

@@ -41,6 +41,10 @@ type Options struct {
 	// Budget bounds the bytes held in buffers by all files at once (nil:
 	// unbounded).
 	Budget *budget.Budget
+	// PackSize is the size of the packs that small files are stored in
+	// together (DefaultPackSize when 0, no packing when negative). A file
+	// whose stored form is at most a sixteenth of it is packed.
+	PackSize int64
 }
 
 // Known is the engine's view of a node's catalog; *catalog.Index is one.
@@ -87,8 +91,9 @@ func New(client *transfer.Client, enc *chunk.Encoder, up *transfer.Uploader, o O
 type Result struct {
 	Manifest      *manifest.Manifest
 	ManifestKey   string
-	Uploaded      int   // objects uploaded by this run
-	UploadedBytes int64 // stored bytes uploaded by this run
+	Uploaded      int   // contents stored by this run (in objects of their own or in packs)
+	UploadedBytes int64 // their stored bytes
+	Packs         int   // packs uploaded, holding the small contents among them
 	Reused        int   // files whose content was found already stored
 	Unread        int   // of those, files known by fingerprint and not read at all
 }
@@ -115,6 +120,53 @@ func (e *Engine) newManifest(set *source.Set) *manifest.Manifest {
 func (e *Engine) run(ctx context.Context, m *manifest.Manifest, set *source.Set) (*Result, error) {
 	res := &Result{Manifest: m}
 	st := &state{e: e, res: res}
+	if size := e.packSize(); size > 0 {
+		// The packs' memory is taken from the budget for the whole run.
+		release, err := e.opts.Budget.Acquire(ctx, packsInMemory*size)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		st.packs = newPacker(ctx, e, size)
+	}
+	err := st.files(ctx, m, set)
+	packs, perr := st.packs.close()
+	res.Packs = packs
+	if err == nil {
+		err = perr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e.finish(ctx, m, res)
+}
+
+// packSize is the pack size in use: Options.PackSize, but no more than a
+// quarter of a bounded budget for all packs in memory together; 0 when
+// packing is off or the budget is too small for it.
+func (e *Engine) packSize() int64 {
+	size := e.opts.PackSize
+	if size < 0 {
+		return 0
+	}
+	if size == 0 {
+		size = DefaultPackSize
+	}
+	if b := e.opts.Budget.Size(); b > 0 {
+		size = min(size, b/4/packsInMemory)
+	}
+	if size < minPackSize {
+		return 0
+	}
+	return size
+}
+
+// minPackSize is the smallest pack worth making.
+const minPackSize = 256 << 10
+
+// files stores every file of set, concurrently, into m.
+func (st *state) files(ctx context.Context, m *manifest.Manifest, set *source.Set) error {
+	e := st.e
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.opts.Concurrency)
 	for i, f := range set.Files {
@@ -128,11 +180,13 @@ func (e *Engine) run(ctx context.Context, m *manifest.Manifest, set *source.Set)
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
+	return ctx.Err()
+}
+
+// finish writes the manifest, last, once every content is stored.
+func (e *Engine) finish(ctx context.Context, m *manifest.Manifest, res *Result) (*Result, error) {
 	m.Finished = e.opts.Now().UTC()
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("refusing to write an invalid manifest: %w", err)
@@ -149,7 +203,7 @@ func (e *Engine) run(ctx context.Context, m *manifest.Manifest, set *source.Set)
 		return nil, fmt.Errorf("write manifest: %w", err)
 	}
 	e.opts.Logger.Info("backup complete", "id", m.ID, "files", len(m.Files), "raw_bytes", m.RawBytes(),
-		"uploaded_objects", res.Uploaded, "uploaded_bytes", res.UploadedBytes, "reused", res.Reused, "unread", res.Unread,
+		"uploaded_objects", res.Uploaded, "uploaded_bytes", res.UploadedBytes, "packs", res.Packs, "reused", res.Reused, "unread", res.Unread,
 		"manifest", res.ManifestKey)
 	return res, nil
 }
@@ -164,6 +218,7 @@ type state struct {
 	res    *Result
 	inodes onceMap[inode, manifest.File]
 	keys   onceMap[string, manifest.File]
+	packs  *packer // nil: no packing
 }
 
 func (s *state) file(ctx context.Context, f source.File) (manifest.File, error) {
@@ -182,21 +237,21 @@ func (s *state) file(ctx context.Context, f source.File) (manifest.File, error) 
 }
 
 // storeOnce gives mf (whose SHA256 and Size are set) its stored object:
-// one the catalog already has, one this run already uploaded, or the one
-// upload stores now.
-func (s *state) storeOnce(ctx context.Context, mf *manifest.File, key string, upload func() (*chunk.Layout, error)) error {
+// one the catalog already has, one this run already stored, or the one
+// store describes and uploads now (or packs), returning its stored size.
+// key names the content, whether it gets an object of its own or not.
+func (s *state) storeOnce(ctx context.Context, mf *manifest.File, key string, store func(*manifest.File) (int64, error)) error {
 	if k := s.e.opts.Known; k != nil && !s.e.opts.Full && k.Content(mf) {
 		s.count(func(r *Result) { r.Reused++ })
 		return nil
 	}
 	stored, first, err := s.keys.do(ctx, key, func() (manifest.File, error) {
-		l, err := upload()
+		var st manifest.File
+		n, err := store(&st)
 		if err != nil {
 			return manifest.File{}, err
 		}
-		var st manifest.File
-		describe(&st, key, l)
-		s.count(func(r *Result) { r.Uploaded++; r.UploadedBytes += l.StoredSize })
+		s.count(func(r *Result) { r.Uploaded++; r.UploadedBytes += n })
 		return st, nil
 	})
 	if err != nil {
@@ -253,6 +308,6 @@ func (s *state) count(f func(*Result)) {
 }
 
 func copyStored(dst, src *manifest.File) {
-	dst.Key, dst.StoredSize, dst.Compression = src.Key, src.StoredSize, src.Compression
+	dst.Key, dst.Offset, dst.StoredSize, dst.Compression = src.Key, src.Offset, src.StoredSize, src.Compression
 	dst.ChunkSize, dst.Chunks = src.ChunkSize, src.Chunks
 }

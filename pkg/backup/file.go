@@ -44,7 +44,7 @@ func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.F
 	} else {
 		err = e.storeLarge(ctx, s, fh, &mf)
 	}
-	if err == nil && e.opts.Known != nil {
+	if err == nil && e.opts.Known != nil && !s.packs.deferRecord(fp, &mf) {
 		e.opts.Known.Record(fp, &mf)
 	}
 	return mf, err
@@ -68,8 +68,15 @@ func (e *Engine) storeSmall(ctx context.Context, s *state, fh *os.File, mf *mani
 	mf.SHA256 = hex.EncodeToString(sum[:])
 	obj, l := e.enc.EncodeBytes(nil, raw)
 	key := manifest.ObjectKey(mf.SHA256, l.Mode == chunk.Zstd, l.ChunkSize)
-	err = s.storeOnce(ctx, mf, key, func() (*chunk.Layout, error) {
-		return l, e.up.Upload(ctx, e.opts.Node.Root()+key, bytes.NewReader(obj), int64(len(obj)))
+	err = s.storeOnce(ctx, mf, key, func(st *manifest.File) (int64, error) {
+		if s.packs.fits(len(obj)) {
+			pk, off, err := s.packs.add(ctx, obj)
+			describe(st, pk, l)
+			st.Offset = off
+			return l.StoredSize, err
+		}
+		describe(st, key, l)
+		return l.StoredSize, e.up.Upload(ctx, e.opts.Node.Root()+key, bytes.NewReader(obj), int64(len(obj)))
 	})
 	if err != nil {
 		return err
@@ -91,16 +98,21 @@ func (e *Engine) storeLarge(ctx context.Context, s *state, fh *os.File, mf *mani
 	mf.SHA256 = sha
 	key := manifest.ObjectKey(sha, e.enc.StoredMode() == chunk.Zstd, cs)
 	uploaded := false
-	err = s.storeOnce(ctx, mf, key, func() (*chunk.Layout, error) {
+	err = s.storeOnce(ctx, mf, key, func(st *manifest.File) (int64, error) {
 		uploaded = true
 		// Hashing needs one small buffer; compressing and uploading hold
 		// the encoder's chunks and the uploader's parts.
 		release, err := e.opts.Budget.Acquire(ctx, e.enc.StreamMemory()+e.up.StreamMemory())
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		defer release()
-		return e.streamUpload(ctx, e.opts.Node.Root()+key, countingReaderAt{fh, e.opts.Progress}, mf.Size, crcs)
+		l, err := e.streamUpload(ctx, e.opts.Node.Root()+key, countingReaderAt{fh, e.opts.Progress}, mf.Size, crcs)
+		if err != nil {
+			return 0, err
+		}
+		describe(st, key, l)
+		return l.StoredSize, nil
 	})
 	if err == nil && !uploaded {
 		e.opts.Progress.Add(mf.Size)

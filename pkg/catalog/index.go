@@ -49,6 +49,7 @@ type Index struct {
 // Object is one stored content: what a manifest needs to reference it.
 type Object struct {
 	Key         string           `json:"key"`
+	Offset      int64            `json:"off,omitempty"`
 	Size        int64            `json:"size"`
 	StoredSize  int64            `json:"stored"`
 	Compression chunk.Mode       `json:"comp"`
@@ -63,13 +64,13 @@ func NewIndex(node manifest.Node) *Index {
 }
 
 func objectOf(f *manifest.File) *Object {
-	return &Object{Key: f.Key, Size: f.Size, StoredSize: f.StoredSize, Compression: f.Compression,
+	return &Object{Key: f.Key, Offset: f.Offset, Size: f.Size, StoredSize: f.StoredSize, Compression: f.Compression,
 		ChunkSize: f.ChunkSize, Chunks: f.Chunks}
 }
 
 // fill copies the stored object's description into f.
 func (o *Object) fill(f *manifest.File, sha string) {
-	f.SHA256, f.Key, f.StoredSize, f.Compression = sha, o.Key, o.StoredSize, o.Compression
+	f.SHA256, f.Key, f.Offset, f.StoredSize, f.Compression = sha, o.Key, o.Offset, o.StoredSize, o.Compression
 	f.ChunkSize, f.Chunks = o.ChunkSize, o.Chunks
 }
 

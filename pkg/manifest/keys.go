@@ -10,6 +10,7 @@ import (
 // Layout of a node in the bucket:
 //
 //	<prefix>/<cluster>/<node>/data/<sha256[:2]>/<sha256>[.c<KiB>].<zst|raw>   file contents
+//	<prefix>/<cluster>/<node>/data/packs/<random>.pack                 small files' contents, many to an object
 //	<prefix>/<cluster>/<node>/backups/<id>.json                       manifests
 //
 // Contents are addressed by their SHA-256, so a file stored once is never
@@ -61,6 +62,21 @@ func ObjectKey(sha256Hex string, compressed bool, chunkSize int64) string {
 		return fmt.Sprintf("%s/%s/%s.raw", DataDir, sha256Hex[:2], sha256Hex)
 	}
 	return fmt.Sprintf("%s/%s/%s.c%dk.zst", DataDir, sha256Hex[:2], sha256Hex, chunkSize>>10)
+}
+
+// PacksDir holds the packs: objects that hold many small files' stored
+// forms one after the other, so that thousands of sstable components cost
+// a few requests and objects instead of one each.
+const PacksDir = DataDir + "/packs"
+
+// PackKey is the key, relative to the node's root, of the pack named id (a
+// random name: a pack is written once and never replaced).
+func PackKey(id string) string { return PacksDir + "/" + id + ".pack" }
+
+// IsPackKey reports whether key names a pack.
+func IsPackKey(key string) bool {
+	rest, ok := strings.CutPrefix(key, PacksDir+"/")
+	return ok && strings.HasSuffix(rest, ".pack") && !strings.Contains(rest, "/")
 }
 
 // ManifestKey is the key, relative to the node's root, of a manifest.

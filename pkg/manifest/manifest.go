@@ -38,16 +38,19 @@ type Manifest struct {
 
 // File is one backed-up file.
 type File struct {
-	Path        string      `json:"path"`
-	Size        int64       `json:"size"`
-	ModTime     time.Time   `json:"mtime"`
-	Mode        fs.FileMode `json:"mode"`
-	SHA256      string      `json:"sha256"`
-	Key         string      `json:"key"` // relative to the node's root in the bucket
-	StoredSize  int64       `json:"stored_size"`
-	Compression chunk.Mode  `json:"compression"`
-	ChunkSize   int64       `json:"chunk_size,omitempty"`
-	Chunks      []Chunk     `json:"chunks,omitempty"`
+	Path    string      `json:"path"`
+	Size    int64       `json:"size"`
+	ModTime time.Time   `json:"mtime"`
+	Mode    fs.FileMode `json:"mode"`
+	SHA256  string      `json:"sha256"`
+	Key     string      `json:"key"` // relative to the node's root in the bucket
+	// Offset is where the file's stored bytes start in the object: small
+	// files are packed together, many to an object (see PackKey).
+	Offset      int64      `json:"offset,omitempty"`
+	StoredSize  int64      `json:"stored_size"`
+	Compression chunk.Mode `json:"compression"`
+	ChunkSize   int64      `json:"chunk_size,omitempty"`
+	Chunks      []Chunk    `json:"chunks,omitempty"`
 }
 
 // Chunk is one entry of a file's chunk index: its stored length and the
@@ -160,8 +163,11 @@ func (f *File) Validate() error {
 	if err := CheckKey(f.Key); err != nil {
 		return err
 	}
-	if f.Size < 0 || f.StoredSize < 0 {
-		return fmt.Errorf("negative size")
+	if f.Size < 0 || f.StoredSize < 0 || f.Offset < 0 {
+		return fmt.Errorf("negative size or offset")
+	}
+	if f.Offset > 0 && !IsPackKey(f.Key) {
+		return fmt.Errorf("offset %d into object %s, which is not a pack", f.Offset, f.Key)
 	}
 	if b, err := hex.DecodeString(f.SHA256); err != nil || len(b) != 32 {
 		return fmt.Errorf("sha256 %q is not 64 hex digits", f.SHA256)

@@ -36,6 +36,9 @@ func TestValidateRejectsHostileManifests(t *testing.T) {
 		"compression":     func(m *Manifest) { m.Files[0].Compression = "lz4" },
 		"future schema":   func(m *Manifest) { m.Schema = 99 },
 		"node name":       func(m *Manifest) { m.Node = "../x" },
+		"negative offset": func(m *Manifest) { m.Files[0].Key = PackKey("p1"); m.Files[0].Offset = -1 },
+		"offset not pack": func(m *Manifest) { m.Files[0].Offset = 10 },
+		"pack in subdir":  func(m *Manifest) { m.Files[0].Key = PacksDir + "/x/p1.pack"; m.Files[0].Offset = 10 },
 	} {
 		m := validManifest()
 		mutate(&m)

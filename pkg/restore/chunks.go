@@ -57,20 +57,21 @@ func ReadChunk(ctx context.Context, c *transfer.Client, node manifest.Node, f ma
 // connections. A variable so tests can use small files.
 var rangeSize int64 = 16 << 20
 
-// layout expands a file's chunk index into offsets. An uncompressed object
-// has no index; it is cut into rangeSize pieces without checksums (the
-// file's SHA-256 still covers every byte).
+// layout expands a file's chunk index into offsets in its object (a
+// packed file's start in the pack first). An uncompressed object has no
+// index; it is cut into rangeSize pieces without checksums (the file's
+// SHA-256 still covers every byte).
 func layout(f manifest.File) []chunk.Chunk {
 	var out []chunk.Chunk
 	if f.Compression != chunk.Zstd {
 		for off := int64(0); off < f.Size; off += rangeSize {
 			n := min(rangeSize, f.Size-off)
-			out = append(out, chunk.Chunk{RawOff: off, RawLen: n, StoredOff: off, StoredLen: n})
+			out = append(out, chunk.Chunk{RawOff: off, RawLen: n, StoredOff: f.Offset + off, StoredLen: n})
 		}
 		return out
 	}
 	out = make([]chunk.Chunk, len(f.Chunks))
-	var stored int64
+	stored := f.Offset
 	for i, c := range f.Chunks {
 		raw := int64(i) * f.ChunkSize
 		out[i] = chunk.Chunk{
@@ -135,7 +136,7 @@ func plan(f manifest.File, chunks []chunk.Chunk, limit int64) []group {
 		groups = append(groups, group{first: i, end: i + 1,
 			storedOff: c.StoredOff, storedLen: c.StoredLen, rawOff: c.RawOff, rawLen: c.RawLen})
 	}
-	if len(groups) == 1 {
+	if len(groups) == 1 && !manifest.IsPackKey(f.Key) {
 		groups[0].whole = true
 	}
 	return groups

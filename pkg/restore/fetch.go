@@ -84,8 +84,21 @@ func (r *restorer) checkSize(ctx context.Context, f manifest.File, key string) e
 	if err != nil {
 		return err
 	}
-	if info.Size != f.StoredSize {
-		return fmt.Errorf("%w: object %s has %d bytes, the manifest records %d", ErrVerify, key, info.Size, f.StoredSize)
+	return checkObjectSize(f, key, info.Size)
+}
+
+// checkObjectSize compares an object's size with what the manifest says of
+// it: exactly the file's stored size, or, for a pack, at least up to the end
+// of the file's stored bytes.
+func checkObjectSize(f manifest.File, key string, size int64) error {
+	if manifest.IsPackKey(f.Key) {
+		if end := f.Offset + f.StoredSize; size < end {
+			return fmt.Errorf("%w: pack %s has %d bytes, the manifest records a file up to byte %d", ErrVerify, key, size, end)
+		}
+		return nil
+	}
+	if size != f.StoredSize {
+		return fmt.Errorf("%w: object %s has %d bytes, the manifest records %d", ErrVerify, key, size, f.StoredSize)
 	}
 	return nil
 }

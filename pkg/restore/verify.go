@@ -24,7 +24,7 @@ type Problem struct {
 
 // VerifyResult lists what Verify checked and found.
 type VerifyResult struct {
-	Objects  int
+	Objects  int   // stored contents checked: objects, and files in packs
 	Bytes    int64 // stored bytes checked (deep: downloaded)
 	Problems []Problem
 }
@@ -32,16 +32,21 @@ type VerifyResult struct {
 // Verify checks that every object of m exists with its recorded size; deep
 // also downloads each one, as a restore does (ranged GETs in parallel, every
 // chunk's CRC32C checked, DefaultMaxMemory of buffers at most), and checks
-// its SHA-256. Each object is checked once however many files share it.
+// its SHA-256. Each stored content is checked once however many files
+// share it; the files packed into one object are each checked.
 func Verify(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifest.Manifest, deep bool, concurrency int, p progress.Counter) (*VerifyResult, error) {
 	if p == nil {
 		p = progress.Discard
 	}
-	seen := map[string]bool{}
+	type where struct {
+		key string
+		off int64
+	}
+	seen := map[where]bool{}
 	var unique []manifest.File
 	for _, f := range m.Files {
-		if !seen[f.Key] {
-			seen[f.Key] = true
+		if w := (where{f.Key, f.Offset}); !seen[w] {
+			seen[w] = true
 			unique = append(unique, f)
 		}
 	}
@@ -91,8 +96,8 @@ func (r *restorer) check(ctx context.Context, f manifest.File, deep bool) error 
 	if err != nil {
 		return err
 	}
-	if info.Size != f.StoredSize {
-		return fmt.Errorf("%w: object %s has %d bytes, the manifest records %d", ErrVerify, key, info.Size, f.StoredSize)
+	if err := checkObjectSize(f, key, info.Size); err != nil {
+		return err
 	}
 	if !deep {
 		return nil

@@ -1,0 +1,149 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+
+	"github.com/s3bak/s3bak/pkg/manifest"
+)
+
+// DefaultPackSize is the size a pack is uploaded at. Small files (a node
+// has thousands: TOC, Statistics, Digest, Summary, Filter…) cost a request,
+// an object and the server's per-object work each; packed, a few thousand
+// of them are a handful of PUTs.
+const DefaultPackSize = 8 << 20
+
+// packsInMemory bounds the packs held at once: one filling, the others
+// uploading.
+const packsInMemory = 3
+
+// packer gathers the stored forms of small files into packs, one after the
+// other, and uploads each pack once it is full (and the last one when the
+// run ends). A packed content is not recorded in the node's index until its
+// pack is stored, so that an index checkpoint never offers a content that
+// a crash could still lose.
+type packer struct {
+	ctx   context.Context // the run's: uploads outlive the file workers
+	e     *Engine
+	size  int64
+	slots chan struct{} // a pack's memory, from its start to its upload
+	wg    sync.WaitGroup
+
+	mu      sync.Mutex
+	cur     *pack
+	pending map[string]*pack // by key, until stored
+	packs   int
+	err     error // the first failed upload: the backup fails
+}
+
+type pack struct {
+	key   string
+	buf   []byte
+	later []deferredRecord
+}
+
+type deferredRecord struct {
+	fingerprint string
+	f           manifest.File
+}
+
+func newPacker(ctx context.Context, e *Engine, size int64) *packer {
+	return &packer{ctx: ctx, e: e, size: size, slots: make(chan struct{}, packsInMemory), pending: map[string]*pack{}}
+}
+
+// fits reports whether a stored form of n bytes is small enough to pack.
+func (p *packer) fits(n int) bool { return p != nil && int64(n) <= p.size/16 }
+
+// add appends obj to the pack being filled and returns the pack's key and
+// obj's offset in it.
+func (p *packer) add(ctx context.Context, obj []byte) (key string, off int64, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil {
+		return "", 0, p.err
+	}
+	if p.cur == nil {
+		// Waits, lock held, for an upload to give its memory back; uploads
+		// do that before they take the lock.
+		select {
+		case p.slots <- struct{}{}:
+		case <-ctx.Done():
+			return "", 0, ctx.Err()
+		}
+		id := make([]byte, 16)
+		rand.Read(id)
+		p.cur = &pack{key: manifest.PackKey(hex.EncodeToString(id)), buf: make([]byte, 0, p.size+p.size/16)}
+		p.pending[p.cur.key] = p.cur
+	}
+	cur := p.cur
+	off = int64(len(cur.buf))
+	cur.buf = append(cur.buf, obj...)
+	if int64(len(cur.buf)) >= p.size {
+		p.flushLocked()
+	}
+	return cur.key, off, nil
+}
+
+// deferRecord holds back the index record of a content that sits in a pack
+// not stored yet, and reports whether it did.
+func (p *packer) deferRecord(fingerprint string, f *manifest.File) bool {
+	if p == nil || !manifest.IsPackKey(f.Key) {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pk, ok := p.pending[f.Key]
+	if ok {
+		pk.later = append(pk.later, deferredRecord{fingerprint, *f})
+	}
+	return ok
+}
+
+func (p *packer) flushLocked() {
+	pk := p.cur
+	p.cur = nil
+	p.wg.Go(func() { p.upload(pk) })
+}
+
+func (p *packer) upload(pk *pack) {
+	err := p.e.up.Upload(p.ctx, p.e.opts.Node.Root()+pk.key, bytes.NewReader(pk.buf), int64(len(pk.buf)))
+	n := len(pk.buf)
+	pk.buf = nil
+	<-p.slots
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		if p.err == nil {
+			p.err = fmt.Errorf("upload pack %s (%d bytes): %w", pk.key, n, err)
+		}
+		return
+	}
+	delete(p.pending, pk.key)
+	p.packs++
+	if k := p.e.opts.Known; k != nil {
+		for _, r := range pk.later {
+			k.Record(r.fingerprint, &r.f)
+		}
+	}
+}
+
+// close uploads the last pack and waits for every upload; it returns the
+// first failure and the number of packs stored.
+func (p *packer) close() (int, error) {
+	if p == nil {
+		return 0, nil
+	}
+	p.mu.Lock()
+	if p.cur != nil && len(p.cur.buf) > 0 && p.err == nil {
+		p.flushLocked()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.packs, p.err
+}

@@ -1,0 +1,81 @@
+package backup
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/s3bak/s3bak/pkg/catalog"
+	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/transfer"
+)
+
+// TestSmallFilesArePacked backs up large and small files: the small ones
+// share packs, each at its own offset, and are recorded in the index with
+// their pack; the large ones get objects of their own.
+func TestSmallFilesArePacked(t *testing.T) {
+	set := writeSet(t, 2, 3<<20, 300)
+	e, _, _ := engine(t, "packed", nil, 2, 8)
+	e.opts.PackSize = 256 << 10 // several packs from 300 small files
+	idx := catalog.NewIndex(e.opts.Node)
+	e.opts.Known = idx
+	res, err := e.Run(context.Background(), set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type where struct {
+		key string
+		off int64
+	}
+	seen := map[where]bool{}
+	packs := map[string]bool{}
+	for _, f := range res.Manifest.Files {
+		packed := manifest.IsPackKey(f.Key)
+		if packed != strings.Contains(f.Path, "Statistics") {
+			t.Fatalf("%s (%d bytes) stored at %s", f.Path, f.Size, f.Key)
+		}
+		if seen[where{f.Key, f.Offset}] {
+			t.Fatalf("%s shares %s at %d with another file", f.Path, f.Key, f.Offset)
+		}
+		seen[where{f.Key, f.Offset}] = true
+		if packed {
+			packs[f.Key] = true
+		}
+		var known manifest.File
+		known.SHA256, known.Size = f.SHA256, f.Size
+		if !idx.Content(&known) || known.Key != f.Key || known.Offset != f.Offset {
+			t.Fatalf("index has %s as %s at %d, the manifest %s at %d", f.Path, known.Key, known.Offset, f.Key, f.Offset)
+		}
+	}
+	if len(packs) < 2 || res.Packs != len(packs) {
+		t.Fatalf("%d packs in the manifest, %d uploaded; want several", len(packs), res.Packs)
+	}
+	for k := range packs {
+		if _, err := client.Head(context.Background(), e.opts.Node.Root()+k); err != nil {
+			t.Fatalf("pack %s: %v", k, err)
+		}
+	}
+}
+
+// TestFailedPackIsNotRecorded makes every pack upload fail (the bucket
+// does not exist): the backup fails naming the pack, and the index, which
+// a later run trusts, records none of the contents that were in it.
+func TestFailedPackIsNotRecorded(t *testing.T) {
+	set := writeSet(t, 0, 0, 50)
+	bad, err := transfer.New(context.Background(), transfer.Options{Bucket: "no-such-bucket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, enc, _ := engine(t, "lost", nil, 2, 4)
+	up := bad.NewUploader(transfer.UploaderOptions{PartSize: transfer.MinPartSize, Concurrency: 2})
+	e = New(bad, enc, up, e.opts)
+	idx := catalog.NewIndex(e.opts.Node)
+	e.opts.Known = idx
+	_, err = e.Run(context.Background(), set)
+	if err == nil || !strings.Contains(err.Error(), "upload pack") {
+		t.Fatalf("backup into a missing bucket: %v, want a failed pack upload", err)
+	}
+	if idx.Len() != 0 {
+		t.Fatalf("the index records %d contents of packs that were never stored", idx.Len())
+	}
+}
