@@ -18,6 +18,12 @@ import (
 // and verifies it; the temporary name starts with a dot and ends in
 // ".s3bak-tmp", so nothing mistakes it for the real file.
 func (r *restorer) fetch(ctx context.Context, f manifest.File) (string, error) {
+	return r.stage(f, func(w io.WriterAt) error { return r.download(ctx, f, w, false) })
+}
+
+// stage writes a file into a temporary file next to its final place with
+// write, and gives it its mode and time.
+func (r *restorer) stage(f manifest.File, write func(io.WriterAt) error) (string, error) {
 	final := filepath.Join(r.target, filepath.FromSlash(f.Path))
 	dir := filepath.Dir(final)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -35,7 +41,7 @@ func (r *restorer) fetch(ctx context.Context, f manifest.File) (string, error) {
 		}
 	}()
 	w := newFileWriter(tmp, !r.opts.Buffered && f.Size >= directMin)
-	err = r.download(ctx, f, w, false)
+	err = write(w)
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}

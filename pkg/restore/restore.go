@@ -173,7 +173,20 @@ type staged struct{ tmp, final string }
 func (r *restorer) run(ctx context.Context, files []manifest.File) (*Result, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.opts.Concurrency)
-	for _, f := range files {
+	runs, rest := splitPacked(files)
+	for _, run := range runs {
+		g.Go(func() error {
+			done, err := r.fetchRun(gctx, run)
+			if err != nil {
+				return err
+			}
+			r.mu.Lock()
+			r.temps = append(r.temps, done...)
+			r.mu.Unlock()
+			return nil
+		})
+	}
+	for _, f := range rest {
 		g.Go(func() error {
 			tmp, err := r.fetch(gctx, f)
 			if err != nil {

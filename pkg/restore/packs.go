@@ -1,0 +1,114 @@
+package restore
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/s3bak/s3bak/pkg/chunk"
+	"github.com/s3bak/s3bak/pkg/manifest"
+)
+
+// maxPackSpan bounds the bytes of a pack fetched with one GET.
+const maxPackSpan = 16 << 20
+
+// packRun is packed files fetched together: one GET of the pack's bytes
+// [start, end) serves all of them.
+type packRun struct {
+	key        string
+	start, end int64
+	files      []manifest.File
+}
+
+// splitPacked takes the packed files out of files and groups them into
+// runs, one GET each: a ranged GET per small file would cost a request,
+// and the server would read and check a whole erasure block, for a few
+// kilobytes.
+func splitPacked(files []manifest.File) (runs []packRun, rest []manifest.File) {
+	byPack := map[string][]manifest.File{}
+	for _, f := range files {
+		if manifest.IsPackKey(f.Key) && f.StoredSize > 0 && f.StoredSize <= maxPackSpan {
+			byPack[f.Key] = append(byPack[f.Key], f)
+			continue
+		}
+		rest = append(rest, f)
+	}
+	for key, fs := range byPack {
+		slices.SortFunc(fs, func(a, b manifest.File) int { return cmp.Compare(a.Offset, b.Offset) })
+		var cur *packRun
+		for _, f := range fs {
+			end := f.Offset + f.StoredSize
+			if cur == nil || max(cur.end, end)-cur.start > maxPackSpan {
+				runs = append(runs, packRun{key: key, start: f.Offset, end: end})
+				cur = &runs[len(runs)-1]
+			}
+			cur.end = max(cur.end, end)
+			cur.files = append(cur.files, f)
+		}
+	}
+	return runs, rest
+}
+
+// fetchRun gets a run's bytes with one GET and stages each of its files,
+// decoded and checked (CRC32C per chunk, size and SHA-256) like any other.
+func (r *restorer) fetchRun(ctx context.Context, run packRun) ([]staged, error) {
+	n := run.end - run.start
+	release, err := r.budget.Acquire(ctx, 2*n)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	buf := r.bufs.get(n)
+	defer r.bufs.put(buf)
+	key := r.root + run.key
+	if err := get(ctx, r.c, key, run.start, *buf, false); err != nil {
+		return nil, err
+	}
+	var out []staged
+	for _, f := range run.files {
+		stored := (*buf)[f.Offset-run.start : f.Offset-run.start+f.StoredSize]
+		tmp, err := r.stage(f, func(w io.WriterAt) error {
+			raw, err := r.decodePacked(f, key, stored)
+			if err != nil {
+				return err
+			}
+			if _, err := w.WriteAt(raw, 0); err != nil {
+				return fmt.Errorf("write %d bytes: %w", len(raw), err)
+			}
+			r.opts.Progress.Add(int64(len(raw)))
+			return nil
+		})
+		if err != nil {
+			for _, s := range out {
+				os.Remove(s.tmp)
+			}
+			return nil, fmt.Errorf("restore %s: %w", f.Path, err)
+		}
+		out = append(out, staged{tmp, filepath.Join(r.target, filepath.FromSlash(f.Path))})
+	}
+	return out, nil
+}
+
+// decodePacked decodes a packed file's stored bytes and checks them.
+func (r *restorer) decodePacked(f manifest.File, key string, stored []byte) ([]byte, error) {
+	raw := stored
+	if f.Compression == chunk.Zstd {
+		chunks := layout(f)
+		raw = make([]byte, 0, f.Size)
+		var err error
+		for i, c := range chunks {
+			off := c.StoredOff - f.Offset
+			if raw, err = decodeChunk(r.dec, key, i, len(chunks), c, stored[off:off+c.StoredLen], raw); err != nil {
+				return nil, err
+			}
+		}
+	}
+	h := sha256.New()
+	h.Write(raw)
+	return raw, r.verify(f, h, int64(len(raw)), key)
+}

@@ -1,0 +1,79 @@
+package restore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/s3bak/s3bak/pkg/chunk"
+	"github.com/s3bak/s3bak/pkg/manifest"
+)
+
+// packFiles encodes raws as a backup does and stores them one after the
+// other in one pack, returning their manifest entries.
+func packFiles(t *testing.T, node manifest.Node, raws map[string][]byte) ([]manifest.File, []byte) {
+	t.Helper()
+	enc, err := chunk.NewEncoder(chunk.Options{Mode: chunk.Auto, ChunkSize: 64 << 10, Level: 3, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	var pack []byte
+	var files []manifest.File
+	for path, raw := range raws {
+		obj, l := enc.EncodeBytes(nil, raw)
+		sum := sha256.Sum256(raw)
+		f := manifest.File{Path: path, Size: int64(len(raw)), ModTime: time.Unix(1_700_000_000, 0).UTC(), Mode: 0o640,
+			SHA256: hex.EncodeToString(sum[:]), Key: manifest.PackKey("p-" + node.Name), Offset: int64(len(pack)),
+			StoredSize: l.StoredSize, Compression: l.Mode, ChunkSize: l.ChunkSize, Chunks: manifest.ChunksOf(l)}
+		pack = append(pack, obj...)
+		files = append(files, f)
+	}
+	if err := client.PutBytes(context.Background(), node.Root()+files[0].Key, pack, ""); err != nil {
+		t.Fatal(err)
+	}
+	return files, pack
+}
+
+// TestRestorePackedFiles restores files that share a pack (one of several
+// chunks) byte for byte, then fails, naming the damage and leaving nothing,
+// once one byte of one of them is changed in the pack.
+func TestRestorePackedFiles(t *testing.T) {
+	node := testNode(t)
+	raws := map[string][]byte{
+		"ks/t-1/nb-1-big-TOC.txt":       []byte("Data.db\nTOC.txt\n"),
+		"ks/t-1/nb-1-big-Statistics.db": mixedData(200<<10+7, 4),
+		"ks/t-1/nb-1-big-Digest.crc32":  []byte("12345"),
+		"ks/t-1/nb-1-big-Summary.db":    mixedData(3000, 5),
+		"ks/t-1/nb-1-big-Filter.db":     mixedData(70<<10, 6),
+	}
+	files, pack := packFiles(t, node, raws)
+	if runs, rest := splitPacked(files); len(runs) != 1 || len(rest) != 0 || len(runs[0].files) != len(files) {
+		t.Fatalf("%d runs (%d files left apart), want the whole pack in one GET", len(runs), len(rest))
+	}
+	target := t.TempDir()
+	if _, err := Run(context.Background(), client, node, backupOf(node, files...), Options{Target: target}); err != nil {
+		t.Fatal(err)
+	}
+	checkTree(t, target, raws)
+
+	var victim manifest.File
+	for _, f := range files {
+		if f.Path == "ks/t-1/nb-1-big-Statistics.db" {
+			victim = f
+		}
+	}
+	pack[victim.Offset+victim.StoredSize/2] ^= 0xff
+	if err := client.PutBytes(context.Background(), node.Root()+victim.Key, pack, ""); err != nil {
+		t.Fatal(err)
+	}
+	target = t.TempDir()
+	_, err := Run(context.Background(), client, node, backupOf(node, files...), Options{Target: target})
+	if !errors.Is(err, ErrVerify) {
+		t.Fatalf("restore of a damaged pack: %v, want a verification failure", err)
+	}
+	checkTree(t, target, map[string][]byte{})
+}
