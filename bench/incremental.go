@@ -113,7 +113,7 @@ func (b *bench) incrementalRound(ctx context.Context, t, t2 *tree, first, second
 		}
 		step.r.add(round, m)
 		step.r.Info = st.info()
-		fmt.Printf(" %7.2f s %6.0f MiB RSS, uploaded %d objects (%s)\n", m.wall.Seconds(), mib(m.rss), st.UploadedObjects, human(st.UploadedBytes))
+		fmt.Printf(" %7.2f s %6.0f MiB RSS, uploaded %d contents (%s)\n", m.wall.Seconds(), mib(m.rss), st.UploadedObjects, human(st.UploadedBytes))
 	}
 	if round == 1 {
 		_, err := b.run(ctx, b.s3bak(j, "restore", "--target", j.out))

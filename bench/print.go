@@ -39,7 +39,7 @@ func printTransfer(w io.Writer, s *section) {
 }
 
 func printIncremental(w io.Writer, s *section) {
-	fmt.Fprintln(w, "| s3bak backup | median wall s | MB/s (raw) | peak RSS MiB | files | uploaded objects | uploaded MB | reused | not read |")
+	fmt.Fprintln(w, "| s3bak backup | median wall s | MB/s (raw) | peak RSS MiB | files | uploaded contents | uploaded MB | reused | not read |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range s.Rows {
 		if bad := r.problem(); bad != "" {
