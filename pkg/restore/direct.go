@@ -55,9 +55,6 @@ func (w *fileWriter) WriteAt(p []byte, off int64) (int, error) {
 	return n + m, err
 }
 
-// usedDirect reports whether any bytes went around the page cache.
-func (w *fileWriter) usedDirect() bool { return w.direct != nil && !w.failed.Load() }
-
 // Close closes the O_DIRECT descriptor; the caller closes the file.
 func (w *fileWriter) Close() error {
 	if w.direct == nil {

@@ -82,6 +82,9 @@ func TestFileWriterWritesEveryByte(t *testing.T) {
 	}
 }
 
+// usedDirect reports whether the writer sent bytes around the page cache.
+func (w *fileWriter) usedDirect() bool { return w.direct != nil && !w.failed.Load() }
+
 // residentPages counts the pages of path in the page cache (mincore).
 func residentPages(t *testing.T, path string) (resident, total int) {
 	t.Helper()

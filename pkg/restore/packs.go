@@ -98,14 +98,13 @@ func (r *restorer) fetchRun(ctx context.Context, run packRun) ([]staged, error) 
 func (r *restorer) decodePacked(f manifest.File, key string, stored []byte) ([]byte, error) {
 	raw := stored
 	if f.Compression == chunk.Zstd {
+		// All of the file's chunks as one group that starts where the file
+		// does in the pack.
 		chunks := layout(f)
-		raw = make([]byte, 0, f.Size)
+		all := group{first: 0, end: len(chunks), storedOff: f.Offset}
 		var err error
-		for i, c := range chunks {
-			off := c.StoredOff - f.Offset
-			if raw, err = decodeChunk(r.dec, key, i, len(chunks), c, stored[off:off+c.StoredLen], raw); err != nil {
-				return nil, err
-			}
+		if raw, err = decodeGroup(r.dec, key, chunks, all, stored, make([]byte, 0, f.Size)); err != nil {
+			return nil, err
 		}
 	}
 	h := sha256.New()
