@@ -15,8 +15,12 @@ import (
 // its HBase root.
 func unzipHBase(t *testing.T) string {
 	t.Helper()
+	zip, err := testfixture.HBaseZip()
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
-	if err := testfixture.Unzip(filepath.Join("..", "..", "pkg", "hbase", "testdata", "EndToEndIT-snapshot.zip"), dir); err != nil {
+	if err := testfixture.Unzip(zip, dir); err != nil {
 		t.Fatal(err)
 	}
 	return filepath.Join(dir, "data")

@@ -13,7 +13,6 @@ import (
 )
 
 const (
-	zipPath    = "testdata/EndToEndIT-snapshot.zip"
 	snapPlain  = "test-snapshot"
 	snapSnappy = "test-snappy-snapshot"
 )
@@ -22,8 +21,12 @@ const (
 // hbase.rootdir inside it (the zip's data/).
 func unzipRoot(t testing.TB) string {
 	t.Helper()
+	zip, err := testfixture.HBaseZip()
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
-	if err := testfixture.Unzip(zipPath, dir); err != nil {
+	if err := testfixture.Unzip(zip, dir); err != nil {
 		t.Fatal(err)
 	}
 	return filepath.Join(dir, "data")

@@ -1,5 +1,5 @@
 // Package testfixture builds realistic Cassandra data directories for tests
-// and the demo from the real SSTables in ../shared/testdata.
+// and the demo from the real SSTables in the repository's testdata/.
 package testfixture
 
 import (
@@ -14,8 +14,9 @@ import (
 	"strings"
 )
 
-// Testdata finds ../shared/testdata beside the repository (or
-// $S3BAK_TESTDATA).
+// Testdata finds the testdata/ folder at the root of the repository (the
+// directory holding go.mod, searched upwards from the working directory), or
+// $S3BAK_TESTDATA when set.
 func Testdata() (string, error) {
 	if d := os.Getenv("S3BAK_TESTDATA"); d != "" {
 		return d, nil
@@ -26,9 +27,9 @@ func Testdata() (string, error) {
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			td := filepath.Join(dir, "..", "shared", "testdata")
-			if _, err := os.Stat(td); err != nil {
-				return "", fmt.Errorf("test data not found at %s (the shared/ folder beside the repository); set S3BAK_TESTDATA", td)
+			td := filepath.Join(dir, "testdata")
+			if _, err := os.Stat(filepath.Join(td, "cassandra")); err != nil {
+				return "", fmt.Errorf("test data not found at %s; set S3BAK_TESTDATA", td)
 			}
 			return td, nil
 		}
@@ -38,6 +39,16 @@ func Testdata() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// HBaseZip is the path of the genuine HBase ExportSnapshot tree,
+// testdata/hbase/EndToEndIT-snapshot.zip (see testdata/README.md).
+func HBaseZip() (string, error) {
+	td, err := Testdata()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(td, "hbase", "EndToEndIT-snapshot.zip"), nil
 }
 
 // Table is one table of the fixture.

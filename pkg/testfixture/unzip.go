@@ -10,8 +10,8 @@ import (
 )
 
 // Unzip extracts the zip at zipPath into dir, refusing entries that would
-// land outside it: the ExportSnapshot tree of ../shared/testdata arrives as
-// a zip.
+// land outside it: the ExportSnapshot tree of testdata/hbase arrives as a
+// zip.
 func Unzip(zipPath, dir string) error {
 	zr, err := zip.OpenReader(zipPath)
 	if err != nil {
