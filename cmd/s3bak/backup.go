@@ -15,7 +15,11 @@ import (
 	"github.com/s3bak/s3bak/pkg/hbase"
 	"github.com/s3bak/s3bak/pkg/source"
 	"github.com/s3bak/s3bak/pkg/transfer"
+	"github.com/s3bak/s3bak/pkg/units"
 )
+
+// defaultPartSize is --part-size's default: two default chunks.
+const defaultPartSize = 16 << 20
 
 type backupOptions struct {
 	dataDirs      []string
@@ -25,9 +29,9 @@ type backupOptions struct {
 	includeSystem bool
 	compression   string
 	zstdLevel     int
-	chunkSize     string
-	partSize      string
-	packSize      string
+	chunkSize     int64
+	partSize      int64
+	packSize      int64
 	hbaseRoot     string
 	hbaseSnaps    []string
 	allowNAT      bool
@@ -65,9 +69,13 @@ func newBackupCommand(g *globalOptions) *cobra.Command {
 	_ = f.MarkHidden("checkpoint-interval")
 	f.StringVar(&o.compression, "compression", "auto", "auto (compress what compresses), zstd, or none")
 	f.IntVar(&o.zstdLevel, "zstd-level", 3, "zstd level, 1 (fastest) to 22")
-	f.StringVar(&o.chunkSize, "chunk-size", "8MiB", "raw bytes per independently compressed chunk")
-	f.StringVar(&o.partSize, "part-size", "16MiB", "multipart upload part size (raised when a file would need more than 10,000 parts)")
-	f.StringVar(&o.packSize, "pack-size", "8MiB", "small files are stored together in packs of this size, one request for many files (0: an object per file)")
+	o.chunkSize, o.partSize, o.packSize = chunk.DefaultChunkSize, defaultPartSize, backup.DefaultPackSize
+	f.Var(&units.Size{P: &o.chunkSize, Min: chunk.MinChunkSize, Max: chunk.MaxChunkSize}, "chunk-size",
+		"raw bytes per independently compressed chunk, 4KiB to 1GiB")
+	f.Var(&units.Size{P: &o.partSize}, "part-size",
+		"multipart upload part size (raised to at least 5MiB, and when a file would need more than 10,000 parts)")
+	f.Var(&units.Size{P: &o.packSize, Zero: "an object per file"}, "pack-size",
+		"small files are stored together in packs of this size, one request for many files (0: an object per file)")
 	return cmd
 }
 
@@ -81,20 +89,9 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	if err != nil {
 		return &usageError{err}
 	}
-	chunkSize, err := parseSize(o.chunkSize)
-	if err != nil {
-		return &usageError{fmt.Errorf("--chunk-size: %w", err)}
-	}
-	partSize, err := parseSize(o.partSize)
-	if err != nil {
-		return &usageError{fmt.Errorf("--part-size: %w", err)}
-	}
-	packSize, err := parseSize(o.packSize)
-	if err != nil {
-		return &usageError{fmt.Errorf("--pack-size: %w", err)}
-	}
+	packSize := o.packSize
 	if packSize == 0 {
-		packSize = -1 // no packing
+		packSize = backup.NoPacking
 	}
 	set, err := o.discover(ctx)
 	if err != nil {
@@ -112,12 +109,12 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	if err := client.CheckBucket(ctx); err != nil {
 		return err
 	}
-	enc, err := chunk.NewEncoder(chunk.Options{Mode: mode, ChunkSize: int(chunkSize), Level: o.zstdLevel, Workers: runtime.GOMAXPROCS(0)})
+	enc, err := chunk.NewEncoder(chunk.Options{Mode: mode, ChunkSize: int(o.chunkSize), Level: o.zstdLevel, Workers: runtime.GOMAXPROCS(0)})
 	if err != nil {
 		return &usageError{err}
 	}
 	defer enc.Close()
-	up := client.NewUploader(transfer.UploaderOptions{PartSize: transfer.PartSizeFor(largestFile(set), partSize), Concurrency: 2})
+	up := client.NewUploader(transfer.UploaderOptions{PartSize: transfer.PartSizeFor(largestFile(set), o.partSize), Concurrency: 2})
 	bar := g.progress(set.TotalSize(), "backup")
 	start := time.Now()
 	res, err := backup.New(client, enc, up, backup.Options{
@@ -130,8 +127,8 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	}
 	m := res.Manifest
 	_, err = fmt.Fprintf(g.stdout, "backup %s of %s/%s: %d files, %s raw, %s stored; uploaded %d contents (%s; the small ones in %d packs), %d files already stored (%d not read again); %s\n",
-		m.ID, m.Cluster, m.Node, len(m.Files), humanBytes(m.RawBytes()), humanBytes(m.StoredBytes()),
-		res.Uploaded, humanBytes(res.UploadedBytes), res.Packs, res.Reused, res.Unread, time.Since(start).Round(time.Millisecond))
+		m.ID, m.Cluster, m.Node, len(m.Files), units.Human(m.RawBytes()), units.Human(m.StoredBytes()),
+		res.Uploaded, units.Human(res.UploadedBytes), res.Packs, res.Reused, res.Unread, time.Since(start).Round(time.Millisecond))
 	return err
 }
 

@@ -1,15 +1,14 @@
 package main
 
 import (
-	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 
 	"github.com/spf13/pflag"
 
 	"github.com/s3bak/s3bak/pkg/budget"
 	"github.com/s3bak/s3bak/pkg/sysprio"
+	"github.com/s3bak/s3bak/pkg/units"
 )
 
 const (
@@ -30,10 +29,10 @@ type limits struct {
 
 func (l *limits) register(f *pflag.FlagSet) {
 	l.maxMemory = defaultMaxMemory
-	f.Var(&sizeFlag{n: &l.maxRate, perSecond: true, min: minMaxRate}, "max-rate",
+	f.Var(&units.Size{P: &l.maxRate, Rate: true, Min: minMaxRate, Zero: "unlimited"}, "max-rate",
 		"limit S3 traffic to this many bytes per second, e.g. 200MiB; uploads and downloads are limited apart, "+
 			"request and response bodies counted (default unlimited)")
-	f.Var(&sizeFlag{n: &l.maxMemory, text: "256MiB", min: minMaxMemory}, "max-memory",
+	f.Var(&units.Size{P: &l.maxMemory, Min: minMaxMemory}, "max-memory",
 		"memory for transfer buffers, at least 16MiB")
 	f.BoolVar(&l.nice, "nice", false,
 		"run at the lowest CPU priority (nice 19) and IO priority (idle class), to spare the database; "+
@@ -65,46 +64,4 @@ func (l *limits) apply(logger *slog.Logger) {
 		return
 	}
 	logger.Debug("priority lowered", "nice", sysprio.Nice)
-}
-
-// sizeFlag is a flag of bytes such as 256MiB, parsed when it is set so that
-// a bad value is reported with where it came from: the command line, an
-// S3BAK_* variable or the config file.
-type sizeFlag struct {
-	n         *int64
-	text      string
-	perSecond bool  // a rate: takes an optional "/s" and 0 for unlimited
-	min       int64 // the smallest value allowed other than a rate's 0
-}
-
-func (f *sizeFlag) String() string { return f.text }
-
-func (f *sizeFlag) Type() string {
-	if f.perSecond {
-		return "rate"
-	}
-	return "size"
-}
-
-func (f *sizeFlag) Set(s string) error {
-	t := strings.TrimSpace(s)
-	if f.perSecond {
-		t = strings.TrimSuffix(strings.TrimSuffix(t, "/s"), "/S")
-		if t == "" {
-			t = "0"
-		}
-	}
-	n, err := parseSize(t)
-	if err != nil {
-		return err
-	}
-	switch {
-	case n < 0:
-		return fmt.Errorf("size %q is too large", s)
-	case n == 0 && f.perSecond:
-	case n < f.min:
-		return fmt.Errorf("%q is less than the minimum %s; is the unit missing (e.g. 200MiB)?", s, humanBytes(f.min))
-	}
-	*f.n, f.text = n, s
-	return nil
 }

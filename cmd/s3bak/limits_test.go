@@ -16,7 +16,12 @@ import (
 // came from, and a rate without its unit is caught.
 func TestLimitFlagsBadValues(t *testing.T) {
 	wantExit(t, s3bak(t, "version", "--max-rate", "200"), exitUsage, "--max-rate", "unit")
-	wantExit(t, s3bak(t, "version", "--max-memory", "8MiB"), exitUsage, "--max-memory", "16.0 MiB")
+	r := s3bak(t, "version", "--max-memory", "8MiB")
+	wantExit(t, r, exitUsage, "--max-memory", "at least 16MiB")
+	if strings.Contains(r.stderr, "unit missing") {
+		t.Errorf("8MiB has its unit, yet the error asks whether it is missing:\n%s", r.stderr)
+	}
+	wantExit(t, s3bak(t, "version", "--max-memory", "200"), exitUsage, "--max-memory", "at least 16MiB", "unit missing")
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(cfg, []byte("max-memory: lots\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -24,6 +29,32 @@ func TestLimitFlagsBadValues(t *testing.T) {
 	wantExit(t, s3bak(t, "version", "--config", cfg), exitUsage, cfg, "max-memory")
 	t.Setenv("S3BAK_MAX_RATE", "fast")
 	wantExit(t, s3bak(t, "version"), exitUsage, "S3BAK_MAX_RATE")
+}
+
+// TestSizeFlagsBadValues: every size flag is parsed the same way, and a
+// bad value exits 2 with a message naming the flag, and the variable or
+// file it came from.
+func TestSizeFlagsBadValues(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"backup", "--chunk-size", "8Mi"}, []string{`"--chunk-size"`, `unknown unit "Mi"`, "KiB, MiB, GiB, TiB"}},
+		{[]string{"backup", "--chunk-size", "2GiB"}, []string{`"--chunk-size"`, "at most 1GiB"}},
+		{[]string{"backup", "--chunk-size", "3"}, []string{`"--chunk-size"`, "at least 4KiB", "unit missing (e.g. 3MiB)"}},
+		{[]string{"backup", "--pack-size", "lots"}, []string{`"--pack-size"`, "want a number with an optional unit"}},
+		{[]string{"backup", "--part-size=-5MiB"}, []string{`"--part-size"`, "want a number"}},
+		{[]string{"preflight", "--estimate-bytes", "2 terabytes"}, []string{`"--estimate-bytes"`, `unknown unit "terabytes"`}},
+	} {
+		wantExit(t, s3bak(t, c.args...), exitUsage, c.want...)
+	}
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfg, []byte("pack-size: 8 megs\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantExit(t, s3bak(t, "backup", "--config", cfg), exitUsage, cfg, `"--pack-size"`, `unknown unit "megs"`)
+	t.Setenv("S3BAK_CHUNK_SIZE", "8Mi")
+	wantExit(t, s3bak(t, "backup"), exitUsage, "S3BAK_CHUNK_SIZE", `"--chunk-size"`, `unknown unit "Mi"`)
 }
 
 // TestLimitFlagsPrecedence: the limits go through the same precedence as

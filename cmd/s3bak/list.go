@@ -8,6 +8,7 @@ import (
 
 	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/units"
 )
 
 type listOptions struct {
@@ -58,7 +59,7 @@ func runList(cmd *cobra.Command, g *globalOptions, o *listOptions) error {
 	tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tBACKUP\tSTATUS\tTIME\tKIND\tTAG\tFILES\tRAW\tSTORED")
 	for _, s := range list {
-		files, raw, stored := fmt.Sprint(s.Files), humanBytes(s.RawBytes), humanBytes(s.StoredBytes)
+		files, raw, stored := fmt.Sprint(s.Files), units.Human(s.RawBytes), units.Human(s.StoredBytes)
 		if s.Status != catalog.Complete {
 			files, raw, stored = "-", "-", "-"
 		}

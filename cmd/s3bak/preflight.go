@@ -9,6 +9,7 @@ import (
 
 	"github.com/s3bak/s3bak/pkg/preflight"
 	"github.com/s3bak/s3bak/pkg/transfer"
+	"github.com/s3bak/s3bak/pkg/units"
 )
 
 // preflightFlags are shared by `preflight` and `backup`, which runs it first.
@@ -35,7 +36,7 @@ func (p *preflightFlags) run(ctx context.Context, c *transfer.Client, estimate i
 
 type preflightOptions struct {
 	preflightFlags
-	estimate string
+	estimate int64
 	output   string
 }
 
@@ -56,15 +57,11 @@ a NAT path would cost. Exit 0: pass; 1: fail; 2: could not determine.`,
 			if err := checkOutput(o.output); err != nil {
 				return err
 			}
-			est, err := parseSize(o.estimate)
-			if err != nil {
-				return &usageError{fmt.Errorf("--estimate-bytes: %w", err)}
-			}
 			client, err := g.client(ctx)
 			if err != nil {
 				return err
 			}
-			rep, err := o.run(ctx, client, est)
+			rep, err := o.run(ctx, client, o.estimate)
 			if err != nil {
 				return err
 			}
@@ -83,7 +80,7 @@ a NAT path would cost. Exit 0: pass; 1: fail; 2: could not determine.`,
 		},
 	}
 	o.register(cmd)
-	cmd.Flags().StringVar(&o.estimate, "estimate-bytes", "0", "bytes a backup would move, for the NAT cost estimate")
+	cmd.Flags().Var(&units.Size{P: &o.estimate}, "estimate-bytes", "bytes a backup would move, for the NAT cost estimate, e.g. 2TiB")
 	cmd.Flags().StringVar(&o.output, "output", "table", "table or json")
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/purge"
 	"github.com/s3bak/s3bak/pkg/transfer"
+	"github.com/s3bak/s3bak/pkg/units"
 )
 
 type purgeOptions struct {
@@ -148,7 +149,7 @@ func printPurge(g *globalOptions, output string, reports []*purge.Report) error 
 			fmt.Fprintf(g.stdout, "remove %s %s\n", r.Node, b.ID)
 		}
 		fmt.Fprintf(g.stdout, "node %s: %s %d backups and %d objects (%s); kept %d backups and %d objects; %d young unreferenced objects spared; %d unfinished uploads and %d pending markers cleaned\n",
-			r.Node, verb, len(r.Removed), r.ObjectsDeleted, humanBytes(r.BytesDeleted), len(r.Kept), r.ObjectsKept,
+			r.Node, verb, len(r.Removed), r.ObjectsDeleted, units.Human(r.BytesDeleted), len(r.Kept), r.ObjectsKept,
 			r.YoungOrphans, r.UploadsAborted, r.PendingRemoved)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/hbase"
 	"github.com/s3bak/s3bak/pkg/restore"
+	"github.com/s3bak/s3bak/pkg/units"
 )
 
 type restoreOptions struct {
@@ -73,7 +74,7 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 		return err
 	}
 	fmt.Fprintf(g.stdout, "restored backup %s of %s/%s: %d files, %s, verified, into %s in %s\n",
-		m.ID, m.Cluster, m.Node, res.Files, humanBytes(res.Bytes), o.target, time.Since(start).Round(time.Millisecond))
+		m.ID, m.Cluster, m.Node, res.Files, units.Human(res.Bytes), o.target, time.Since(start).Round(time.Millisecond))
 	switch m.Kind {
 	case "cassandra":
 		_, err = fmt.Fprint(g.stdout, strings.TrimLeft(cassandra.RestoreSteps(o.target, res.Paths), "\n"))

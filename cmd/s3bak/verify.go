@@ -11,6 +11,7 @@ import (
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/restore"
 	"github.com/s3bak/s3bak/pkg/transfer"
+	"github.com/s3bak/s3bak/pkg/units"
 )
 
 type verifyOptions struct {
@@ -85,13 +86,13 @@ func verifyCatalog(ctx context.Context, g *globalOptions, c *transfer.Client, no
 		}
 	}
 	for _, o := range a.Orphans {
-		fmt.Fprintf(g.stdout, "ORPHAN s3://%s/%s (%s, %s): no backup references it\n", c.Bucket, o.Key, humanBytes(o.Size), o.LastModified.UTC().Format(time.RFC3339))
+		fmt.Fprintf(g.stdout, "ORPHAN s3://%s/%s (%s, %s): no backup references it\n", c.Bucket, o.Key, units.Human(o.Size), o.LastModified.UTC().Format(time.RFC3339))
 	}
 	for _, u := range a.Uploads {
 		fmt.Fprintf(g.stdout, "UNFINISHED multipart upload of s3://%s/%s started %s\n", c.Bucket, u.Key, u.Initiated.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintf(g.stdout, "node %s/%s: %d backups, %d objects; %d backups reference missing objects; %d orphans (%s); %d unfinished uploads\n",
-		node.Cluster, node.Name, a.Backups, a.Objects, len(a.Missing), len(a.Orphans), humanBytes(a.OrphanBytes), len(a.Uploads))
+		node.Cluster, node.Name, a.Backups, a.Objects, len(a.Missing), len(a.Orphans), units.Human(a.OrphanBytes), len(a.Uploads))
 	if len(a.Missing) > 0 {
 		return fmt.Errorf("%d backups of node %s reference objects that are gone: they cannot be restored: %w", len(a.Missing), node.Name, restore.ErrVerify)
 	}

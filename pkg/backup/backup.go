@@ -42,10 +42,15 @@ type Options struct {
 	// unbounded).
 	Budget *budget.Budget
 	// PackSize is the size of the packs that small files are stored in
-	// together (DefaultPackSize when 0, no packing when negative). A file
-	// whose stored form is at most a sixteenth of it is packed.
+	// together (DefaultPackSize when 0, no packing when negative, e.g.
+	// NoPacking). A file whose stored form is at most a sixteenth of it is
+	// packed.
 	PackSize int64
 }
+
+// NoPacking as Options.PackSize stores every file in an object of its own;
+// s3bak's --pack-size 0 means it.
+const NoPacking = -1
 
 // Known is the engine's view of a node's catalog; *catalog.Index is one.
 type Known interface {

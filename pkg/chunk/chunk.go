@@ -38,8 +38,13 @@ func ParseMode(s string) (Mode, error) {
 }
 
 // DefaultChunkSize balances parallelism inside one file against the number
-// of requests and the size of the chunk index.
-const DefaultChunkSize = 16 << 20
+// of requests and the size of the chunk index, and leaves room for a
+// compressing stream beside many small files in a modest memory budget.
+// s3bak's --chunk-size defaults to it.
+const DefaultChunkSize = 8 << 20
+
+// MinChunkSize is the smallest chunk size Options accept.
+const MinChunkSize = 4 << 10
 
 // Options configure an Encoder.
 type Options struct {
@@ -60,7 +65,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ChunkSize == 0 {
 		o.ChunkSize = DefaultChunkSize
 	}
-	if o.ChunkSize < 4096 || o.ChunkSize > MaxChunkSize {
+	if o.ChunkSize < MinChunkSize || o.ChunkSize > MaxChunkSize {
 		return o, fmt.Errorf("chunk size %d: want 4 KiB to 1 GiB", o.ChunkSize)
 	}
 	if o.Level == 0 {

@@ -140,7 +140,7 @@ func (z *Size) Set(s string) error {
 			msg += " (or 0: " + z.Zero + ")"
 		}
 		if !hasUnit && n > 0 {
-			msg += fmt.Sprintf("; is the unit missing (%sMiB)?", t)
+			msg += fmt.Sprintf("; is the unit missing (e.g. %sMiB)?", t)
 		}
 		return errors.New(msg)
 	case z.Max > 0 && n > z.Max:
