@@ -80,10 +80,18 @@ func TestGeneratedTreeIsDeterministicAndDiscoverable(t *testing.T) {
 	}
 }
 
-func TestParseSizeAndBackupLog(t *testing.T) {
-	for in, want := range map[string]int64{"64MiB": 64 << 20, "4GiB": 4 << 30, "1.5KiB": 1536, "4096": 4096, "1GB": 1e9} {
-		if got, err := parseSize(in); err != nil || got != want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+func TestSizeFlagsAndBackupLog(t *testing.T) {
+	cfg, err := parseFlags(nil)
+	if err != nil || cfg.size != 1<<30 || cfg.big != 4<<30 {
+		t.Fatalf("defaults: -size %d, -big %d, %v", cfg.size, cfg.big, err)
+	}
+	cfg, err = parseFlags([]string{"-size", "64MiB", "-big", "1GB"})
+	if err != nil || cfg.size != 64<<20 || cfg.big != 1e9 {
+		t.Fatalf("-size 64MiB -big 1GB: %d, %d, %v", cfg.size, cfg.big, err)
+	}
+	for _, bad := range []string{"0", "lots", "4Gi"} {
+		if _, err := parseFlags([]string{"-size", bad}); err == nil || !strings.Contains(err.Error(), "-size") {
+			t.Errorf("-size %s: %v; want an error naming the flag", bad, err)
 		}
 	}
 	log := `{"level":"INFO","msg":"preflight passed"}

@@ -16,10 +16,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/s3bak/s3bak/pkg/units"
 )
 
 // config is what the flags choose.
@@ -67,8 +68,9 @@ func main() {
 
 func parseFlags(args []string) (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	size := fs.String("size", "1GiB", "total size of the default snapshot set")
-	big := fs.String("big", "4GiB", "size of the one large Data.db of the big section")
+	cfg := &config{size: 1 << 30, big: 4 << 30}
+	fs.Var(&units.Size{P: &cfg.size, Min: 1}, "size", "total size of the default snapshot set")
+	fs.Var(&units.Size{P: &cfg.big, Min: 1}, "big", "size of the one large Data.db of the big section")
 	small := fs.Int("small", 10000, "number of ~4 KiB files of the small-files section")
 	minSmall := fs.Int("min-small", 2000, "small sstable components (Statistics, Filter, TOC…) in the default set, at least")
 	manifests := fs.Int("manifests", 10000, "manifests the list section generates")
@@ -83,15 +85,9 @@ func parseFlags(args []string) (*config, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	cfg := &config{small: *small, minSmall: *minSmall, manifests: *manifests, pct: *pct, rounds: *rounds,
-		out: *out, workDir: *work, keep: *keep, seed: *seed}
+	cfg.small, cfg.minSmall, cfg.manifests, cfg.pct, cfg.rounds = *small, *minSmall, *manifests, *pct, *rounds
+	cfg.out, cfg.workDir, cfg.keep, cfg.seed = *out, *work, *keep, *seed
 	var err error
-	if cfg.size, err = parseSize(*size); err != nil {
-		return nil, fmt.Errorf("-size: %w", err)
-	}
-	if cfg.big, err = parseSize(*big); err != nil {
-		return nil, fmt.Errorf("-big: %w", err)
-	}
 	if cfg.rounds < 1 || cfg.small < 1 || cfg.manifests < 1 || cfg.pct <= 0 {
 		return nil, fmt.Errorf("-rounds, -small, -manifests and -incremental-pct must be positive")
 	}
@@ -164,25 +160,4 @@ func run(ctx context.Context, cfg *config) (bool, error) {
 		fmt.Printf("\nresults written to %s\n", cfg.out)
 	}
 	return res.ok(), nil
-}
-
-// parseSize reads 64MiB, 1GiB, 500MB, 4096 (bytes).
-func parseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
-	mult := int64(1)
-	num := strings.TrimSpace(s)
-	for _, u := range units {
-		if n, ok := strings.CutSuffix(num, u.suffix); ok {
-			num, mult = strings.TrimSpace(n), u.mult
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("%q is not a size like 64MiB or 4GiB", s)
-	}
-	return int64(v * float64(mult)), nil
 }
