@@ -50,7 +50,11 @@ func runVerify(cmd *cobra.Command, g *globalOptions, o *verifyOptions) error {
 	if o.deep {
 		bar = g.progress(m.RawBytes(), "verify")
 	}
-	res, err := restore.Verify(ctx, client, node, m, o.deep, g.concurrency, bar)
+	// A deep check downloads and decodes as a restore does, from the same
+	// share of --max-memory.
+	res, err := restore.Verify(ctx, client, node, m, restore.VerifyOptions{
+		Deep: o.deep, Concurrency: g.concurrency, Progress: bar, Budget: g.limits.buffers(2),
+	})
 	bar.Finish()
 	if err != nil {
 		return err

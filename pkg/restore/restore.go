@@ -49,7 +49,7 @@ type Options struct {
 	Buffered bool
 }
 
-// DefaultMaxMemory holds 8 default-size chunks in flight (each its stored
+// DefaultMaxMemory holds 16 default-size chunks in flight (each its stored
 // and its decoded bytes).
 const DefaultMaxMemory = 256 << 20
 

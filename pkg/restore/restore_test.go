@@ -152,7 +152,7 @@ func TestRestoreMultiChunkFile(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	checkTree(t, target, map[string][]byte{fBig.Path: big, fSmall.Path: small, fEmpty.Path: {}})
-	v, err := Verify(context.Background(), client, node, backupOf(node, fBig, fSmall, fEmpty), true, 2, nil)
+	v, err := Verify(context.Background(), client, node, backupOf(node, fBig, fSmall, fEmpty), VerifyOptions{Deep: true, Concurrency: 2})
 	if err != nil || len(v.Problems) != 0 {
 		t.Fatalf("deep verify: %v, problems %v", err, v.Problems)
 	}
@@ -215,7 +215,7 @@ func TestReadChunkAroundACorruptChunk(t *testing.T) {
 	t.Logf("restore failed as it should: %v", err)
 	checkTree(t, target, nil)
 
-	v, err := Verify(ctx, client, node, backupOf(node, fGood, f), true, 2, nil)
+	v, err := Verify(ctx, client, node, backupOf(node, fGood, f), VerifyOptions{Deep: true, Concurrency: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,6 +288,31 @@ func TestMemoryBudgetBoundsRestore(t *testing.T) {
 	}
 	if b.InUse() != 0 {
 		t.Fatalf("%d bytes still held after the restore", b.InUse())
+	}
+	t.Logf("peak %d of %d bytes", b.Peak(), b.Size())
+}
+
+// TestMemoryBudgetBoundsVerify: a deep verify downloads and decodes as a
+// restore does, within the budget it is given.
+func TestMemoryBudgetBoundsVerify(t *testing.T) {
+	node := testNode(t)
+	const cs = 64 << 10
+	var files []manifest.File
+	for i := range 4 {
+		f, _ := store(t, node, "ks/t-1/nb-"+string(rune('a'+i))+"-big-Data.db", mixedData(1<<20+i*40000+13, uint64(20+i)), chunk.Auto, cs)
+		files = append(files, f)
+	}
+	oneChunk := int64(2*cs + 1024)
+	b := budget.New(4 * oneChunk)
+	res, err := Verify(context.Background(), client, node, backupOf(node, files...), VerifyOptions{Deep: true, Concurrency: 3, Budget: b})
+	if err != nil || len(res.Problems) != 0 || res.Objects != len(files) {
+		t.Fatalf("verify: %+v, %v", res, err)
+	}
+	if b.Peak() > b.Size() || b.Peak() <= oneChunk {
+		t.Fatalf("peak %d bytes held, budget %d, one chunk %d: want more than a chunk, within the budget", b.Peak(), b.Size(), oneChunk)
+	}
+	if b.InUse() != 0 {
+		t.Fatalf("%d bytes still held after the verify", b.InUse())
 	}
 	t.Logf("peak %d of %d bytes", b.Peak(), b.Size())
 }

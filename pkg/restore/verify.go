@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,14 +30,32 @@ type VerifyResult struct {
 	Problems []Problem
 }
 
-// Verify checks that every object of m exists with its recorded size; deep
-// also downloads each one, as a restore does (ranged GETs in parallel, every
-// chunk's CRC32C checked, DefaultMaxMemory of buffers at most), and checks
-// its SHA-256. Each stored content is checked once however many files
-// share it; the files packed into one object are each checked.
-func Verify(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifest.Manifest, deep bool, concurrency int, p progress.Counter) (*VerifyResult, error) {
-	if p == nil {
-		p = progress.Discard
+// VerifyOptions configure Verify.
+type VerifyOptions struct {
+	// Deep downloads every object, as a restore does, and checks its
+	// SHA-256; otherwise only its presence and size are checked.
+	Deep        bool
+	Concurrency int // objects checked at once; 1 when 0
+	Progress    progress.Counter
+	// MaxMemory bounds the bytes a deep check holds in download and decode
+	// buffers, as Options.MaxMemory does a restore's: DefaultMaxMemory when
+	// 0, unbounded when negative.
+	MaxMemory int64
+	// Budget, when set, is used instead of MaxMemory.
+	Budget *budget.Budget
+}
+
+// Verify checks that every object of m exists with its recorded size; with
+// o.Deep it also downloads each one, as a restore does (ranged GETs in
+// parallel, every chunk's CRC32C checked, within the memory budget), and
+// checks its SHA-256. Each stored content is checked once however many
+// files share it; the files packed into one object are each checked.
+func Verify(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifest.Manifest, o VerifyOptions) (*VerifyResult, error) {
+	if o.Progress == nil {
+		o.Progress = progress.Discard
+	}
+	if o.Budget == nil {
+		o.Budget = budget.New(cmp.Or(o.MaxMemory, DefaultMaxMemory))
 	}
 	type where struct {
 		key string
@@ -52,8 +71,8 @@ func Verify(ctx context.Context, c *transfer.Client, node manifest.Node, m *mani
 	}
 	res := &VerifyResult{Objects: len(unique)}
 	problems := make([]error, len(unique))
-	r := &restorer{c: c, root: node.Root(), budget: budget.New(DefaultMaxMemory), bufs: newBuffers(DefaultMaxMemory), opts: Options{Progress: p}}
-	if deep {
+	r := &restorer{c: c, root: node.Root(), budget: o.Budget, bufs: newBuffers(poolLimit(o.Budget)), opts: Options{Progress: o.Progress}}
+	if o.Deep {
 		dec, err := chunk.NewDecoder(runtime.GOMAXPROCS(0))
 		if err != nil {
 			return nil, err
@@ -62,10 +81,10 @@ func Verify(ctx context.Context, c *transfer.Client, node manifest.Node, m *mani
 		r.dec = dec
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(concurrency, 1))
+	g.SetLimit(max(o.Concurrency, 1))
 	for i, f := range unique {
 		g.Go(func() error {
-			problems[i] = r.check(gctx, f, deep)
+			problems[i] = r.check(gctx, f, o.Deep)
 			// Only the context ends the run early: every object gets
 			// checked and every problem reported.
 			return gctx.Err()
