@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/s3bak/s3bak/pkg/units"
 )
 
 // verifyTree checks that dir holds exactly the files of want, each with its
@@ -58,7 +60,7 @@ func verifyTree(dir string, want map[string]fileSum) error {
 	if n > 5 {
 		problems = append(problems[:5], fmt.Sprintf("… and %d more", n-5))
 	}
-	return fmt.Errorf("restored tree differs from the source (%d problems): %s", n, strings.Join(problems, "; "))
+	return fmt.Errorf("restored tree differs from the source (%s): %s", units.Plural(n, "problem"), strings.Join(problems, "; "))
 }
 
 func hasProblem(problems []string, rel string) bool {

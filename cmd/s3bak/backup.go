@@ -126,9 +126,10 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 		return err
 	}
 	m := res.Manifest
-	_, err = fmt.Fprintf(g.stdout, "backup %s of %s/%s: %d files, %s raw, %s stored; uploaded %d contents (%s; the small ones in %d packs), %d files already stored (%d not read again); %s\n",
-		m.ID, m.Cluster, m.Node, len(m.Files), units.Human(m.RawBytes()), units.Human(m.StoredBytes()),
-		res.Uploaded, units.Human(res.UploadedBytes), res.Packs, res.Reused, res.Unread, time.Since(start).Round(time.Millisecond))
+	_, err = fmt.Fprintf(g.stdout, "backup %s of %s/%s: %s, %s raw, %s stored; uploaded %s (%s; the small ones in %s), %s already stored (%d not read again); %s\n",
+		m.ID, m.Cluster, m.Node, units.Plural(len(m.Files), "file"), units.Human(m.RawBytes()), units.Human(m.StoredBytes()),
+		units.Plural(res.Uploaded, "content"), units.Human(res.UploadedBytes), units.Plural(res.Packs, "pack"),
+		units.Plural(res.Reused, "file"), res.Unread, time.Since(start).Round(time.Millisecond))
 	return err
 }
 

@@ -213,7 +213,7 @@ func TestPurgeKeepsWhatKeptBackupsUse(t *testing.T) {
 	}
 	// A dry run deletes nothing.
 	dry := mustRun(t, append([]string{"purge", "--keep-last", "2", "--grace", "0", "--dry-run"}, node...)...)
-	if !strings.Contains(dry.stdout, "remove cass-1 "+ids[0]) || !strings.Contains(dry.stdout, "would delete 1 backups") {
+	if !strings.Contains(dry.stdout, "remove cass-1 "+ids[0]) || !strings.Contains(dry.stdout, "would delete 1 backup and") {
 		t.Fatalf("dry run: %s", dry.stdout)
 	}
 	if got := listKeys(t, bucket, "prod/cass-1/backups/"); len(got) != 3 {
@@ -276,17 +276,17 @@ func TestVerifyReportsOrphansAndMissingObjects(t *testing.T) {
 	}
 	node := []string{"--bucket", bucket, "--cluster", "prod", "--node", "cass-1"}
 	r := mustRun(t, append([]string{"verify"}, node...)...)
-	if !strings.Contains(r.stdout, "ORPHAN s3://"+bucket+"/"+orphan) || !strings.Contains(r.stdout, "1 orphans") {
+	if !strings.Contains(r.stdout, "ORPHAN s3://"+bucket+"/"+orphan) || !strings.Contains(r.stdout, "1 orphan (") {
 		t.Fatalf("verify did not report the orphan: %s", r.stdout)
 	}
 	// The grace period spares an unreferenced object a running backup may
 	// have just written; without it, purge takes the orphan.
 	p := mustRun(t, append([]string{"purge", "--keep-last", "5"}, node...)...)
-	if !strings.Contains(p.stdout, "1 young unreferenced objects spared") || len(listKeys(t, bucket, orphan)) != 1 {
+	if !strings.Contains(p.stdout, "1 young unreferenced object spared") || len(listKeys(t, bucket, orphan)) != 1 {
 		t.Fatalf("purge within the grace period: %s", p.stdout)
 	}
 	p = mustRun(t, append([]string{"purge", "--keep-last", "5", "--grace", "0"}, node...)...)
-	if !strings.Contains(p.stdout, "deleted 0 backups and 1 objects") || len(listKeys(t, bucket, orphan)) != 0 {
+	if !strings.Contains(p.stdout, "deleted 0 backups and 1 object (") || len(listKeys(t, bucket, orphan)) != 0 {
 		t.Fatalf("purge without grace: %s", p.stdout)
 	}
 	keys := listKeys(t, bucket, "prod/cass-1/data/")
@@ -319,7 +319,7 @@ func TestUnfinishedUploadsAreListedAndAborted(t *testing.T) {
 		t.Fatalf("purge aborted a young upload: %s", p.stdout)
 	}
 	p = mustRun(t, append([]string{"purge", "--keep-last", "1", "--upload-age", "0"}, node...)...)
-	if !strings.Contains(p.stdout, "1 unfinished uploads") {
+	if !strings.Contains(p.stdout, "1 unfinished upload and") {
 		t.Fatalf("purge did not abort the stale upload: %s", p.stdout)
 	}
 	for u, err := range c.ListUploads(ctx, "prod/cass-1/") {

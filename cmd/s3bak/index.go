@@ -8,6 +8,7 @@ import (
 
 	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/lock"
+	"github.com/s3bak/s3bak/pkg/units"
 )
 
 func newIndexCommand(g *globalOptions) *cobra.Command {
@@ -53,6 +54,7 @@ func runIndexRebuild(ctx context.Context, g *globalOptions, lf lockFlags) error 
 	if err := catalog.SaveIndex(lctx, client, node, x); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(g.stdout, "index of %s/%s rebuilt: %d backups, %d stored contents\n", node.Cluster, node.Name, len(x.Summaries()), x.Len())
+	_, err = fmt.Fprintf(g.stdout, "index of %s/%s rebuilt: %s, %s\n", node.Cluster, node.Name,
+		units.Plural(len(x.Summaries()), "backup"), units.Plural(x.Len(), "stored content"))
 	return err
 }

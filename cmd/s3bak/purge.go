@@ -128,7 +128,7 @@ func runPurge(cmd *cobra.Command, g *globalOptions, o *purgeOptions) error {
 		return err
 	}
 	if len(skipped) > 0 {
-		return fmt.Errorf("%d node(s) skipped, purge them later: %w", len(skipped), errors.Join(skipped...))
+		return fmt.Errorf("%s skipped, purge them later: %w", units.Plural(len(skipped), "node"), errors.Join(skipped...))
 	}
 	return nil
 }
@@ -148,9 +148,11 @@ func printPurge(g *globalOptions, output string, reports []*purge.Report) error 
 		for _, b := range r.Removed {
 			fmt.Fprintf(g.stdout, "remove %s %s\n", r.Node, b.ID)
 		}
-		fmt.Fprintf(g.stdout, "node %s: %s %d backups and %d objects (%s); kept %d backups and %d objects; %d young unreferenced objects spared; %d unfinished uploads and %d pending markers cleaned\n",
-			r.Node, verb, len(r.Removed), r.ObjectsDeleted, units.Human(r.BytesDeleted), len(r.Kept), r.ObjectsKept,
-			r.YoungOrphans, r.UploadsAborted, r.PendingRemoved)
+		fmt.Fprintf(g.stdout, "node %s: %s %s and %s (%s); kept %s and %s; %s spared; %s and %s cleaned\n",
+			r.Node, verb, units.Plural(len(r.Removed), "backup"), units.Plural(r.ObjectsDeleted, "object"), units.Human(r.BytesDeleted),
+			units.Plural(len(r.Kept), "backup"), units.Plural(r.ObjectsKept, "object"),
+			units.Plural(r.YoungOrphans, "young unreferenced object"),
+			units.Plural(r.UploadsAborted, "unfinished upload"), units.Plural(r.PendingRemoved, "pending marker"))
 	}
 	return nil
 }

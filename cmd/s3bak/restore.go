@@ -73,8 +73,8 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(g.stdout, "restored backup %s of %s/%s: %d files, %s, verified, into %s in %s\n",
-		m.ID, m.Cluster, m.Node, res.Files, units.Human(res.Bytes), o.target, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(g.stdout, "restored backup %s of %s/%s: %s, %s, verified, into %s in %s\n",
+		m.ID, m.Cluster, m.Node, units.Plural(res.Files, "file"), units.Human(res.Bytes), o.target, time.Since(start).Round(time.Millisecond))
 	switch m.Kind {
 	case "cassandra":
 		_, err = fmt.Fprint(g.stdout, strings.TrimLeft(cassandra.RestoreSteps(o.target, res.Paths), "\n"))

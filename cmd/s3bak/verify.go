@@ -66,9 +66,10 @@ func runVerify(cmd *cobra.Command, g *globalOptions, o *verifyOptions) error {
 	for _, p := range res.Problems {
 		fmt.Fprintf(g.stdout, "PROBLEM %s: %v\n", p.Path, p.Err)
 	}
-	fmt.Fprintf(g.stdout, "backup %s of %s/%s: %d stored contents checked (%s), %d problems\n", m.ID, m.Cluster, m.Node, res.Objects, how, len(res.Problems))
+	fmt.Fprintf(g.stdout, "backup %s of %s/%s: %s checked (%s), %s\n", m.ID, m.Cluster, m.Node,
+		units.Plural(res.Objects, "stored content"), how, units.Plural(len(res.Problems), "problem"))
 	if len(res.Problems) > 0 {
-		return fmt.Errorf("backup %s: %d of %d objects failed verification: %w", m.ID, len(res.Problems), res.Objects, restore.ErrVerify)
+		return fmt.Errorf("backup %s: %d of %s failed verification: %w", m.ID, len(res.Problems), units.Plural(res.Objects, "object"), restore.ErrVerify)
 	}
 	if o.skipCatalog {
 		return nil
@@ -95,10 +96,17 @@ func verifyCatalog(ctx context.Context, g *globalOptions, c *transfer.Client, no
 	for _, u := range a.Uploads {
 		fmt.Fprintf(g.stdout, "UNFINISHED multipart upload of s3://%s/%s started %s\n", c.Bucket, u.Key, u.Initiated.UTC().Format(time.RFC3339))
 	}
-	fmt.Fprintf(g.stdout, "node %s/%s: %d backups, %d objects; %d backups reference missing objects; %d orphans (%s); %d unfinished uploads\n",
-		node.Cluster, node.Name, a.Backups, a.Objects, len(a.Missing), len(a.Orphans), units.Human(a.OrphanBytes), len(a.Uploads))
+	reference := "reference"
+	if len(a.Missing) == 1 {
+		reference = "references"
+	}
+	fmt.Fprintf(g.stdout, "node %s/%s: %s, %s; %s %s missing objects; %s (%s); %s\n",
+		node.Cluster, node.Name, units.Plural(a.Backups, "backup"), units.Plural(a.Objects, "object"),
+		units.Plural(len(a.Missing), "backup"), reference, units.Plural(len(a.Orphans), "orphan"), units.Human(a.OrphanBytes),
+		units.Plural(len(a.Uploads), "unfinished upload"))
 	if len(a.Missing) > 0 {
-		return fmt.Errorf("%d backups of node %s reference objects that are gone: they cannot be restored: %w", len(a.Missing), node.Name, restore.ErrVerify)
+		return fmt.Errorf("%s of node %s %s objects that are gone and cannot be restored: %w",
+			units.Plural(len(a.Missing), "backup"), node.Name, reference, restore.ErrVerify)
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package preflight
 import (
 	"fmt"
 	"strings"
+
+	"github.com/s3bak/s3bak/pkg/units"
 )
 
 // This file folds the per-address paths into the route, endpoint, policy and
@@ -56,7 +58,7 @@ func tableDesc(n *network, id identity) string {
 	if !ok {
 		return d + "; EC2 has no prefix list " + s3ListName(id.Region)
 	}
-	d += fmt.Sprintf("; S3 prefix list %s (%s, %d CIDRs)", pl.id, pl.name, len(pl.cidrs))
+	d += fmt.Sprintf("; S3 prefix list %s (%s, %s)", pl.id, pl.name, units.Plural(len(pl.cidrs), "CIDR"))
 	for _, r := range n.routes {
 		if r.list == pl.id {
 			return d + " routed to " + r.target
