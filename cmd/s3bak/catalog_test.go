@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
@@ -104,11 +103,6 @@ func snapshotAgain(t *testing.T, n *node, newTag string) []string {
 	return dirs
 }
 
-// nextSecond waits until backup ids (one a second) cannot collide.
-func nextSecond() {
-	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
-}
-
 func TestSecondBackupUploadsOnlyNewContent(t *testing.T) {
 	n := buildNode(t)
 	bucket := newBucket(t)
@@ -117,7 +111,6 @@ func TestSecondBackupUploadsOnlyNewContent(t *testing.T) {
 		t.Fatalf("first backup: %+v", first)
 	}
 	wantOld := n.want
-	nextSecond()
 	dirs := snapshotAgain(t, n, "nightly-2")
 	n.want = map[string][]byte{}
 	for p, b := range wantOld {
@@ -171,7 +164,6 @@ func TestSecondBackupUploadsOnlyNewContent(t *testing.T) {
 	}
 
 	// --full reads and uploads everything again.
-	nextSecond()
 	full := statsOf(t, mustRun(t, append(n.backupArgs(bucket), "--full")...))
 	if full.Unread != 0 || full.Reused+full.Uploaded != full.Files || full.Uploaded < second.Uploaded+first.Uploaded/2 {
 		t.Fatalf("--full: %+v", full)
@@ -190,7 +182,6 @@ func TestPurgeKeepsWhatKeptBackupsUse(t *testing.T) {
 	table := "shop/orders-0123456789abcdef0123456789abcdef"
 	for i := range 3 {
 		if i > 0 {
-			nextSecond()
 			snapshotAgain(t, n, n.tag+"x")
 			// Each backup drops one file and adds one: the first backup's
 			// dropped file is referenced by it alone.
@@ -247,7 +238,6 @@ func TestPurgeKeepsWhatKeptBackupsUse(t *testing.T) {
 	// The index forgot what was deleted: a new backup of a tree that has
 	// the deleted content again uploads it again instead of referencing
 	// the deleted object.
-	nextSecond()
 	snapshotAgain(t, n, n.tag+"x")
 	bulk := filepath.Join(n.dataDirs[1], table, "snapshots", n.tag)
 	back := table + "/small/" + smallName(1)

@@ -24,9 +24,6 @@ func TestPacksAreKeptWhileAnyBackupUsesThem(t *testing.T) {
 	var ids []string
 	var packs []string
 	for i, files := range trees {
-		if i > 0 {
-			nextSecond()
-		}
 		dir := t.TempDir()
 		tag := "t" + string(rune('1'+i))
 		for name, body := range files {

@@ -590,12 +590,10 @@ func TestBackupBinaryPreflightGate(t *testing.T) {
 	compareTree(t, target, n.want)
 
 	gw := newFakeNode(t, fakeaws.GatewayEndpointVPC(), imdsUp)
-	nextSecond() // backup ids are UTC seconds
 	r, _ = gw.runBin(t, front, append(backup, "--full")...)
 	wantExit(t, r, exitOK, "preflight passed")
 
 	off := newFakeNode(t, fakeaws.GatewayEndpointVPC(), imdsClosed)
-	nextSecond()
 	r, took := off.runBin(t, front, backup...)
 	wantExit(t, r, exitOK, "preflight could not prove the S3 path; continuing")
 	if took > 30*time.Second {

@@ -29,7 +29,7 @@ func newRestoreCommand(g *globalOptions) *cobra.Command {
 		Use:   "restore",
 		Short: "Restore a node's backup into a directory, verified",
 		Example: `  s3bak restore --bucket backups --cluster prod --node cass-3 --target /var/lib/cassandra/restore
-  s3bak restore --bucket backups --cluster prod --node cass-3 --backup 20261125T020000Z --keyspace shop --target /restore`,
+  s3bak restore --bucket backups --cluster prod --node cass-3 --backup 20261125T020000Z.123 --keyspace shop --target /restore`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRestore(cmd, g, o) },
 	}

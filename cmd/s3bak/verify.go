@@ -26,7 +26,7 @@ func newVerifyCommand(g *globalOptions) *cobra.Command {
 		Use:   "verify",
 		Short: "Check that a backup's objects exist with their recorded sizes (--deep: and checksums)",
 		Example: `  s3bak verify --bucket backups --cluster prod --node cass-3
-  s3bak verify --bucket backups --cluster prod --node cass-3 --backup 20261125T020000Z --deep`,
+  s3bak verify --bucket backups --cluster prod --node cass-3 --backup 20261125T020000Z.123 --deep`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runVerify(cmd, g, o) },
 	}

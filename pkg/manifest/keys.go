@@ -89,14 +89,26 @@ func IDFromKey(key string) (string, bool) {
 	return id, ok && CheckName("backup id", id) == nil
 }
 
-const idLayout = "20060102T150405Z"
+// Backup ids are UTC start times. An id names the millisecond
+// ("20261125T020000Z.123"): two backups of a node a moment apart get distinct
+// ids. Ids of s3bak before that name the second ("20261125T020000Z"); that
+// form is a prefix of the new one, so old and new ids still sort as their
+// times do, an old id before every new id of the same second.
+const (
+	idLayout    = "20060102T150405Z.000"
+	idLayoutOld = "20060102T150405Z"
+)
 
 // NewID makes a backup id from the start time: ids sort as times do.
 func NewID(t time.Time) string { return t.UTC().Format(idLayout) }
 
-// IDTime is the start time an id made by NewID names; false for an id of
-// another form.
+// IDTime is the start time an id made by NewID (of this or an older s3bak)
+// names; false for an id of another form.
 func IDTime(id string) (time.Time, bool) {
-	t, err := time.Parse(idLayout, id)
-	return t, err == nil
+	for _, layout := range []string{idLayout, idLayoutOld} {
+		if t, err := time.Parse(layout, id); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }
