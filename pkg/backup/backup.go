@@ -126,8 +126,9 @@ func (e *Engine) run(ctx context.Context, m *manifest.Manifest, set *source.Set)
 	res := &Result{Manifest: m}
 	st := &state{e: e, res: res}
 	if size := e.packSize(); size > 0 {
-		// The packs' memory is taken from the budget for the whole run.
-		release, err := e.opts.Budget.Acquire(ctx, packsInMemory*size)
+		// The packs' memory is carved out of the budget for the whole run,
+		// so that no file ever waits for it (packSize keeps it to a quarter).
+		release, err := e.opts.Budget.Carve(ctx, packsInMemory*size, 0)
 		if err != nil {
 			return nil, err
 		}

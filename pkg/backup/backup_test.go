@@ -111,3 +111,34 @@ func TestBudgetSmallerThanOneFile(t *testing.T) {
 		t.Fatalf("peak %d over a 1 MiB budget", b.Peak())
 	}
 }
+
+// TestPackingBesideLargeFilesNeverDeadlocks is issue #11's hang: with
+// eight compressing workers a large file's stream asked for more than the
+// budget left beside the packs, and waited forever for memory the packer
+// held for the whole run. Every budget must complete, just slower; the
+// deadline fails the test instead of hanging it.
+func TestPackingBesideLargeFilesNeverDeadlocks(t *testing.T) {
+	set := writeSet(t, 4, 3<<20+77, 2000)
+	for _, size := range []int64{4 << 20, 10 << 20, 24 << 20, 40 << 20} {
+		t.Run(fmt.Sprintf("budget %d MiB", size>>20), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			b := budget.New(size)
+			e, _, _ := engine(t, fmt.Sprintf("deadlock-%d", size>>20), b, 8, 64)
+			e.opts.PackSize = 0 // the default: packs beside the large files
+			res, err := e.Run(ctx, set)
+			if err != nil {
+				t.Fatalf("backup under a %d MiB budget: %v", size>>20, err)
+			}
+			if res.Packs == 0 {
+				t.Fatal("no packs: the test would not cover packing beside large files")
+			}
+			if b.Peak() > size {
+				t.Fatalf("peak %d bytes over the %d-byte budget", b.Peak(), size)
+			}
+			if b.InUse() != 0 {
+				t.Fatalf("%d bytes still held after the run", b.InUse())
+			}
+		})
+	}
+}

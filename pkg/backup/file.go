@@ -91,7 +91,12 @@ func (e *Engine) storeSmall(ctx context.Context, s *state, fh *os.File, mf *mani
 // between fail the backup instead of being stored under the wrong name.
 func (e *Engine) storeLarge(ctx context.Context, s *state, fh *os.File, mf *manifest.File) error {
 	cs := int64(e.enc.Options().ChunkSize)
+	releaseHash, err := e.opts.Budget.Acquire(ctx, hashBufferSize)
+	if err != nil {
+		return err
+	}
 	sha, crcs, err := hashChunks(ctx, fh, mf.Size, cs)
+	releaseHash() // before waiting on another file's upload of the same content
 	if err != nil {
 		return err
 	}
@@ -100,14 +105,15 @@ func (e *Engine) storeLarge(ctx context.Context, s *state, fh *os.File, mf *mani
 	uploaded := false
 	err = s.storeOnce(ctx, mf, key, func(st *manifest.File) (int64, error) {
 		uploaded = true
-		// Hashing needs one small buffer; compressing and uploading hold
-		// the encoder's chunks and the uploader's parts.
-		release, err := e.opts.Budget.Acquire(ctx, e.enc.StreamMemory()+e.up.StreamMemory())
+		// Compressing and uploading hold the encoder's chunks and the
+		// uploader's parts.
+		workers, mem := e.streamShape()
+		release, err := e.opts.Budget.Acquire(ctx, mem)
 		if err != nil {
 			return 0, err
 		}
 		defer release()
-		l, err := e.streamUpload(ctx, e.opts.Node.Root()+key, countingReaderAt{fh, e.opts.Progress}, mf.Size, crcs)
+		l, err := e.streamUpload(ctx, e.opts.Node.Root()+key, countingReaderAt{fh, e.opts.Progress}, mf.Size, crcs, workers)
 		if err != nil {
 			return 0, err
 		}
@@ -122,7 +128,7 @@ func (e *Engine) storeLarge(ctx context.Context, s *state, fh *os.File, mf *mani
 
 // streamUpload compresses r into the uploader through a pipe, so that
 // neither the file nor its compressed form is ever held whole in memory.
-func (e *Engine) streamUpload(ctx context.Context, key string, r io.ReaderAt, size int64, crcs []uint32) (*chunk.Layout, error) {
+func (e *Engine) streamUpload(ctx context.Context, key string, r io.ReaderAt, size int64, crcs []uint32, workers int) (*chunk.Layout, error) {
 	pr, pw := io.Pipe()
 	type encoded struct {
 		l   *chunk.Layout
@@ -130,7 +136,7 @@ func (e *Engine) streamUpload(ctx context.Context, key string, r io.ReaderAt, si
 	}
 	done := make(chan encoded, 1)
 	go func() {
-		l, err := e.enc.EncodeTo(ctx, pw, r, size, crcs)
+		l, err := e.enc.EncodeToN(ctx, pw, r, size, crcs, workers)
 		pw.CloseWithError(err)
 		done <- encoded{l, err}
 	}()
@@ -153,12 +159,32 @@ func describe(mf *manifest.File, key string, l *chunk.Layout) {
 	}
 }
 
+// streamShape is how many chunks one large file compresses at once, and
+// the memory its stream then holds: as many workers as the encoder has, but
+// fewer when the budget left beside the packs could not hold them all, so
+// that a large file never asks for more than can ever be free. With one
+// worker a stream may still need more than the budget has; it then takes
+// all of it and runs alone (see StreamShape for sizing the parts).
+func (e *Engine) streamShape() (workers int, mem int64) {
+	workers = max(e.enc.Options().Workers, 1)
+	up := e.up.StreamMemory()
+	if avail := e.opts.Budget.Available(); avail > 0 {
+		for workers > 1 && e.enc.StreamMemoryN(workers)+up > avail {
+			workers--
+		}
+	}
+	return workers, e.enc.StreamMemoryN(workers) + up
+}
+
+// hashBufferSize is the read buffer of the SHA-256 pass over a large file.
+const hashBufferSize = 1 << 20
+
 // hashChunks reads the whole file once for its SHA-256 and the CRC32C of
 // every chunk.
 func hashChunks(ctx context.Context, r io.ReaderAt, size, chunkSize int64) (string, []uint32, error) {
 	h := sha256.New()
 	crcs := make([]uint32, 0, chunk.NumChunks(size, chunkSize))
-	buf := make([]byte, 1<<20)
+	buf := make([]byte, hashBufferSize)
 	var crc uint32
 	for off := int64(0); off < size; {
 		if err := ctx.Err(); err != nil {

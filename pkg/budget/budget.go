@@ -1,10 +1,17 @@
 // Package budget bounds the bytes a run holds in buffers at once, across
 // every file and worker, so memory stays flat whatever the file sizes and
 // counts.
+//
+// The rule that keeps it free of deadlock: a request never waits for bytes
+// that nobody will give back. A request larger than what can ever be free
+// is cut to that (it then runs alone), and a component that holds memory
+// for a whole run (a packer) carves it out first, so that later requests
+// are cut to what is left rather than waiting for the carved bytes.
 package budget
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"golang.org/x/sync/semaphore"
@@ -17,6 +24,7 @@ type Budget struct {
 	sem  *semaphore.Weighted
 
 	mu          sync.Mutex
+	carved      int64 // held for long by Carve: never free for Acquire
 	inUse, peak int64
 }
 
@@ -32,21 +40,67 @@ func New(size int64) *Budget {
 // Size is the bound in bytes, 0 when unbounded.
 func (b *Budget) Size() int64 { return b.size }
 
+// Available is the most one request can get: the bound less what is
+// carved out. It is 0 when unbounded.
+func (b *Budget) Available() int64 {
+	if b.size <= 0 {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.size - b.carved
+}
+
 // Acquire blocks until n bytes are free and returns the function that gives
-// them back. A request larger than the whole budget takes the whole budget,
-// so it waits for everything else instead of waiting forever.
+// them back. A request larger than Available is cut to Available, so it
+// waits for everything else to finish instead of waiting forever; its
+// caller should size its work to Available beforehand when it can.
 func (b *Budget) Acquire(ctx context.Context, n int64) (release func(), err error) {
 	if n < 0 {
 		n = 0
 	}
-	if b.size > 0 && n > b.size {
-		n = b.size
-	}
 	if b.sem != nil {
+		b.mu.Lock()
+		n = min(n, b.size-b.carved)
+		b.mu.Unlock()
 		if err := b.sem.Acquire(ctx, n); err != nil {
 			return nil, err
 		}
 	}
+	return b.hold(n, false), nil
+}
+
+// ErrTooSmall is returned by Carve when the carving would leave less than
+// it asks to keep free.
+var ErrTooSmall = errors.New("budget too small to carve")
+
+// Carve takes n bytes out of the budget for a component that holds them for
+// a long time while others go on (a packer's packs, from the first small
+// file to the end of the run). Later requests are cut to what is left, so
+// they never wait for the carved bytes. Carve refuses (ErrTooSmall) when
+// fewer than keep bytes would be left. On an unbounded budget it takes
+// nothing.
+func (b *Budget) Carve(ctx context.Context, n, keep int64) (release func(), err error) {
+	if b.sem == nil {
+		return func() {}, nil
+	}
+	b.mu.Lock()
+	if n < 0 || b.size-b.carved-n < keep {
+		b.mu.Unlock()
+		return nil, ErrTooSmall
+	}
+	b.carved += n
+	b.mu.Unlock()
+	if err := b.sem.Acquire(ctx, n); err != nil {
+		b.mu.Lock()
+		b.carved -= n
+		b.mu.Unlock()
+		return nil, err
+	}
+	return b.hold(n, true), nil
+}
+
+func (b *Budget) hold(n int64, carved bool) func() {
 	b.mu.Lock()
 	b.inUse += n
 	b.peak = max(b.peak, b.inUse)
@@ -56,12 +110,15 @@ func (b *Budget) Acquire(ctx context.Context, n int64) (release func(), err erro
 		once.Do(func() {
 			b.mu.Lock()
 			b.inUse -= n
+			if carved {
+				b.carved -= n
+			}
 			b.mu.Unlock()
 			if b.sem != nil {
 				b.sem.Release(n)
 			}
 		})
-	}, nil
+	}
 }
 
 // Peak is the most bytes ever held at once.

@@ -63,3 +63,46 @@ func TestUnbounded(t *testing.T) {
 		t.Fatalf("peak %d", b.Peak())
 	}
 }
+
+// The deadlock of issue #11: a packer held part of the budget for the
+// whole run while a large file asked for the whole budget. Carving makes
+// the large request fit in what is left.
+func TestCarvedBytesAreNeverWaitedFor(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b := New(100)
+	keepPacks, err := b.Carve(ctx, 30, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Available(); got != 70 {
+		t.Fatalf("available %d, want 70", got)
+	}
+	rel, err := b.Acquire(ctx, 1000) // more than the whole budget
+	if err != nil {
+		t.Fatalf("an oversized request beside a carving must not wait forever: %v", err)
+	}
+	if b.InUse() != 100 {
+		t.Fatalf("in use %d, want 100", b.InUse())
+	}
+	rel()
+	keepPacks()
+	if b.Available() != 100 || b.InUse() != 0 {
+		t.Fatalf("after release: available %d, in use %d", b.Available(), b.InUse())
+	}
+}
+
+func TestCarveRefusesToStarveOthers(t *testing.T) {
+	b := New(100)
+	if _, err := b.Carve(context.Background(), 60, 50); err != ErrTooSmall {
+		t.Fatalf("carving 60 of 100 keeping 50: err %v, want ErrTooSmall", err)
+	}
+	if b.Available() != 100 {
+		t.Fatalf("a refused carving took %d", 100-b.Available())
+	}
+	rel, err := New(0).Carve(context.Background(), 1<<40, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel()
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -22,6 +23,10 @@ func NewDecoder(workers int) (*Decoder, error) {
 	d, err := zstd.NewReader(nil,
 		zstd.WithDecoderConcurrency(max(workers, 1)),
 		zstd.WithDecoderMaxMemory(MaxChunkSize+1<<20),
+		// DecodeAll stops at the room the caller gives it: a hostile object
+		// that inflates far past its chunk's recorded size is refused once
+		// it has filled that room, not after it has taken gigabytes.
+		zstd.WithDecodeAllCapLimit(true),
 		zstd.WithDecoderLowmem(false))
 	if err != nil {
 		return nil, fmt.Errorf("zstd decoder: %w", err)
@@ -42,11 +47,15 @@ func (d *Decoder) DecodeChunk(dst, stored []byte, mode Mode, c Chunk) ([]byte, e
 	if mode == None {
 		dst = append(dst, stored...)
 	} else {
-		var err error
-		dst, err = d.zdec.DecodeAll(stored, dst)
+		// Room for exactly the chunk: a chunk that decodes longer than
+		// recorded fails when it runs out of room.
+		dst = slices.Grow(dst, int(c.RawLen))
+		full := dst
+		out, err := d.zdec.DecodeAll(stored, dst[:start:start+int(c.RawLen)])
 		if err != nil {
 			return nil, fmt.Errorf("%w: chunk at raw offset %d: %v", ErrCorrupt, c.RawOff, err)
 		}
+		dst = full[:len(out)] // the caller's capacity back, for the next chunk
 	}
 	raw := dst[start:]
 	if int64(len(raw)) != c.RawLen {

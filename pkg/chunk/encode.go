@@ -159,11 +159,14 @@ type encoded struct {
 	err        error
 }
 
-// StreamMemory bounds the chunk buffers one EncodeTo holds: a raw and a
-// stored buffer for each chunk in the queue, the one being dispatched and
-// the one being written.
-func (e *Encoder) StreamMemory() int64 {
-	return 2 * int64(e.opts.Workers+2) * int64(e.opts.ChunkSize)
+// StreamMemory bounds the chunk buffers one EncodeTo holds.
+func (e *Encoder) StreamMemory() int64 { return e.StreamMemoryN(e.opts.Workers) }
+
+// StreamMemoryN bounds the chunk buffers one EncodeToN with workers chunks
+// in flight holds: a raw and a stored buffer for each chunk in the queue,
+// the one being dispatched and the one being written.
+func (e *Encoder) StreamMemoryN(workers int) int64 {
+	return 2 * int64(max(workers, 1)+2) * int64(e.opts.ChunkSize)
 }
 
 // EncodeTo reads size bytes of r, chunk by chunk, compresses up to Workers
@@ -172,6 +175,13 @@ func (e *Encoder) StreamMemory() int64 {
 // holds the CRC32C of each chunk from an earlier read, and a difference fails
 // with ErrChanged rather than storing bytes that do not match the checksum.
 func (e *Encoder) EncodeTo(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, want []uint32) (*Layout, error) {
+	return e.EncodeToN(ctx, w, r, size, want, e.opts.Workers)
+}
+
+// EncodeToN is EncodeTo with at most workers chunks compressed at once
+// (at least one), so that a caller with little memory can still stream a
+// large file: in smaller steps, not all at once.
+func (e *Encoder) EncodeToN(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, want []uint32, workers int) (*Layout, error) {
 	l := e.newLayout(size)
 	n := NumChunks(size, int64(e.opts.ChunkSize))
 	if want != nil && len(want) != n {
@@ -179,7 +189,7 @@ func (e *Encoder) EncodeTo(ctx context.Context, w io.Writer, r io.ReaderAt, size
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	queue := make(chan chan encoded, e.opts.Workers)
+	queue := make(chan chan encoded, max(workers, 1))
 	go e.dispatch(ctx, queue, r, size, n)
 	defer func() { // stop dispatching, then drain so every buffer returns to the pool
 		cancel()

@@ -1,0 +1,48 @@
+package backup
+
+import "github.com/s3bak/s3bak/pkg/transfer"
+
+// Stream is the shape of a large file's compress-and-upload stream: the
+// chunk size, the multipart part size and the parts in flight.
+type Stream struct {
+	ChunkSize   int64
+	PartSize    int64
+	Concurrency int // parts uploaded at once per file
+}
+
+// minStreamChunk is the smallest chunk StreamShape makes: below it the
+// per-chunk overhead (a frame, a seek-table entry, a CRC) starts to show.
+const minStreamChunk = 1 << 20
+
+// StreamShape fits s to a memory budget of budget bytes (0: unbounded), so
+// that a large file's stream at one compressing worker fits in the three
+// quarters of the budget left beside the packs: first smaller parts (down
+// to what the largest file needs for S3's 10,000 parts), then one part in
+// flight instead of two, then — unless the chunk size was chosen by the
+// user (fixedChunk) — smaller chunks, down to 1 MiB. A stream that still
+// does not fit runs alone and exceeds the budget by at most the
+// difference: S3's 5 MiB minimum part, twice, is the floor.
+//
+// Smaller chunks name different objects (the chunk size is part of a
+// compressed object's key), so a node whose --max-memory changes stores
+// its large files once more; that is the price of a small budget.
+func StreamShape(budget int64, s Stream, largest int64, fixedChunk bool) Stream {
+	s.PartSize = transfer.PartSizeFor(largest, s.PartSize)
+	s.Concurrency = max(s.Concurrency, 1)
+	if budget <= 0 {
+		return s
+	}
+	room := budget / 4 * 3
+	floor := transfer.PartSizeFor(largest, transfer.MinPartSize)
+	need := func() int64 { return 6*s.ChunkSize + int64(s.Concurrency+1)*s.PartSize }
+	for need() > room && s.PartSize > floor {
+		s.PartSize = max(s.PartSize/2, floor)
+	}
+	if need() > room {
+		s.Concurrency = 1
+	}
+	for need() > room && !fixedChunk && s.ChunkSize/2 >= minStreamChunk {
+		s.ChunkSize /= 2
+	}
+	return s
+}
