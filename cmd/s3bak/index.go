@@ -37,21 +37,8 @@ func runIndexRebuild(ctx context.Context, g *globalOptions, lf lockFlags) error 
 	if err != nil {
 		return err
 	}
-	l, err := lock.Acquire(ctx, client, node.Root()+lock.Key, lock.Info{Op: "index rebuild"},
-		lock.Options{Lease: lf.lease, Break: lf.breakLock, Logger: g.logger})
+	x, err := catalog.Rebuild(ctx, client, node, lock.Options{Lease: lf.lease, Break: lf.breakLock, Logger: g.logger})
 	if err != nil {
-		return err
-	}
-	defer l.Release(context.WithoutCancel(ctx))
-	lctx := l.Keep(ctx)
-	x, err := catalog.RebuildIndex(lctx, client, node)
-	if err != nil {
-		return fmt.Errorf("rebuild index: %w", err)
-	}
-	if old, err := catalog.LoadIndex(lctx, client, node); err == nil {
-		x.KeepHints(old)
-	}
-	if err := catalog.SaveIndex(lctx, client, node, x); err != nil {
 		return err
 	}
 	_, err = fmt.Fprintf(g.stdout, "index of %s/%s rebuilt: %s, %s\n", node.Cluster, node.Name,

@@ -70,6 +70,9 @@ type Engine struct {
 	enc    *chunk.Encoder
 	up     *transfer.Uploader
 	opts   Options
+	// fence, when set, proves the node's lock is still held; it runs right
+	// before the manifest is written.
+	fence func(context.Context) error
 }
 
 // New returns an Engine.
@@ -202,6 +205,11 @@ func (e *Engine) finish(ctx context.Context, m *manifest.Manifest, res *Result) 
 		return nil, err
 	}
 	res.ManifestKey = e.opts.Node.Root() + manifest.ManifestKey(m.ID)
+	if e.fence != nil {
+		if err := e.fence(ctx); err != nil {
+			return nil, fmt.Errorf("before writing manifest %s: %w", m.ID, err)
+		}
+	}
 	if err := e.client.PutBytesIfAbsent(ctx, res.ManifestKey, b, "application/json"); err != nil {
 		if errors.Is(err, transfer.ErrExists) {
 			return nil, fmt.Errorf("a backup %s of node %s already exists (two runs in the same second?): %w", m.ID, m.Node, err)

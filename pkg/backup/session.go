@@ -2,7 +2,6 @@ package backup
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -34,26 +33,21 @@ func (e *Engine) RunLocked(ctx context.Context, set *source.Set, o SessionOption
 		return nil, err
 	}
 	m := e.newManifest(set)
-	l, err := lock.Acquire(ctx, e.client, node.Root()+lock.Key,
+	var res *Result
+	err := lock.Run(ctx, e.client, node.Root()+lock.Key,
 		lock.Info{Op: "backup", Tag: set.Tag, Backup: m.ID},
-		lock.Options{Lease: o.Lease, Break: o.BreakLock, Logger: e.opts.Logger})
+		lock.Options{Lease: o.Lease, Break: o.BreakLock, Logger: e.opts.Logger},
+		func(ctx context.Context, l *lock.Lock) (err error) {
+			res, err = e.locked(ctx, l, m, set, o)
+			return err
+		})
 	if err != nil {
 		return nil, err
 	}
-	lctx := l.Keep(ctx)
-	defer func() {
-		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
-			e.opts.Logger.Warn("could not release the lock", "err", err)
-		}
-	}()
-	res, err := e.locked(lctx, m, set, o)
-	if cause := context.Cause(lctx); errors.Is(cause, lock.ErrLost) {
-		return nil, cause
-	}
-	return res, err
+	return res, nil
 }
 
-func (e *Engine) locked(ctx context.Context, m *manifest.Manifest, set *source.Set, o SessionOptions) (*Result, error) {
+func (e *Engine) locked(ctx context.Context, l *lock.Lock, m *manifest.Manifest, set *source.Set, o SessionOptions) (*Result, error) {
 	node := e.opts.Node
 	idx, err := catalog.OpenIndex(ctx, e.client, node, e.opts.Logger.Warn)
 	if err != nil {
@@ -68,7 +62,17 @@ func (e *Engine) locked(ctx context.Context, m *manifest.Manifest, set *source.S
 	if err := catalog.WritePending(ctx, e.client, node, p); err != nil {
 		return nil, fmt.Errorf("mark backup %s as started: %w", m.ID, err)
 	}
-	stop := e.checkpoint(ctx, idx, o.Checkpoint)
+	// Only the lock's holder may write the manifest or the index: a run
+	// that lost its lock (broken, or taken over while this one was paused)
+	// would reference objects the new holder may be deleting.
+	e.fence = l.Fence
+	save := func(ctx context.Context) error {
+		if err := l.Fence(ctx); err != nil {
+			return err
+		}
+		return catalog.SaveIndex(ctx, e.client, node, idx)
+	}
+	stop := e.checkpoint(ctx, save, o.Checkpoint)
 	res, runErr := e.run(ctx, m, set)
 	stop()
 	if runErr == nil {
@@ -76,7 +80,7 @@ func (e *Engine) locked(ctx context.Context, m *manifest.Manifest, set *source.S
 	}
 	// Saved even after a failure: what was uploaded is stored, and the
 	// rerun should not upload it again.
-	saveErr := catalog.SaveIndex(context.WithoutCancel(ctx), e.client, node, idx)
+	saveErr := save(context.WithoutCancel(ctx))
 	if runErr != nil {
 		return nil, runErr
 	}
@@ -106,7 +110,7 @@ func (e *Engine) abortLeftovers(ctx context.Context) error {
 }
 
 // checkpoint saves the index every interval while the run goes on.
-func (e *Engine) checkpoint(ctx context.Context, idx *catalog.Index, every time.Duration) (stop func()) {
+func (e *Engine) checkpoint(ctx context.Context, save func(context.Context) error, every time.Duration) (stop func()) {
 	if every <= 0 {
 		every = 5 * time.Second
 	}
@@ -123,7 +127,7 @@ func (e *Engine) checkpoint(ctx context.Context, idx *catalog.Index, every time.
 				return
 			case <-t.C:
 			}
-			if err := catalog.SaveIndex(ctx, e.client, e.opts.Node, idx); err != nil && ctx.Err() == nil {
+			if err := save(ctx); err != nil && ctx.Err() == nil {
 				e.opts.Logger.Warn("index checkpoint failed", "err", err)
 			}
 		}

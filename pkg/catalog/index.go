@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/s3bak/s3bak/pkg/chunk"
+	"github.com/s3bak/s3bak/pkg/lock"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
@@ -292,6 +293,31 @@ func RebuildIndex(ctx context.Context, c *transfer.Client, node manifest.Node) (
 	}
 	sortByID(x.Backups)
 	x.dirty = true
+	return x, nil
+}
+
+// Rebuild rebuilds the node's index from its manifests under the node's
+// lock, keeping the fingerprints of the old index (when it can be read)
+// for the contents that are still stored, and saves it. It is what
+// `s3bak index rebuild` does.
+func Rebuild(ctx context.Context, c *transfer.Client, node manifest.Node, o lock.Options) (*Index, error) {
+	var x *Index
+	err := lock.Run(ctx, c, node.Root()+lock.Key, lock.Info{Op: "index rebuild"}, o,
+		func(ctx context.Context, l *lock.Lock) (err error) {
+			if x, err = RebuildIndex(ctx, c, node); err != nil {
+				return fmt.Errorf("rebuild index: %w", err)
+			}
+			if old, err := LoadIndex(ctx, c, node); err == nil {
+				x.KeepHints(old)
+			}
+			if err := l.Fence(ctx); err != nil {
+				return err
+			}
+			return SaveIndex(ctx, c, node, x)
+		})
+	if err != nil {
+		return nil, err
+	}
 	return x, nil
 }
 

@@ -92,6 +92,8 @@ type Lock struct {
 	info Info
 	etag string
 
+	fenceMu sync.Mutex
+
 	stop    chan struct{}
 	done    chan struct{}
 	keeping bool
@@ -194,23 +196,73 @@ func (l *Lock) Keep(ctx context.Context) context.Context {
 				return
 			case <-t.C:
 			}
-			l.mu.Lock()
-			etag := l.etag
-			l.mu.Unlock()
-			if err := l.write(ctx, transfer.Cond{IfMatch: etag}); err != nil {
-				if errors.Is(err, transfer.ErrExists) || errors.Is(err, transfer.ErrNotFound) {
-					err = fmt.Errorf("%w: another run broke lock %s", ErrLost, l.key)
-					l.opts.Logger.Error("lock lost: stopping", "lock", l.key)
+			if err := l.Fence(ctx); err != nil {
+				if errors.Is(err, ErrLost) {
+					l.opts.Logger.Error("lock lost: stopping", "lock", l.key, "err", err)
 					cancel(err)
 					return
 				}
 				// A renewal that failed on the network is retried at the
-				// next tick; the lease outlives two misses.
+				// next tick; the lease outlives two misses, and every
+				// commit fences first anyway.
 				l.opts.Logger.Warn("renewing the lock failed", "lock", l.key, "err", err)
 			}
 		}
 	}()
 	return ctx
+}
+
+// Fence proves that the lock is still this run's, and renews its lease, with
+// one conditional write on the ETag this run last wrote: S3 refuses it if
+// any other run replaced or deleted the lock since, however long this run
+// was paused. A run fences before every write only the holder may make (a
+// manifest, the index, deletions); a lost lock is ErrLost. A timer cannot
+// do this: a process stopped past its lease does not know it was.
+func (l *Lock) Fence(ctx context.Context) error {
+	l.fenceMu.Lock() // one renewal at a time: each needs the last one's ETag
+	defer l.fenceMu.Unlock()
+	l.mu.Lock()
+	etag := l.etag
+	l.mu.Unlock()
+	err := l.write(ctx, transfer.Cond{IfMatch: etag})
+	if errors.Is(err, transfer.ErrExists) || errors.Is(err, transfer.ErrNotFound) {
+		holder := "nobody (it was deleted)"
+		if cur, _, rerr := read(ctx, l.c, l.key); rerr == nil {
+			holder = cur.String()
+		}
+		return fmt.Errorf("%w: lock %s was taken over; it is now held by %s", ErrLost, l.key, holder)
+	}
+	if err != nil {
+		return fmt.Errorf("renew lock %s: %w", l.key, err)
+	}
+	return nil
+}
+
+// Run is the one choreography of a locked run: take the lock, renew it
+// while fn runs, release it. fn gets a context that ends if the lock is
+// lost, and the Lock, to Fence before each of its commits. A failure after
+// the lock was lost is ErrLost (with fn's own error): the run stopped
+// because of it. A fn that returned nil fenced its every commit, so its
+// success stands even if the lock was lost after the last one. Releasing is
+// best effort: a lock left behind expires with its lease.
+func Run(ctx context.Context, c *transfer.Client, key string, info Info, o Options, fn func(ctx context.Context, l *Lock) error) error {
+	l, err := Acquire(ctx, c, key, info, o)
+	if err != nil {
+		return err
+	}
+	lctx := l.Keep(ctx)
+	err = fn(lctx, l)
+	if cause := context.Cause(lctx); err != nil && errors.Is(cause, ErrLost) && !errors.Is(err, ErrLost) {
+		if errors.Is(err, context.Canceled) {
+			err = cause
+		} else {
+			err = fmt.Errorf("%w (then: %v)", cause, err)
+		}
+	}
+	if rerr := l.Release(context.WithoutCancel(ctx)); rerr != nil {
+		l.opts.Logger.Warn("could not release the lock", "lock", key, "err", rerr)
+	}
+	return err
 }
 
 // Release stops renewing and deletes the lock if it is still this run's.

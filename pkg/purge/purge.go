@@ -62,19 +62,12 @@ func Run(ctx context.Context, c *transfer.Client, node manifest.Node, o Options)
 	if o.DryRun {
 		return p.rep, p.run(ctx)
 	}
-	l, err := lock.Acquire(ctx, c, node.Root()+lock.Key, lock.Info{Op: "purge"},
-		lock.Options{Lease: o.Lease, Break: o.BreakLock, Logger: o.Logger, Now: o.Now})
-	if err != nil {
-		return nil, err
-	}
-	lctx := l.Keep(ctx)
-	err = p.run(lctx)
-	if cause := context.Cause(lctx); cause != nil && err != nil {
-		err = fmt.Errorf("%w (%v)", cause, err)
-	}
-	if rerr := l.Release(context.WithoutCancel(ctx)); rerr != nil && err == nil {
-		err = rerr
-	}
+	err := lock.Run(ctx, c, node.Root()+lock.Key, lock.Info{Op: "purge"},
+		lock.Options{Lease: o.Lease, Break: o.BreakLock, Logger: o.Logger, Now: o.Now},
+		func(ctx context.Context, l *lock.Lock) error {
+			p.fence = l.Fence
+			return p.run(ctx)
+		})
 	return p.rep, err
 }
 
@@ -83,6 +76,20 @@ type purger struct {
 	node manifest.Node
 	o    Options
 	rep  *Report
+	// fence proves the node's lock is still held before each step that
+	// deletes or rewrites: a purge that lost its lock must not delete what a
+	// new backup may reference. Nil in a dry run.
+	fence func(context.Context) error
+}
+
+// fenced runs step only once the lock is proven held.
+func (p *purger) fenced(ctx context.Context, step func(context.Context) error) error {
+	if p.fence != nil && !p.o.DryRun {
+		if err := p.fence(ctx); err != nil {
+			return err
+		}
+	}
+	return step(ctx)
 }
 
 func (p *purger) run(ctx context.Context) error {
@@ -96,7 +103,7 @@ func (p *purger) run(ctx context.Context) error {
 		backups[i] = Backup{ID: id, Time: t}
 	}
 	p.rep.Kept, p.rep.Removed = p.o.Policy.Apply(backups)
-	if err := p.deleteManifests(ctx); err != nil {
+	if err := p.fenced(ctx, p.deleteManifests); err != nil {
 		return err
 	}
 	referenced, err := p.mark(ctx)
@@ -110,13 +117,13 @@ func (p *purger) run(ctx context.Context) error {
 	// The index forgets the doomed objects before they go: a crash in
 	// between leaves objects no one references (the next purge takes them),
 	// never an index that offers a deleted object to the next backup.
-	if err := p.updateIndex(ctx, doomed); err != nil {
+	if err := p.fenced(ctx, func(ctx context.Context) error { return p.updateIndex(ctx, doomed) }); err != nil {
 		return err
 	}
-	if err := p.sweep(ctx, doomed); err != nil {
+	if err := p.fenced(ctx, func(ctx context.Context) error { return p.sweep(ctx, doomed) }); err != nil {
 		return err
 	}
-	return p.cleanUp(ctx)
+	return p.fenced(ctx, p.cleanUp)
 }
 
 func (p *purger) deleteManifests(ctx context.Context) error {

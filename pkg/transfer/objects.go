@@ -3,6 +3,7 @@ package transfer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -64,9 +65,27 @@ func (c *Client) Put(ctx context.Context, key string, b []byte, contentType stri
 	}
 	out, err := c.S3.PutObject(ctx, in)
 	if err != nil {
-		return "", c.classify("PutObject", key, err)
+		err = c.classify("PutObject", key, err)
+		if errors.Is(err, ErrExists) && (cond.IfAbsent || cond.IfMatch != "") {
+			if etag, ok := c.ownWrite(ctx, key, b); ok {
+				return etag, nil
+			}
+		}
+		return "", err
 	}
 	return aws.ToString(out.ETag), nil
+}
+
+// ownWrite tells whether key holds exactly b, and its ETag: a conditional
+// write whose reply was lost is retried by the SDK, and the retry then
+// fails its own condition (412) against the object the first try stored.
+// Reading it back recognises our own write instead of reporting another
+// run's. Every conditional write s3bak makes is unique to its run (a lock
+// carries a random token and a fresh lease, a manifest its id and times),
+// so equal bytes are our bytes.
+func (c *Client) ownWrite(ctx context.Context, key string, b []byte) (string, bool) {
+	got, etag, err := c.GetSmall(ctx, key, int64(len(b)))
+	return etag, err == nil && bytes.Equal(got, b)
 }
 
 // Get opens an object, or the n bytes at off when n > 0.
