@@ -104,6 +104,7 @@ func snapshotAgain(t *testing.T, n *node, newTag string) []string {
 }
 
 func TestSecondBackupUploadsOnlyNewContent(t *testing.T) {
+	t.Parallel()
 	n := buildNode(t)
 	bucket := newBucket(t)
 	first := statsOf(t, mustRun(t, n.backupArgs(bucket)...))
@@ -173,6 +174,7 @@ func TestSecondBackupUploadsOnlyNewContent(t *testing.T) {
 // TestPurgeKeepsWhatKeptBackupsUse stores an object per file (no packs),
 // so that the sweep of single objects is seen one by one.
 func TestPurgeKeepsWhatKeptBackupsUse(t *testing.T) {
+	t.Parallel()
 	n := buildNode(t)
 	n.extra = []string{"--pack-size", "0"}
 	bucket := newBucket(t)
@@ -250,11 +252,13 @@ func TestPurgeKeepsWhatKeptBackupsUse(t *testing.T) {
 }
 
 func TestPurgeRefusesWithoutARule(t *testing.T) {
+	t.Parallel()
 	bucket := newBucket(t)
 	wantExit(t, s3bak(t, "purge", "--bucket", bucket, "--cluster", "prod", "--node", "x"), exitUsage, "--keep-last")
 }
 
 func TestVerifyReportsOrphansAndMissingObjects(t *testing.T) {
+	t.Parallel()
 	n := buildNode(t)
 	bucket := newBucket(t)
 	mustRun(t, n.backupArgs(bucket)...)
@@ -289,6 +293,7 @@ func TestVerifyReportsOrphansAndMissingObjects(t *testing.T) {
 }
 
 func TestUnfinishedUploadsAreListedAndAborted(t *testing.T) {
+	t.Parallel()
 	n := buildNode(t)
 	bucket := newBucket(t)
 	mustRun(t, n.backupArgs(bucket)...)

@@ -134,6 +134,7 @@ func compareTree(t *testing.T, dir string, want map[string][]byte) {
 }
 
 func TestBackupListVerifyRestoreRoundTrip(t *testing.T) {
+	t.Parallel()
 	n := buildNode(t)
 	bucket := newBucket(t)
 	r := mustRun(t, n.backupArgs(bucket)...)
@@ -190,6 +191,7 @@ func findSource(t *testing.T, n *node, restored string) string {
 }
 
 func TestRestoreFiltersKeyspaceAndTable(t *testing.T) {
+	t.Parallel()
 	n := buildNode(t)
 	bucket := newBucket(t)
 	mustRun(t, n.backupArgs(bucket)...)
@@ -205,6 +207,7 @@ func TestRestoreFiltersKeyspaceAndTable(t *testing.T) {
 }
 
 func TestMissingTagListsExistingTags(t *testing.T) {
+	t.Parallel()
 	n := buildNode(t)
 	args := n.backupArgs(newBucket(t))
 	for i, a := range args {
@@ -216,6 +219,7 @@ func TestMissingTagListsExistingTags(t *testing.T) {
 }
 
 func TestCorruptObjectFailsRestoreAndLeavesNothing(t *testing.T) {
+	t.Parallel()
 	n := buildNode(t)
 	bucket := newBucket(t)
 	mustRun(t, n.backupArgs(bucket)...)
@@ -263,6 +267,7 @@ func firstKey(m map[string][]byte) string {
 }
 
 func TestHostileManifestPathIsRejected(t *testing.T) {
+	t.Parallel()
 	bucket := newBucket(t)
 	ctx := context.Background()
 	c := testClient(t, bucket)

@@ -64,6 +64,7 @@ func TestConfigPrecedence(t *testing.T) {
 // TestUnreadableFileFailsWithoutManifest runs the real binary as an
 // unprivileged user when the tests run as root (root reads any file).
 func TestUnreadableFileFailsWithoutManifest(t *testing.T) {
+	t.Parallel()
 	n := buildNode(t)
 	bucket := newBucket(t)
 	var victim string

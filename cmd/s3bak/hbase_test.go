@@ -30,6 +30,7 @@ func unzipHBase(t *testing.T) string {
 // ExportSnapshot tree through MinIO and restores an ExportSnapshot-style
 // tree: the snapshot directories and exactly the referenced HFiles.
 func TestHBaseSnapshotRoundTrip(t *testing.T) {
+	t.Parallel()
 	root := unzipHBase(t)
 	bucket := newBucket(t)
 	mustRun(t, "backup", "--bucket", bucket, "--cluster", "hb", "--node", "rs-1", "--hbase-root", root, "--hbase-snapshot", "all")
@@ -73,6 +74,7 @@ func TestHBaseSnapshotRoundTrip(t *testing.T) {
 // Cassandra's: a second backup of unchanged HFiles uploads nothing and
 // reads nothing again, and purge keeps exactly what the kept backup uses.
 func TestHBaseDifferentialAndPurge(t *testing.T) {
+	t.Parallel()
 	root := unzipHBase(t)
 	bucket := newBucket(t)
 	args := []string{"backup", "--bucket", bucket, "--cluster", "hb", "--node", "rs-1", "--hbase-root", root}

@@ -8,17 +8,21 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/s3bak/s3bak/pkg/miniotest"
 )
 
 // The tests drive the real command path (run) and the built binary against
-// a real MinIO started for this package.
+// a real MinIO started for this package. Each test has its own bucket and
+// temp dirs, so most run in parallel (t.Parallel); a test that sets the
+// environment (t.Setenv), which the in-process command path reads, runs
+// alone.
 var (
 	minio     *miniotest.Server
 	s3bakBin  string
-	bucketSeq int
+	bucketSeq atomic.Int64
 )
 
 func TestMain(m *testing.M) {
@@ -51,8 +55,7 @@ func testMain(m *testing.M) int {
 // newBucket gives each test its own bucket.
 func newBucket(t *testing.T) string {
 	t.Helper()
-	bucketSeq++
-	name := fmt.Sprintf("t%d-%s", bucketSeq, strings.ToLower(strings.ReplaceAll(t.Name(), "_", "-")))
+	name := fmt.Sprintf("t%d-%s", bucketSeq.Add(1), strings.ToLower(strings.ReplaceAll(t.Name(), "_", "-")))
 	name = strings.NewReplacer("/", "-").Replace(name)
 	if len(name) > 60 {
 		name = name[:60]

@@ -13,6 +13,7 @@ import (
 // any file in it, every kept backup restores, and the catalog has neither
 // orphans nor missing objects afterwards.
 func TestPacksAreKeptWhileAnyBackupUsesThem(t *testing.T) {
+	t.Parallel()
 	bucket := newBucket(t)
 	node := []string{"--bucket", bucket, "--cluster", "prod", "--node", "cass-1"}
 	table := "shop/items-00112233445566778899aabbccddeeff"

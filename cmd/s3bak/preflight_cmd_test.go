@@ -240,8 +240,7 @@ func newLeafCert(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, na
 // x-amz-bucket-region as S3 does (see the top of this file).
 func regionalMinIO(t *testing.T) *miniotest.Server {
 	t.Helper()
-	t.Setenv("MINIO_SITE_REGION", "us-east-1") // only for the child started now
-	srv, err := miniotest.Start(t.TempDir())
+	srv, err := miniotest.Start(t.TempDir(), "MINIO_SITE_REGION=us-east-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,6 +422,7 @@ func denied(action string) *fakeaws.EC2 {
 // for each scenario and checks exit code, verdict, statuses and what the
 // report names.
 func TestPreflightBinaryAgainstFakeAWS(t *testing.T) {
+	t.Parallel()
 	s3srv := regionalMinIO(t)
 	bucket := regionalBucket(t, s3srv)
 	tests := []struct {
@@ -550,6 +550,7 @@ func smallNode(t *testing.T) *node {
 // restore work through it; a gateway endpoint passes the gate; without IMDS
 // the gate cannot judge, warns and goes on.
 func TestBackupBinaryPreflightGate(t *testing.T) {
+	t.Parallel()
 	n := smallNode(t)
 	s3srv := regionalMinIO(t)
 	bucket := regionalBucket(t, s3srv)

@@ -8,6 +8,7 @@ import (
 // TestPreflightCustomEndpoint: against MinIO the route checks do not
 // apply; credentials and the bucket are still checked.
 func TestPreflightCustomEndpoint(t *testing.T) {
+	t.Parallel()
 	bucket := newBucket(t)
 	r := mustRun(t, "preflight", "--bucket", bucket, "--output", "json")
 	var rep struct {

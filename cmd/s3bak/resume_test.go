@@ -74,6 +74,7 @@ func indexedObjects(c *transfer.Client, nd manifest.Node) int {
 }
 
 func TestKilledBackupResumes(t *testing.T) {
+	t.Parallel()
 	n, bucket, cmd, out := startSlowBackup(t, 50)
 	nd := manifest.Node{Cluster: "prod", Name: "cass-1"}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -108,6 +109,7 @@ func TestKilledBackupResumes(t *testing.T) {
 }
 
 func TestSecondRunAndPurgeWaitForTheLock(t *testing.T) {
+	t.Parallel()
 	n, bucket, cmd, out := startSlowBackup(t, 10)
 	nd := manifest.Node{Cluster: "prod", Name: "cass-1"}
 	pid := fmt.Sprint(cmd.Process.Pid)
