@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -31,6 +32,8 @@ type globalOptions struct {
 	pathStyle   bool
 	checksum    string
 	concurrency int
+	ioTimeout   time.Duration
+	maxAttempts int
 	logFormat   string
 	logLevel    string
 	noProgress  bool
@@ -72,6 +75,11 @@ AWS settings come from the standard AWS configuration.`,
 	f.BoolVar(&g.pathStyle, "path-style", false, "path-style S3 addressing (on by itself with a custom endpoint)")
 	f.StringVar(&g.checksum, "checksum-calculation", "", "request checksums: when_supported (default) or when_required, for stores that reject them")
 	f.IntVar(&g.concurrency, "concurrency", 0, "files transferred at once (default: 4 × CPUs, at least 16: small files are latency-bound)")
+	f.DurationVar(&g.ioTimeout, "io-timeout", transfer.DefaultIOTimeout,
+		"give up and retry an S3 request that moves no byte for this long (a stalled server or a dead connection)")
+	f.IntVar(&g.maxAttempts, "max-attempts", transfer.DefaultMaxAttempts,
+		"tries of each S3 request before the run fails; the default rides out more than 100 s of S3 trouble")
+	_ = f.MarkHidden("max-attempts")
 	f.StringVar(&g.logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal, json otherwise)")
 	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.BoolVar(&g.noProgress, "no-progress", false, "no progress bar even on a terminal")
@@ -120,6 +128,7 @@ func (g *globalOptions) client(ctx context.Context) (*transfer.Client, error) {
 	c, err := transfer.New(ctx, transfer.Options{
 		Bucket: g.bucket, Region: g.region, Profile: g.profile, EndpointURL: g.endpointURL,
 		PathStyle: g.pathStyle, ChecksumCalculation: g.checksum, MaxConns: 4 * g.concurrency,
+		IOTimeout: g.ioTimeout, MaxAttempts: g.maxAttempts,
 		MaxRate: g.maxRate,
 	})
 	if err != nil {

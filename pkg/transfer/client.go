@@ -4,15 +4,18 @@
 package transfer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -37,9 +40,12 @@ type Options struct {
 	// MaxConns sizes the connection pool; it should be at least the number
 	// of requests in flight.
 	MaxConns int
-	// MaxAttempts per request, retries included (default 10: a brief S3
-	// outage must not fail a multi-hour backup).
+	// MaxAttempts per request, retries included (default DefaultMaxAttempts:
+	// a minute or two of S3 trouble must not fail a multi-hour backup).
 	MaxAttempts int
+	// IOTimeout gives up a request that moves no byte for this long, and
+	// retries it (default DefaultIOTimeout; negative: never).
+	IOTimeout time.Duration
 	// MaxRate limits the bytes of request bodies sent, and separately of
 	// response bodies received, per second, over all requests of the
 	// client; 0 is unlimited.
@@ -106,14 +112,21 @@ func LoadAWSConfig(ctx context.Context, o Options) (aws.Config, error) {
 		})
 	attempts := o.MaxAttempts
 	if attempts <= 0 {
-		attempts = 10
+		attempts = DefaultMaxAttempts
 	}
 	opts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(httpClient),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(so *retry.StandardOptions) {
 				so.MaxAttempts = attempts
-				so.MaxBackoff = 20 * time.Second
+				so.MaxBackoff = maxBackoff
+				so.Backoff = equalJitter{max: maxBackoff}
+				// The SDK's retry quota (a token bucket shared by every
+				// request of the client) fails the whole run after a few
+				// dozen retries: 64 transfers in flight spend it in the
+				// first seconds of an outage. Each request's own attempts
+				// and backoff bound its retries instead.
+				so.RateLimiter = ratelimit.None
 				so.Retryables = append(so.Retryables, damagedOnTheWay)
 			})
 		}),
@@ -142,10 +155,33 @@ func LoadAWSConfig(ctx context.Context, o Options) (aws.Config, error) {
 	// leaves the wrapper as it is; the connect and TLS timeouts it would set
 	// on a BuildableClient for a defaults mode are set here already (the
 	// dialer's, and the BuildableClient's own TLS handshake timeout).
+	if o.IOTimeout >= 0 {
+		cfg.HTTPClient = newWatchdog(cfg.HTTPClient, cmp.Or(o.IOTimeout, DefaultIOTimeout))
+	}
 	if o.MaxRate > 0 {
 		cfg.HTTPClient = newThrottle(cfg.HTTPClient, o.MaxRate)
 	}
 	return cfg, nil
+}
+
+// DefaultMaxAttempts and maxBackoff size the retries for minutes of
+// trouble, not seconds: the waits between 12 attempts are at least half of
+// 1, 2, 4, 8, 16 and then 30 seconds, so a request gives up only after more
+// than 100 s (at most 211 s) of failures — an S3 brown-out or a MinIO
+// restart is ridden out.
+const (
+	DefaultMaxAttempts = 12
+	maxBackoff         = 30 * time.Second
+)
+
+// equalJitter waits between half and all of an exponential backoff: full
+// jitter (the SDK's) may retry at once again and again, so the time a
+// request survives would be left to chance.
+type equalJitter struct{ max time.Duration }
+
+func (j equalJitter) BackoffDelay(attempt int, _ error) (time.Duration, error) {
+	d := min(j.max, time.Second<<min(max(attempt-1, 0), 16))
+	return d/2 + rand.N(d/2+1), nil
 }
 
 // damagedOnTheWay retries a request whose body the server received with

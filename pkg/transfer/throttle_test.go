@@ -173,7 +173,7 @@ func TestBurstFor(t *testing.T) {
 }
 
 // TestThrottledClientIsTheSDKs: with a rate limit, the HTTP client under
-// the throttle is still the SDK's BuildableClient with AWS_CA_BUNDLE
+// the throttle and the I/O watchdog is still the SDK's BuildableClient with AWS_CA_BUNDLE
 // applied, and its pool keeps an idle connection for every request that
 // may be in flight.
 func TestThrottledClientIsTheSDKs(t *testing.T) {
@@ -186,9 +186,13 @@ func TestThrottledClientIsTheSDKs(t *testing.T) {
 	if !ok {
 		t.Fatalf("HTTP client %T, want the throttle", cfg.HTTPClient)
 	}
-	b, ok := th.next.(*awshttp.BuildableClient)
+	wd, ok := th.next.(*watchdog)
 	if !ok {
-		t.Fatalf("under the throttle %T, want *awshttp.BuildableClient", th.next)
+		t.Fatalf("under the throttle %T, want the I/O watchdog", th.next)
+	}
+	b, ok := wd.next.(*awshttp.BuildableClient)
+	if !ok {
+		t.Fatalf("under the watchdog %T, want *awshttp.BuildableClient", wd.next)
 	}
 	tr := b.GetTransport()
 	if tr.MaxIdleConnsPerHost < 64 {
