@@ -109,27 +109,43 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	if err := client.CheckBucket(ctx); err != nil {
 		return err
 	}
-	enc, err := chunk.NewEncoder(chunk.Options{Mode: mode, ChunkSize: int(o.chunkSize), Level: o.zstdLevel, Workers: runtime.GOMAXPROCS(0)})
+	buffers := g.limits.buffers(5)
+	// A small --max-memory gets smaller parts and chunks rather than a
+	// stream that cannot fit (an explicit --chunk-size is kept).
+	stream := backup.StreamShape(buffers.Size(),
+		backup.Stream{ChunkSize: o.chunkSize, PartSize: o.partSize, Concurrency: 2},
+		largestFile(set), cmd.Flags().Changed("chunk-size"))
+	if stream.ChunkSize != o.chunkSize {
+		g.logger.Info("smaller chunks to fit --max-memory", "chunk_size", units.Format(stream.ChunkSize), "part_size", units.Format(stream.PartSize))
+	}
+	enc, err := chunk.NewEncoder(chunk.Options{Mode: mode, ChunkSize: int(stream.ChunkSize), Level: o.zstdLevel, Workers: runtime.GOMAXPROCS(0)})
 	if err != nil {
 		return &usageError{err}
 	}
 	defer enc.Close()
-	up := client.NewUploader(transfer.UploaderOptions{PartSize: transfer.PartSizeFor(largestFile(set), o.partSize), Concurrency: 2})
+	up := client.NewUploader(transfer.UploaderOptions{PartSize: stream.PartSize, Concurrency: stream.Concurrency})
 	bar := g.progress(set.TotalSize(), "backup")
 	start := time.Now()
 	res, err := backup.New(client, enc, up, backup.Options{
 		Node: node, Tool: "s3bak " + version(), Concurrency: g.concurrency, Logger: g.logger, Progress: bar, Full: o.full,
-		Budget: g.limits.buffers(5), PackSize: packSize,
+		Budget: buffers, PackSize: packSize,
 	}).RunLocked(ctx, set, backup.SessionOptions{Lease: o.lock.lease, BreakLock: o.lock.breakLock, Checkpoint: o.checkpoint})
 	bar.Finish()
 	if err != nil {
 		return err
 	}
 	m := res.Manifest
-	_, err = fmt.Fprintf(g.stdout, "backup %s of %s/%s: %s, %s raw, %s stored; uploaded %s (%s; the small ones in %s), %s already stored (%d not read again); %s\n",
+	reused := ""
+	if n := res.Reused - res.Duplicates; n > 0 {
+		reused += fmt.Sprintf(", %s already stored (%d not read again)", units.Plural(n, "file"), res.Unread)
+	}
+	if res.Duplicates > 0 {
+		reused += fmt.Sprintf(", %s within this backup", units.Plural(res.Duplicates, "duplicate"))
+	}
+	_, err = fmt.Fprintf(g.stdout, "backup %s of %s/%s: %s, %s raw, %s stored; uploaded %s (%s; the small ones in %s)%s; %s\n",
 		m.ID, m.Cluster, m.Node, units.Plural(len(m.Files), "file"), units.Human(m.RawBytes()), units.Human(m.StoredBytes()),
 		units.Plural(res.Uploaded, "content"), units.Human(res.UploadedBytes), units.Plural(res.Packs, "pack"),
-		units.Plural(res.Reused, "file"), res.Unread, time.Since(start).Round(time.Millisecond))
+		reused, time.Since(start).Round(time.Millisecond))
 	return err
 }
 

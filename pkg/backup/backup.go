@@ -103,6 +103,7 @@ type Result struct {
 	UploadedBytes int64 // their stored bytes
 	Packs         int   // packs uploaded, holding the small contents among them
 	Reused        int   // files whose content was found already stored
+	Duplicates    int   // of Reused, files whose content another file of this run stored
 	Unread        int   // of those, files known by fingerprint and not read at all
 }
 
@@ -217,7 +218,7 @@ func (e *Engine) finish(ctx context.Context, m *manifest.Manifest, res *Result) 
 		return nil, fmt.Errorf("write manifest: %w", err)
 	}
 	e.opts.Logger.Info("backup complete", "id", m.ID, "files", len(m.Files), "raw_bytes", m.RawBytes(),
-		"uploaded_objects", res.Uploaded, "uploaded_bytes", res.UploadedBytes, "packs", res.Packs, "reused", res.Reused, "unread", res.Unread,
+		"uploaded_objects", res.Uploaded, "uploaded_bytes", res.UploadedBytes, "packs", res.Packs, "reused", res.Reused, "duplicates", res.Duplicates, "unread", res.Unread,
 		"manifest", res.ManifestKey)
 	return res, nil
 }
@@ -273,7 +274,7 @@ func (s *state) storeOnce(ctx context.Context, mf *manifest.File, key string, st
 	}
 	copyStored(mf, &stored)
 	if !first {
-		s.count(func(r *Result) { r.Reused++ })
+		s.count(func(r *Result) { r.Reused++; r.Duplicates++ })
 	}
 	return nil
 }

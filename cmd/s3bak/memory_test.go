@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/s3bak/s3bak/pkg/units"
+)
+
+// TestAnyMemoryBudgetCompletes is issue #11's hang: on 4+ CPUs, or under a
+// small --max-memory, a backup with files over the chunk size blocked for
+// ever in the memory budget. The built binary runs as eight CPUs would
+// make it (GOMAXPROCS=8) at the smallest budgets, default chunk size, and
+// must back up and restore byte-identical before a deadline that fails the
+// test instead of hanging it. The peak RSS is logged for the closing note.
+func TestAnyMemoryBudgetCompletes(t *testing.T) {
+	t.Parallel()
+	n := buildNode(t)
+	for _, mem := range []string{"16MiB", "32MiB", "64MiB"} {
+		t.Run(mem, func(t *testing.T) {
+			limit, err := units.Parse(mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			limit += fixedOverhead
+			check := func(what string, rss int64) {
+				t.Logf("--max-memory %s: %s peak RSS %d MiB", mem, what, rss>>20)
+				if rss > limit {
+					t.Errorf("%s peak RSS %d MiB over --max-memory %s plus the documented %d MiB", what, rss>>20, mem, fixedOverhead>>20)
+				}
+			}
+			bucket := newBucket(t)
+			args := []string{"backup", "--bucket", bucket, "--cluster", "prod", "--node", "cass-1", "--tag", n.tag, "--max-memory", mem}
+			for _, d := range n.dataDirs {
+				args = append(args, "--data-dir", d)
+			}
+			check("backup", runBounded(t, args...))
+			target := filepath.Join(t.TempDir(), "restore")
+			check("restore", runBounded(t, "restore", "--bucket", bucket, "--cluster", "prod", "--node", "cass-1", "--target", target, "--max-memory", mem))
+			compareTree(t, target, n.want)
+			check("verify --deep", runBounded(t, "verify", "--deep", "--bucket", bucket, "--cluster", "prod", "--node", "cass-1", "--max-memory", mem))
+		})
+	}
+}
+
+// fixedOverhead is what the process holds beside --max-memory (README,
+// "Sparing the node"): the binary, the Go runtime, the SDK, and the zstd
+// state of one encoder or decoder per CPU — with eight CPUs at the
+// smallest budgets, and at most two chunks of a stream that cannot fit.
+const fixedOverhead = 64 << 20
+
+// runBounded runs the built binary with GOMAXPROCS=8 and fails the test if
+// it does not exit 0 within two minutes; it returns the peak RSS.
+func runBounded(t *testing.T, args ...string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s3bakBin, append(args, "--log-format", "json")...)
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=8")
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) } // a goroutine dump shows where it hung
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("s3bak %v did not finish in 2 minutes (hung):\n%s", args, tail(out))
+	}
+	if err != nil {
+		t.Fatalf("s3bak %v: %v\n%s", args, err, tail(out))
+	}
+	return cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+}
+
+func tail(b []byte) string {
+	if len(b) > 8000 {
+		b = b[len(b)-8000:]
+	}
+	return fmt.Sprintf("%s", b)
+}
