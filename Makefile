@@ -12,7 +12,7 @@ export PATH := $(GOBIN):$(PATH)
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO_MODULE  := github.com/minio/minio
 
-.PHONY: all build test test-short demo lint tools tool-minio tool-s5cmd tool-staticcheck tool-zstd tool-awscli bench clean
+.PHONY: all build test test-race test-short demo lint tools tool-minio tool-s5cmd tool-staticcheck tool-zstd tool-awscli bench clean
 
 all: build
 
@@ -22,6 +22,13 @@ build:
 test: tools
 	$(GO) test -count=1 -timeout 30m ./...
 
+# Every package under the race detector: backup, restore, lock, chunk,
+# budget and transfer run goroutines of their own. About 2 minutes on 2
+# cores once built (the first build of the race runtime and the SDK takes a
+# few more).
+test-race: tools
+	$(GO) test -race -count=1 -timeout 40m ./...
+
 demo: build tool-minio
 	$(GO) run ./demo
 
@@ -30,6 +37,7 @@ lint: tool-staticcheck
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	staticcheck ./...
+	$(GO) test -count=1 ./internal/layering
 
 tools: tool-minio tool-s5cmd tool-staticcheck tool-zstd
 
