@@ -88,7 +88,9 @@ func (c *Client) ownWrite(ctx context.Context, key string, b []byte) (string, bo
 	return etag, err == nil && bytes.Equal(got, b)
 }
 
-// Get opens an object, or the n bytes at off when n > 0.
+// Get opens an object, or the n bytes at off when n > 0. Reading a whole
+// object whose bytes do not match its stored checksum fails, at its end,
+// with ErrChecksum.
 func (c *Client) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
 	in := &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key}
 	if n > 0 {
@@ -98,7 +100,7 @@ func (c *Client) Get(ctx context.Context, key string, off, n int64) (io.ReadClos
 	if err != nil {
 		return nil, c.classify("GetObject", key, err)
 	}
-	return out.Body, nil
+	return checksumBody{out.Body}, nil
 }
 
 // GetBytes reads a whole small object, refusing more than limit bytes.
