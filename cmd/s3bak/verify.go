@@ -56,15 +56,23 @@ func runVerify(cmd *cobra.Command, g *globalOptions, o *verifyOptions) error {
 		Deep: o.deep, Concurrency: g.concurrency, Progress: bar, Budget: g.limits.buffers(2),
 	})
 	bar.Finish()
+	if res == nil {
+		return err
+	}
+	// err now says that an object could not be checked (the server or the
+	// network failed): exit 1, unless what was checked found damage.
+	for _, p := range res.Problems {
+		fmt.Fprintf(g.stdout, "PROBLEM %s: %v\n", p.Path, p.Err)
+	}
 	if err != nil {
+		if len(res.Problems) > 0 {
+			return fmt.Errorf("backup %s: %s failed verification before it stopped: %w (%v)", m.ID, units.Plural(len(res.Problems), "object"), restore.ErrVerify, err)
+		}
 		return err
 	}
 	how := "sizes"
 	if o.deep {
 		how = "sizes and SHA-256"
-	}
-	for _, p := range res.Problems {
-		fmt.Fprintf(g.stdout, "PROBLEM %s: %v\n", p.Path, p.Err)
 	}
 	fmt.Fprintf(g.stdout, "backup %s of %s/%s: %s checked (%s), %s\n", m.ID, m.Cluster, m.Node,
 		units.Plural(res.Objects, "stored content"), how, units.Plural(len(res.Problems), "problem"))

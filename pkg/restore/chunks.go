@@ -14,6 +14,8 @@ import (
 // ReadChunk fetches chunk i of a compressed file with one ranged GET and
 // returns its raw bytes, checked against the chunk's CRC32C. Other chunks of
 // the object are never read, so a damaged chunk elsewhere does not matter.
+// A chunk that fails its check is read once more, with a fresh GET, before
+// it is called corrupt (ErrVerify).
 // dec may be nil, at the cost of a decoder made for this call.
 //
 // Chunk i holds the raw bytes [i*f.ChunkSize, min((i+1)*f.ChunkSize, f.Size)).
@@ -42,14 +44,45 @@ func ReadChunk(ctx context.Context, c *transfer.Client, node manifest.Node, f ma
 	chunks := layout(f)
 	ck := chunks[i]
 	stored := make([]byte, ck.StoredLen)
-	if err := get(ctx, c, key, ck.StoredOff, stored, false); err != nil {
-		return nil, fmt.Errorf("file %s: %w", f.Path, err)
-	}
-	raw, err := decodeChunk(dec, key, i, len(chunks), ck, stored, make([]byte, 0, ck.RawLen))
+	var raw []byte
+	err := readChecked(ctx, func() error {
+		if err := get(ctx, c, key, ck.StoredOff, stored, false); err != nil {
+			return err
+		}
+		var err error
+		raw, err = decodeChunk(dec, key, i, len(chunks), ck, stored, make([]byte, 0, ck.RawLen))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("file %s: %w", f.Path, err)
 	}
 	return raw, nil
+}
+
+// checkedReads is how many times bytes that fail their check (a chunk's
+// CRC32C, an object's size) are read, each time with a fresh GET, before
+// they are called corrupt: a bit flipped on the way (a NIC, a proxy, a
+// middlebox) is not damage in the bucket, and only damage is ErrVerify.
+const checkedReads = 2
+
+// readChecked runs read (a fresh GET and the check of its bytes) again
+// when the bytes it got failed their check. Only a failure that repeats is
+// reported as ErrVerify; a read that then fails otherwise (the network,
+// the server) reports that failure instead.
+func readChecked(ctx context.Context, read func() error) error {
+	err := read()
+	for n := 1; n < checkedReads && errors.Is(err, ErrVerify) && ctx.Err() == nil; n++ {
+		err = again(read())
+	}
+	return err
+}
+
+// again marks a verification failure found on a second, fresh read.
+func again(err error) error {
+	if errors.Is(err, ErrVerify) {
+		return fmt.Errorf("%w (the same on a fresh read)", err)
+	}
+	return err
 }
 
 // rangeSize is the span of one GET of an uncompressed object: large enough
@@ -198,20 +231,24 @@ func getOnce(ctx context.Context, c *transfer.Client, key string, off int64, buf
 	}
 	defer body.Close()
 	got, err := readFull(body, buf)
+	if err == nil && whole && got == len(buf) {
+		// The object's end, where its stored checksum is checked too.
+		var more int
+		if more, err = readFull(body, make([]byte, 1)); err == nil && more > 0 {
+			return false, fmt.Errorf("%w: object %s has more than the %d bytes the manifest records", ErrVerify, key, len(buf))
+		}
+	}
 	switch {
+	case errors.Is(err, transfer.ErrChecksum):
+		// Damaged bytes, not a broken connection: readChecked reads them
+		// once more, and only a repeat is corruption.
+		return false, fmt.Errorf("%w: object %s: %w", ErrVerify, key, err)
 	case err != nil:
 		return true, fmt.Errorf("object %s: read %d bytes at %d: %w", key, len(buf), off, err)
 	case got < len(buf) && whole:
 		return false, fmt.Errorf("%w: object %s has %d bytes, the manifest records %d", ErrVerify, key, got, len(buf))
 	case got < len(buf):
 		return false, fmt.Errorf("%w: object %s ends at %d, the manifest records bytes up to %d", ErrVerify, key, off+int64(got), off+int64(len(buf)))
-	}
-	if whole {
-		if more, err := readFull(body, make([]byte, 1)); err != nil {
-			return true, fmt.Errorf("object %s: %w", key, err)
-		} else if more > 0 {
-			return false, fmt.Errorf("%w: object %s has more than the %d bytes the manifest records", ErrVerify, key, len(buf))
-		}
 	}
 	return false, nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
@@ -78,7 +79,17 @@ func (r *restorer) download(ctx context.Context, f manifest.File, w io.WriterAt,
 			return err
 		}
 	}
-	return r.transfer(ctx, f, key, chunks, groups, w)
+	err := r.transfer(ctx, f, key, chunks, groups, w)
+	var whole *wholeFileError
+	if errors.As(err, &whole) && f.Compression != chunk.Zstd && ctx.Err() == nil {
+		// An object stored without compression has no checksum per range:
+		// only the file's SHA-256 tells a bit flipped on the way from damage
+		// in the bucket, so the whole file is read once more before it is
+		// called corrupt. (A compressed one's chunks were each checked, and
+		// read again when they failed.)
+		err = again(r.transfer(ctx, f, key, chunks, groups, w))
+	}
+	return err
 }
 
 // checkSize compares the object's size with the manifest's.
@@ -109,12 +120,21 @@ func checkObjectSize(f manifest.File, key string, size int64) error {
 	return nil
 }
 
+// verify checks a file's decoded size and SHA-256; a mismatch is a
+// *wholeFileError.
 func (r *restorer) verify(f manifest.File, h interface{ Sum([]byte) []byte }, n int64, key string) error {
 	if n != f.Size {
-		return fmt.Errorf("%w: object %s decodes to %d bytes, the manifest records %d", ErrVerify, key, n, f.Size)
+		return &wholeFileError{fmt.Errorf("%w: object %s decodes to %d bytes, the manifest records %d", ErrVerify, key, n, f.Size)}
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != f.SHA256 {
-		return fmt.Errorf("%w: object %s: SHA-256 %s, the manifest records %s (the object is corrupt)", ErrVerify, key, got, f.SHA256)
+		return &wholeFileError{fmt.Errorf("%w: object %s: SHA-256 %s, the manifest records %s (the object is corrupt)", ErrVerify, key, got, f.SHA256)}
 	}
 	return nil
 }
+
+// wholeFileError is a file whose bytes, all read, are not the file the
+// manifest records (ErrVerify).
+type wholeFileError struct{ err error }
+
+func (e *wholeFileError) Error() string { return e.err.Error() }
+func (e *wholeFileError) Unwrap() error { return e.err }

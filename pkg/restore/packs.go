@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -66,7 +67,8 @@ func (r *restorer) fetchRun(ctx context.Context, run packRun) ([]staged, error) 
 	buf := r.bufs.get(n)
 	defer r.bufs.put(buf)
 	key := r.root + run.key
-	if err := get(ctx, r.c, key, run.start, *buf, false); err != nil {
+	load := func() error { return get(ctx, r.c, key, run.start, *buf, false) }
+	if err := readChecked(ctx, load); err != nil {
 		return nil, err
 	}
 	var out []staged
@@ -74,6 +76,16 @@ func (r *restorer) fetchRun(ctx context.Context, run packRun) ([]staged, error) 
 		stored := (*buf)[f.Offset-run.start : f.Offset-run.start+f.StoredSize]
 		tmp, err := r.stage(f, func(w io.WriterAt) error {
 			raw, err := r.decodePacked(f, key, stored)
+			if errors.Is(err, ErrVerify) && ctx.Err() == nil {
+				// Read the run again before a file of it is called corrupt:
+				// its bytes may have been damaged on the way. A file that
+				// fails again ends the run.
+				if err := load(); err != nil {
+					return err
+				}
+				raw, err = r.decodePacked(f, key, stored)
+				err = again(err)
+			}
 			if err != nil {
 				return err
 			}

@@ -95,20 +95,31 @@ func (r *restorer) dispatch(ctx context.Context, g *errgroup.Group, queue chan<-
 // fetchGroup gets, decodes and writes one group.
 func (r *restorer) fetchGroup(ctx context.Context, f manifest.File, key string, chunks []chunk.Chunk, g group, w io.WriterAt) piece {
 	stored := r.bufs.get(g.fetchLen(f))
-	if err := get(ctx, r.c, key, g.storedOff, *stored, g.whole); err != nil {
-		r.bufs.put(stored)
-		return piece{err: err}
-	}
 	raw := stored
 	if f.Compression == chunk.Zstd {
 		raw = r.bufs.get(g.rawLen)
-		b, err := decodeGroup(r.dec, key, chunks, g, *stored, (*raw)[:0])
-		r.bufs.put(stored)
-		if err != nil {
-			r.bufs.put(raw)
-			return piece{err: err}
+	}
+	// A group whose bytes fail their check is fetched again before it is
+	// called corrupt.
+	err := readChecked(ctx, func() error {
+		if err := get(ctx, r.c, key, g.storedOff, *stored, g.whole); err != nil {
+			return err
 		}
-		*raw = b
+		if f.Compression != chunk.Zstd {
+			return nil
+		}
+		b, err := decodeGroup(r.dec, key, chunks, g, *stored, (*raw)[:0])
+		if err == nil {
+			*raw = b
+		}
+		return err
+	})
+	if raw != stored {
+		r.bufs.put(stored)
+	}
+	if err != nil {
+		r.bufs.put(raw)
+		return piece{err: err}
 	}
 	*raw = (*raw)[:g.rawLen] // a whole uncompressed object is exactly the file
 	if _, err := w.WriteAt(*raw, g.rawOff); err != nil {

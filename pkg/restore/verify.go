@@ -50,6 +50,14 @@ type VerifyOptions struct {
 // parallel, every chunk's CRC32C checked, within the memory budget), and
 // checks its SHA-256. Each stored content is checked once however many
 // files share it; the files packed into one object are each checked.
+//
+// Problems are verification failures only (ErrVerify): an object missing,
+// of the wrong size, or whose bytes fail their check on two fresh reads;
+// every object is checked and every problem reported. An object that could
+// not be checked — the server kept failing (a 500 after the SDK's retries),
+// the network broke — says nothing about the backup: Verify stops, and
+// returns the problems found so far with an error that names the object and
+// is not ErrVerify.
 func Verify(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifest.Manifest, o VerifyOptions) (*VerifyResult, error) {
 	if o.Progress == nil {
 		o.Progress = progress.Discard
@@ -83,22 +91,36 @@ func Verify(ctx context.Context, c *transfer.Client, node manifest.Node, m *mani
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(o.Concurrency, 1))
 	for i, f := range unique {
+		if gctx.Err() != nil {
+			break
+		}
 		g.Go(func() error {
-			problems[i] = r.check(gctx, f, o.Deep)
-			// Only the context ends the run early: every object gets
-			// checked and every problem reported.
-			return gctx.Err()
+			err := r.check(gctx, f, o.Deep)
+			problems[i] = err
+			if err != nil && !errors.Is(err, ErrVerify) {
+				// Not a finding but a check that could not be made: the
+				// others would most likely fail the same way, retries
+				// and all, so the run ends here.
+				return fmt.Errorf("%s: %w", f.Path, err)
+			}
+			// Otherwise every object gets checked and every problem
+			// reported.
+			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	werr := g.Wait()
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	for i, err := range problems {
 		f := unique[i]
 		res.Bytes += f.StoredSize
-		if err != nil {
+		if errors.Is(err, ErrVerify) {
 			res.Problems = append(res.Problems, Problem{Path: f.Path, Key: node.Root() + f.Key, Err: err})
 		}
+	}
+	if werr != nil {
+		return res, fmt.Errorf("verify stopped: an object could not be checked (this is not a verification failure; try again): %w", werr)
 	}
 	return res, nil
 }
@@ -110,7 +132,7 @@ func (r *restorer) check(ctx context.Context, f manifest.File, deep bool) error 
 	}
 	info, err := r.c.Head(ctx, key)
 	if errors.Is(err, transfer.ErrNotFound) {
-		return fmt.Errorf("object %s is missing", key)
+		return fmt.Errorf("%w: object %s is missing", ErrVerify, key)
 	}
 	if err != nil {
 		return err
