@@ -3,7 +3,6 @@ package catalog
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/transfer"
@@ -78,15 +77,4 @@ func AuditNode(ctx context.Context, c *transfer.Client, node manifest.Node) (*Au
 		a.Uploads = append(a.Uploads, u)
 	}
 	return a, nil
-}
-
-// OldUploads counts the unfinished uploads started before cutoff.
-func (a *Audit) OldUploads(cutoff time.Time) int {
-	n := 0
-	for _, u := range a.Uploads {
-		if u.Initiated.Before(cutoff) {
-			n++
-		}
-	}
-	return n
 }

@@ -9,7 +9,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
+
+// EncodeTo is EncodeToN with the Encoder's own Workers, as the tests and
+// benchmarks call it.
+func (e *Encoder) EncodeTo(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, want []uint32) (*Layout, error) {
+	return e.EncodeToN(ctx, w, r, size, want, e.opts.Workers)
+}
 
 // testData mixes compressible text with random (incompressible) runs, so
 // both chunk kinds appear in one object.
@@ -100,11 +108,15 @@ func TestRoundTripAroundChunkBoundaries(t *testing.T) {
 
 func checkStream(t *testing.T, obj []byte, mode Mode, raw []byte) {
 	t.Helper()
-	rd, err := NewReader(bytes.NewReader(obj), mode)
-	if err != nil {
-		t.Fatal(err)
+	var rd io.Reader = bytes.NewReader(obj)
+	if mode != None {
+		zr, err := zstd.NewReader(rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zr.Close()
+		rd = zr
 	}
-	defer rd.Close()
 	got, err := io.ReadAll(rd)
 	if err != nil {
 		t.Fatalf("stream decode: %v", err)
@@ -129,14 +141,14 @@ func checkChunks(t *testing.T, dec *Decoder, obj []byte, l *Layout, raw []byte) 
 
 func checkSeekTable(t *testing.T, obj []byte, l *Layout) {
 	t.Helper()
-	size, err := ParseSeekTableFooter(obj[len(obj)-seekFooterSize:])
+	size, err := parseSeekTableFooter(obj[len(obj)-seekFooterSize:])
 	if err != nil {
 		t.Fatal(err)
 	}
 	if size != SeekTableSize(len(l.Chunks)) {
 		t.Fatalf("seek table size %d, want %d", size, SeekTableSize(len(l.Chunks)))
 	}
-	chunks, err := ParseSeekTable(obj[int64(len(obj))-size:])
+	chunks, err := parseSeekTable(obj[int64(len(obj))-size:])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,12 +235,12 @@ func TestDecodeChunkRejectsCorruption(t *testing.T) {
 
 func TestSeekTableRejectsGarbage(t *testing.T) {
 	for _, b := range [][]byte{nil, make([]byte, 17), bytes.Repeat([]byte{0xff}, 40)} {
-		if _, err := ParseSeekTable(b); err == nil {
-			t.Fatalf("ParseSeekTable(%x) accepted garbage", b)
+		if _, err := parseSeekTable(b); err == nil {
+			t.Fatalf("parseSeekTable(%x) accepted garbage", b)
 		}
 	}
-	if _, err := ParseSeekTableFooter(make([]byte, 9)); err != ErrNoSeekTable {
-		t.Fatalf("want ErrNoSeekTable, got %v", err)
+	if _, err := parseSeekTableFooter(make([]byte, 9)); err != errNoSeekTable {
+		t.Fatalf("want errNoSeekTable, got %v", err)
 	}
 }
 

@@ -3,7 +3,6 @@ package chunk
 import (
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 
 	"github.com/klauspost/compress/zstd"
@@ -66,35 +65,3 @@ func (d *Decoder) DecodeChunk(dst, stored []byte, mode Mode, c Chunk) ([]byte, e
 	}
 	return dst, nil
 }
-
-// NewReader decodes a whole stored object read sequentially from r. It
-// relies only on the zstd format (seek table frames are skipped), so it also
-// reads objects whose layout is unknown.
-func NewReader(r io.Reader, mode Mode) (io.ReadCloser, error) {
-	if mode == None {
-		return io.NopCloser(r), nil
-	}
-	zr, err := zstd.NewReader(r,
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderMaxMemory(MaxChunkSize+1<<20))
-	if err != nil {
-		return nil, fmt.Errorf("zstd reader: %w", err)
-	}
-	return corruptReader{zr}, nil
-}
-
-type corruptReader struct{ zr *zstd.Decoder }
-
-func (c corruptReader) Read(p []byte) (int, error) {
-	n, err := c.zr.Read(p)
-	if err != nil && err != io.EOF {
-		var zerr error = err
-		if !errors.Is(err, io.ErrUnexpectedEOF) {
-			zerr = fmt.Errorf("%w: %w", ErrCorrupt, err)
-		}
-		return n, zerr
-	}
-	return n, err
-}
-
-func (c corruptReader) Close() error { c.zr.Close(); return nil }

@@ -159,7 +159,8 @@ type encoded struct {
 	err        error
 }
 
-// StreamMemory bounds the chunk buffers one EncodeTo holds.
+// StreamMemory bounds the chunk buffers one EncodeToN with Workers chunks
+// in flight holds.
 func (e *Encoder) StreamMemory() int64 { return e.StreamMemoryN(e.opts.Workers) }
 
 // StreamMemoryN bounds the chunk buffers one EncodeToN with workers chunks
@@ -169,18 +170,13 @@ func (e *Encoder) StreamMemoryN(workers int) int64 {
 	return 2 * int64(max(workers, 1)+2) * int64(e.opts.ChunkSize)
 }
 
-// EncodeTo reads size bytes of r, chunk by chunk, compresses up to Workers
-// chunks at once and writes the stored object to w in order. Memory is about
-// 2 × (Workers+1) × ChunkSize whatever the file size. When want is not nil it
-// holds the CRC32C of each chunk from an earlier read, and a difference fails
-// with ErrChanged rather than storing bytes that do not match the checksum.
-func (e *Encoder) EncodeTo(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, want []uint32) (*Layout, error) {
-	return e.EncodeToN(ctx, w, r, size, want, e.opts.Workers)
-}
-
-// EncodeToN is EncodeTo with at most workers chunks compressed at once
-// (at least one), so that a caller with little memory can still stream a
-// large file: in smaller steps, not all at once.
+// EncodeToN reads size bytes of r, chunk by chunk, compresses up to workers
+// chunks at once (at least one) and writes the stored object to w in order.
+// Memory is StreamMemoryN(workers) whatever the file size, so that a caller
+// with little memory can still stream a large file: in smaller steps, not all
+// at once. When want is not nil it holds the CRC32C of each chunk from an
+// earlier read, and a difference fails with ErrChanged rather than storing
+// bytes that do not match the checksum.
 func (e *Encoder) EncodeToN(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, want []uint32, workers int) (*Layout, error) {
 	l := e.newLayout(size)
 	n := NumChunks(size, int64(e.opts.ChunkSize))

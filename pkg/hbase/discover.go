@@ -61,39 +61,6 @@ func (s SnapshotInfo) TypeName() string {
 	return "FLUSH"
 }
 
-// ListSnapshots returns the names of the completed snapshots under root,
-// sorted. In-progress (.tmp) and *_CORRUPTED directories are skipped.
-func ListSnapshots(root string) ([]string, error) {
-	r, err := openRoot(root)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkSnapshotDir(r); err != nil {
-		return nil, err
-	}
-	names, err := listSnapshots(r)
-	if err != nil {
-		return nil, fmt.Errorf("hbase: listing snapshots: %w", err)
-	}
-	return names, nil
-}
-
-// ReadSnapshotInfo decodes .hbase-snapshot/<name>/.snapshotinfo under root.
-func ReadSnapshotInfo(root, name string) (SnapshotInfo, error) {
-	if err := validSnapshotName(name); err != nil {
-		return SnapshotInfo{}, fmt.Errorf("hbase: %w", err)
-	}
-	r, err := openRoot(root)
-	if err != nil {
-		return SnapshotInfo{}, err
-	}
-	info, _, err := readInfo(r, name)
-	if err != nil {
-		return info, fmt.Errorf("hbase: snapshot %q: %w", name, err)
-	}
-	return info, nil
-}
-
 // Discover reads the selected snapshots and resolves every file they need.
 // It fails, with no Set, if any needed file is missing or any snapshot file
 // is corrupt: a partial HBase backup cannot be restored.

@@ -2,6 +2,7 @@ package hbase
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -225,4 +226,37 @@ func samePaths(t testing.TB, a, b *source.Set) {
 			t.Errorf("%s: only in the second set", p)
 		}
 	}
+}
+
+// ListSnapshots (for the tests) returns the names of the completed snapshots under root,
+// sorted. In-progress (.tmp) and *_CORRUPTED directories are skipped.
+func ListSnapshots(root string) ([]string, error) {
+	r, err := openRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSnapshotDir(r); err != nil {
+		return nil, err
+	}
+	names, err := listSnapshots(r)
+	if err != nil {
+		return nil, fmt.Errorf("hbase: listing snapshots: %w", err)
+	}
+	return names, nil
+}
+
+// ReadSnapshotInfo (for the tests) decodes .hbase-snapshot/<name>/.snapshotinfo under root.
+func ReadSnapshotInfo(root, name string) (SnapshotInfo, error) {
+	if err := validSnapshotName(name); err != nil {
+		return SnapshotInfo{}, fmt.Errorf("hbase: %w", err)
+	}
+	r, err := openRoot(root)
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+	info, _, err := readInfo(r, name)
+	if err != nil {
+		return info, fmt.Errorf("hbase: snapshot %q: %w", name, err)
+	}
+	return info, nil
 }
