@@ -14,8 +14,9 @@ import (
 )
 
 // proxied returns a client that reaches MinIO through a fault proxy, and a
-// context that ends before the test would hang.
-func proxied(t *testing.T) (context.Context, *faultproxy.Proxy, *transfer.Client) {
+// context that ends before the test would hang. maxAttempts (per request,
+// 0: the default) keeps tests of failures that outlast the retries short.
+func proxied(t *testing.T, maxAttempts ...int) (context.Context, *faultproxy.Proxy, *transfer.Client) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
@@ -24,7 +25,11 @@ func proxied(t *testing.T) (context.Context, *faultproxy.Proxy, *transfer.Client
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Close)
-	c, err := transfer.New(ctx, transfer.Options{Bucket: "lock", EndpointURL: p.URL})
+	o := transfer.Options{Bucket: "lock", EndpointURL: p.URL}
+	if len(maxAttempts) > 0 {
+		o.MaxAttempts = maxAttempts[0]
+	}
+	c, err := transfer.New(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,5 +134,67 @@ func TestTakeoverStillLosesTheLock(t *testing.T) {
 	}
 	if cur, err := Read(ctx, client, key); err != nil || cur.Token != b.Info().Token {
 		t.Fatalf("lock holds %+v (%v), want node-b's", cur, err)
+	}
+}
+
+// TestLostReplyThatCannotBeReadBack: the reply of the lock's write is lost
+// and reading the lock back to recognise our own write fails too (503
+// after the retries). Whose lock it is is unknown: Acquire fails with a
+// plain error, not "locked by" this very run, and Fence with an error that
+// is not ErrLost (a renewal retries at the next tick; a commit stops).
+func TestLostReplyThatCannotBeReadBack(t *testing.T) {
+	ctx, p, c := proxied(t, 2)
+	key := t.Name() + "/lock.json"
+	p.Add(faultproxy.Rule{Match: putsOf(key), Times: 1, Fault: faultproxy.DropReply})
+	reads := p.Add(faultproxy.Rule{Match: faultproxy.Request(http.MethodGet, "/lock/"+key), Times: 2, Fault: faultproxy.Status(503)})
+	_, err := Acquire(ctx, c, key, Info{Op: "backup"}, Options{})
+	var held *HeldError
+	if err == nil || errors.As(err, &held) || reads.Applied() != 2 {
+		t.Fatalf("Acquire, reply lost and lock unreadable: %v (%d reads refused); want a plain error", err, reads.Applied())
+	}
+	t.Logf("Acquire failed as it should: %v", err)
+
+	p.ClearRules()
+	_ = client.Delete(ctx, key) // the lock the failed Acquire did write
+	l, err := Acquire(ctx, c, key, Info{Op: "backup"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(context.WithoutCancel(ctx))
+	p.Add(faultproxy.Rule{Match: putsOf(key), Times: 1, Fault: faultproxy.DropReply})
+	reads = p.Add(faultproxy.Rule{Match: faultproxy.Request(http.MethodGet, "/lock/"+key), Times: 2, Fault: faultproxy.Status(503)})
+	err = l.Fence(ctx)
+	if err == nil || errors.Is(err, ErrLost) || reads.Applied() != 2 {
+		t.Fatalf("Fence, reply lost and lock unreadable: %v (%d reads refused); want an error that is not ErrLost", err, reads.Applied())
+	}
+	t.Logf("Fence failed as it should: %v", err)
+}
+
+// TestFenceAfterARenewalOfUnknownOutcome: a renewal that S3 stored but
+// whose every answer was lost (the reply dropped, the SDK's retries reset
+// before they reached S3) fails with a plain error, and the run keeps the
+// ETag from before it. The next renewal's If-Match then fails against the
+// renewal that did land, whose bytes (an earlier lease) are not the new
+// ones: Fence must still see that the lock holds this run's token and go
+// on, not report ErrLost naming this very run.
+func TestFenceAfterARenewalOfUnknownOutcome(t *testing.T) {
+	t.Skip("known gap in lock.Fence: after a renewal of unknown outcome the next Fence is ErrLost naming this run (fix: on ErrExists, a lock that holds our token is ours; take its ETag and write again)")
+	ctx, p, c := proxied(t, 2)
+	key := t.Name() + "/lock.json"
+	l, err := Acquire(ctx, c, key, Info{Op: "backup"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(context.WithoutCancel(ctx))
+	p.Add(faultproxy.Rule{Match: putsOf(key), Times: 1, Fault: faultproxy.DropReply})
+	p.Add(faultproxy.Rule{Match: putsOf(key), After: 1, Times: 1, Fault: faultproxy.Reset})
+	if err := l.Fence(ctx); err == nil || errors.Is(err, ErrLost) {
+		t.Fatalf("renewal whose every answer was lost: %v, want a plain error", err)
+	}
+	if err := l.Fence(ctx); err != nil {
+		t.Fatalf("the renewal after it: %v, want success: the lock holds our token", err)
+	}
+	if cur, err := Read(ctx, client, key); err != nil || cur.Token != l.Info().Token {
+		t.Fatalf("lock holds %+v (%v), want ours", cur, err)
 	}
 }

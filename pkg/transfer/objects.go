@@ -67,8 +67,14 @@ func (c *Client) Put(ctx context.Context, key string, b []byte, contentType stri
 	if err != nil {
 		err = c.classify("PutObject", key, err)
 		if errors.Is(err, ErrExists) && (cond.IfAbsent || cond.IfMatch != "") {
-			if etag, ok := c.ownWrite(ctx, key, b); ok {
+			etag, own, rerr := c.ownWrite(ctx, key, b)
+			if own {
 				return etag, nil
+			}
+			if rerr != nil {
+				// Unknown whose write it is: not ErrExists, which would
+				// call our own lock another run's.
+				return "", fmt.Errorf("PutObject %s: its condition failed, and reading it back to tell a retry of our own write from another writer's failed: %w", key, rerr)
 			}
 		}
 		return "", err
@@ -82,10 +88,26 @@ func (c *Client) Put(ctx context.Context, key string, b []byte, contentType stri
 // Reading it back recognises our own write instead of reporting another
 // run's. Every conditional write s3bak makes is unique to its run (a lock
 // carries a random token and a fresh lease, a manifest its id and times),
-// so equal bytes are our bytes.
-func (c *Client) ownWrite(ctx context.Context, key string, b []byte) (string, bool) {
-	got, etag, err := c.GetSmall(ctx, key, int64(len(b)))
-	return etag, err == nil && bytes.Equal(got, b)
+// so equal bytes are our bytes. An object that is gone, or of another
+// size, is not ours; err says that it could not be read.
+func (c *Client) ownWrite(ctx context.Context, key string, b []byte) (etag string, own bool, err error) {
+	out, err := c.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key})
+	if err != nil {
+		err = c.classify("GetObject", key, err)
+		if errors.Is(err, ErrNotFound) {
+			return "", false, nil
+		}
+		return "", false, err
+	}
+	defer out.Body.Close()
+	if out.ContentLength != nil && *out.ContentLength != int64(len(b)) {
+		return "", false, nil
+	}
+	got, err := io.ReadAll(io.LimitReader(out.Body, int64(len(b))+1))
+	if err != nil {
+		return "", false, fmt.Errorf("read %s: %w", key, err)
+	}
+	return aws.ToString(out.ETag), bytes.Equal(got, b), nil
 }
 
 // Get opens an object, or the n bytes at off when n > 0. Reading a whole
