@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -64,19 +66,55 @@ func runBounded(t *testing.T, args ...string) int64 {
 	cmd := exec.CommandContext(ctx, s3bakBin, append(args, "--log-format", "json")...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=8")
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) } // a goroutine dump shows where it hung
-	out, err := cmd.CombinedOutput()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	peak := watchPeakRSS(cmd.Process.Pid)
+	err := cmd.Wait()
+	rss := peak()
 	if ctx.Err() != nil {
-		t.Fatalf("s3bak %v did not finish in 2 minutes (hung):\n%s", args, tail(out))
+		t.Fatalf("s3bak %v did not finish in 2 minutes (hung):\n%s", args, tail(out.Bytes()))
 	}
 	if err != nil {
-		t.Fatalf("s3bak %v: %v\n%s", args, err, tail(out))
+		t.Fatalf("s3bak %v: %v\n%s", args, err, tail(out.Bytes()))
 	}
-	return cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+	return rss
+}
+
+// watchPeakRSS samples the process's VmHWM (its own peak RSS) until it
+// exits. rusage's ru_maxrss cannot be used: Linux counts the RSS of the
+// forking process — this test binary, running many tests — into it.
+func watchPeakRSS(pid int) (peak func() int64) {
+	var hwm atomic.Int64
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+				for _, line := range strings.Split(string(b), "\n") {
+					if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+						var kib int64
+						fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kib)
+						hwm.Store(max(hwm.Load(), kib<<10))
+					}
+				}
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return func() int64 { close(done); <-stopped; return hwm.Load() }
 }
 
 func tail(b []byte) string {
 	if len(b) > 8000 {
 		b = b[len(b)-8000:]
 	}
-	return fmt.Sprintf("%s", b)
+	return string(b)
 }
