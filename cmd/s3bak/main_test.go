@@ -26,9 +26,6 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if f := os.Getenv(measureEnv); f != "" {
-		os.Exit(measureMain(f))
-	}
 	os.Exit(testMain(m))
 }
 

@@ -5,6 +5,7 @@ package manifest
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -12,14 +13,25 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/source"
 )
 
-// SchemaVersion is written into every manifest; a reader refuses newer ones
-// rather than guess at fields it does not know.
+// SchemaVersion is written into every manifest, unless it holds a file
+// name that is not valid UTF-8 (SchemaExactNames); a reader refuses newer
+// ones rather than guess at fields it does not know.
 const SchemaVersion = 1
+
+// SchemaExactNames is the schema of a manifest with a file name that is not
+// valid UTF-8: the name's exact bytes are in "path_b64", which an s3bak
+// that reads only schema 1 would ignore and restore the file under its
+// display name. MaxSchema is the newest schema this s3bak reads.
+const (
+	SchemaExactNames = 2
+	MaxSchema        = SchemaExactNames
+)
 
 // Manifest is one backup of one node.
 type Manifest struct {
@@ -38,6 +50,9 @@ type Manifest struct {
 
 // File is one backed-up file.
 type File struct {
+	// Path is where the file is restored, relative to the target: the
+	// exact bytes of its name, which need not be valid UTF-8 (see
+	// exactName for its JSON form).
 	Path    string      `json:"path"`
 	Size    int64       `json:"size"`
 	ModTime time.Time   `json:"mtime"`
@@ -85,12 +100,72 @@ func ChunksOf(l *chunk.Layout) []Chunk {
 	return out
 }
 
-// Encode returns the manifest as JSON.
+// exactName is the JSON form of a File whose name is not valid UTF-8. A
+// JSON string is UTF-8, and encoding/json writes each invalid byte as
+// U+FFFD, so two such names would come back as one, and neither under its
+// own name. Such a file's "path" is its display form (DisplayPath) and
+// "path_b64" its exact bytes in standard base64, which Decode puts back
+// into Path. Only Encode and Decode know this: a File's Path always holds
+// the exact bytes.
+type exactName struct {
+	File
+	PathB64 string `json:"path_b64"`
+}
+
+// pathB64Key is how the key appears in a manifest that has one (a name
+// containing it is written with its quotes escaped).
+var pathB64Key = []byte(`"path_b64"`)
+
+// DisplayPath is p for people: valid UTF-8, each byte that is not shown as
+// U+FFFD (what JSON made of such names before path_b64).
+func DisplayPath(p string) string {
+	if utf8.ValidString(p) {
+		return p
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); {
+		r, n := utf8.DecodeRuneInString(p[i:])
+		b.WriteRune(r) // utf8.RuneError for an invalid byte
+		i += n
+	}
+	return b.String()
+}
+
+// exactNames reports whether a file name needs SchemaExactNames.
+func (m *Manifest) exactNames() bool {
+	for i := range m.Files {
+		if !utf8.ValidString(m.Files[i].Path) {
+			return true
+		}
+	}
+	return false
+}
+
+// Encode returns the manifest as JSON, with the schema its names need.
 func (m *Manifest) Encode() ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetIndent("", " ")
-	if err := enc.Encode(m); err != nil {
+	var v any = m
+	if m.exactNames() {
+		type plain Manifest
+		c := *m
+		c.Schema = max(c.Schema, SchemaExactNames)
+		files := make([]any, len(m.Files))
+		for i, f := range m.Files {
+			files[i] = f
+			if !utf8.ValidString(f.Path) {
+				exact := base64.StdEncoding.EncodeToString([]byte(f.Path))
+				f.Path = DisplayPath(f.Path)
+				files[i] = exactName{f, exact}
+			}
+		}
+		v = struct {
+			*plain
+			Files []any `json:"files"` // shadows plain's
+		}{(*plain)(&c), files}
+	}
+	if err := enc.Encode(v); err != nil {
 		return nil, fmt.Errorf("encode manifest: %w", err)
 	}
 	return b.Bytes(), nil
@@ -104,10 +179,38 @@ func Decode(b []byte) (*Manifest, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("manifest is not valid JSON: %w", err)
 	}
+	if bytes.Contains(b, pathB64Key) {
+		if err := m.exactPaths(b); err != nil {
+			return nil, fmt.Errorf("manifest %s: %w", m.ID, err)
+		}
+	}
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", m.ID, err)
 	}
 	return &m, nil
+}
+
+// exactPaths puts the exact names of b's "path_b64" fields into m.
+func (m *Manifest) exactPaths(b []byte) error {
+	var x struct {
+		Files []struct {
+			PathB64 *string `json:"path_b64"`
+		} `json:"files"`
+	}
+	if err := json.Unmarshal(b, &x); err != nil || len(x.Files) != len(m.Files) {
+		return fmt.Errorf("cannot read the files' path_b64 (%v)", err)
+	}
+	for i, f := range x.Files {
+		if f.PathB64 == nil {
+			continue
+		}
+		exact, err := base64.StdEncoding.DecodeString(*f.PathB64)
+		if err != nil {
+			return fmt.Errorf("file %d (%q): path_b64 is not base64: %w", i, m.Files[i].Path, err)
+		}
+		m.Files[i].Path = string(exact)
+	}
+	return nil
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -123,8 +226,8 @@ func CheckName(what, s string) error {
 
 // Validate checks everything a restore relies on.
 func (m *Manifest) Validate() error {
-	if m.Schema < 1 || m.Schema > SchemaVersion {
-		return fmt.Errorf("schema version %d is not supported by this s3bak (it reads up to %d): upgrade s3bak", m.Schema, SchemaVersion)
+	if m.Schema < 1 || m.Schema > MaxSchema {
+		return fmt.Errorf("schema version %d is not supported by this s3bak (it reads up to %d): upgrade s3bak", m.Schema, MaxSchema)
 	}
 	for what, v := range map[string]string{"backup id": m.ID, "cluster": m.Cluster, "node": m.Node} {
 		if err := CheckName(what, v); err != nil {
@@ -216,6 +319,9 @@ func (f *File) validateChunks() error {
 func CheckKey(key string) error {
 	if err := source.CheckPath(key); err != nil {
 		return fmt.Errorf("object key: %w", err)
+	}
+	if strings.Contains(key, `\`) {
+		return fmt.Errorf("object key %q contains a backslash", key)
 	}
 	if !strings.HasPrefix(key, DataDir+"/") {
 		return fmt.Errorf("object key %q is not under %s/", key, DataDir)

@@ -1,7 +1,9 @@
 package manifest
 
 import (
+	"bytes"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -21,8 +23,8 @@ func TestValidateRejectsHostileManifests(t *testing.T) {
 		"inner parent":    func(m *Manifest) { m.Files[0].Path = "ks/../../x" },
 		"absolute path":   func(m *Manifest) { m.Files[0].Path = "/etc/passwd" },
 		"unclean path":    func(m *Manifest) { m.Files[0].Path = "ks//x" },
-		"backslash":       func(m *Manifest) { m.Files[0].Path = `ks\..\x` },
 		"empty path":      func(m *Manifest) { m.Files[0].Path = "" },
+		"key backslash":   func(m *Manifest) { m.Files[0].Key = DataDir + `/ab\x` },
 		"duplicate":       func(m *Manifest) { m.Files[1].Path = m.Files[0].Path },
 		"file is dir":     func(m *Manifest) { m.Files[1].Path = "ks/t-1/nb-1-big-Data.db/x" },
 		"key outside":     func(m *Manifest) { m.Files[0].Key = "../other-node/data/x" },
@@ -54,6 +56,84 @@ func TestValidateRejectsHostileManifests(t *testing.T) {
 	}
 	if _, err := Decode([]byte("{not json")); err == nil {
 		t.Fatal("garbage accepted")
+	}
+}
+
+// TestExactNames: names are their exact bytes. Two names that differ only
+// in bytes that are not UTF-8 come back as themselves (JSON alone would
+// make both "ks/t-1/a\uFFFD"), the manifest says the schema that carries
+// them, and a manifest without such names is as before.
+func TestExactNames(t *testing.T) {
+	m := validManifest()
+	plain, _ := m.Encode()
+	if bytes.Contains(plain, pathB64Key) || !bytes.Contains(plain, []byte(`"schema": 1,`)) {
+		t.Fatalf("a manifest of UTF-8 names changed:\n%s", plain)
+	}
+	names := []string{"ks/t-1/a\xff", "ks/t-1/a\xfe", "ks/t-1/\xc3(latin1-\xe9)", "ks/t-1/back\\slash", "ks/t-1/\"path_b64\""}
+	m.Files = append(m.Files, m.Files[1], m.Files[1], m.Files[1], m.Files[1], m.Files[1])
+	for i, n := range names {
+		m.Files[2+i].Path = n
+	}
+	b, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !json.Valid(b) || !bytes.Contains(b, []byte(`"schema": 2,`)) || m.Schema != 1 {
+		t.Fatalf("schema: want 2 in the JSON (and the manifest itself untouched: %d):\n%s", m.Schema, b)
+	}
+	got, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range names {
+		if got.Files[2+i].Path != n {
+			t.Errorf("name %q came back as %q", n, got.Files[2+i].Path)
+		}
+	}
+	if got.Files[0].Path != m.Files[0].Path {
+		t.Errorf("a UTF-8 name changed: %q", got.Files[0].Path)
+	}
+	// The display form is what "path" says, for jq and people.
+	var raw struct{ Files []map[string]any }
+	json.Unmarshal(b, &raw)
+	if p := raw.Files[2]["path"]; p != "ks/t-1/a\uFFFD" {
+		t.Errorf("display path %q", p)
+	}
+	// An old manifest (before path_b64) still reads, its names as written.
+	old := bytes.Replace(plain, []byte("ks/t-1/empty"), []byte("ks/t-1/\ufffd"), 1)
+	if om, err := Decode(old); err != nil || om.Files[1].Path != "ks/t-1/\uFFFD" {
+		t.Fatalf("old manifest: %v", err)
+	}
+	// path_b64 is checked like path: it cannot lead out of the target.
+	evil := bytes.Replace(b, []byte(`"path_b64": "a3MvdC0xL2H/"`), []byte(`"path_b64": "Li4vLi4vZXRjL3Bhc3N3ZA=="`), 1)
+	if bytes.Equal(evil, b) {
+		t.Fatalf("no path_b64 to replace in:\n%s", b)
+	}
+	if _, err := Decode(evil); err == nil || !strings.Contains(err.Error(), "escapes") {
+		t.Fatalf("path_b64 of ../../etc/passwd: %v", err)
+	}
+	if _, err := Decode(bytes.Replace(b, []byte(`"path_b64": "a3MvdC0xL2H/"`), []byte(`"path_b64": "%%"`), 1)); err == nil {
+		t.Fatal("a path_b64 that is not base64 was accepted")
+	}
+}
+
+// TestBackslashIsAByteOfAName: on Linux a backslash is an ordinary byte of
+// a file name, not a separator: a name with one stays one file under the
+// target, and an object key never has one.
+func TestBackslashIsAByteOfAName(t *testing.T) {
+	if filepath.Separator != '/' {
+		t.Skip("a backslash separates paths here")
+	}
+	m := validManifest()
+	m.Files[0].Path = `ks\..\..\x`
+	b, _ := m.Encode()
+	got, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := "/restore"
+	if p := filepath.Join(target, filepath.FromSlash(got.Files[0].Path)); filepath.Dir(p) != target {
+		t.Fatalf("%q is restored as %s, not as one file in %s", got.Files[0].Path, p, target)
 	}
 }
 

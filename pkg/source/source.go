@@ -4,11 +4,14 @@
 package source
 
 import (
+	"encoding/base64"
 	"fmt"
 	"io/fs"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // File is one regular file of a snapshot.
@@ -37,7 +40,13 @@ type File struct {
 // fingerprint; the name alone is never enough. The inode change time is
 // left out on purpose: every snapshot's hard link changes it.
 func (f File) Fingerprint() string {
-	return fmt.Sprintf("%s|%d|%d|%d|%s", path.Base(f.Path), f.Ino, f.Size, f.ModTime.UnixNano(), f.Digest)
+	name := path.Base(f.Path)
+	if !utf8.ValidString(name) {
+		// The index is JSON, which would turn the invalid bytes into
+		// U+FFFD: names that differ only there would share a fingerprint.
+		name = "b64:" + base64.StdEncoding.EncodeToString([]byte(name))
+	}
+	return fmt.Sprintf("%s|%d|%d|%d|%s", name, f.Ino, f.Size, f.ModTime.UnixNano(), f.Digest)
 }
 
 // Set is everything one backup run stores for one node.
@@ -61,17 +70,48 @@ func (s *Set) TotalSize() int64 {
 	return n
 }
 
+// Check refuses, before anything is read or uploaded, a set whose paths a
+// manifest could not hold or a restore could not recreate, naming the file.
+// Names are kept as their exact bytes (not UTF-8, a backslash: all fine on
+// Linux), so this refuses only what cannot be a relative path under a
+// restore target, and two files of the same path.
+func (s *Set) Check() error {
+	seen := make(map[string]string, len(s.Files))
+	for _, f := range s.Files {
+		if err := CheckPath(f.Path); err != nil {
+			return fmt.Errorf("cannot back up %s: its name cannot be restored as it is: %w", f.Abs, err)
+		}
+		if other, ok := seen[f.Path]; ok {
+			return fmt.Errorf("cannot back up both %s and %s: both would be restored as %q", other, f.Abs, f.Path)
+		}
+		seen[f.Path] = f.Abs
+	}
+	for p, abs := range seen {
+		for dir := p; strings.Contains(dir, "/"); {
+			dir = dir[:strings.LastIndexByte(dir, '/')]
+			if other, ok := seen[dir]; ok {
+				return fmt.Errorf("cannot back up both %s and %s: %q would have to be both a file and the directory of %q", other, abs, dir, p)
+			}
+		}
+	}
+	return nil
+}
+
 // CheckPath reports whether p is safe to join under a restore target: a
 // relative, clean, slash-separated path that cannot escape it. Manifests are
-// input from a bucket that others may write, so every path is checked.
+// input from a bucket that others may write, so every path is checked. A
+// path is a file name's exact bytes: it need not be UTF-8, and a backslash
+// is an ordinary byte of a name where '/' is the only separator (Linux);
+// only where a backslash separates paths (Windows) is it refused, so that a
+// hostile manifest cannot smuggle a separator in.
 func CheckPath(p string) error {
 	switch {
 	case p == "":
 		return fmt.Errorf("empty path")
 	case strings.ContainsRune(p, 0):
 		return fmt.Errorf("path %q contains a NUL byte", p)
-	case strings.Contains(p, `\`):
-		return fmt.Errorf("path %q contains a backslash", p)
+	case filepath.Separator != '/' && strings.Contains(p, `\`):
+		return fmt.Errorf("path %q contains a backslash, a path separator on this system", p)
 	case path.IsAbs(p):
 		return fmt.Errorf("path %q is absolute", p)
 	case path.Clean(p) != p:
