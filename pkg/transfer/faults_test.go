@@ -88,6 +88,9 @@ func TestConditionalPutWhoseReplyIsLost(t *testing.T) {
 	if _, cur, _ := c.GetSmall(ctx, key, 100); cur != etag2 || etag2 == etag {
 		t.Fatalf("ETag %s after the replace, Put said %s (before: %s)", cur, etag2, etag)
 	}
+	if drop.Applied() != 1 || drop.Seen() != 2 {
+		t.Fatalf("proxy saw %d PUTs (%d replies dropped), want the replace and its retry", drop.Seen(), drop.Applied())
+	}
 
 	// Someone else's write: the condition fails, the bytes differ.
 	if err := c.PutBytes(ctx, key, []byte("theirs"), ""); err != nil {
