@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,6 +26,9 @@ type Options struct {
 	Keyspaces     []string // empty: all
 	Tables        []string // "table" or "keyspace.table"; empty: all
 	IncludeSystem bool
+	// Logger gets the warnings about directories reached twice through
+	// symlinks (nil: discarded).
+	Logger *slog.Logger
 }
 
 // systemKeyspaces are node-local (restoring them breaks the node's identity
@@ -60,6 +64,10 @@ func Discover(ctx context.Context, o Options) (*source.Set, error) {
 	if o.Tag == "" {
 		return nil, errors.New("no snapshot tag: set --tag")
 	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	set := &source.Set{Kind: "cassandra", Tag: o.Tag, Meta: map[string]string{"data_dirs": strings.Join(o.DataDirs, ",")}}
 	tags := map[string]bool{}
 	var found []snapDir
@@ -81,11 +89,14 @@ func Discover(ctx context.Context, o Options) (*source.Set, error) {
 		sort.Strings(existing)
 		return nil, &TagNotFoundError{Tag: o.Tag, DataDirs: o.DataDirs, Existing: existing}
 	}
-	files, err := collect(ctx, found)
+	files, err := collect(ctx, once(found, log), log)
 	if err != nil {
 		return nil, err
 	}
 	set.Files = files
+	if err := set.Check(); err != nil {
+		return nil, err
+	}
 	return set, nil
 }
 
@@ -95,12 +106,67 @@ type snapDir struct {
 	keyspace string
 	tableDir string // "<table>-<id>" (or "<table>" for pre-2.1 tables)
 	abs      string
+	viaLink  bool  // reached through a symlink (keyspace, table, snapshots or tag)
+	id       dirID // the directory itself, wherever it was reached from
 }
+
+// dirID identifies a directory by device and inode, so that one reached
+// through several paths (symlinks) is read once, and a symlink loop ends.
+type dirID struct{ dev, ino uint64 }
+
+func idOf(fi fs.FileInfo) dirID {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return dirID{uint64(st.Dev), st.Ino}
+	}
+	return dirID{}
+}
+
+// subdir is a directory found in another, possibly through a symlink.
+type subdir struct {
+	name, path string
+	link       bool
+	id         dirID
+}
+
+// subdirs lists the directories in dir, in name order, with the symlinks
+// to directories among them: operators move a keyspace or a table to
+// another disk and leave a symlink behind, and its files must not be
+// missed. want filters by name before a symlink is followed. A symlink that
+// cannot be followed is an error, for the same reason; one to a file is
+// not a directory, as before.
+func subdirs(dir string, want func(string) bool) ([]subdir, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []subdir
+	for _, e := range entries {
+		if !want(e.Name()) || !(e.IsDir() || e.Type()&fs.ModeSymlink != 0) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		fi, err := os.Stat(p)
+		if err != nil {
+			if e.IsDir() {
+				return nil, err
+			}
+			target, _ := os.Readlink(p)
+			return nil, fmt.Errorf("%s is a symlink to %s, which cannot be followed (%w): mount or fix it, or remove the link", p, target, err)
+		}
+		if fi.IsDir() {
+			out = append(out, subdir{name: e.Name(), path: p, link: !e.IsDir(), id: idOf(fi)})
+		}
+	}
+	return out, nil
+}
+
+func all(string) bool { return true }
 
 // snapshotDirs finds the tag's directories under one data directory and
 // records every tag seen, for the error message when the tag is missing.
+// Keyspace, table, snapshots and tag directories may be symlinks.
 func snapshotDirs(ctx context.Context, dataDir string, o Options, tags map[string]bool) ([]snapDir, error) {
-	keyspaces, err := os.ReadDir(dataDir)
+	keyspaces, err := subdirs(dataDir, func(ks string) bool { return wantKeyspace(ks, o) })
 	if err != nil {
 		return nil, fmt.Errorf("read Cassandra data directory: %w", err)
 	}
@@ -109,35 +175,61 @@ func snapshotDirs(ctx context.Context, dataDir string, o Options, tags map[strin
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if !ks.IsDir() || !wantKeyspace(ks.Name(), o) {
-			continue
-		}
-		tables, err := os.ReadDir(filepath.Join(dataDir, ks.Name()))
+		tables, err := subdirs(ks.path, func(t string) bool { return wantTable(ks.name, TableName(t), o) })
 		if err != nil {
 			return nil, fmt.Errorf("read keyspace directory: %w", err)
 		}
 		for _, t := range tables {
-			if !t.IsDir() || !wantTable(ks.Name(), TableName(t.Name()), o) {
-				continue
-			}
-			snaps := filepath.Join(dataDir, ks.Name(), t.Name(), "snapshots")
-			entries, err := os.ReadDir(snaps)
+			snaps := filepath.Join(t.path, "snapshots")
+			entries, err := subdirs(snaps, all)
 			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			} else if err != nil {
+				if _, lerr := os.Lstat(snaps); lerr != nil {
+					continue // no snapshots at all
+				}
+				target, _ := os.Readlink(snaps)
+				err = fmt.Errorf("%s is a symlink to %s, which cannot be followed (%w): mount or fix it, or remove the link", snaps, target, err)
+			}
+			if err != nil {
 				return nil, fmt.Errorf("read snapshots directory: %w", err)
 			}
+			linked := ks.link || t.link
+			if fi, err := os.Lstat(snaps); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				linked = true
+			}
 			for _, e := range entries {
-				if e.IsDir() {
-					tags[e.Name()] = true
-				}
-				if e.IsDir() && e.Name() == o.Tag {
-					out = append(out, snapDir{keyspace: ks.Name(), tableDir: t.Name(), abs: filepath.Join(snaps, e.Name())})
+				tags[e.name] = true
+				if e.name == o.Tag {
+					out = append(out, snapDir{keyspace: ks.name, tableDir: t.name, abs: e.path, viaLink: linked || e.link, id: e.id})
 				}
 			}
 		}
 	}
 	return out, nil
+}
+
+// once keeps one snapDir per directory: the same snapshot reached through
+// a symlink too (a keyspace linked under a second name, a data directory
+// given twice) is backed up once, under the path that has no symlink when
+// there is one, else the first. The others are logged.
+func once(found []snapDir, log *slog.Logger) []snapDir {
+	chosen := map[dirID]int{}
+	for _, direct := range []bool{true, false} {
+		for i, d := range found {
+			if _, ok := chosen[d.id]; !ok && d.viaLink != direct {
+				chosen[d.id] = i
+			}
+		}
+	}
+	var out []snapDir
+	for i, d := range found {
+		if c := chosen[d.id]; c != i && d.id != (dirID{}) {
+			log.Warn("snapshot directory reached twice (through a symlink): backed up once", "skipped", d.abs,
+				"backed_up_as", found[c].keyspace+"/"+found[c].tableDir, "from", found[c].abs)
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // TableName strips the "-<id>" suffix of a table directory. Names are \w+,
@@ -168,37 +260,87 @@ func wantTable(ks, table string, o Options) bool {
 
 // collect lists the files of every snapshot directory. Index sstables live
 // in ".<index>/" subdirectories. Ephemeral (repair) snapshots are skipped.
-func collect(ctx context.Context, dirs []snapDir) ([]source.File, error) {
-	var files []source.File
+func collect(ctx context.Context, dirs []snapDir, log *slog.Logger) ([]source.File, error) {
+	w := &walker{ctx: ctx, log: log, seen: map[dirID]string{}}
+	for _, d := range dirs {
+		w.seen[d.id] = d.abs
+	}
 	for _, d := range dirs {
 		if _, err := os.Stat(filepath.Join(d.abs, "ephemeral.snapshot")); err == nil {
 			continue
 		}
-		err := filepath.WalkDir(d.abs, func(p string, e fs.DirEntry, err error) error {
-			if err != nil {
-				return fmt.Errorf("read snapshot: %w", err)
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if e.IsDir() {
-				return nil
-			}
-			rel, _ := filepath.Rel(d.abs, p)
+		if err := w.dir(d.abs, d.keyspace+"/"+d.tableDir); err != nil {
+			return nil, err
+		}
+	}
+	return renameCollisions(w.files)
+}
+
+// walker lists a snapshot directory's files, in name order. It follows
+// symlinks to directories, each directory once (a loop ends at a directory
+// already seen, which is logged), and refuses symlinks to files.
+type walker struct {
+	ctx   context.Context
+	log   *slog.Logger
+	seen  map[dirID]string // → the path it was read from
+	files []source.File
+}
+
+func (w *walker) dir(abs, rel string) error {
+	if err := w.ctx.Err(); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(abs)
+	if err != nil {
+		return fmt.Errorf("read snapshot: %w", err)
+	}
+	for _, e := range entries {
+		p, r := filepath.Join(abs, e.Name()), rel+"/"+e.Name()
+		fi, err := asDir(e, p)
+		if err != nil {
+			return fmt.Errorf("read snapshot: %w", err)
+		}
+		if fi == nil {
 			f, err := statFile(p)
 			if err != nil {
 				return err
 			}
-			f.Path = d.keyspace + "/" + d.tableDir + "/" + filepath.ToSlash(rel)
+			f.Path = r
 			f.Digest = dataDigest(p)
-			files = append(files, f)
-			return nil
-		})
-		if err != nil {
-			return nil, err
+			w.files = append(w.files, f)
+			continue
+		}
+		id := idOf(fi)
+		if first, ok := w.seen[id]; ok && id != (dirID{}) {
+			w.log.Warn("directory reached twice in a snapshot (a symlink loop?): read once", "skipped", p, "read_as", first)
+			continue
+		}
+		w.seen[id] = p
+		if err := w.dir(p, r); err != nil {
+			return err
 		}
 	}
-	return renameCollisions(files)
+	return nil
+}
+
+// asDir describes the directory that the entry e at p is or links to, and
+// returns nil for anything else: a symlink to a file, or one that leads
+// nowhere, is then refused by statFile.
+func asDir(e fs.DirEntry, p string) (fs.FileInfo, error) {
+	if !e.IsDir() && e.Type()&fs.ModeSymlink == 0 {
+		return nil, nil
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		if e.IsDir() {
+			return nil, err
+		}
+		return nil, nil
+	}
+	if !fi.IsDir() {
+		return nil, nil
+	}
+	return fi, nil
 }
 
 func statFile(p string) (source.File, error) {

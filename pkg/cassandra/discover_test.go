@@ -3,12 +3,15 @@ package cassandra
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/s3bak/s3bak/pkg/source"
 	"github.com/s3bak/s3bak/pkg/testfixture"
 )
 
@@ -164,5 +167,126 @@ func TestDiscoverErrors(t *testing.T) {
 	}
 	if _, err := Discover(ctx, Options{DataDirs: []string{d}, Tag: "other"}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Fatalf("symlink: %v", err)
+	}
+}
+
+// TestDiscoverFollowsSymlinkedDirectories: a keyspace moved to another disk
+// and symlinked back, a symlinked table directory, and symlinked snapshots
+// and tag directories are backed up under their logical paths; a directory
+// reached twice (a keyspace linked under a second name, a loop inside the
+// snapshot) is read once, and a loop does not hang. A dangling link to a
+// keyspace fails discovery instead of losing the keyspace.
+func TestDiscoverFollowsSymlinkedDirectories(t *testing.T) {
+	tables := fixtureTables(t, "mc")
+	root := t.TempDir()
+	data, disk2 := filepath.Join(root, "data"), filepath.Join(root, "disk2")
+	// ks1 lives on disk2 and is linked as data/ks1; in ks2, one table is
+	// linked from disk2, the other is a real directory whose snapshots
+	// directory is a link.
+	ks1 := tables[0]
+	ks1.Keyspace = "ks1"
+	moved, linkedTable, linkedSnaps := ks1, tables[1], tables[2]
+	linkedTable.Keyspace, linkedSnaps.Keyspace = "ks2", "ks2"
+	want := map[string]string{} // logical path → file on disk
+	add := func(snap, logical string) {
+		files, err := testfixture.TreeFiles(snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p := range files {
+			want[logical+"/"+p] = filepath.Join(snap, filepath.FromSlash(p))
+		}
+	}
+	snap, err := testfixture.WriteSnapshot(disk2, "t", moved, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSymlink(t, filepath.Join(disk2, "ks1"), filepath.Join(data, "ks1"))
+	add(snap, "ks1/"+moved.Dir())
+	if snap, err = testfixture.WriteSnapshot(filepath.Join(disk2, "tables"), "t", linkedTable, true); err != nil {
+		t.Fatal(err)
+	}
+	mustSymlink(t, filepath.Join(disk2, "tables", "ks2", linkedTable.Dir()), filepath.Join(data, "ks2", linkedTable.Dir()))
+	add(snap, "ks2/"+linkedTable.Dir())
+	if snap, err = testfixture.WriteSnapshot(filepath.Join(disk2, "snaps"), "t", linkedSnaps, true); err != nil {
+		t.Fatal(err)
+	}
+	mustSymlink(t, filepath.Dir(snap), filepath.Join(data, "ks2", linkedSnaps.Dir(), "snapshots"))
+	add(snap, "ks2/"+linkedSnaps.Dir())
+	// Loops: a keyspace linking to the data directory, and a directory in
+	// a snapshot linking back to the snapshot.
+	mustSymlink(t, data, filepath.Join(data, "loop"))
+	loopDir := filepath.Join(disk2, "ks1", moved.Dir(), "snapshots", "t", ".idx")
+	if err := os.MkdirAll(loopDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(loopDir, "mc-1-big-Data.db"), []byte("index"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want["ks1/"+moved.Dir()+"/.idx/mc-1-big-Data.db"] = filepath.Join(loopDir, "mc-1-big-Data.db")
+	mustSymlink(t, "..", filepath.Join(loopDir, "up"))
+	// The same keyspace under a second name: read once, as ks1.
+	mustSymlink(t, filepath.Join(disk2, "ks1"), filepath.Join(data, "ks1_alias"))
+
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	done := make(chan struct{})
+	var set *source.Set
+	go func() {
+		defer close(done)
+		set, err = Discover(context.Background(), Options{DataDirs: []string{data}, Tag: "t", Logger: log})
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("discovery hangs on a symlink loop")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, f := range set.Files {
+		got[f.Path] = f.Abs
+	}
+	for p, abs := range want {
+		g, ok := got[p]
+		if !ok {
+			t.Errorf("missing: %s", p)
+			continue
+		}
+		a, _ := os.Stat(g)
+		b, _ := os.Stat(abs)
+		if !os.SameFile(a, b) {
+			t.Errorf("%s is read from %s, want %s", p, g, abs)
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			t.Errorf("unexpected: %s (%s)", p, got[p])
+		}
+	}
+	if !strings.Contains(logs.String(), "ks1_alias") || !strings.Contains(logs.String(), "up") {
+		t.Errorf("the directories read once are not logged:\n%s", logs.String())
+	}
+
+	// A link that leads nowhere would lose a keyspace: it is an error.
+	mustSymlink(t, filepath.Join(root, "unmounted", "ks3"), filepath.Join(data, "ks3"))
+	_, err = Discover(context.Background(), Options{DataDirs: []string{data}, Tag: "t"})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(data, "ks3")) || !strings.Contains(err.Error(), "cannot be followed") {
+		t.Fatalf("dangling keyspace link: %v", err)
+	}
+	// Unless that keyspace is not wanted.
+	if _, err := Discover(context.Background(), Options{DataDirs: []string{data}, Tag: "t", Keyspaces: []string{"ks1"}}); err != nil {
+		t.Fatalf("a dangling link of a keyspace not backed up: %v", err)
+	}
+}
+
+func mustSymlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
 	}
 }
