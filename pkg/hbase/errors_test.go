@@ -7,8 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/s3bak/s3bak/pkg/source"
 )
 
 // discoverErr runs Discover expecting an error that mentions every want.
@@ -208,4 +211,34 @@ func TestSymlinks(t *testing.T) {
 	}
 	rename(t, moved+".tmp", moved)
 	discoverErr(t, root, []string{snapPlain}, "outside the root")
+}
+
+// TestSymlinkedSnapshotDirectory: a snapshot directory moved elsewhere
+// under the root and linked back is found by "all" and read whole, under
+// its own path, instead of being skipped; a loop inside it ends; a link
+// that leads nowhere is an error, not a snapshot less.
+func TestSymlinkedSnapshotDirectory(t *testing.T) {
+	root := unzipRoot(t)
+	want := discover(t, root, All)
+	snap := at(root, ".hbase-snapshot/"+snapPlain)
+	moved := at(root, "moved/"+snapPlain)
+	rename(t, snap, moved)
+	if err := os.Symlink(moved, snap); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("..", filepath.Join(moved, "loop")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan *source.Set)
+	go func() { done <- discover(t, root, All) }()
+	select {
+	case got := <-done:
+		samePaths(t, want, got)
+	case <-time.After(30 * time.Second):
+		t.Fatal("a symlink loop in a snapshot hangs discovery")
+	}
+	if err := os.Symlink(at(root, "nowhere"), at(root, ".hbase-snapshot/gone")); err != nil {
+		t.Fatal(err)
+	}
+	discoverErr(t, root, []string{All}, ".hbase-snapshot/gone", "cannot be followed")
 }

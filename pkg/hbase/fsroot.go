@@ -105,28 +105,79 @@ func isChecksumFile(name string) bool {
 	return strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".crc")
 }
 
-// walk returns every regular file under the directory rel, in lexical order.
+// walk returns every regular file under the directory rel, in lexical
+// order. Symlinks to directories are followed under the root's policy,
+// each directory once, so a loop ends.
 func (r *fsRoot) walk(rel string) ([]source.File, error) {
 	var files []source.File
-	err := filepath.WalkDir(r.abs(rel), func(p string, d fs.DirEntry, err error) error {
+	seen := map[[2]uint64]bool{}
+	var dir func(rel string) error
+	dir = func(rel string) error {
+		fi, err := os.Stat(r.abs(rel))
 		if err != nil {
 			return err
 		}
-		if d.IsDir() || isChecksumFile(d.Name()) {
-			return nil
+		if dev, ino := inode(fi); ino != 0 {
+			if seen[[2]uint64{dev, ino}] {
+				return nil // a loop: its files are listed already
+			}
+			seen[[2]uint64{dev, ino}] = true
 		}
-		sub, err := filepath.Rel(r.dir, p)
+		entries, err := os.ReadDir(r.abs(rel))
 		if err != nil {
 			return err
 		}
-		f, err := r.stat(filepath.ToSlash(sub))
-		if err != nil {
-			return err
+		for _, e := range entries {
+			sub := join(rel, e.Name())
+			isDir, err := r.isDir(rel, e)
+			if err != nil {
+				return err
+			}
+			if isDir {
+				if err := dir(sub); err != nil {
+					return err
+				}
+				continue
+			}
+			if isChecksumFile(e.Name()) {
+				continue
+			}
+			f, err := r.stat(sub)
+			if err != nil {
+				return err
+			}
+			files = append(files, f)
 		}
-		files = append(files, f)
 		return nil
-	})
-	return files, err
+	}
+	return files, dir(rel)
+}
+
+// isDir reports whether the entry e of the directory rel is a directory or
+// a symlink to one. HBase makes no symlinks, but an operator may move a
+// snapshot or region directory elsewhere under the root and link it back:
+// it is read like a real one, never skipped. A symlink that leads nowhere
+// or outside the root is an error, as for files (stat).
+func (r *fsRoot) isDir(rel string, e fs.DirEntry) (bool, error) {
+	if e.IsDir() {
+		return true, nil
+	}
+	if e.Type()&fs.ModeSymlink == 0 {
+		return false, nil
+	}
+	abs := r.abs(join(rel, e.Name()))
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return false, fmt.Errorf("%s is a symlink that cannot be followed: %w", abs, err)
+	}
+	if real != r.real && !strings.HasPrefix(real, r.real+string(filepath.Separator)) {
+		return false, fmt.Errorf("%s resolves to %s, outside the root %s", abs, real, r.real)
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return false, err
+	}
+	return fi.IsDir(), nil
 }
 
 // readDir lists the directory rel; a missing directory is empty.

@@ -145,11 +145,15 @@ func (s *snapshot) loadRegionFiles(ctx context.Context, r *fsRoot) error {
 		if len(s.regions) >= maxRegions {
 			return fmt.Errorf("snapshot %q: more than %d regions", s.info.Name, maxRegions)
 		}
+		isDir, err := r.isDir(dir, e)
+		if err != nil {
+			return err
+		}
 		var rm regionManifest
 		switch {
-		case e.IsDir() && regionPattern.MatchString(e.Name()): // FSUtils.RegionDirFilter
+		case isDir && regionPattern.MatchString(e.Name()): // FSUtils.RegionDirFilter
 			rm, err = loadV1Region(r, join(dir, e.Name()))
-		case s.info.Version == 2 && strings.HasPrefix(e.Name(), regionManifestPf) && !e.IsDir():
+		case s.info.Version == 2 && strings.HasPrefix(e.Name(), regionManifestPf) && !isDir:
 			rel := join(dir, e.Name())
 			var b []byte
 			if b, err = r.read(rel, maxManifestSize); err == nil {
@@ -191,7 +195,13 @@ func loadV1Region(r *fsRoot, dir string) (regionManifest, error) {
 		return rm, err
 	}
 	for _, fam := range families {
-		if !fam.IsDir() || strings.HasPrefix(fam.Name(), ".") {
+		if strings.HasPrefix(fam.Name(), ".") {
+			continue
+		}
+		if isDir, err := r.isDir(dir, fam); err != nil || !isDir {
+			if err != nil {
+				return rm, err
+			}
 			continue
 		}
 		ff, err := loadV1Family(r, join(dir, fam.Name()))
@@ -213,7 +223,13 @@ func loadV1Family(r *fsRoot, dir string) (familyFiles, error) {
 		return ff, err
 	}
 	for _, e := range entries {
-		if e.IsDir() || isChecksumFile(e.Name()) {
+		if isChecksumFile(e.Name()) {
+			continue
+		}
+		if isDir, err := r.isDir(dir, e); err != nil || isDir {
+			if err != nil {
+				return ff, err
+			}
 			continue
 		}
 		if len(ff.files) >= maxStoreFiles {
@@ -254,8 +270,13 @@ func listSnapshots(r *fsRoot) ([]string, error) {
 	var names []string
 	for _, e := range entries {
 		n := e.Name()
-		if !e.IsDir() || n == snapshotTmpDir || validSnapshotName(n) != nil ||
-			strings.HasSuffix(n, "_CORRUPTED") {
+		if n == snapshotTmpDir || validSnapshotName(n) != nil || strings.HasSuffix(n, "_CORRUPTED") {
+			continue
+		}
+		if isDir, err := r.isDir(snapshotDir, e); err != nil || !isDir {
+			if err != nil {
+				return nil, err
+			}
 			continue
 		}
 		_, err := r.stat(join(snapshotDir, n, snapshotInfoFile))
