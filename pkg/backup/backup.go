@@ -105,6 +105,8 @@ type Result struct {
 	Reused        int   // files whose content was found already stored
 	Duplicates    int   // of Reused, files whose content another file of this run stored
 	Unread        int   // of those, files known by fingerprint and not read at all
+
+	touched map[string]bool // large objects uploaded or continued
 }
 
 // Run backs up set. It returns an error, and writes no manifest, unless
@@ -148,6 +150,7 @@ func (e *Engine) run(ctx context.Context, m *manifest.Manifest, set *source.Set)
 	if err != nil {
 		return nil, err
 	}
+	res.touched = st.touched
 	return e.finish(ctx, m, res)
 }
 
@@ -234,6 +237,20 @@ type state struct {
 	inodes onceMap[inode, manifest.File]
 	keys   onceMap[string, manifest.File]
 	packs  *packer // nil: no packing
+
+	touchMu sync.Mutex
+	touched map[string]bool // large objects this run uploaded (or continued)
+}
+
+// touch notes that this run uploads key, so its partial upload is not
+// taken for a stale one.
+func (s *state) touch(key string) {
+	s.touchMu.Lock()
+	defer s.touchMu.Unlock()
+	if s.touched == nil {
+		s.touched = map[string]bool{}
+	}
+	s.touched[key] = true
 }
 
 func (s *state) file(ctx context.Context, f source.File) (manifest.File, error) {

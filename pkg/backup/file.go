@@ -113,7 +113,7 @@ func (e *Engine) storeLarge(ctx context.Context, s *state, fh *os.File, mf *mani
 			return 0, err
 		}
 		defer release()
-		l, err := e.streamUpload(ctx, e.opts.Node.Root()+key, countingReaderAt{fh, e.opts.Progress}, mf.Size, crcs, workers)
+		l, err := e.streamLarge(ctx, s, key, countingReaderAt{fh, e.opts.Progress}, mf.Size, crcs, workers)
 		if err != nil {
 			return 0, err
 		}
@@ -124,29 +124,6 @@ func (e *Engine) storeLarge(ctx context.Context, s *state, fh *os.File, mf *mani
 		e.opts.Progress.Add(mf.Size)
 	}
 	return err
-}
-
-// streamUpload compresses r into the uploader through a pipe, so that
-// neither the file nor its compressed form is ever held whole in memory.
-func (e *Engine) streamUpload(ctx context.Context, key string, r io.ReaderAt, size int64, crcs []uint32, workers int) (*chunk.Layout, error) {
-	pr, pw := io.Pipe()
-	type encoded struct {
-		l   *chunk.Layout
-		err error
-	}
-	done := make(chan encoded, 1)
-	go func() {
-		l, err := e.enc.EncodeToN(ctx, pw, r, size, crcs, workers)
-		pw.CloseWithError(err)
-		done <- encoded{l, err}
-	}()
-	upErr := e.up.Upload(ctx, key, pr, -1)
-	pr.CloseWithError(upErr) // unblock the encoder if the upload gave up
-	enc := <-done
-	if enc.err != nil {
-		return nil, fmt.Errorf("read and compress: %w", enc.err)
-	}
-	return enc.l, upErr
 }
 
 func describe(mf *manifest.File, key string, l *chunk.Layout) {
@@ -167,7 +144,8 @@ func describe(mf *manifest.File, key string, l *chunk.Layout) {
 // all of it and runs alone (see StreamShape for sizing the parts).
 func (e *Engine) streamShape() (workers int, mem int64) {
 	workers = max(e.enc.Options().Workers, 1)
-	up := e.up.StreamMemory()
+	// Parts end at chunk boundaries, so each may hold a chunk more.
+	up := int64(e.up.Concurrency()+1) * (e.up.PartSize() + int64(e.enc.Options().ChunkSize))
 	if avail := e.opts.Budget.Available(); avail > 0 {
 		for workers > 1 && e.enc.StreamMemoryN(workers)+up > avail {
 			workers--

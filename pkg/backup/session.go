@@ -11,6 +11,7 @@ import (
 	"github.com/s3bak/s3bak/pkg/lock"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/source"
+	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
 // SessionOptions configure RunLocked.
@@ -54,7 +55,7 @@ func (e *Engine) locked(ctx context.Context, l *lock.Lock, m *manifest.Manifest,
 		return nil, fmt.Errorf("read the node's index: %w", err)
 	}
 	e.opts.Known = idx
-	if err := e.abortLeftovers(ctx); err != nil {
+	if err := e.abortLeftovers(ctx, idx.PartialUploads()); err != nil {
 		return nil, err
 	}
 	host, _ := os.Hostname()
@@ -77,6 +78,7 @@ func (e *Engine) locked(ctx context.Context, l *lock.Lock, m *manifest.Manifest,
 	stop()
 	if runErr == nil {
 		idx.AddBackup(res.Manifest)
+		e.dropStalePartials(ctx, idx, res.touched)
 	}
 	// Saved even after a failure: what was uploaded is stored, and the
 	// rerun should not upload it again.
@@ -94,12 +96,17 @@ func (e *Engine) locked(ctx context.Context, l *lock.Lock, m *manifest.Manifest,
 }
 
 // abortLeftovers drops the node's unfinished multipart uploads: this run
-// holds the lock, so any upload under the node's data is a dead run's.
-func (e *Engine) abortLeftovers(ctx context.Context) error {
+// holds the lock, so any upload under the node's data is a dead run's —
+// except those the index records as partial uploads, which this run may
+// continue.
+func (e *Engine) abortLeftovers(ctx context.Context, keep map[string]bool) error {
 	prefix := e.opts.Node.Root() + manifest.DataDir + "/"
 	for u, err := range e.client.ListUploads(ctx, prefix) {
 		if err != nil {
 			return fmt.Errorf("list unfinished uploads: %w", err)
+		}
+		if keep[u.ID] {
+			continue
 		}
 		e.opts.Logger.Info("aborting an unfinished upload of an earlier run", "key", u.Key, "initiated", u.Initiated)
 		if err := e.client.Abort(ctx, u); err != nil {
@@ -107,6 +114,19 @@ func (e *Engine) abortLeftovers(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// dropStalePartials abandons the partial uploads a complete backup did not
+// continue: their files are gone from the snapshot or changed.
+func (e *Engine) dropStalePartials(ctx context.Context, idx *catalog.Index, touched map[string]bool) {
+	for _, key := range idx.PartialKeys() {
+		if touched[key] {
+			continue
+		}
+		if p := idx.Partial(key); p != nil {
+			e.abandon(ctx, idx, transfer.Upload{Key: e.opts.Node.Root() + key, ID: p.UploadID}, key)
+		}
+	}
 }
 
 // checkpoint saves the index every interval while the run goes on.

@@ -34,7 +34,7 @@ func StreamShape(budget int64, s Stream, largest int64, fixedChunk bool) Stream 
 	}
 	room := budget / 4 * 3
 	floor := transfer.PartSizeFor(largest, transfer.MinPartSize)
-	need := func() int64 { return 6*s.ChunkSize + int64(s.Concurrency+1)*s.PartSize }
+	need := func() int64 { return 6*s.ChunkSize + int64(s.Concurrency+1)*(s.PartSize+s.ChunkSize) }
 	for need() > room && s.PartSize > floor {
 		s.PartSize = max(s.PartSize/2, floor)
 	}

@@ -42,6 +42,8 @@ type Index struct {
 	Backups []Summary          `json:"backups"`
 	Objects map[string]*Object `json:"objects"` // by content SHA-256
 	Hints   map[string]string  `json:"hints"`   // source.File.Fingerprint → SHA-256
+	// Partials are large files' unfinished multipart uploads, by key.
+	Partials map[string]*Partial `json:"partials,omitempty"`
 
 	mu    sync.Mutex
 	dirty bool
@@ -238,6 +240,14 @@ func (x *Index) validate() error {
 	}
 	for _, s := range x.Backups {
 		if err := manifest.CheckName("backup id", s.ID); err != nil {
+			return err
+		}
+	}
+	for key, p := range x.Partials {
+		if p == nil || p.Key != key {
+			return fmt.Errorf("partial upload %s: entry under another key", key)
+		}
+		if err := p.check(); err != nil {
 			return err
 		}
 	}

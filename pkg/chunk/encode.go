@@ -178,15 +178,36 @@ func (e *Encoder) StreamMemoryN(workers int) int64 {
 // earlier read, and a difference fails with ErrChanged rather than storing
 // bytes that do not match the checksum.
 func (e *Encoder) EncodeToN(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, want []uint32, workers int) (*Layout, error) {
+	return e.EncodeFrom(ctx, w, r, size, want, workers, nil)
+}
+
+// EncodeFrom continues an object of which the first len(prior) chunks are
+// stored already (an upload cut short): it writes to w only the chunks
+// after them and the seek table, which covers all of them. Each chunk is
+// one Write, and the seek table one last Write, so that w can cut parts at
+// chunk boundaries. The Layout returned describes the whole object.
+func (e *Encoder) EncodeFrom(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, want []uint32, workers int, prior []Chunk) (*Layout, error) {
 	l := e.newLayout(size)
 	n := NumChunks(size, int64(e.opts.ChunkSize))
 	if want != nil && len(want) != n {
 		return nil, fmt.Errorf("chunk: %d checksums for %d chunks", len(want), n)
 	}
+	if len(prior) > n {
+		return nil, fmt.Errorf("chunk: %d chunks stored of an object of %d", len(prior), n)
+	}
+	var stored int64
+	for i, c := range prior {
+		if want != nil && want[i] != c.CRC32C {
+			return nil, fmt.Errorf("chunk %d: %w", i, ErrChanged)
+		}
+		rawLen := min(int64(e.opts.ChunkSize), size-int64(i)*int64(e.opts.ChunkSize))
+		l.add(rawLen, c.StoredLen, c.Compressed, c.CRC32C)
+		stored += c.StoredLen
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	queue := make(chan chan encoded, max(workers, 1))
-	go e.dispatch(ctx, queue, r, size, n)
+	go e.dispatch(ctx, queue, r, size, len(prior), n)
 	defer func() { // stop dispatching, then drain so every buffer returns to the pool
 		cancel()
 		for ch := range queue {
@@ -195,8 +216,7 @@ func (e *Encoder) EncodeToN(ctx context.Context, w io.Writer, r io.ReaderAt, siz
 			}
 		}
 	}()
-	var stored int64
-	for i := 0; i < n; i++ {
+	for i := len(prior); i < n; i++ {
 		res := <-<-queue
 		if res.err != nil {
 			return nil, res.err
@@ -223,9 +243,9 @@ func (e *Encoder) EncodeToN(ctx context.Context, w io.Writer, r io.ReaderAt, siz
 
 // dispatch starts one goroutine per chunk, at most cap(queue)+1 ahead of the
 // writer, and closes queue when every chunk is started or ctx ends.
-func (e *Encoder) dispatch(ctx context.Context, queue chan<- chan encoded, r io.ReaderAt, size int64, n int) {
+func (e *Encoder) dispatch(ctx context.Context, queue chan<- chan encoded, r io.ReaderAt, size int64, from, n int) {
 	defer close(queue)
-	for i := 0; i < n; i++ {
+	for i := from; i < n; i++ {
 		ch := make(chan encoded, 1)
 		select {
 		case queue <- ch:

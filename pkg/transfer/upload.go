@@ -78,6 +78,9 @@ func (c *Client) NewUploader(o UploaderOptions) *Uploader {
 // PartSize returns the part size in use.
 func (u *Uploader) PartSize() int64 { return u.partSize }
 
+// Concurrency is the parts in flight per object.
+func (u *Uploader) Concurrency() int { return u.concurrency }
+
 // StreamMemory is what one upload from a stream holds in part buffers.
 func (u *Uploader) StreamMemory() int64 { return int64(u.concurrency+1) * u.partSize }
 

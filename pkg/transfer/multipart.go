@@ -1,0 +1,116 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Part is one stored part of a multipart upload: what completing the
+// upload, and checking a resumed one, needs.
+type Part struct {
+	Number int32  `json:"n"`
+	ETag   string `json:"etag"`
+	CRC32C string `json:"crc,omitempty"` // base64, as S3 returns it; empty without wire checksums
+	Size   int64  `json:"size"`
+}
+
+// StartMultipart begins a multipart upload of key and returns its upload
+// id. Unlike Uploader, the caller drives the parts, so that an upload cut
+// short can be continued by another process from its recorded parts.
+func (c *Client) StartMultipart(ctx context.Context, key string) (Upload, error) {
+	in := &s3.CreateMultipartUploadInput{Bucket: &c.Bucket, Key: &key}
+	if c.wireChecksum {
+		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
+	}
+	out, err := c.S3.CreateMultipartUpload(ctx, in)
+	if err != nil {
+		return Upload{}, c.classify("CreateMultipartUpload", key, err)
+	}
+	return Upload{Key: key, ID: aws.ToString(out.UploadId)}, nil
+}
+
+// UploadPart stores b as part n of u, with a CRC32C the server checks when
+// wire checksums are on.
+func (c *Client) UploadPart(ctx context.Context, u Upload, n int32, b []byte) (Part, error) {
+	in := &s3.UploadPartInput{
+		Bucket: &c.Bucket, Key: &u.Key, UploadId: &u.ID, PartNumber: aws.Int32(n),
+		Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b))),
+	}
+	var crc string
+	if c.wireChecksum {
+		var sum [4]byte
+		binary.BigEndian.PutUint32(sum[:], crc32.Checksum(b, castagnoli))
+		crc = base64.StdEncoding.EncodeToString(sum[:])
+		in.ChecksumCRC32C = &crc
+	}
+	out, err := c.S3.UploadPart(ctx, in)
+	if err != nil {
+		return Part{}, c.classify("UploadPart", fmt.Sprintf("%s part %d", u.Key, n), err)
+	}
+	return Part{Number: n, ETag: aws.ToString(out.ETag), CRC32C: crc, Size: int64(len(b))}, nil
+}
+
+// ListParts returns the parts of u the server has, by number.
+func (c *Client) ListParts(ctx context.Context, u Upload) (map[int32]Part, error) {
+	parts := map[int32]Part{}
+	in := &s3.ListPartsInput{Bucket: &c.Bucket, Key: &u.Key, UploadId: &u.ID}
+	for {
+		page, err := c.S3.ListParts(ctx, in)
+		if err != nil {
+			return nil, c.classify("ListParts", u.Key, err)
+		}
+		for _, p := range page.Parts {
+			n := aws.ToInt32(p.PartNumber)
+			parts[n] = Part{Number: n, ETag: aws.ToString(p.ETag), CRC32C: aws.ToString(p.ChecksumCRC32C), Size: aws.ToInt64(p.Size)}
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			return parts, nil
+		}
+		in.PartNumberMarker = page.NextPartNumberMarker
+	}
+}
+
+// CompleteMultipart makes u's parts, in order, the object.
+func (c *Client) CompleteMultipart(ctx context.Context, u Upload, parts []Part) error {
+	done := make([]types.CompletedPart, len(parts))
+	for i, p := range parts {
+		done[i] = types.CompletedPart{PartNumber: aws.Int32(p.Number), ETag: aws.String(p.ETag)}
+		if p.CRC32C != "" {
+			done[i].ChecksumCRC32C = aws.String(p.CRC32C)
+		}
+	}
+	_, err := c.S3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: &c.Bucket, Key: &u.Key, UploadId: &u.ID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: done},
+	})
+	err = c.classify("CompleteMultipartUpload", u.Key, err)
+	if errors.Is(err, ErrNotFound) && c.completedBefore(ctx, u.Key, parts) {
+		// The first try completed it and its reply was lost: the retry
+		// found no upload any more. The object is there, of the parts'
+		// size, under a key named by its content.
+		return nil
+	}
+	return err
+}
+
+// completedBefore tells whether key holds an object of exactly the parts'
+// bytes.
+func (c *Client) completedBefore(ctx context.Context, key string, parts []Part) bool {
+	var size int64
+	for _, p := range parts {
+		size += p.Size
+	}
+	info, err := c.Head(ctx, key)
+	return err == nil && info.Size == size
+}
