@@ -133,6 +133,13 @@ func Acquire(ctx context.Context, c *transfer.Client, key string, info Info, o O
 		if err != nil {
 			return nil, err
 		}
+		if cur.Token == info.Token {
+			// Our own write of unknown outcome (its answers were lost).
+			l.mu.Lock()
+			l.etag = etag
+			l.mu.Unlock()
+			return l.started(nil)
+		}
 		live := cur.Expires.After(o.Now()) && !cur.Dead()
 		if live && !o.Break {
 			return nil, &HeldError{Key: key, Holder: *cur}
@@ -225,6 +232,17 @@ func (l *Lock) Fence(ctx context.Context) error {
 	etag := l.etag
 	l.mu.Unlock()
 	err := l.write(ctx, transfer.Cond{IfMatch: etag})
+	if errors.Is(err, transfer.ErrExists) || errors.Is(err, transfer.ErrNotFound) {
+		cur, curETag, rerr := read(ctx, l.c, l.key)
+		if rerr == nil && cur.Token == l.Info().Token {
+			// An earlier renewal landed although its every answer was lost:
+			// the lock is still ours, under an ETag we never heard of.
+			l.mu.Lock()
+			l.etag = curETag
+			l.mu.Unlock()
+			err = l.write(ctx, transfer.Cond{IfMatch: curETag})
+		}
+	}
 	if errors.Is(err, transfer.ErrExists) || errors.Is(err, transfer.ErrNotFound) {
 		holder := "nobody (it was deleted)"
 		if cur, _, rerr := read(ctx, l.c, l.key); rerr == nil {

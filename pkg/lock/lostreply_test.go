@@ -178,7 +178,6 @@ func TestLostReplyThatCannotBeReadBack(t *testing.T) {
 // ones: Fence must still see that the lock holds this run's token and go
 // on, not report ErrLost naming this very run.
 func TestFenceAfterARenewalOfUnknownOutcome(t *testing.T) {
-	t.Skip("known gap in lock.Fence: after a renewal of unknown outcome the next Fence is ErrLost naming this run (fix: on ErrExists, a lock that holds our token is ours; take its ETag and write again)")
 	ctx, p, c := proxied(t, 2)
 	key := t.Name() + "/lock.json"
 	l, err := Acquire(ctx, c, key, Info{Op: "backup"}, Options{})
