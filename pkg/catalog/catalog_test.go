@@ -138,3 +138,39 @@ func TestLookupNeedsFingerprintAndSize(t *testing.T) {
 		t.Fatal("a forgotten object is still offered")
 	}
 }
+
+// A run killed after its manifest PUT and before it removed its pending
+// marker leaves both: the backup is complete (the manifest is the truth)
+// and is listed once, as such.
+func TestMarkerOfACompleteBackupIsNotListedAsIncomplete(t *testing.T) {
+	ctx := context.Background()
+	node := manifest.Node{Cluster: "c", Name: t.Name()}
+	ms := putManifests(t, node, 2)
+	for _, m := range ms {
+		if err := WritePending(ctx, client, node, Pending{ID: m.ID, Kind: m.Kind, Tag: m.Tag, Host: "h", PID: 1, Started: m.Started}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// And one that really is unfinished.
+	at := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	dead := Pending{ID: manifest.NewID(at), Kind: "cassandra", Tag: "t", Host: "h", PID: 1, Started: at}
+	if err := WritePending(ctx, client, node, dead); err != nil {
+		t.Fatal(err)
+	}
+	got, err := List(ctx, client, []manifest.Node{node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct{ id, status string }{{ms[0].ID, Complete}, {ms[1].ID, Complete}, {dead.ID, Incomplete}}
+	if len(got) != len(want) {
+		t.Fatalf("list %+v, want %v", got, want)
+	}
+	for i, w := range want {
+		if got[i].ID != w.id || got[i].Status != w.status {
+			t.Fatalf("line %d: %s %s, want %s %s (list %+v)", i, got[i].ID, got[i].Status, w.id, w.status, got)
+		}
+	}
+	if got[0].Files != 1 {
+		t.Fatalf("the complete backup is listed from its marker, not its manifest: %+v", got[0])
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sync"
 	"time"
 
@@ -103,6 +104,13 @@ func List(ctx context.Context, c *transfer.Client, nodes []manifest.Node) ([]Sum
 }
 
 func listNode(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Summary, error) {
+	// The markers are read before the manifests: a backup that finishes
+	// in between (manifest written, then marker deleted) is then seen with
+	// its manifest, rather than with neither.
+	pending, err := ListPending(ctx, c, node)
+	if err != nil {
+		return nil, err
+	}
 	ids, err := IDs(ctx, c, node)
 	if err != nil {
 		return nil, err
@@ -134,7 +142,7 @@ func listNode(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Su
 	for i := range out {
 		out[i].Status = Complete
 	}
-	unfinished, err := unfinishedSummaries(ctx, c, node)
+	unfinished, err := unfinishedSummaries(ctx, c, node, pending, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -144,11 +152,18 @@ func listNode(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Su
 }
 
 // unfinishedSummaries turns pending markers into lines: running when the
-// node's lock is held by that backup, incomplete otherwise.
-func unfinishedSummaries(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Summary, error) {
-	pending, err := ListPending(ctx, c, node)
-	if err != nil || len(pending) == 0 {
-		return nil, err
+// node's lock is held by that backup, incomplete otherwise. A marker whose
+// backup has its manifest (complete, one of ids) is left over from a run
+// that wrote the manifest and stopped before it removed the marker: the
+// manifest is the truth, the backup is listed once, as complete, and the
+// marker is cleared by the next backup of its snapshot or by purge.
+func unfinishedSummaries(ctx context.Context, c *transfer.Client, node manifest.Node, pending []Pending, ids []string) ([]Summary, error) {
+	pending = slices.DeleteFunc(pending, func(p Pending) bool {
+		_, complete := slices.BinarySearch(ids, p.ID)
+		return complete
+	})
+	if len(pending) == 0 {
+		return nil, nil
 	}
 	holder, err := lock.Read(ctx, c, node.Root()+lock.Key)
 	if err != nil {

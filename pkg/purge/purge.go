@@ -185,7 +185,8 @@ func (p *purger) sweep(ctx context.Context, doomed []string) error {
 }
 
 // cleanUp aborts old unfinished multipart uploads and removes old pending
-// markers: with the lock held, both belong to runs that died.
+// markers, and those of backups that have their manifest: with the lock
+// held, all belong to runs that died.
 func (p *purger) cleanUp(ctx context.Context) error {
 	uploadCutoff := p.o.Now().Add(-p.o.UploadAge)
 	for u, err := range p.c.ListUploads(ctx, p.node.Root()) {
@@ -206,9 +207,18 @@ func (p *purger) cleanUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A marker of a backup that has its manifest (kept or just purged)
+	// was left by a run that stopped between the two: stale, whatever its
+	// age.
+	complete := map[string]bool{}
+	for _, bs := range [][]Backup{p.rep.Kept, p.rep.Removed} {
+		for _, b := range bs {
+			complete[b.ID] = true
+		}
+	}
 	cutoff := p.o.Now().Add(-p.o.Grace)
 	for _, pd := range pending {
-		if pd.Started.After(cutoff) {
+		if pd.Started.After(cutoff) && !complete[pd.ID] {
 			continue
 		}
 		p.rep.PendingRemoved++
