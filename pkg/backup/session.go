@@ -55,6 +55,17 @@ func (e *Engine) locked(ctx context.Context, l *lock.Lock, m *manifest.Manifest,
 		return nil, fmt.Errorf("read the node's index: %w", err)
 	}
 	e.opts.Known = idx
+	// An object the index offers may be gone (a lifecycle rule, a person,
+	// a bug): its contents are forgotten, so their files are uploaded again
+	// instead of being referenced by a backup that could not restore them.
+	lost, err := idx.Reconcile(ctx, e.client, node)
+	if err != nil {
+		return nil, err
+	}
+	if len(lost) > 0 {
+		e.opts.Logger.Warn("objects the node's index offered are not in the bucket as recorded: their files are read and uploaded again; older backups that reference them fail verify (run s3bak verify)",
+			"objects", len(lost), "first", lost[0].Key, "why", lost[0].Why)
+	}
 	if err := e.abortLeftovers(ctx, idx.PartialUploads()); err != nil {
 		return nil, err
 	}
