@@ -2,12 +2,16 @@ package backup
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"time"
 
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
@@ -28,8 +32,13 @@ func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.F
 		}
 	}
 	fh, err := os.Open(f.Abs)
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return manifest.File{}, fmt.Errorf("open: %w (it was deleted after the snapshot was listed: was the snapshot cleared, e.g. by nodetool clearsnapshot, while the backup ran? take a new snapshot and back it up)", err)
+	case errors.Is(err, fs.ErrPermission):
 		return manifest.File{}, fmt.Errorf("open: %w (check that s3bak runs as a user who may read the snapshot, e.g. cassandra)", err)
+	case err != nil:
+		return manifest.File{}, fmt.Errorf("open: %w", err)
 	}
 	defer fh.Close()
 	fi, err := fh.Stat()
@@ -43,6 +52,14 @@ func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.F
 		err = e.storeSmall(ctx, s, fh, &mf)
 	} else {
 		err = e.storeLarge(ctx, s, fh, &mf)
+	}
+	// Only Size bytes were read: a file that grew, or was written, while
+	// it was read would be stored cut short or mixed, without a word.
+	if after, serr := fh.Stat(); serr != nil {
+		err = cmp.Or(err, serr)
+	} else if after.Size() != fi.Size() || !after.ModTime().Equal(fi.ModTime()) {
+		err = fmt.Errorf("it changed while it was read (size %d -> %d bytes, mtime %s -> %s): what was read may be cut short or mix old and new bytes; back up a snapshot (nodetool snapshot), whose files never change: %w",
+			fi.Size(), after.Size(), fi.ModTime().UTC().Format(time.RFC3339Nano), after.ModTime().UTC().Format(time.RFC3339Nano), chunk.ErrChanged)
 	}
 	if err == nil && e.opts.Known != nil && !s.packs.deferRecord(fp, &mf) {
 		e.opts.Known.Record(fp, &mf)
