@@ -140,11 +140,18 @@ func Acquire(ctx context.Context, c *transfer.Client, key string, info Info, o O
 			l.mu.Unlock()
 			return l.started(nil)
 		}
-		live := cur.Expires.After(o.Now()) && !cur.Dead()
-		if live && !o.Break {
+		dead, expired := cur.Dead(), !cur.Expires.After(o.Now())
+		if !dead && !expired && !o.Break {
 			return nil, &HeldError{Key: key, Holder: *cur}
 		}
-		o.Logger.Warn("taking over the lock", "holder", cur.String(), "lease_expired", !live, "lock", key)
+		switch {
+		case dead:
+			o.Logger.Warn(fmt.Sprintf("taking over the lock: the holder, pid %d on this host, is gone", cur.PID), "holder", cur.String(), "lock", key)
+		case expired:
+			o.Logger.Warn("taking over the lock: the holder's lease expired at "+cur.Expires.UTC().Format(time.RFC3339)+" (its run died, or lost S3 for longer than the lease)", "holder", cur.String(), "lock", key)
+		default:
+			o.Logger.Warn("breaking the lock (--break-lock): its holder's lease runs until "+cur.Expires.UTC().Format(time.RFC3339)+"; that run stops at its next renewal", "holder", cur.String(), "lock", key)
+		}
 		err = l.write(ctx, transfer.Cond{IfMatch: etag})
 		if !errors.Is(err, transfer.ErrExists) {
 			return l.started(err)

@@ -24,6 +24,7 @@ import (
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/progress"
 	"github.com/s3bak/s3bak/pkg/transfer"
+	"github.com/s3bak/s3bak/pkg/units"
 )
 
 // Options configure a restore.
@@ -149,7 +150,7 @@ func checkTarget(target string, files []manifest.File, force bool) error {
 	if err := unix.Statfs(target, &st); err == nil {
 		free := int64(st.Bavail) * int64(st.Bsize)
 		if free < need {
-			return fmt.Errorf("target %s has %d bytes free, the restore needs %d", target, free, need)
+			return fmt.Errorf("target %s has %s free, the restore needs %s: free space there, restore elsewhere, or fewer keyspaces or tables (--keyspace, --table)", target, units.Human(free), units.Human(need))
 		}
 	}
 	return nil
