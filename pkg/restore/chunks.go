@@ -226,6 +226,11 @@ func getOnce(ctx context.Context, c *transfer.Client, key string, off int64, buf
 		off, n = 0, 0 // Get reads the whole object when n is 0
 	}
 	body, err := c.Get(ctx, key, off, n)
+	if errors.Is(err, transfer.ErrNotFound) {
+		// The bucket answered: the object is not there. A verification
+		// failure (exit 5), unlike a server that fails (exit 1).
+		return false, fmt.Errorf("%w: object %s is missing", ErrVerify, key)
+	}
 	if err != nil {
 		return false, fmt.Errorf("object %s: %w", key, err)
 	}

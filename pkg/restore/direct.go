@@ -25,11 +25,12 @@ type fileWriter struct {
 	failed atomic.Bool
 }
 
-// newFileWriter opens f's file a second time with O_DIRECT when wanted.
-func newFileWriter(f *os.File, direct bool) *fileWriter {
+// newFileWriter writes into f, and opens f's file a second time with
+// O_DIRECT, with reopen, when reopen is not nil.
+func newFileWriter(f *os.File, reopen func(flag int) (*os.File, error)) *fileWriter {
 	w := &fileWriter{f: f}
-	if direct {
-		if d, err := os.OpenFile(f.Name(), os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
+	if reopen != nil {
+		if d, err := reopen(os.O_WRONLY | unix.O_DIRECT); err == nil {
 			w.direct = d
 		}
 	}

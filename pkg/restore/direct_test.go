@@ -55,7 +55,11 @@ func TestFileWriterWritesEveryByte(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			w := newFileWriter(f, tc.direct)
+			var reopen func(int) (*os.File, error)
+			if tc.direct {
+				reopen = func(flag int) (*os.File, error) { return os.OpenFile(f.Name(), flag, 0) }
+			}
+			w := newFileWriter(f, reopen)
 			order := rand.New(rand.NewPCG(1, 2)).Perm(len(tc.pieces))
 			for _, i := range order {
 				p := tc.pieces[i]

@@ -16,21 +16,23 @@ import (
 )
 
 // fetch downloads one file into a temporary file next to its final place
-// and verifies it; the temporary name starts with a dot and ends in
-// ".s3bak-tmp", so nothing mistakes it for the real file.
+// and verifies it; the temporary name (see tempName) starts with a dot and
+// ends in ".s3bak-tmp", so nothing mistakes it for the real file, and a
+// restore into the same target removes it if this one is killed.
 func (r *restorer) fetch(ctx context.Context, f manifest.File) (string, error) {
 	return r.stage(f, func(w io.WriterAt) error { return r.download(ctx, f, w, false) })
 }
 
 // stage writes a file into a temporary file next to its final place with
-// write, and gives it its mode and time.
+// write, and gives it its mode and time. It returns the temporary file's
+// path relative to the target.
 func (r *restorer) stage(f manifest.File, write func(io.WriterAt) error) (string, error) {
-	final := filepath.Join(r.target, filepath.FromSlash(f.Path))
+	final := filepath.FromSlash(f.Path)
 	dir := filepath.Dir(final)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := r.t.mkdirAll(dir); err != nil {
 		return "", fmt.Errorf("create directory: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(final)+".*.s3bak-tmp")
+	tmp, rel, err := r.t.createTemp(dir, filepath.Base(final))
 	if err != nil {
 		return "", fmt.Errorf("create temporary file: %w", err)
 	}
@@ -38,10 +40,14 @@ func (r *restorer) stage(f manifest.File, write func(io.WriterAt) error) (string
 	defer func() {
 		if !ok {
 			tmp.Close()
-			os.Remove(tmp.Name())
+			r.t.remove(rel)
 		}
 	}()
-	w := newFileWriter(tmp, !r.opts.Buffered && f.Size >= directMin)
+	var reopen func(flag int) (*os.File, error)
+	if !r.opts.Buffered && f.Size >= directMin {
+		reopen = func(flag int) (*os.File, error) { return r.t.openFile(rel, flag, 0) }
+	}
+	w := newFileWriter(tmp, reopen)
 	err = write(w)
 	if cerr := w.Close(); err == nil {
 		err = cerr
@@ -55,11 +61,11 @@ func (r *restorer) stage(f manifest.File, write func(io.WriterAt) error) (string
 	if err := tmp.Close(); err != nil {
 		return "", err
 	}
-	if err := os.Chtimes(tmp.Name(), f.ModTime, f.ModTime); err != nil {
+	if err := r.t.chtimes(rel, f.ModTime); err != nil {
 		return "", err
 	}
 	ok = true
-	return tmp.Name(), nil
+	return rel, nil
 }
 
 // download writes the file's bytes into w with parallel ranged GETs and
@@ -96,7 +102,7 @@ func (r *restorer) download(ctx context.Context, f manifest.File, w io.WriterAt,
 func (r *restorer) checkSize(ctx context.Context, f manifest.File, key string) error {
 	info, err := r.c.Head(ctx, key)
 	if errors.Is(err, transfer.ErrNotFound) {
-		return fmt.Errorf("object %s is missing: %w", key, err)
+		return fmt.Errorf("%w: object %s is missing", ErrVerify, key)
 	}
 	if err != nil {
 		return err

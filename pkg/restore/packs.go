@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 
@@ -97,11 +96,11 @@ func (r *restorer) fetchRun(ctx context.Context, run packRun) ([]staged, error) 
 		})
 		if err != nil {
 			for _, s := range out {
-				os.Remove(s.tmp)
+				r.t.remove(s.tmp)
 			}
 			return nil, fmt.Errorf("restore %s: %w", f.Path, err)
 		}
-		out = append(out, staged{tmp, filepath.Join(r.target, filepath.FromSlash(f.Path))})
+		out = append(out, staged{tmp, filepath.FromSlash(f.Path)})
 	}
 	return out, nil
 }

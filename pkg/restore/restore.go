@@ -10,11 +10,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -48,6 +51,11 @@ type Options struct {
 	// of 1 MiB and more are written with O_DIRECT where the file system
 	// allows it (see fileWriter).
 	Buffered bool
+	// FollowSymlinks follows links to directories under the target (data
+	// directories spread over disks). Without it a restore refuses a
+	// directory under the target that is a link (ErrSymlink) and writes
+	// nothing outside the target.
+	FollowSymlinks bool
 }
 
 // DefaultMaxMemory holds 16 default-size chunks in flight (each its stored
@@ -90,15 +98,41 @@ func Run(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifes
 		return nil, fmt.Errorf("manifest %s: %w", m.ID, err)
 	}
 	files := selectFiles(m, o.Filter)
-	if len(files) == 0 {
+	if len(files) == 0 && len(m.Files) > 0 {
 		return nil, fmt.Errorf("backup %s has no file that matches the filters", m.ID)
 	}
-	target, err := filepath.Abs(o.Target)
+	abs, err := filepath.Abs(o.Target)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTarget(target, files, o.Force); err != nil {
+	t, err := openTarget(abs, o.FollowSymlinks, o.Logger)
+	if err != nil {
 		return nil, err
+	}
+	defer t.close()
+	res, err := run(ctx, c, node, t, files, o)
+	if err != nil {
+		// A failed restore leaves no directory it made (the empty ones:
+		// with --force, files already moved into place stay).
+		t.removeCreated()
+		return nil, err
+	}
+	o.Logger.Info("restore complete", "files", res.Files, "bytes", res.Bytes, "target", abs)
+	return res, nil
+}
+
+func run(ctx context.Context, c *transfer.Client, node manifest.Node, t *targetDir, files []manifest.File, o Options) (*Result, error) {
+	dirs := dirsOf(files)
+	if err := t.checkLinks(dirs); err != nil {
+		return nil, err
+	}
+	t.removeStaleTemps(dirs)
+	t.shared()
+	if err := checkTarget(t, files, o.Force); err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return &Result{}, nil // an empty backup
 	}
 	// As many decoders as CPUs: more workers than that may wait on the
 	// network, but decoding is CPU work.
@@ -107,8 +141,22 @@ func Run(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifes
 		return nil, err
 	}
 	defer dec.Close()
-	r := &restorer{c: c, root: node.Root(), target: target, dec: dec, budget: o.Budget, bufs: newBuffers(poolLimit(o.Budget)), opts: o}
+	r := &restorer{c: c, root: node.Root(), t: t, dec: dec, budget: o.Budget, bufs: newBuffers(poolLimit(o.Budget)), opts: o}
 	return r.run(ctx, files)
+}
+
+// dirsOf lists the directories of files, relative to the target, sorted.
+func dirsOf(files []manifest.File) []string {
+	set := map[string]bool{}
+	for _, f := range files {
+		set[filepath.Dir(filepath.FromSlash(f.Path))] = true
+	}
+	dirs := make([]string, 0, len(set))
+	for d := range set {
+		dirs = append(dirs, d)
+	}
+	slices.Sort(dirs)
+	return dirs
 }
 
 // poolLimit is how many idle buffer bytes a restore keeps: as many as its
@@ -131,26 +179,77 @@ func selectFiles(m *manifest.Manifest, keep func(string) bool) []manifest.File {
 }
 
 // checkTarget refuses before a byte is downloaded: existing files (unless
-// forced) and a disk too small for what is restored.
-func checkTarget(target string, files []manifest.File, force bool) error {
-	var need int64
+// forced) and a file system too small for what is restored on it.
+func checkTarget(t *targetDir, files []manifest.File, force bool) error {
+	if !force {
+		for _, f := range files {
+			rel := filepath.FromSlash(f.Path)
+			if _, err := t.lstat(rel); err == nil {
+				return fmt.Errorf("%s: %w; restore into an empty directory, or pass --force to replace existing files", t.path(rel), ErrExists)
+			}
+		}
+	}
+	return checkSpace(t, files)
+}
+
+// checkSpace compares, for each file system the restore writes on (the
+// target's, and with --follow-symlinks those its links lead to), the bytes
+// free with the bytes restored there.
+func checkSpace(t *targetDir, files []manifest.File) error {
+	type fsys struct {
+		dir  string // a directory on it, relative
+		need int64
+	}
+	byDev := map[uint64]*fsys{}
+	devOf := map[string]uint64{} // directory → device of its nearest existing directory
+	var dev func(dir string) (uint64, error)
+	dev = func(dir string) (uint64, error) {
+		if d, ok := devOf[dir]; ok {
+			return d, nil
+		}
+		fi, err := t.statDir(dir)
+		if errors.Is(err, fs.ErrNotExist) && dir != "." {
+			d, err := dev(filepath.Dir(dir))
+			devOf[dir] = d
+			return d, err
+		}
+		if err != nil {
+			return 0, err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return 0, nil
+		}
+		d := uint64(st.Dev)
+		devOf[dir] = d
+		if byDev[d] == nil {
+			byDev[d] = &fsys{dir: dir}
+		}
+		return d, nil
+	}
 	for _, f := range files {
-		need += f.Size
-		if force {
+		d, err := dev(filepath.Dir(filepath.FromSlash(f.Path)))
+		if err != nil {
+			return err
+		}
+		if byDev[d] != nil {
+			byDev[d].need += f.Size
+		}
+	}
+	for _, s := range byDev {
+		var st unix.Statfs_t
+		d, err := t.openFile(s.dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+		if err != nil {
+			return err
+		}
+		err = unix.Fstatfs(int(d.Fd()), &st)
+		d.Close()
+		if err != nil {
 			continue
 		}
-		if _, err := os.Lstat(filepath.Join(target, filepath.FromSlash(f.Path))); err == nil {
-			return fmt.Errorf("%s: %w; restore into an empty directory, or pass --force to replace existing files", filepath.Join(target, f.Path), ErrExists)
-		}
-	}
-	if err := os.MkdirAll(target, 0o755); err != nil {
-		return fmt.Errorf("create target directory: %w", err)
-	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(target, &st); err == nil {
-		free := int64(st.Bavail) * int64(st.Bsize)
-		if free < need {
-			return fmt.Errorf("target %s has %s free, the restore needs %s: free space there, restore elsewhere, or fewer keyspaces or tables (--keyspace, --table)", target, units.Human(free), units.Human(need))
+		if free := int64(st.Bavail) * int64(st.Bsize); free < s.need {
+			return fmt.Errorf("the file system of %s has %s free, the restore needs %s there",
+				t.path(s.dir), units.Human(free), units.Human(s.need))
 		}
 	}
 	return nil
@@ -159,7 +258,7 @@ func checkTarget(target string, files []manifest.File, force bool) error {
 type restorer struct {
 	c      *transfer.Client
 	root   string
-	target string
+	t      *targetDir // nil in a verify
 	dec    *chunk.Decoder
 	budget *budget.Budget // shared by every file and worker
 	bufs   *buffers
@@ -169,6 +268,8 @@ type restorer struct {
 	temps []staged
 }
 
+// staged is a verified file under its temporary name, both relative to
+// the target.
 type staged struct{ tmp, final string }
 
 func (r *restorer) run(ctx context.Context, files []manifest.File) (*Result, error) {
@@ -194,7 +295,7 @@ func (r *restorer) run(ctx context.Context, files []manifest.File) (*Result, err
 				return fmt.Errorf("restore %s: %w", f.Path, err)
 			}
 			r.mu.Lock()
-			r.temps = append(r.temps, staged{tmp, filepath.Join(r.target, filepath.FromSlash(f.Path))})
+			r.temps = append(r.temps, staged{tmp, filepath.FromSlash(f.Path)})
 			r.mu.Unlock()
 			return nil
 		})
@@ -218,27 +319,29 @@ func (r *restorer) commit(files []manifest.File) (*Result, error) {
 	for _, s := range r.temps {
 		dirs[filepath.Dir(s.final)] = true
 	}
-	if err := syncFilesystems(dirs); err != nil {
+	if err := r.syncFilesystems(dirs); err != nil {
 		r.removeTemps()
 		return nil, fmt.Errorf("%w (nothing was moved into place)", err)
 	}
 	for i, s := range r.temps {
-		if err := os.Rename(s.tmp, s.final); err != nil {
+		if err := r.t.rename(s.tmp, s.final); err != nil {
 			for _, rest := range r.temps[i:] {
-				os.Remove(rest.tmp)
+				r.t.remove(rest.tmp)
 			}
 			what := "the files before it are in place"
 			if !r.opts.Force {
 				for _, done := range r.temps[:i] {
-					os.Remove(done.final)
+					r.t.remove(done.final)
 				}
 				what = "nothing was left in place"
 			}
-			return nil, fmt.Errorf("move %s into place: %w (%s)", s.final, err, what)
+			r.temps = nil
+			return nil, fmt.Errorf("move %s into place: %w (%s)", r.t.path(s.final), err, what)
 		}
 	}
+	r.temps = nil
 	for d := range dirs {
-		if err := syncDir(d); err != nil {
+		if err := r.syncDir(d); err != nil {
 			return nil, err
 		}
 	}
@@ -247,13 +350,12 @@ func (r *restorer) commit(files []manifest.File) (*Result, error) {
 		res.Bytes += f.Size
 		res.Paths = append(res.Paths, f.Path)
 	}
-	r.opts.Logger.Info("restore complete", "files", res.Files, "bytes", res.Bytes, "target", r.target)
 	return res, nil
 }
 
 func (r *restorer) removeTemps() {
 	for _, s := range r.temps {
-		os.Remove(s.tmp)
+		r.t.remove(s.tmp)
 	}
 	r.temps = nil
 }
@@ -261,38 +363,39 @@ func (r *restorer) removeTemps() {
 // syncFilesystems flushes the written files with one syncfs per file
 // system instead of one fsync per file: thousands of small sstable
 // components would otherwise wait for the disk one by one.
-func syncFilesystems(dirs map[string]bool) error {
+func (r *restorer) syncFilesystems(dirs map[string]bool) error {
 	done := map[uint64]bool{}
 	for d := range dirs {
-		var st unix.Stat_t
-		if err := unix.Stat(d, &st); err != nil {
+		f, err := r.t.openFile(d, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+		if err != nil {
 			return err
 		}
-		if done[st.Dev] {
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err != nil || done[st.Dev] {
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("stat %s: %w", r.t.path(d), err)
+			}
 			continue
 		}
 		done[st.Dev] = true
-		fd, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		err = unix.Syncfs(int(f.Fd()))
+		f.Close()
 		if err != nil {
-			return fmt.Errorf("open %s: %w", d, err)
-		}
-		err = unix.Syncfs(fd)
-		unix.Close(fd)
-		if err != nil {
-			return fmt.Errorf("sync the file system of %s: %w", d, err)
+			return fmt.Errorf("sync the file system of %s: %w", r.t.path(d), err)
 		}
 	}
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+func (r *restorer) syncDir(dir string) error {
+	d, err := r.t.openFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
+		return fmt.Errorf("sync directory %s: %w", r.t.path(dir), err)
 	}
 	return nil
 }

@@ -1,0 +1,391 @@
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrSymlink means a directory the restore would write through is a
+// symbolic link, and links are not followed (--follow-symlinks).
+var ErrSymlink = errors.New("symbolic link in the target")
+
+// tempSuffix ends the name of every temporary file of a restore: a file is
+// written as ".<name>.<random digits>.s3bak-tmp" next to its final place,
+// so nothing mistakes it for the real file and a later restore into the
+// same target recognises what a killed one left (isTempName).
+const tempSuffix = ".s3bak-tmp"
+
+// tempName is a fresh temporary name for a file called base.
+func tempName(base string) string {
+	return "." + base + "." + strconv.FormatUint(uint64(rand.Uint32()), 10) + tempSuffix
+}
+
+// isTempName tells whether name is one tempName makes (in this version or
+// an earlier one, whose os.CreateTemp pattern was the same).
+func isTempName(name string) bool {
+	if !strings.HasPrefix(name, ".") || !strings.HasSuffix(name, tempSuffix) {
+		return false
+	}
+	mid := strings.TrimSuffix(name[1:], tempSuffix)
+	i := strings.LastIndexByte(mid, '.')
+	if i <= 0 || i == len(mid)-1 {
+		return false
+	}
+	for _, c := range mid[i+1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// targetDir is the directory a restore writes into. Every path given to
+// its methods is relative to it. Unless links are followed, every access
+// goes through an os.Root: nothing is read or written outside the target,
+// whatever links appear under it while the restore runs (those already
+// there are refused before it starts, see checkLinks). With follow, linked
+// directories are followed wherever they lead (data directories spread
+// over disks).
+type targetDir struct {
+	abs    string
+	root   *os.Root // nil when following links
+	follow bool
+	log    *slog.Logger
+	// lock is an open descriptor of the target, flock'ed: shared while
+	// the restore runs, exclusive while it removes a dead restore's
+	// temporary files, so that it never removes those of a live one.
+	lock int
+	// exclusive: no other restore into this target was running when
+	// this one started.
+	exclusive bool
+
+	mu      sync.Mutex
+	known   map[string]bool // directories known to exist
+	created []string        // directories this restore created, relative
+	outer   []string        // directories created to make the target, absolute, in order
+}
+
+// openTarget creates the target directory (recording what it created)
+// and opens it.
+func openTarget(abs string, follow bool, log *slog.Logger) (t *targetDir, err error) {
+	t = &targetDir{abs: abs, follow: follow, log: log, lock: -1, known: map[string]bool{".": true}}
+	defer func() {
+		if err != nil {
+			t.removeCreated()
+			t.close()
+		}
+	}()
+	if err := t.makeTarget(); err != nil {
+		return nil, fmt.Errorf("create target directory: %w", err)
+	}
+	if !follow {
+		if t.root, err = os.OpenRoot(abs); err != nil {
+			return nil, err
+		}
+	}
+	t.lock, err = unix.Open(abs, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: abs, Err: err}
+	}
+	switch err := unix.Flock(t.lock, unix.LOCK_EX|unix.LOCK_NB); {
+	case err == nil:
+		t.exclusive = true
+	case errors.Is(err, unix.EWOULDBLOCK):
+		log.Info("another restore is writing into the target: its temporary files are left alone", "target", abs)
+		_ = unix.Flock(t.lock, unix.LOCK_SH|unix.LOCK_NB)
+	default:
+		// A file system without locks: there is no telling, and a
+		// second restore into one target at the same time is rare.
+		log.Debug("cannot lock the target directory", "target", abs, "err", err)
+		t.exclusive = true
+	}
+	return t, nil
+}
+
+// makeTarget is os.MkdirAll of the target that records the directories it
+// creates.
+func (t *targetDir) makeTarget() error {
+	var missing []string
+	for p := t.abs; ; {
+		fi, err := os.Stat(p)
+		if err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("%s is not a directory", p)
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, p)
+		parent := filepath.Dir(p)
+		if parent == p {
+			break
+		}
+		p = parent
+	}
+	for _, p := range slices.Backward(missing) {
+		err := os.Mkdir(p, 0o755)
+		if err == nil {
+			t.outer = append(t.outer, p)
+			continue
+		}
+		if fi, serr := os.Stat(p); !errors.Is(err, fs.ErrExist) || serr != nil || !fi.IsDir() {
+			return err
+		}
+	}
+	return nil
+}
+
+// shared lets other restores into the target start once this one has
+// removed what dead ones left.
+func (t *targetDir) shared() {
+	if t.exclusive && t.lock >= 0 {
+		_ = unix.Flock(t.lock, unix.LOCK_SH)
+	}
+}
+
+func (t *targetDir) close() {
+	if t.root != nil {
+		t.root.Close()
+	}
+	if t.lock >= 0 {
+		unix.Close(t.lock)
+		t.lock = -1
+	}
+}
+
+// path is rel's absolute path, for messages.
+func (t *targetDir) path(rel string) string { return filepath.Join(t.abs, rel) }
+
+func (t *targetDir) lstat(rel string) (fs.FileInfo, error) {
+	if t.root != nil {
+		return t.root.Lstat(rel)
+	}
+	return os.Lstat(t.path(rel))
+}
+
+// statDir is what rel is as a directory: with follow, a link to one is one.
+func (t *targetDir) statDir(rel string) (fs.FileInfo, error) {
+	if t.root != nil {
+		return t.root.Lstat(rel)
+	}
+	return os.Stat(t.path(rel))
+}
+
+func (t *targetDir) openFile(rel string, flag int, perm fs.FileMode) (*os.File, error) {
+	if t.root != nil {
+		return t.root.OpenFile(rel, flag, perm)
+	}
+	return os.OpenFile(t.path(rel), flag, perm)
+}
+
+func (t *targetDir) chtimes(rel string, tm time.Time) error {
+	if t.root != nil {
+		return t.root.Chtimes(rel, tm, tm)
+	}
+	return os.Chtimes(t.path(rel), tm, tm)
+}
+
+func (t *targetDir) rename(from, to string) error {
+	if t.root != nil {
+		return t.root.Rename(from, to)
+	}
+	return os.Rename(t.path(from), t.path(to))
+}
+
+func (t *targetDir) remove(rel string) error {
+	if t.root != nil {
+		return t.root.Remove(rel)
+	}
+	return os.Remove(t.path(rel))
+}
+
+// createTemp creates a temporary file for the file base in the directory
+// dir and returns it with its relative path.
+func (t *targetDir) createTemp(dir, base string) (*os.File, string, error) {
+	for try := 0; ; try++ {
+		rel := filepath.Join(dir, tempName(base))
+		f, err := t.openFile(rel, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil || !errors.Is(err, fs.ErrExist) || try == 100 {
+			return f, rel, err
+		}
+	}
+}
+
+// mkdirAll creates dir and its missing parents under the target,
+// recording each one it creates. Without follow, a link among them is
+// refused (checkLinks found those there at the start; the os.Root refuses
+// any that leads outside).
+func (t *targetDir) mkdirAll(dir string) error {
+	t.mu.Lock()
+	done := t.known[dir]
+	t.mu.Unlock()
+	if done {
+		return nil
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := t.mkdirAll(parent); err != nil {
+			return err
+		}
+	}
+	fi, err := t.statDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if t.root != nil {
+			err = t.root.Mkdir(dir, 0o755)
+		} else {
+			err = os.Mkdir(t.path(dir), 0o755)
+		}
+		if err == nil {
+			t.mu.Lock()
+			t.created = append(t.created, dir)
+			t.known[dir] = true
+			t.mu.Unlock()
+			return nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		if fi, err = t.statDir(dir); err != nil { // made meanwhile by another file's worker?
+			return fmt.Errorf("%s exists and is not a usable directory (a link that leads nowhere?): %w", t.path(dir), err)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err := t.isDir(dir, fi); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.known[dir] = true
+	t.mu.Unlock()
+	return nil
+}
+
+// isDir refuses what is not a directory the restore may write into.
+func (t *targetDir) isDir(rel string, fi fs.FileInfo) error {
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		dest, _ := os.Readlink(t.path(rel))
+		return fmt.Errorf("%s is a symbolic link (to %s): %w; restore writes nothing through a link unless --follow-symlinks (for data directories spread over disks)",
+			t.path(rel), dest, ErrSymlink)
+	case !fi.IsDir():
+		return fmt.Errorf("%s is in the way: it is not a directory, and the backup has files under it", t.path(rel))
+	}
+	return nil
+}
+
+// checkLinks refuses, before anything is written, a link among the
+// existing directories of dirs (relative directories the restore writes
+// into) or their parents under the target. With follow, links are
+// followed and only dangling ones or non-directories are refused.
+func (t *targetDir) checkLinks(dirs []string) error {
+	seen := map[string]bool{".": true}
+	for _, d := range dirs {
+		var chain []string
+		for p := d; !seen[p]; p = filepath.Dir(p) {
+			chain = append(chain, p)
+		}
+		for _, p := range slices.Backward(chain) {
+			seen[p] = true
+			fi, err := t.statDir(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				break // the rest will be made
+			}
+			if err != nil {
+				return err
+			}
+			if err := t.isDir(p, fi); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// removeStaleTemps removes, from the directories the restore writes into,
+// the temporary files a killed restore left there (by name, see
+// isTempName; regular files only), unless another restore into the target
+// is running. It logs what it removed.
+func (t *targetDir) removeStaleTemps(dirs []string) {
+	if !t.exclusive {
+		return
+	}
+	const named = 50 // files logged one by one; the rest are counted
+	var n int
+	var bytes int64
+	for _, d := range dirs {
+		f, err := t.openFile(d, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+		if err != nil {
+			continue // not there yet: nothing to remove
+		}
+		entries, err := f.ReadDir(-1)
+		f.Close()
+		if err != nil {
+			t.log.Warn("cannot read a directory to remove an interrupted restore's temporary files", "dir", t.path(d), "err", err)
+			continue
+		}
+		for _, e := range entries {
+			if !e.Type().IsRegular() || !isTempName(e.Name()) {
+				continue
+			}
+			rel := filepath.Join(d, e.Name())
+			var size int64
+			if fi, err := e.Info(); err == nil {
+				size = fi.Size()
+			}
+			if err := t.remove(rel); err != nil {
+				if !errors.Is(err, fs.ErrNotExist) {
+					t.log.Warn("cannot remove a temporary file of an interrupted restore", "path", t.path(rel), "err", err)
+				}
+				continue
+			}
+			if n < named {
+				t.log.Info("removed a temporary file of an interrupted restore", "path", t.path(rel), "bytes", size)
+			}
+			n++
+			bytes += size
+		}
+	}
+	if n > 0 {
+		t.log.Info("removed the temporary files of an interrupted restore", "files", n, "bytes", bytes, "target", t.abs)
+	}
+}
+
+// removeCreated removes the directories the restore created, deepest
+// first, those that are empty only: a failed restore leaves the target as
+// it found it. A directory that was there before is never removed.
+func (t *targetDir) removeCreated() {
+	t.mu.Lock()
+	created := slices.Clone(t.created)
+	t.created = nil
+	t.mu.Unlock()
+	depth := func(p string) int { return strings.Count(p, string(filepath.Separator)) }
+	slices.SortFunc(created, func(a, b string) int { return depth(b) - depth(a) })
+	for _, d := range created {
+		if err := t.remove(d); err == nil {
+			t.mu.Lock()
+			delete(t.known, d)
+			t.mu.Unlock()
+		}
+	}
+	for _, d := range slices.Backward(t.outer) {
+		if os.Remove(d) != nil {
+			break
+		}
+	}
+	t.outer = nil
+}
