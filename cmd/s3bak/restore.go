@@ -21,6 +21,7 @@ type restoreOptions struct {
 	keyspaces []string
 	tables    []string
 	directIO  bool
+	follow    bool
 }
 
 func newRestoreCommand(g *globalOptions) *cobra.Command {
@@ -38,6 +39,7 @@ func newRestoreCommand(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.target, "target", "", "directory to restore into")
 	f.BoolVar(&o.force, "force", false, "replace files that already exist in the target")
 	f.BoolVar(&o.directIO, "direct-io", true, "write files of 1 MiB and more with O_DIRECT: no copy into the page cache, and the database's cached pages stay (falls back by itself where the file system refuses it)")
+	f.BoolVar(&o.follow, "follow-symlinks", false, "follow directories under the target that are symbolic links (data directories spread over disks); without it such a link is refused and nothing is written outside the target")
 	f.StringArrayVar(&o.keyspaces, "keyspace", nil, "only this keyspace (repeatable)")
 	f.StringArrayVar(&o.tables, "table", nil, "only this table, as TABLE or KEYSPACE.TABLE (repeatable)")
 	return cmd
@@ -67,7 +69,7 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	start := time.Now()
 	res, err := restore.Run(ctx, client, node, m, restore.Options{
 		Target: o.target, Force: o.force, Concurrency: g.concurrency, Filter: filter, Logger: g.logger, Progress: bar,
-		Budget: g.limits.buffers(2), Buffered: !o.directIO,
+		Budget: g.limits.buffers(2), Buffered: !o.directIO, FollowSymlinks: o.follow,
 	})
 	bar.Finish()
 	if err != nil {
@@ -75,6 +77,9 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	}
 	fmt.Fprintf(g.stdout, "restored backup %s of %s/%s: %s, %s, verified, into %s in %s\n",
 		m.ID, m.Cluster, m.Node, units.Plural(res.Files, "file"), units.Human(res.Bytes), o.target, time.Since(start).Round(time.Millisecond))
+	if res.Files == 0 {
+		return nil // an empty backup: nothing to load
+	}
 	switch m.Kind {
 	case "cassandra":
 		_, err = fmt.Fprint(g.stdout, strings.TrimLeft(cassandra.RestoreSteps(o.target, res.Paths), "\n"))

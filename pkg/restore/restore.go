@@ -248,7 +248,7 @@ func checkSpace(t *targetDir, files []manifest.File) error {
 			continue
 		}
 		if free := int64(st.Bavail) * int64(st.Bsize); free < s.need {
-			return fmt.Errorf("the file system of %s has %s free, the restore needs %s there",
+			return fmt.Errorf("the file system of %s has %s free, the restore needs %s there: free space there, restore elsewhere, or fewer keyspaces or tables (--keyspace, --table)",
 				t.path(s.dir), units.Human(free), units.Human(s.need))
 		}
 	}
