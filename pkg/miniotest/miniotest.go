@@ -35,6 +35,37 @@ type Server struct {
 	cmd  *exec.Cmd
 	done chan error
 	log  *os.File
+	env  []string
+}
+
+// Signal sends sig to the server: SIGSTOP and SIGCONT make a server that
+// stops answering without closing a connection, as a hung host does.
+func (s *Server) Signal(sig syscall.Signal) error {
+	return syscall.Kill(-s.cmd.Process.Pid, sig)
+}
+
+// Restart kills the server, waits down, then starts it again on the same
+// address with the same data: a crashed and restarted S3 endpoint.
+func (s *Server) Restart(down time.Duration) error {
+	addr := strings.TrimPrefix(s.URL, "http://")
+	s.Stop()
+	time.Sleep(down)
+	bin, err := Binary()
+	if err != nil {
+		return err
+	}
+	var next *Server
+	for range 50 { // the port may linger a moment
+		if next, err = startAt(bin, s.Dir, addr, s.env); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	*s = *next
+	return nil
 }
 
 // Binary finds the minio server: $S3BAK_MINIO, then $PATH, then
@@ -86,6 +117,10 @@ func start(bin, dir string, env []string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	return startAt(bin, dir, fmt.Sprintf("127.0.0.1:%d", port), env)
+}
+
+func startAt(bin, dir, addr string, env []string) (*Server, error) {
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, err
@@ -94,7 +129,6 @@ func start(bin, dir string, env []string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cmd := exec.Command(bin, "server", "--quiet", "--address", addr, data)
 	cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+AccessKey, "MINIO_ROOT_PASSWORD="+SecretKey,
@@ -108,7 +142,7 @@ func start(bin, dir string, env []string) (*Server, error) {
 		logf.Close()
 		return nil, fmt.Errorf("start minio: %w", err)
 	}
-	s := &Server{URL: "http://" + addr, Dir: dir, cmd: cmd, done: make(chan error, 1), log: logf}
+	s := &Server{URL: "http://" + addr, Dir: dir, cmd: cmd, done: make(chan error, 1), log: logf, env: env}
 	go func() { s.done <- cmd.Wait() }()
 	if err := s.waitReady(60 * time.Second); err != nil {
 		s.Stop()
