@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -181,6 +182,17 @@ func startBackup(t *testing.T, ctx context.Context, n *node, endpoint string, ex
 	return cmd, &out
 }
 
+// running tells whether pid is alive and not a zombie waiting to be reaped.
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	return i > 0 && i+2 < len(b) && b[i+2] != 'Z'
+}
+
 func lockHeld(t *testing.T, endpoint string) bool {
 	resp, err := http.Head(endpoint + "/own/prod/cass-1/lock.json")
 	if err != nil {
@@ -209,7 +221,7 @@ func TestStoppedServerIsRiddenOut(t *testing.T) {
 	if err := s.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	if cmd.ProcessState != nil {
+	if !running(cmd.Process.Pid) {
 		t.Fatal("the backup ended before the server came back: the stop was not mid-run")
 	}
 	if err := cmd.Wait(); err != nil {
@@ -239,7 +251,7 @@ func TestRestartedServerIsRiddenOut(t *testing.T) {
 	if err := s.Restart(60 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if cmd.ProcessState != nil {
+	if !running(cmd.Process.Pid) {
 		t.Fatal("the backup ended before the server came back: the outage was not mid-run")
 	}
 	if err := cmd.Wait(); err != nil {
