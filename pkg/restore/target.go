@@ -105,7 +105,12 @@ func openTarget(abs string, follow bool, log *slog.Logger) (t *targetDir, err er
 		t.exclusive = true
 	case errors.Is(err, unix.EWOULDBLOCK):
 		log.Info("another restore is writing into the target: its temporary files are left alone", "target", abs)
-		_ = unix.Flock(t.lock, unix.LOCK_SH|unix.LOCK_NB)
+		// Shared, so that no later restore takes this one's temporary
+		// files for a dead one's. Blocking: another restore holds the
+		// lock exclusively only while it removes a dead one's files.
+		if err := unix.Flock(t.lock, unix.LOCK_SH); err != nil {
+			log.Debug("cannot lock the target directory", "target", abs, "err", err)
+		}
 	default:
 		// A file system without locks: there is no telling, and a
 		// second restore into one target at the same time is rare.
