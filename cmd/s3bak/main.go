@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/s3bak/s3bak/pkg/cassandra"
 	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/lock"
@@ -32,7 +34,9 @@ const (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := startProfile(os.Getenv("S3BAK_CPU_PROFILE"), os.Stderr)
+	stopHeap := startHeapProfile(os.Getenv("S3BAK_MEM_PROFILE"), os.Stderr)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stopHeap()
 	stopProfile()
 	stop()
 	os.Exit(code)
@@ -42,12 +46,32 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd := newRootCommand(stdout, stderr)
 	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(ctx)
+	ran, err := cmd.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
 	}
+	code := exitCode(ctx, err)
+	if code == exitInterrupted {
+		// What the run was doing ends in "context canceled": not news.
+		fmt.Fprintf(stderr, "s3bak: interrupted; %s\n", interruptedNote(ran))
+		return code
+	}
 	fmt.Fprintf(stderr, "s3bak: %v\n", err)
-	return exitCode(ctx, err)
+	return code
+}
+
+// interruptedNote says what an interrupted command left behind.
+func interruptedNote(c *cobra.Command) string {
+	if c == nil {
+		return "run it again"
+	}
+	switch c.Name() {
+	case "backup":
+		return "run the backup again and it resumes where this one stopped (until then, list shows it as incomplete)"
+	case "restore":
+		return "no file was moved into place; run the restore again"
+	}
+	return "run it again"
 }
 
 // exitCodeError carries a code decided by a command (preflight verdicts).
