@@ -231,10 +231,10 @@ func (x *Index) validate() error {
 		x.Hints = map[string]string{}
 	}
 	for sha, o := range x.Objects {
-		f := manifest.File{Path: "x", Size: o.Size, SHA256: sha}
 		if o == nil {
 			return fmt.Errorf("object %s: empty entry", sha)
 		}
+		f := manifest.File{Path: "x", Size: o.Size, SHA256: sha}
 		o.fill(&f, sha)
 		if err := f.Validate(); err != nil {
 			return fmt.Errorf("object %s: %w", sha, err)
