@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"time"
 
@@ -93,7 +94,7 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	if packSize == 0 {
 		packSize = backup.NoPacking
 	}
-	set, err := o.discover(ctx)
+	set, err := o.discover(ctx, g.logger)
 	if err != nil {
 		return err
 	}
@@ -101,13 +102,15 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	if err != nil {
 		return err
 	}
+	// Credentials, endpoint and bucket first: the preflight judges the
+	// route, and has nothing to say about a server that cannot be reached.
+	if err := client.CheckBucket(ctx); err != nil {
+		return err
+	}
 	if !o.skipPreflight {
 		if err := o.preflight.gate(ctx, g, client, set.TotalSize(), o.allowNAT); err != nil {
 			return err
 		}
-	}
-	if err := client.CheckBucket(ctx); err != nil {
-		return err
 	}
 	buffers := g.limits.buffers(5)
 	// A small --max-memory gets smaller parts and chunks rather than a
@@ -151,7 +154,7 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 
 // discover finds the snapshot's files: HBase with --hbase-root, else
 // Cassandra.
-func (o *backupOptions) discover(ctx context.Context) (*source.Set, error) {
+func (o *backupOptions) discover(ctx context.Context, logger *slog.Logger) (*source.Set, error) {
 	if o.hbaseRoot != "" {
 		if len(o.dataDirs) > 0 || o.tag != "" {
 			return nil, &usageError{errors.New("--hbase-root backs up HBase snapshots: do not combine it with --data-dir or --tag")}
@@ -160,6 +163,9 @@ func (o *backupOptions) discover(ctx context.Context) (*source.Set, error) {
 			return nil, &usageError{errors.New("--hbase-root needs --hbase-snapshot NAME (repeatable) or --hbase-snapshot all")}
 		}
 		set, err := hbase.Discover(ctx, hbase.Options{Root: o.hbaseRoot, Snapshots: o.hbaseSnaps})
+		if err == nil {
+			err = set.Check()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("find HBase snapshot: %w", err)
 		}
@@ -170,6 +176,7 @@ func (o *backupOptions) discover(ctx context.Context) (*source.Set, error) {
 	}
 	set, err := cassandra.Discover(ctx, cassandra.Options{
 		DataDirs: o.dataDirs, Tag: o.tag, Keyspaces: o.keyspaces, Tables: o.tables, IncludeSystem: o.includeSystem,
+		Logger: logger,
 	})
 	var tag *cassandra.TagNotFoundError
 	if err != nil && !errors.As(err, &tag) {

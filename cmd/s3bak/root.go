@@ -144,7 +144,12 @@ func (g *globalOptions) open(ctx context.Context) (manifest.Node, *transfer.Clie
 		return node, nil, err
 	}
 	client, err := g.client(ctx)
-	return node, client, err
+	if err != nil {
+		return node, nil, err
+	}
+	// First, so that missing credentials, an endpoint that cannot be
+	// reached or refused credentials say so at once.
+	return node, client, client.CheckBucket(ctx)
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

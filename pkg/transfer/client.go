@@ -59,6 +59,7 @@ type Client struct {
 	Bucket string
 	// wireChecksum asks S3 to check a CRC32C of every upload.
 	wireChecksum bool
+	profile      string // Options.Profile, for messages
 }
 
 // New loads the AWS configuration and returns a client for o.Bucket.
@@ -91,7 +92,7 @@ func New(ctx context.Context, o Options) (*Client, error) {
 			so.APIOptions = append(so.APIOptions, unsignedPayload)
 		}
 	})
-	return &Client{S3: cli, AWS: cfg, Bucket: o.Bucket, wireChecksum: wire}, nil
+	return &Client{S3: cli, AWS: cfg, Bucket: o.Bucket, wireChecksum: wire, profile: o.Profile}, nil
 }
 
 // LoadAWSConfig loads the standard configuration with s3bak's HTTP client.

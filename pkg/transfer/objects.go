@@ -7,22 +7,68 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // CheckBucket answers whether the bucket exists and is reachable, with an
-// error an operator can act on.
+// error an operator can act on. It is a run's first request, so it tells
+// configuration from trouble: credentials that cannot be found, an
+// endpoint that cannot be connected to (at once: it is not retried for
+// minutes as an outage would be), and credentials the server refuses.
 func (c *Client) CheckBucket(ctx context.Context) error {
-	_, err := c.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &c.Bucket})
-	if err != nil {
-		return fmt.Errorf("bucket %q is not usable (does it exist, in this region, and may these credentials read it?): %w",
-			c.Bucket, c.classify("HeadBucket", c.Bucket, err))
+	if c.AWS.Credentials != nil {
+		if _, err := c.AWS.Credentials.Retrieve(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return c.noCredentials(err)
+		}
 	}
-	return nil
+	_, err := c.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &c.Bucket}, failFast)
+	if err == nil {
+		return nil
+	}
+	if ce := connectError(err); ce != nil {
+		return ce
+	}
+	var resp *awshttp.ResponseError
+	if errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusForbidden {
+		// A HEAD answer has no body, so no error code: a listing of one
+		// key (the same permission, s3:ListBucket) says which 403 it is —
+		// an unknown key, a wrong secret or a policy.
+		_, lerr := c.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &c.Bucket, MaxKeys: aws.Int32(1)}, failFast)
+		if lerr != nil {
+			if cerr := c.classify("ListObjectsV2", "", lerr); errors.Is(cerr, ErrCredentials) {
+				return cerr
+			}
+		}
+	}
+	return fmt.Errorf("bucket %q is not usable (does it exist, in this region, and may these credentials read it?): %w",
+		c.Bucket, c.classify("HeadBucket", c.Bucket, err))
+}
+
+// failFast makes one request give up at once when its endpoint cannot be
+// connected to at all, instead of retrying for minutes: at the start of a
+// run that is configuration to fix, not an outage to ride out.
+func failFast(o *s3.Options) { o.Retryer = dialFailsFast{o.Retryer} }
+
+type dialFailsFast struct{ aws.Retryer }
+
+func (r dialFailsFast) IsErrorRetryable(err error) bool {
+	return connectError(err) == nil && r.Retryer.IsErrorRetryable(err)
+}
+
+func (r dialFailsFast) GetAttemptToken(ctx context.Context) (func(error) error, error) {
+	if v2, ok := r.Retryer.(aws.RetryerV2); ok {
+		return v2.GetAttemptToken(ctx)
+	}
+	return r.Retryer.GetInitialToken(), nil
 }
 
 // PutBytes stores a small object in one request.
