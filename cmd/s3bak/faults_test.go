@@ -11,7 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -21,6 +21,7 @@ import (
 	"github.com/s3bak/s3bak/pkg/faultproxy"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/miniotest"
+	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
 // Fault tests of the built binary (issue #11): each runs under a deadline
@@ -167,19 +168,35 @@ func ownMinIO(t *testing.T) *miniotest.Server {
 
 // startBackup starts a slow backup (many objects, one at a time) of n
 // against endpoint and returns once it holds the node's lock.
-func startBackup(t *testing.T, ctx context.Context, n *node, endpoint string, extra ...string) (*exec.Cmd, *bytes.Buffer) {
+func startBackup(t *testing.T, ctx context.Context, n *node, endpoint string, extra ...string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
 	args := append(n.backupArgs("own"), "--endpoint-url", endpoint, "--concurrency", "2", "--pack-size", "0", "--log-format", "json")
 	cmd := exec.CommandContext(ctx, s3bakBin, append(args, extra...)...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the backup to start uploading", func() bool {
-		return strings.Contains(out.String(), "lock") || strings.Count(out.String(), "\n") > 0 || lockHeld(t, endpoint)
-	})
-	return cmd, &out
+	waitFor(t, "the backup to hold the node's lock", func() bool { return lockHeld(endpoint) })
+	return cmd, out
+}
+
+// syncBuffer is a bytes.Buffer the test may read while the child writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
 }
 
 // running tells whether pid is alive and not a zombie waiting to be reaped.
@@ -193,13 +210,13 @@ func running(pid int) bool {
 	return i > 0 && i+2 < len(b) && b[i+2] != 'Z'
 }
 
-func lockHeld(t *testing.T, endpoint string) bool {
-	resp, err := http.Head(endpoint + "/own/prod/cass-1/lock.json")
+func lockHeld(endpoint string) bool {
+	c, err := transfer.New(context.Background(), transfer.Options{Bucket: "own", EndpointURL: endpoint, MaxAttempts: 1})
 	if err != nil {
 		return false
 	}
-	resp.Body.Close()
-	return resp.StatusCode != http.StatusNotFound
+	_, err = c.Head(context.Background(), "prod/cass-1/lock.json")
+	return err == nil
 }
 
 // TestStoppedServerIsRiddenOut: MinIO stopped (SIGSTOP: connections stay
@@ -222,7 +239,7 @@ func TestStoppedServerIsRiddenOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !running(cmd.Process.Pid) {
-		t.Fatal("the backup ended before the server came back: the stop was not mid-run")
+		t.Fatalf("the backup ended before the server came back:\n%s", tail(out.Bytes()))
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("backup across a stopped server: %v\n%s", err, tail(out.Bytes()))
@@ -252,7 +269,7 @@ func TestRestartedServerIsRiddenOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !running(cmd.Process.Pid) {
-		t.Fatal("the backup ended before the server came back: the outage was not mid-run")
+		t.Fatalf("the backup ended before the server came back:\n%s", tail(out.Bytes()))
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("backup across a restarted server: %v\n%s", err, tail(out.Bytes()))

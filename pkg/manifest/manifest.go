@@ -143,31 +143,44 @@ func (m *Manifest) exactNames() bool {
 
 // Encode returns the manifest as JSON, with the schema its names need.
 func (m *Manifest) Encode() ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetIndent("", " ")
-	var v any = m
-	if m.exactNames() {
-		type plain Manifest
-		c := *m
-		c.Schema = max(c.Schema, SchemaExactNames)
-		files := make([]any, len(m.Files))
-		for i, f := range m.Files {
-			files[i] = f
-			if !utf8.ValidString(f.Path) {
-				exact := base64.StdEncoding.EncodeToString([]byte(f.Path))
-				f.Path = DisplayPath(f.Path)
-				files[i] = exactName{f, exact}
-			}
-		}
-		v = struct {
-			*plain
-			Files []any `json:"files"` // shadows plain's
-		}{(*plain)(&c), files}
+	// The files are encoded one at a time into one buffer: a whole
+	// json.Marshal (indented, as it was) held the document several times
+	// over while it grew, hundreds of megabytes for a big node.
+	head := *m
+	head.Files = nil
+	exact := m.exactNames()
+	if exact {
+		head.Schema = max(head.Schema, SchemaExactNames)
 	}
-	if err := enc.Encode(v); err != nil {
+	hb, err := json.Marshal(&head)
+	if err != nil {
 		return nil, fmt.Errorf("encode manifest: %w", err)
 	}
+	// Files is the last field: the header ends with "files":null}.
+	const tail = `null}`
+	if !bytes.HasSuffix(hb, []byte(tail)) {
+		return nil, fmt.Errorf("encode manifest: unexpected header %q", hb[max(0, len(hb)-20):])
+	}
+	b := bytes.NewBuffer(make([]byte, 0, len(hb)+len(m.Files)*320))
+	b.Write(hb[:len(hb)-len(tail)])
+	b.WriteByte('[')
+	for i, f := range m.Files {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		var v any = f
+		if exact && !utf8.ValidString(f.Path) {
+			raw := base64.StdEncoding.EncodeToString([]byte(f.Path))
+			f.Path = DisplayPath(f.Path)
+			v = exactName{f, raw}
+		}
+		fb, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("encode manifest: file %d: %w", i, err)
+		}
+		b.Write(fb)
+	}
+	b.WriteString("]}\n")
 	return b.Bytes(), nil
 }
 

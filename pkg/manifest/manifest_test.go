@@ -66,7 +66,7 @@ func TestValidateRejectsHostileManifests(t *testing.T) {
 func TestExactNames(t *testing.T) {
 	m := validManifest()
 	plain, _ := m.Encode()
-	if bytes.Contains(plain, pathB64Key) || !bytes.Contains(plain, []byte(`"schema": 1,`)) {
+	if bytes.Contains(plain, pathB64Key) || !bytes.Contains(plain, []byte(`"schema":1,`)) {
 		t.Fatalf("a manifest of UTF-8 names changed:\n%s", plain)
 	}
 	names := []string{"ks/t-1/a\xff", "ks/t-1/a\xfe", "ks/t-1/\xc3(latin1-\xe9)", "ks/t-1/back\\slash", "ks/t-1/\"path_b64\""}
@@ -78,7 +78,7 @@ func TestExactNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !json.Valid(b) || !bytes.Contains(b, []byte(`"schema": 2,`)) || m.Schema != 1 {
+	if !json.Valid(b) || !bytes.Contains(b, []byte(`"schema":2,`)) || m.Schema != 1 {
 		t.Fatalf("schema: want 2 in the JSON (and the manifest itself untouched: %d):\n%s", m.Schema, b)
 	}
 	got, err := Decode(b)
@@ -105,14 +105,14 @@ func TestExactNames(t *testing.T) {
 		t.Fatalf("old manifest: %v", err)
 	}
 	// path_b64 is checked like path: it cannot lead out of the target.
-	evil := bytes.Replace(b, []byte(`"path_b64": "a3MvdC0xL2H/"`), []byte(`"path_b64": "Li4vLi4vZXRjL3Bhc3N3ZA=="`), 1)
+	evil := bytes.Replace(b, []byte(`"path_b64":"a3MvdC0xL2H/"`), []byte(`"path_b64":"Li4vLi4vZXRjL3Bhc3N3ZA=="`), 1)
 	if bytes.Equal(evil, b) {
 		t.Fatalf("no path_b64 to replace in:\n%s", b)
 	}
 	if _, err := Decode(evil); err == nil || !strings.Contains(err.Error(), "escapes") {
 		t.Fatalf("path_b64 of ../../etc/passwd: %v", err)
 	}
-	if _, err := Decode(bytes.Replace(b, []byte(`"path_b64": "a3MvdC0xL2H/"`), []byte(`"path_b64": "%%"`), 1)); err == nil {
+	if _, err := Decode(bytes.Replace(b, []byte(`"path_b64":"a3MvdC0xL2H/"`), []byte(`"path_b64":"%%"`), 1)); err == nil {
 		t.Fatal("a path_b64 that is not base64 was accepted")
 	}
 }
