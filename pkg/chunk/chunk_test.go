@@ -217,10 +217,11 @@ func TestDecodeChunkRejectsCorruption(t *testing.T) {
 	// nothing); what must never happen is wrong bytes without an error.
 	c := l.Chunks[0]
 	detected := 0
-	for i := range obj[:c.StoredLen] {
-		bad := bytes.Clone(obj)
+	bad := bytes.Clone(obj[:c.StoredLen])
+	for i := range bad {
 		bad[i] ^= 0x55
-		got, err := dec.DecodeChunk(nil, bad[:c.StoredLen], l.Mode, c)
+		got, err := dec.DecodeChunk(nil, bad, l.Mode, c)
+		bad[i] ^= 0x55
 		if err == nil && !bytes.Equal(got, raw[:c.RawLen]) {
 			t.Fatalf("flipping stored byte %d returned wrong bytes without an error", i)
 		}
