@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
@@ -300,7 +298,7 @@ func TestUnfinishedUploadsAreListedAndAborted(t *testing.T) {
 	ctx := context.Background()
 	c := testClient(t, bucket)
 	key := "prod/cass-1/data/aa/" + strings.Repeat("a", 64) + ".c1024k.zst"
-	if _, err := c.S3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &key}); err != nil {
+	if _, err := c.StartMultipart(ctx, key); err != nil {
 		t.Fatal(err)
 	}
 	node := []string{"--bucket", bucket, "--cluster", "prod", "--node", "cass-1"}

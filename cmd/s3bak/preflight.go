@@ -28,8 +28,9 @@ func (p *preflightFlags) run(ctx context.Context, c *transfer.Client, estimate i
 	if err != nil {
 		return nil, &usageError{fmt.Errorf("--resolve: %w", err)}
 	}
+	s3c, awsCfg := c.SDK()
 	return preflight.Run(ctx, preflight.Options{
-		Bucket: c.Bucket, AWS: c.AWS, S3: c.S3, Resolve: resolve,
+		Bucket: c.Bucket, AWS: awsCfg, S3: s3c, Resolve: resolve,
 		EstimateBytes: estimate, NATPricePerGB: p.natPricePerGB,
 	}), nil
 }

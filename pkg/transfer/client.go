@@ -1,6 +1,9 @@
 // Package transfer is s3bak's side of S3: one client built from the
 // standard AWS configuration, and the few operations the rest of s3bak
-// needs, so that nothing else imports the SDK's S3 packages.
+// needs. It is the only package that moves data through S3; preflight,
+// which inspects how this very client reaches the bucket (its endpoint
+// resolution, its credentials' source, the EC2 network it sits in), gets
+// the SDK client and configuration through Client.SDK, and reads only.
 package transfer
 
 import (
@@ -19,7 +22,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -54,8 +56,8 @@ type Options struct {
 
 // Client is an S3 client bound to one bucket.
 type Client struct {
-	S3     *s3.Client
-	AWS    aws.Config
+	s3     *s3.Client
+	aws    aws.Config
 	Bucket string
 	// wireChecksum asks S3 to check a CRC32C of every upload.
 	wireChecksum bool
@@ -92,8 +94,13 @@ func New(ctx context.Context, o Options) (*Client, error) {
 			so.APIOptions = append(so.APIOptions, unsignedPayload)
 		}
 	})
-	return &Client{S3: cli, AWS: cfg, Bucket: o.Bucket, wireChecksum: wire, profile: o.Profile}, nil
+	return &Client{s3: cli, aws: cfg, Bucket: o.Bucket, wireChecksum: wire, profile: o.Profile}, nil
 }
+
+// SDK returns the SDK client and the configuration it was built from, for
+// preflight to inspect how this client reaches the bucket. Everything that
+// reads or writes objects goes through Client's own methods.
+func (c *Client) SDK() (*s3.Client, aws.Config) { return c.s3, c.aws }
 
 // LoadAWSConfig loads the standard configuration with s3bak's HTTP client.
 // The client is the SDK's BuildableClient, tuned but not replaced, so that
@@ -209,7 +216,7 @@ func bucketRegion(ctx context.Context, cfg aws.Config, o Options) string {
 	if cli.Options().BaseEndpoint != nil {
 		return fallback
 	}
-	region, err := manager.GetBucketRegion(ctx, cli, o.Bucket)
+	region, err := managerBucketRegion(ctx, cli, o.Bucket)
 	if err != nil || region == "" {
 		return fallback
 	}

@@ -204,12 +204,12 @@ func (c *Client) profileName() string {
 // message about credentials the server refused: ", from the environment
 // (…)". The credentials themselves are never shown.
 func (c *Client) credentialsFrom() string {
-	if c.AWS.Credentials == nil {
+	if c.aws.Credentials == nil {
 		return ""
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	cr, err := c.AWS.Credentials.Retrieve(ctx) // cached: the request was just signed with them
+	cr, err := c.aws.Credentials.Retrieve(ctx) // cached: the request was just signed with them
 	if err != nil || cr.Source == "" {
 		return ""
 	}

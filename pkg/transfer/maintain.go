@@ -21,7 +21,7 @@ const DeleteBatch = 1000
 // GetSmall reads a whole small object with its ETag, for read-modify-write
 // with Put's IfMatch.
 func (c *Client) GetSmall(ctx context.Context, key string, limit int64) ([]byte, string, error) {
-	out, err := c.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key})
+	out, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key})
 	if err != nil {
 		return nil, "", c.classify("GetObject", key, err)
 	}
@@ -38,7 +38,7 @@ func (c *Client) GetSmall(ctx context.Context, key string, limit int64) ([]byte,
 
 // Delete removes one object; a missing object is not an error.
 func (c *Client) Delete(ctx context.Context, key string) error {
-	_, err := c.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &c.Bucket, Key: &key})
+	_, err := c.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &c.Bucket, Key: &key})
 	if err = c.classify("DeleteObject", key, err); errors.Is(err, ErrNotFound) {
 		return nil
 	}
@@ -63,7 +63,7 @@ func (c *Client) deleteBatch(ctx context.Context, keys []string) error {
 	for i := range keys {
 		ids[i] = types.ObjectIdentifier{Key: &keys[i]}
 	}
-	out, err := c.S3.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+	out, err := c.s3.DeleteObjects(ctx, &s3.DeleteObjectsInput{
 		Bucket: &c.Bucket, Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
 	})
 	if err != nil {
@@ -94,7 +94,7 @@ func (c *Client) ListUploads(ctx context.Context, prefix string) iter.Seq2[Uploa
 	return func(yield func(Upload, error) bool) {
 		in := &s3.ListMultipartUploadsInput{Bucket: &c.Bucket}
 		for {
-			page, err := c.S3.ListMultipartUploads(ctx, in)
+			page, err := c.s3.ListMultipartUploads(ctx, in)
 			if err != nil {
 				yield(Upload{}, c.classify("ListMultipartUploads", prefix, err))
 				return
@@ -118,7 +118,7 @@ func (c *Client) ListUploads(ctx context.Context, prefix string) iter.Seq2[Uploa
 
 // Abort drops a multipart upload and its parts.
 func (c *Client) Abort(ctx context.Context, u Upload) error {
-	_, err := c.S3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &c.Bucket, Key: &u.Key, UploadId: &u.ID})
+	_, err := c.s3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &c.Bucket, Key: &u.Key, UploadId: &u.ID})
 	if err = c.classify("AbortMultipartUpload", u.Key, err); errors.Is(err, ErrNotFound) {
 		return nil
 	}

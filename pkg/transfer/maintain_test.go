@@ -76,11 +76,11 @@ func TestListAndAbortUploads(t *testing.T) {
 	ctx := context.Background()
 	c := client(t, "")
 	key := t.Name() + "/data/big"
-	out, err := c.S3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &c.Bucket, Key: &key})
+	out, err := c.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &c.Bucket, Key: &key})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.S3.UploadPart(ctx, &s3.UploadPartInput{Bucket: &c.Bucket, Key: &key, UploadId: out.UploadId,
+	_, err = c.s3.UploadPart(ctx, &s3.UploadPartInput{Bucket: &c.Bucket, Key: &key, UploadId: out.UploadId,
 		PartNumber: new(int32(1)), Body: bytes.NewReader(make([]byte, 1024))})
 	if err != nil {
 		t.Fatal(err)

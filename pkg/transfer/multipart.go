@@ -33,7 +33,7 @@ func (c *Client) StartMultipart(ctx context.Context, key string) (Upload, error)
 	if c.wireChecksum {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
 	}
-	out, err := c.S3.CreateMultipartUpload(ctx, in)
+	out, err := c.s3.CreateMultipartUpload(ctx, in)
 	if err != nil {
 		return Upload{}, c.classify("CreateMultipartUpload", key, err)
 	}
@@ -54,7 +54,7 @@ func (c *Client) UploadPart(ctx context.Context, u Upload, n int32, b []byte) (P
 		crc = base64.StdEncoding.EncodeToString(sum[:])
 		in.ChecksumCRC32C = &crc
 	}
-	out, err := c.S3.UploadPart(ctx, in)
+	out, err := c.s3.UploadPart(ctx, in)
 	if err != nil {
 		return Part{}, c.classify("UploadPart", fmt.Sprintf("%s part %d", u.Key, n), err)
 	}
@@ -66,7 +66,7 @@ func (c *Client) ListParts(ctx context.Context, u Upload) (map[int32]Part, error
 	parts := map[int32]Part{}
 	in := &s3.ListPartsInput{Bucket: &c.Bucket, Key: &u.Key, UploadId: &u.ID}
 	for {
-		page, err := c.S3.ListParts(ctx, in)
+		page, err := c.s3.ListParts(ctx, in)
 		if err != nil {
 			return nil, c.classify("ListParts", u.Key, err)
 		}
@@ -90,7 +90,7 @@ func (c *Client) CompleteMultipart(ctx context.Context, u Upload, parts []Part) 
 			done[i].ChecksumCRC32C = aws.String(p.CRC32C)
 		}
 	}
-	_, err := c.S3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	_, err := c.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket: &c.Bucket, Key: &u.Key, UploadId: &u.ID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: done},
 	})

@@ -22,15 +22,15 @@ import (
 // endpoint that cannot be connected to (at once: it is not retried for
 // minutes as an outage would be), and credentials the server refuses.
 func (c *Client) CheckBucket(ctx context.Context) error {
-	if c.AWS.Credentials != nil {
-		if _, err := c.AWS.Credentials.Retrieve(ctx); err != nil {
+	if c.aws.Credentials != nil {
+		if _, err := c.aws.Credentials.Retrieve(ctx); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			return c.noCredentials(err)
 		}
 	}
-	_, err := c.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &c.Bucket}, failFast)
+	_, err := c.s3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &c.Bucket}, failFast)
 	if err == nil {
 		return nil
 	}
@@ -42,7 +42,7 @@ func (c *Client) CheckBucket(ctx context.Context) error {
 		// A HEAD answer has no body, so no error code: a listing of one
 		// key (the same permission, s3:ListBucket) says which 403 it is —
 		// an unknown key, a wrong secret or a policy.
-		_, lerr := c.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &c.Bucket, MaxKeys: aws.Int32(1)}, failFast)
+		_, lerr := c.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &c.Bucket, MaxKeys: aws.Int32(1)}, failFast)
 		if lerr != nil {
 			if cerr := c.classify("ListObjectsV2", "", lerr); errors.Is(cerr, ErrCredentials) {
 				return cerr
@@ -109,7 +109,7 @@ func (c *Client) Put(ctx context.Context, key string, b []byte, contentType stri
 	if cond.IfMatch != "" {
 		in.IfMatch = aws.String(cond.IfMatch)
 	}
-	out, err := c.S3.PutObject(ctx, in)
+	out, err := c.s3.PutObject(ctx, in)
 	if err != nil {
 		err = c.classify("PutObject", key, err)
 		if errors.Is(err, ErrExists) && (cond.IfAbsent || cond.IfMatch != "") {
@@ -137,7 +137,7 @@ func (c *Client) Put(ctx context.Context, key string, b []byte, contentType stri
 // so equal bytes are our bytes. An object that is gone, or of another
 // size, is not ours; err says that it could not be read.
 func (c *Client) ownWrite(ctx context.Context, key string, b []byte) (etag string, own bool, err error) {
-	out, err := c.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key})
+	out, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key})
 	if err != nil {
 		err = c.classify("GetObject", key, err)
 		if errors.Is(err, ErrNotFound) {
@@ -164,7 +164,7 @@ func (c *Client) Get(ctx context.Context, key string, off, n int64) (io.ReadClos
 	if n > 0 {
 		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1))
 	}
-	out, err := c.S3.GetObject(ctx, in)
+	out, err := c.s3.GetObject(ctx, in)
 	if err != nil {
 		return nil, c.classify("GetObject", key, err)
 	}
@@ -197,7 +197,7 @@ type ObjectInfo struct {
 
 // Head returns the object's size, or ErrNotFound.
 func (c *Client) Head(ctx context.Context, key string) (ObjectInfo, error) {
-	out, err := c.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &c.Bucket, Key: &key})
+	out, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &c.Bucket, Key: &key})
 	if err != nil {
 		return ObjectInfo{}, c.classify("HeadObject", key, err)
 	}
@@ -207,7 +207,7 @@ func (c *Client) Head(ctx context.Context, key string) (ObjectInfo, error) {
 // List yields every object under prefix, page by page.
 func (c *Client) List(ctx context.Context, prefix string) iter.Seq2[ObjectInfo, error] {
 	return func(yield func(ObjectInfo, error) bool) {
-		p := s3.NewListObjectsV2Paginator(c.S3, &s3.ListObjectsV2Input{Bucket: &c.Bucket, Prefix: &prefix})
+		p := s3.NewListObjectsV2Paginator(c.s3, &s3.ListObjectsV2Input{Bucket: &c.Bucket, Prefix: &prefix})
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {
@@ -228,7 +228,7 @@ func (c *Client) List(ctx context.Context, prefix string) iter.Seq2[ObjectInfo, 
 // end in "/"), without listing the objects below them.
 func (c *Client) ListDirs(ctx context.Context, prefix string) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		p := s3.NewListObjectsV2Paginator(c.S3, &s3.ListObjectsV2Input{Bucket: &c.Bucket, Prefix: &prefix, Delimiter: aws.String("/")})
+		p := s3.NewListObjectsV2Paginator(c.s3, &s3.ListObjectsV2Input{Bucket: &c.Bucket, Prefix: &prefix, Delimiter: aws.String("/")})
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {

@@ -30,7 +30,9 @@ func PartSizeFor(largest, min int64) int64 {
 
 // uploader is the one seam between s3bak and the SDK's upload helper:
 // feature/s3/manager is deprecated upstream in favour of
-// feature/s3/transfermanager, and switching should touch only this file.
+// feature/s3/transfermanager, and switching should touch only this file —
+// the only one that knows manager (large files' multipart uploads, which
+// s3bak drives itself so they can be resumed, are in multipart.go).
 type uploader interface {
 	upload(ctx context.Context, in *s3.PutObjectInput) error
 }
@@ -64,7 +66,7 @@ type UploaderOptions struct {
 // PartSize per object being uploaded from a stream.
 func (c *Client) NewUploader(o UploaderOptions) *Uploader {
 	ps := max(o.PartSize, MinPartSize)
-	mu := manager.NewUploader(c.S3, func(u *manager.Uploader) {
+	mu := manager.NewUploader(c.s3, func(u *manager.Uploader) {
 		u.PartSize = ps
 		u.Concurrency = max(o.Concurrency, 1)
 		u.MaxUploadParts = MaxParts
@@ -95,4 +97,10 @@ func (u *Uploader) Upload(ctx context.Context, key string, r io.Reader, size int
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
 	}
 	return u.c.classify("upload", key, u.up.upload(ctx, in))
+}
+
+// managerBucketRegion asks S3 where bucket lives (a HEAD whose answer names
+// the region even when it is a redirect or a refusal).
+func managerBucketRegion(ctx context.Context, cli *s3.Client, bucket string) (string, error) {
+	return manager.GetBucketRegion(ctx, cli, bucket)
 }
