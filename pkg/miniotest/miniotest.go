@@ -230,11 +230,19 @@ func (s *Server) MakeBucket(ctx context.Context, name string) error {
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(AccessKey, SecretKey, ""),
 	})
-	_, err := cli.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &name})
-	if err != nil {
-		return fmt.Errorf("create bucket %s: %w", name, err)
+	// A server that reports ready may still answer "not initialized yet"
+	// (503) for a while, longer on a loaded machine: wait it out.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, err := cli.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &name})
+		if err == nil {
+			return nil
+		}
+		if !strings.Contains(err.Error(), "XMinioServerNotInitialized") || time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
-	return nil
 }
 
 // Main is a package's TestMain: it starts MinIO in a temp dir, points the
