@@ -11,6 +11,7 @@ import (
 
 	"github.com/s3bak/s3bak/pkg/budget"
 	"github.com/s3bak/s3bak/pkg/chunk"
+	"github.com/s3bak/s3bak/pkg/faultproxy"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/miniotest"
 	"github.com/s3bak/s3bak/pkg/source"
@@ -24,6 +25,28 @@ func TestMain(m *testing.M) {
 		client, err = transfer.New(context.Background(), transfer.Options{Bucket: "backup"})
 		return err
 	}, "backup"))
+}
+
+// proxied starts a fault proxy in front of MinIO and a client through it.
+func proxied(t *testing.T) (*faultproxy.Proxy, *transfer.Client) {
+	t.Helper()
+	p, err := faultproxy.New(os.Getenv("AWS_ENDPOINT_URL_S3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	c, err := transfer.New(context.Background(), transfer.Options{Bucket: "backup", EndpointURL: p.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, c
+}
+
+// via makes e talk to S3 through c.
+func (e *Engine) via(c *transfer.Client) *Engine {
+	e.client = c
+	e.up = c.NewUploader(transfer.UploaderOptions{PartSize: transfer.MinPartSize, Concurrency: 2})
+	return e
 }
 
 // writeSet makes large files of several chunks and many small ones, half

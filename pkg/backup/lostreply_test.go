@@ -3,7 +3,6 @@ package backup
 import (
 	"context"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/faultproxy"
 	"github.com/s3bak/s3bak/pkg/lock"
-	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
 // TestManifestWhoseReplyIsLost: the manifest's conditional write
@@ -24,20 +22,11 @@ import (
 func TestManifestWhoseReplyIsLost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	p, err := faultproxy.New(os.Getenv("AWS_ENDPOINT_URL_S3"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	c, err := transfer.New(ctx, transfer.Options{Bucket: "backup", EndpointURL: p.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, c := proxied(t)
 	drop := p.Add(faultproxy.Rule{Match: faultproxy.Request(http.MethodPut, "/backups/"), Times: 1, Fault: faultproxy.DropReply})
 	set := writeSet(t, 1, 3<<20, 20)
 	e, _, _ := engine(t, "lost-manifest-reply", nil, 2, 8)
-	e.client = c
-	e.up = c.NewUploader(transfer.UploaderOptions{PartSize: transfer.MinPartSize, Concurrency: 2})
+	e.via(c)
 	res, err := e.RunLocked(ctx, set, SessionOptions{})
 	if err != nil {
 		t.Fatalf("backup whose manifest reply was lost: %v", err)
@@ -85,15 +74,7 @@ func TestEveryWriteWhoseFirstReplyIsLost(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			p, err := faultproxy.New(os.Getenv("AWS_ENDPOINT_URL_S3"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
-			c, err := transfer.New(ctx, transfer.Options{Bucket: "backup", EndpointURL: p.URL})
-			if err != nil {
-				t.Fatal(err)
-			}
+			p, c := proxied(t)
 			var mu sync.Mutex
 			seen := map[string]bool{}
 			p.Add(faultproxy.Rule{Match: func(r *http.Request) bool {
@@ -108,8 +89,7 @@ func TestEveryWriteWhoseFirstReplyIsLost(t *testing.T) {
 			}, Fault: faultproxy.DropReply})
 			set := writeSet(t, 2, 6<<20, 20)
 			e, _, _ := engine(t, "first-reply-lost-"+tc.method, nil, 2, 8)
-			e.client = c
-			e.up = c.NewUploader(transfer.UploaderOptions{PartSize: transfer.MinPartSize, Concurrency: 2})
+			e.via(c)
 			res, err := e.RunLocked(ctx, set, SessionOptions{})
 			mu.Lock()
 			var dropped []string

@@ -2,13 +2,11 @@ package backup
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/faultproxy"
-	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
 // TestBackupRidesOutAMinuteOfOutage: S3 down for 60 s in the middle of a
@@ -22,21 +20,12 @@ func TestBackupRidesOutAMinuteOfOutage(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	p, err := faultproxy.New(os.Getenv("AWS_ENDPOINT_URL_S3"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	c, err := transfer.New(ctx, transfer.Options{Bucket: "backup", EndpointURL: p.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, c := proxied(t)
 	// The outage starts at the fifth data upload, with uploads in flight.
 	down := p.Add(faultproxy.Rule{Match: faultproxy.Request("PUT", "/data/"), After: 4, Times: 1, Fault: faultproxy.Outage(60 * time.Second)})
 	set := writeSet(t, 3, 3<<20, 40)
 	e, _, _ := engine(t, "outage", nil, 2, 8)
-	e.client = c
-	e.up = c.NewUploader(transfer.UploaderOptions{PartSize: transfer.MinPartSize, Concurrency: 2})
+	e.via(c)
 	e.opts.PackSize = NoPacking
 	start := time.Now()
 	res, err := e.RunLocked(ctx, set, SessionOptions{})

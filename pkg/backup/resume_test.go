@@ -18,7 +18,6 @@ import (
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/restore"
 	"github.com/s3bak/s3bak/pkg/source"
-	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
 // cancelAfter cancels the run once n bytes of the file were read, mid-file.
@@ -43,11 +42,7 @@ func (c *cancelAfter) Add(n int64) {
 func TestInterruptedLargeFileContinuesWhereItStopped(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	p, err := faultproxy.New(os.Getenv("AWS_ENDPOINT_URL_S3"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p, c := proxied(t)
 	var partBytes atomic.Int64
 	p.Add(faultproxy.Rule{Match: func(r *http.Request) bool {
 		if r.Method == http.MethodPut && r.URL.Query().Get("uploadId") != "" {
@@ -55,10 +50,6 @@ func TestInterruptedLargeFileContinuesWhereItStopped(t *testing.T) {
 		}
 		return false
 	}})
-	c, err := transfer.New(ctx, transfer.Options{Bucket: "backup", EndpointURL: p.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	raw := make([]byte, 160<<20+4321) // random: stored as it is
 	rand.Read(raw)
@@ -70,8 +61,7 @@ func TestInterruptedLargeFileContinuesWhereItStopped(t *testing.T) {
 	set := &source.Set{Kind: "cassandra", Tag: "t", Files: []source.File{{Path: "ks/t-1/nb-1-big-Data.db", Abs: abs, Size: fi.Size(), Mode: 0o644, ModTime: fi.ModTime()}}}
 	newEngine := func(progress *cancelAfter) *Engine {
 		e, _, _ := engine(t, "resume-mid-file", nil, 2, 4)
-		e.client = c
-		e.up = c.NewUploader(transfer.UploaderOptions{PartSize: transfer.MinPartSize, Concurrency: 2})
+		e.via(c)
 		if progress != nil {
 			e.opts.Progress = progress
 		}
