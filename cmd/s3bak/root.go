@@ -38,6 +38,7 @@ type globalOptions struct {
 	logLevel    string
 	noProgress  bool
 	limits
+	storage storageFlags
 
 	stdout, stderr io.Writer
 	logger         *slog.Logger
@@ -84,6 +85,7 @@ AWS settings come from the standard AWS configuration.`,
 	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.BoolVar(&g.noProgress, "no-progress", false, "no progress bar even on a terminal")
 	g.limits.register(f)
+	g.storage.register(f)
 	cmd.AddCommand(newBackupCommand(g), newRestoreCommand(g), newListCommand(g), newVerifyCommand(g), newPurgeCommand(g), newIndexCommand(g), newPreflightCommand(g), newVersionCommand(g))
 	return cmd
 }
@@ -125,12 +127,16 @@ func (g *globalOptions) client(ctx context.Context) (*transfer.Client, error) {
 	if g.bucket == "" {
 		return nil, &usageError{errors.New("no bucket: set --bucket, S3BAK_BUCKET or bucket: in the config file")}
 	}
-	c, err := transfer.New(ctx, transfer.Options{
+	o := transfer.Options{
 		Bucket: g.bucket, Region: g.region, Profile: g.profile, EndpointURL: g.endpointURL,
 		PathStyle: g.pathStyle, ChecksumCalculation: g.checksum, MaxConns: 4 * g.concurrency,
 		IOTimeout: g.ioTimeout, MaxAttempts: g.maxAttempts,
 		MaxRate: g.maxRate,
-	})
+	}
+	if err := g.storage.options(&o); err != nil {
+		return nil, &usageError{err}
+	}
+	c, err := transfer.New(ctx, o)
 	if err != nil {
 		return nil, &usageError{err}
 	}

@@ -23,6 +23,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // Options say how to reach the bucket. Everything left empty comes from the
@@ -52,6 +53,12 @@ type Options struct {
 	// response bodies received, per second, over all requests of the
 	// client; 0 is unlimited.
 	MaxRate int64
+	// SSE encrypts every object written (data, packs, manifests, index,
+	// markers, the lock) and, for SSE-C, sends the key with every read.
+	SSE SSE
+	// StorageClass is for data objects and packs only (Uploader and
+	// StartMultipart); "" is the bucket's default. See ParseStorageClass.
+	StorageClass string
 }
 
 // Client is an S3 client bound to one bucket.
@@ -62,12 +69,22 @@ type Client struct {
 	// wireChecksum asks S3 to check a CRC32C of every upload.
 	wireChecksum bool
 	profile      string // Options.Profile, for messages
+	enc          encryption
+	storageClass types.StorageClass // data objects and packs
 }
 
 // New loads the AWS configuration and returns a client for o.Bucket.
 func New(ctx context.Context, o Options) (*Client, error) {
 	if o.Bucket == "" {
 		return nil, errors.New("no bucket: set --bucket or S3BAK_BUCKET")
+	}
+	enc, err := newEncryption(o.SSE)
+	if err != nil {
+		return nil, err
+	}
+	class, err := ParseStorageClass(o.StorageClass)
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := LoadAWSConfig(ctx, o)
 	if err != nil {
@@ -94,7 +111,8 @@ func New(ctx context.Context, o Options) (*Client, error) {
 			so.APIOptions = append(so.APIOptions, unsignedPayload)
 		}
 	})
-	return &Client{s3: cli, aws: cfg, Bucket: o.Bucket, wireChecksum: wire, profile: o.Profile}, nil
+	return &Client{s3: cli, aws: cfg, Bucket: o.Bucket, wireChecksum: wire, profile: o.Profile,
+		enc: enc, storageClass: class}, nil
 }
 
 // SDK returns the SDK client and the configuration it was built from, for

@@ -21,7 +21,9 @@ const DeleteBatch = 1000
 // GetSmall reads a whole small object with its ETag, for read-modify-write
 // with Put's IfMatch.
 func (c *Client) GetSmall(ctx context.Context, key string, limit int64) ([]byte, string, error) {
-	out, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key})
+	in := &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key}
+	c.enc.get(in)
+	out, err := c.s3.GetObject(ctx, in)
 	if err != nil {
 		return nil, "", c.classify("GetObject", key, err)
 	}

@@ -33,6 +33,8 @@ func (c *Client) StartMultipart(ctx context.Context, key string) (Upload, error)
 	if c.wireChecksum {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
 	}
+	c.enc.create(in)
+	in.StorageClass = c.storageClass // only data is uploaded in parts
 	out, err := c.s3.CreateMultipartUpload(ctx, in)
 	if err != nil {
 		return Upload{}, c.classify("CreateMultipartUpload", key, err)
@@ -54,6 +56,7 @@ func (c *Client) UploadPart(ctx context.Context, u Upload, n int32, b []byte) (P
 		crc = base64.StdEncoding.EncodeToString(sum[:])
 		in.ChecksumCRC32C = &crc
 	}
+	c.enc.part(in)
 	out, err := c.s3.UploadPart(ctx, in)
 	if err != nil {
 		return Part{}, c.classify("UploadPart", fmt.Sprintf("%s part %d", u.Key, n), err)
@@ -65,6 +68,7 @@ func (c *Client) UploadPart(ctx context.Context, u Upload, n int32, b []byte) (P
 func (c *Client) ListParts(ctx context.Context, u Upload) (map[int32]Part, error) {
 	parts := map[int32]Part{}
 	in := &s3.ListPartsInput{Bucket: &c.Bucket, Key: &u.Key, UploadId: &u.ID}
+	c.enc.listParts(in)
 	for {
 		page, err := c.s3.ListParts(ctx, in)
 		if err != nil {
@@ -90,10 +94,12 @@ func (c *Client) CompleteMultipart(ctx context.Context, u Upload, parts []Part) 
 			done[i].ChecksumCRC32C = aws.String(p.CRC32C)
 		}
 	}
-	_, err := c.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	in := &s3.CompleteMultipartUploadInput{
 		Bucket: &c.Bucket, Key: &u.Key, UploadId: &u.ID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: done},
-	})
+	}
+	c.enc.complete(in)
+	_, err := c.s3.CompleteMultipartUpload(ctx, in)
 	err = c.classify("CompleteMultipartUpload", u.Key, err)
 	if errors.Is(err, ErrNotFound) && c.completedBefore(ctx, u.Key, parts) {
 		// The first try completed it and its reply was lost: the retry

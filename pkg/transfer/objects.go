@@ -103,6 +103,7 @@ func (c *Client) Put(ctx context.Context, key string, b []byte, contentType stri
 	if c.wireChecksum {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
 	}
+	c.enc.put(in)
 	if cond.IfAbsent {
 		in.IfNoneMatch = aws.String("*")
 	}
@@ -137,7 +138,9 @@ func (c *Client) Put(ctx context.Context, key string, b []byte, contentType stri
 // so equal bytes are our bytes. An object that is gone, or of another
 // size, is not ours; err says that it could not be read.
 func (c *Client) ownWrite(ctx context.Context, key string, b []byte) (etag string, own bool, err error) {
-	out, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key})
+	in := &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key}
+	c.enc.get(in)
+	out, err := c.s3.GetObject(ctx, in)
 	if err != nil {
 		err = c.classify("GetObject", key, err)
 		if errors.Is(err, ErrNotFound) {
@@ -164,6 +167,7 @@ func (c *Client) Get(ctx context.Context, key string, off, n int64) (io.ReadClos
 	if n > 0 {
 		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1))
 	}
+	c.enc.get(in)
 	out, err := c.s3.GetObject(ctx, in)
 	if err != nil {
 		return nil, c.classify("GetObject", key, err)
@@ -197,7 +201,9 @@ type ObjectInfo struct {
 
 // Head returns the object's size, or ErrNotFound.
 func (c *Client) Head(ctx context.Context, key string) (ObjectInfo, error) {
-	out, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &c.Bucket, Key: &key})
+	in := &s3.HeadObjectInput{Bucket: &c.Bucket, Key: &key}
+	c.enc.head(in)
+	out, err := c.s3.HeadObject(ctx, in)
 	if err != nil {
 		return ObjectInfo{}, c.classify("HeadObject", key, err)
 	}

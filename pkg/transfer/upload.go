@@ -96,6 +96,10 @@ func (u *Uploader) Upload(ctx context.Context, key string, r io.Reader, size int
 	if u.c.wireChecksum {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
 	}
+	// The manager copies these to CreateMultipartUpload, and SSE-C's key
+	// to every part and to CompleteMultipartUpload.
+	u.c.enc.put(in)
+	in.StorageClass = u.c.storageClass // the Uploader stores data and packs only
 	return u.c.classify("upload", key, u.up.upload(ctx, in))
 }
 
