@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/s3bak/s3bak/pkg/backup"
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/lock"
@@ -110,9 +112,19 @@ func TestSymlinkedDirectoriesAndExactNamesRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var raw bytes.Buffer
-	raw.ReadFrom(rc)
+	var stored bytes.Buffer
+	stored.ReadFrom(rc)
 	rc.Close()
+	// Stored compressed (zstd): read the JSON inside.
+	zr, err := zstd.NewReader(&stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw bytes.Buffer
+	if _, err := raw.ReadFrom(zr); err != nil {
+		t.Fatalf("the stored manifest is not a zstd stream: %v", err)
+	}
+	zr.Close()
 	if !regexp.MustCompile(`"schema":\s*2\b`).Match(raw.Bytes()) || bytes.Count(raw.Bytes(), []byte(`"path_b64"`)) != 2 {
 		t.Errorf("the manifest does not carry the two exact names (schema 2, path_b64):\n%.2000s", raw.String())
 	}

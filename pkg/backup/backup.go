@@ -204,7 +204,7 @@ func (e *Engine) finish(ctx context.Context, m *manifest.Manifest, res *Result) 
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("refusing to write an invalid manifest: %w", err)
 	}
-	b, err := m.Encode()
+	b, err := m.EncodeStored()
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +214,7 @@ func (e *Engine) finish(ctx context.Context, m *manifest.Manifest, res *Result) 
 			return nil, fmt.Errorf("before writing manifest %s: %w", m.ID, err)
 		}
 	}
-	if err := e.client.PutBytesIfAbsent(ctx, res.ManifestKey, b, "application/json"); err != nil {
+	if err := e.client.PutBytesIfAbsent(ctx, res.ManifestKey, b, "application/zstd"); err != nil {
 		if errors.Is(err, transfer.ErrExists) {
 			return nil, fmt.Errorf("a backup %s of node %s already exists (two runs in the same second?): %w", m.ID, m.Node, err)
 		}

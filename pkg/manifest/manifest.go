@@ -4,16 +4,20 @@
 package manifest
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/source"
@@ -141,11 +145,39 @@ func (m *Manifest) exactNames() bool {
 	return false
 }
 
-// Encode returns the manifest as JSON, with the schema its names need.
+// Encode returns the manifest as JSON.
 func (m *Manifest) Encode() ([]byte, error) {
-	// The files are encoded one at a time into one buffer: a whole
-	// json.Marshal (indented, as it was) held the document several times
-	// over while it grew, hundreds of megabytes for a big node.
+	var b bytes.Buffer
+	if err := m.WriteJSON(&b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// EncodeStored returns the manifest as it is stored in the bucket: its
+// JSON compressed with zstd, written file by file into the compressor, so
+// that only the compressed form is ever whole in memory — a tenth of the
+// JSON, which is some 400 bytes a file. Decode reads it, and plain JSON.
+func (m *Manifest) EncodeStored() ([]byte, error) {
+	var b bytes.Buffer
+	zw, err := zstd.NewWriter(&b, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, err
+	}
+	if err := m.WriteJSON(zw); err != nil {
+		zw.Close()
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// WriteJSON writes the manifest as JSON to w, one file at a time: a whole
+// json.Marshal (indented, as it was) held the document several times over
+// while it grew, hundreds of megabytes for a big node.
+func (m *Manifest) WriteJSON(w io.Writer) error {
 	head := *m
 	head.Files = nil
 	exact := m.exactNames()
@@ -154,19 +186,19 @@ func (m *Manifest) Encode() ([]byte, error) {
 	}
 	hb, err := json.Marshal(&head)
 	if err != nil {
-		return nil, fmt.Errorf("encode manifest: %w", err)
+		return fmt.Errorf("encode manifest: %w", err)
 	}
 	// Files is the last field: the header ends with "files":null}.
 	const tail = `null}`
 	if !bytes.HasSuffix(hb, []byte(tail)) {
-		return nil, fmt.Errorf("encode manifest: unexpected header %q", hb[max(0, len(hb)-20):])
+		return fmt.Errorf("encode manifest: unexpected header %q", hb[max(0, len(hb)-20):])
 	}
-	b := bytes.NewBuffer(make([]byte, 0, len(hb)+len(m.Files)*320))
-	b.Write(hb[:len(hb)-len(tail)])
-	b.WriteByte('[')
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.Write(hb[:len(hb)-len(tail)])
+	bw.WriteByte('[')
 	for i, f := range m.Files {
 		if i > 0 {
-			b.WriteByte(',')
+			bw.WriteByte(',')
 		}
 		var v any = f
 		if exact && !utf8.ValidString(f.Path) {
@@ -176,18 +208,27 @@ func (m *Manifest) Encode() ([]byte, error) {
 		}
 		fb, err := json.Marshal(v)
 		if err != nil {
-			return nil, fmt.Errorf("encode manifest: file %d: %w", i, err)
+			return fmt.Errorf("encode manifest: file %d: %w", i, err)
 		}
-		b.Write(fb)
+		if _, err := bw.Write(fb); err != nil {
+			return err
+		}
 	}
-	b.WriteString("]}\n")
-	return b.Bytes(), nil
+	bw.WriteString("]}\n")
+	return bw.Flush()
 }
 
 // Decode parses and validates a manifest. A manifest comes from a bucket
 // that other hosts write to, so nothing in it is trusted: every path, key,
 // size and chunk index is checked before anything acts on it.
 func Decode(b []byte) (*Manifest, error) {
+	if bytes.HasPrefix(b, zstdMagic) {
+		raw, err := decompress(b)
+		if err != nil {
+			return nil, err
+		}
+		b = raw
+	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("manifest is not valid JSON: %w", err)
@@ -340,4 +381,25 @@ func CheckKey(key string) error {
 		return fmt.Errorf("object key %q is not under %s/", key, DataDir)
 	}
 	return nil
+}
+
+// zstdMagic starts a zstd frame: a stored manifest (EncodeStored); one
+// written before compression is plain JSON and starts with '{'.
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+
+// MaxDecodedSize bounds a manifest's JSON once decompressed (about a
+// million files): a small hostile object must not inflate without end.
+const MaxDecodedSize = 1 << 30
+
+func decompress(b []byte) ([]byte, error) {
+	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxDecodedSize))
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	raw, err := d.DecodeAll(b, nil)
+	if err != nil {
+		return nil, fmt.Errorf("manifest is not a valid zstd stream: %w", err)
+	}
+	return raw, nil
 }

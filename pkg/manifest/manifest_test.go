@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"fmt"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -153,4 +154,38 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestStoredManifestIsCompressedAndReadsBack: a manifest is stored as
+// zstd-compressed JSON, a fraction of its JSON; Decode reads that and the
+// plain JSON of manifests written before compression.
+func TestStoredManifestIsCompressedAndReadsBack(t *testing.T) {
+	m := validManifest()
+	for range 2000 {
+		m.Files = append(m.Files, m.Files[0])
+		m.Files[len(m.Files)-1].Path = fmt.Sprintf("ks/t-1/nb-%d-big-Data.db", len(m.Files))
+	}
+	plain, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := m.EncodeStored()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(stored, zstdMagic) || len(stored) > len(plain)/5 {
+		t.Fatalf("stored manifest: %d bytes, its JSON %d", len(stored), len(plain))
+	}
+	for name, b := range map[string][]byte{"stored": stored, "plain JSON": plain} {
+		got, err := Decode(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(got.Files) != len(m.Files) || got.Files[2000].Path != m.Files[2000].Path {
+			t.Fatalf("%s: %d files", name, len(got.Files))
+		}
+	}
+	if _, err := Decode(append(append([]byte(nil), zstdMagic...), "garbage"...)); err == nil {
+		t.Fatal("a broken zstd manifest was accepted")
+	}
 }
