@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"encoding/base64"
 	"net/http"
@@ -60,6 +61,7 @@ func rawClient(server *miniotest.Server) *s3.Client {
 	return s3.New(s3.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String(server.URL), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(miniotest.AccessKey, miniotest.SecretKey, ""),
+		HTTPClient:  server.HTTPClient(),
 	})
 }
 
@@ -225,5 +227,84 @@ func TestStorageAndEncryptionFlagsRefused(t *testing.T) {
 	}
 	if keys := listKeys(t, bucket, ""); len(keys) != 0 {
 		t.Fatalf("a refused run wrote %v", keys)
+	}
+}
+
+// TestSSECRoundTripOverTLS backs up with --sse-c-key-file to a MinIO over
+// TLS (it refuses customer keys over plain HTTP): every object under the
+// node's prefix is encrypted with the key (a HEAD with it says so, one
+// without it is refused), verify --deep and restore read them with the key,
+// and a restore without it fails without naming it.
+func TestSSECRoundTripOverTLS(t *testing.T) {
+	server, ca, err := miniotest.StartTLS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(server.Stop)
+	if err := server.MakeBucket(context.Background(), "ssec"); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CA_BUNDLE", ca)
+	key := make([]byte, 32)
+	rand.Read(key)
+	b64 := base64.StdEncoding.EncodeToString(key)
+	keyFile := filepath.Join(t.TempDir(), "sse-c.key")
+	writeFile(t, keyFile, []byte(b64+"\n"))
+	n := buildNode(t)
+	node := []string{"--bucket", "ssec", "--cluster", "prod", "--node", "cass-1", "--endpoint-url", server.URL}
+	withKey := append(append([]string(nil), node...), "--sse-c-key-file", keyFile)
+	args := append([]string{"backup", "--tag", n.tag, "--chunk-size", "1MiB", "--part-size", "5MiB"}, withKey...)
+	for _, d := range n.dataDirs {
+		args = append(args, "--data-dir", d)
+	}
+	r := mustRun(t, args...)
+	if strings.Contains(r.stdout+r.stderr, b64) {
+		t.Fatal("the backup's output shows the key")
+	}
+
+	raw := rawClient(server)
+	ctx := context.Background()
+	sum := md5.Sum(key)
+	objects := 0
+	pg := s3.NewListObjectsV2Paginator(raw, &s3.ListObjectsV2Input{Bucket: aws.String("ssec")})
+	for pg.HasMorePages() {
+		page, err := pg.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			objects++
+			h, err := raw.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("ssec"), Key: o.Key,
+				SSECustomerAlgorithm: aws.String("AES256"), SSECustomerKey: aws.String(b64),
+				SSECustomerKeyMD5: aws.String(base64.StdEncoding.EncodeToString(sum[:]))})
+			if err != nil {
+				t.Fatalf("%s: HEAD with the key: %v", aws.ToString(o.Key), err)
+			}
+			if aws.ToString(h.SSECustomerAlgorithm) != "AES256" {
+				t.Errorf("%s: HEAD says customer algorithm %q", aws.ToString(o.Key), aws.ToString(h.SSECustomerAlgorithm))
+			}
+			if _, err := raw.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("ssec"), Key: o.Key}); err == nil {
+				t.Errorf("%s: HEAD without the key answered: not SSE-C", aws.ToString(o.Key))
+			}
+		}
+	}
+	if objects < 4 {
+		t.Fatalf("only %d objects", objects)
+	}
+
+	mustRun(t, append([]string{"verify", "--deep"}, withKey...)...)
+	target := filepath.Join(t.TempDir(), "restore")
+	mustRun(t, append([]string{"restore", "--target", target}, withKey...)...)
+	compareTree(t, target, n.want)
+
+	r = s3bak(t, append([]string{"restore", "--target", filepath.Join(t.TempDir(), "nokey")}, node...)...)
+	if r.code == 0 {
+		t.Fatal("a restore without the key succeeded")
+	}
+	if !strings.Contains(r.stderr, "--sse-c-key-file") {
+		t.Errorf("a restore without the key does not say to give it: %s", r.stderr)
+	}
+	if strings.Contains(r.stdout+r.stderr, b64) {
+		t.Fatal("an error shows the key")
 	}
 }

@@ -36,6 +36,9 @@ type Server struct {
 	done chan error
 	log  *os.File
 	env  []string
+	// http reaches the server: over TLS (StartTLS) it trusts the server's
+	// own certificate.
+	http *http.Client
 }
 
 // Signal sends sig to the server: SIGSTOP and SIGCONT make a server that
@@ -47,7 +50,7 @@ func (s *Server) Signal(sig syscall.Signal) error {
 // Restart kills the server, waits down, then starts it again on the same
 // address with the same data: a crashed and restarted S3 endpoint.
 func (s *Server) Restart(down time.Duration) error {
-	addr := strings.TrimPrefix(s.URL, "http://")
+	addr := s.URL[strings.Index(s.URL, "://")+3:]
 	s.Stop()
 	time.Sleep(down)
 	bin, err := Binary()
@@ -129,7 +132,18 @@ func startAt(bin, dir, addr string, env []string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "server", "--quiet", "--address", addr, data)
+	args := []string{"server", "--quiet", "--address", addr}
+	scheme, hc := "http", http.DefaultClient
+	if certs := filepath.Join(dir, "certs"); fileExists(filepath.Join(certs, "public.crt")) {
+		// StartTLS wrote a certificate: MinIO serves HTTPS with it.
+		if hc, err = trusting(filepath.Join(certs, "public.crt")); err != nil {
+			logf.Close()
+			return nil, err
+		}
+		scheme = "https"
+		args = append(args, "--certs-dir", certs)
+	}
+	cmd := exec.Command(bin, append(args, data)...)
 	cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+AccessKey, "MINIO_ROOT_PASSWORD="+SecretKey,
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1")
@@ -142,7 +156,7 @@ func startAt(bin, dir, addr string, env []string) (*Server, error) {
 		logf.Close()
 		return nil, fmt.Errorf("start minio: %w", err)
 	}
-	s := &Server{URL: "http://" + addr, Dir: dir, cmd: cmd, done: make(chan error, 1), log: logf, env: env}
+	s := &Server{URL: scheme + "://" + addr, Dir: dir, cmd: cmd, done: make(chan error, 1), log: logf, env: env, http: hc}
 	go func() { s.done <- cmd.Wait() }()
 	if err := s.waitReady(60 * time.Second); err != nil {
 		s.Stop()
@@ -171,7 +185,7 @@ func (s *Server) waitReady(limit time.Duration) error {
 			return fmt.Errorf("minio not ready after %s; its log: %s", limit, s.Log())
 		case <-time.After(50 * time.Millisecond):
 		}
-		resp, err := http.Get(s.URL + "/minio/health/ready")
+		resp, err := s.http.Get(s.URL + "/minio/health/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -229,6 +243,7 @@ func (s *Server) MakeBucket(ctx context.Context, name string) error {
 		BaseEndpoint: aws.String(s.URL),
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(AccessKey, SecretKey, ""),
+		HTTPClient:   s.http,
 	})
 	// A server that reports ready may still answer "not initialized yet"
 	// (503) for a while, longer on a loaded machine: wait it out.

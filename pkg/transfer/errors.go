@@ -92,6 +92,13 @@ func (c *Client) classify(op, key string, err error) error {
 		case "PreconditionFailed", "ConditionalRequestConflict":
 			return fmt.Errorf("%s %s: %w (%v)", op, key, ErrExists, err)
 		}
+		if api.ErrorCode() == "InvalidRequest" && strings.Contains(strings.ToLower(api.ErrorMessage()), "server side encryption") {
+			hint := "it is encrypted with a customer key (SSE-C): give the key it was written with, --sse-c-key-file"
+			if c.enc.customer != nil {
+				hint = "its customer key (SSE-C) is not the one given with --sse-c-key-file, or it was not written with SSE-C"
+			}
+			return fmt.Errorf("%s s3://%s/%s: %s (%v)", op, c.Bucket, key, hint, err)
+		}
 	}
 	var resp *awshttp.ResponseError
 	if errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusNotFound {
