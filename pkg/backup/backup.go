@@ -130,7 +130,7 @@ func (e *Engine) newManifest(set *source.Set) *manifest.Manifest {
 
 func (e *Engine) run(ctx context.Context, m *manifest.Manifest, set *source.Set) (*Result, error) {
 	res := &Result{Manifest: m}
-	st := &state{e: e, res: res}
+	st := &state{e: e, res: res, linked: linkedInodes(set)}
 	if size := e.packSize(); size > 0 {
 		// The packs' memory is carved out of the budget for the whole run,
 		// so that no file ever waits for it (packSize keeps it to a quarter).
@@ -228,6 +228,23 @@ func (e *Engine) finish(ctx context.Context, m *manifest.Manifest, res *Result) 
 
 type inode struct{ dev, ino uint64 }
 
+// linkedInodes finds the inodes that more than one file of set shares.
+func linkedInodes(set *source.Set) map[inode]bool {
+	seen := make(map[inode]bool, len(set.Files))
+	linked := map[inode]bool{}
+	for _, f := range set.Files {
+		if f.Ino == 0 {
+			continue
+		}
+		k := inode{f.Dev, f.Ino}
+		if seen[k] {
+			linked[k] = true
+		}
+		seen[k] = true
+	}
+	return linked
+}
+
 // state shares work between files of one run: hard links are read once and
 // equal contents are uploaded once.
 type state struct {
@@ -235,6 +252,10 @@ type state struct {
 	mu     sync.Mutex
 	res    *Result
 	inodes onceMap[inode, manifest.File]
+	// linked are the inodes more than one file of the set shares: only
+	// those go through inodes, which costs a result per file kept for the
+	// whole run — a million files would hold hundreds of megabytes.
+	linked map[inode]bool
 	keys   onceMap[string, manifest.File]
 	packs  *packer // nil: no packing
 
@@ -254,7 +275,7 @@ func (s *state) touch(key string) {
 }
 
 func (s *state) file(ctx context.Context, f source.File) (manifest.File, error) {
-	if f.Ino == 0 {
+	if f.Ino == 0 || !s.linked[inode{f.Dev, f.Ino}] {
 		return s.e.store(ctx, s, f)
 	}
 	mf, first, err := s.inodes.do(ctx, inode{f.Dev, f.Ino}, func() (manifest.File, error) { return s.e.store(ctx, s, f) })

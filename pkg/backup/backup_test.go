@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -163,5 +164,42 @@ func TestPackingBesideLargeFilesNeverDeadlocks(t *testing.T) {
 				t.Fatalf("%d bytes still held after the run", b.InUse())
 			}
 		})
+	}
+}
+
+// TestHardLinksAreReadOnce: two names of one inode (a snapshot links its
+// files to the live sstables, and two snapshots of one file link the same
+// inode) are read once; a single-link file never enters the inode map.
+func TestHardLinksAreReadOnce(t *testing.T) {
+	set := writeSet(t, 0, 0, 3)
+	first := set.Files[0]
+	link := first
+	link.Path, link.Abs = "ks/t-1/linked-Statistics.db", first.Abs+".link"
+	if err := os.Link(first.Abs, link.Abs); err != nil {
+		t.Fatal(err)
+	}
+	for i := range set.Files {
+		fi, err := os.Stat(set.Files[i].Abs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		set.Files[i].Dev, set.Files[i].Ino = uint64(st.Dev), st.Ino
+	}
+	link.Dev, link.Ino = set.Files[0].Dev, set.Files[0].Ino
+	set.Files = append(set.Files, link)
+	if got := linkedInodes(set); len(got) != 1 {
+		t.Fatalf("%d linked inodes, want 1", len(got))
+	}
+	e, _, _ := engine(t, "hard-links", nil, 2, 4)
+	res, err := e.Run(context.Background(), set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Duplicates != 0 || res.Uploaded != 3 {
+		t.Fatalf("uploaded %d, duplicates %d: the linked file was read twice", res.Uploaded, res.Duplicates)
+	}
+	if got := res.Manifest.Files[3]; got.Path != link.Path || got.Key != res.Manifest.Files[0].Key {
+		t.Fatalf("the link's entry: %+v", got)
 	}
 }
