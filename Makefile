@@ -12,12 +12,37 @@ export PATH := $(GOBIN):$(PATH)
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO_MODULE  := github.com/minio/minio
 
-.PHONY: all build test test-race test-short demo lint tools tool-minio tool-s5cmd tool-staticcheck tool-zstd tool-awscli bench clean
+# Release builds say what they are: `s3bak version` prints VERSION and COMMIT
+# (set with -ldflags -X), and every manifest records them.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+PREFIX  ?= /usr/local
+RELEASE_PLATFORMS := linux/amd64 linux/arm64
+
+.PHONY: all build install release test test-race test-short demo lint tools tool-minio tool-s5cmd tool-staticcheck tool-zstd tool-awscli bench clean
 
 all: build
 
 build:
-	$(GO) build -o bin/s3bak ./cmd/s3bak
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/s3bak ./cmd/s3bak
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 bin/s3bak $(DESTDIR)$(PREFIX)/bin/s3bak
+
+# Static binaries (no libc needed: any Linux, Graviton included) and their
+# SHA-256 sums: dist/s3bak-linux-amd64, dist/s3bak-linux-arm64, dist/SHA256SUMS.
+release:
+	rm -rf dist && mkdir -p dist
+	@set -e; for p in $(RELEASE_PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; \
+	  echo "building dist/s3bak-$$os-$$arch ($(VERSION))"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)' \
+	    -o dist/s3bak-$$os-$$arch ./cmd/s3bak; \
+	done
+	cd dist && sha256sum s3bak-* > SHA256SUMS
+	@cat dist/SHA256SUMS
 
 test: tools
 	$(GO) test -count=1 -timeout 30m ./...
@@ -89,4 +114,4 @@ bench: build tools tool-awscli
 	$(GO) run ./bench $(BENCH_FLAGS)
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -130,7 +130,7 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	bar := g.progress(set.TotalSize(), "backup")
 	start := time.Now()
 	res, err := backup.New(client, enc, up, backup.Options{
-		Node: node, Tool: "s3bak " + version(), Concurrency: g.concurrency, Logger: g.logger, Progress: bar, Full: o.full,
+		Node: node, Tool: toolVersion(), Concurrency: g.concurrency, Logger: g.logger, Progress: bar, Full: o.full,
 		Budget: buffers, PackSize: packSize,
 	}).RunLocked(ctx, set, backup.SessionOptions{Lease: o.lock.lease, BreakLock: o.lock.breakLock, Checkpoint: o.checkpoint})
 	bar.Finish()
