@@ -2,8 +2,8 @@ package manifest
 
 import (
 	"bytes"
-	"fmt"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
