@@ -153,6 +153,15 @@ func printPurge(g *globalOptions, output string, reports []*purge.Report) error 
 			units.Plural(len(r.Kept), "backup"), units.Plural(r.ObjectsKept, "object"),
 			units.Plural(r.YoungOrphans, "young unreferenced object"),
 			units.Plural(r.UploadsAborted, "unfinished upload"), units.Plural(r.PendingRemoved, "pending marker"))
+		if e := r.EarlyDeletion; e.Objects > 0 {
+			cost := "costs"
+			if r.DryRun {
+				cost = "would cost"
+			}
+			fmt.Fprintf(g.stdout, "node %s: deleting %s (%s) before their storage class's minimum duration %s about $%.2f "+
+				"(early-deletion charge at us-east-1 list prices)\n",
+				r.Node, units.Plural(e.Objects, "object"), units.Human(e.Bytes), cost, e.USD)
+		}
 	}
 	return nil
 }

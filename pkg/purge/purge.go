@@ -44,6 +44,9 @@ type Report struct {
 	YoungOrphans   int `json:"young_orphans"`
 	UploadsAborted int `json:"uploads_aborted"`
 	PendingRemoved int `json:"pending_removed"`
+	// EarlyDeletion is what deleting objects younger than their storage
+	// class's minimum duration costs (a dry run: would cost).
+	EarlyDeletion EarlyDeletion `json:"early_deletion"`
 }
 
 // Run purges one node. It holds the node's lock throughout, so no backup of
@@ -170,6 +173,7 @@ func (p *purger) orphans(ctx context.Context, referenced map[string][]string) ([
 		default:
 			doomed = append(doomed, o.Key)
 			p.rep.BytesDeleted += o.Size
+			p.rep.EarlyDeletion.add(o.StorageClass, o.Size, o.LastModified, p.o.Now())
 		}
 	}
 	p.rep.ObjectsDeleted = len(doomed)

@@ -197,6 +197,8 @@ type ObjectInfo struct {
 	Key          string
 	Size         int64
 	LastModified time.Time
+	// StorageClass is what a listing says ("" from a HEAD).
+	StorageClass string
 }
 
 // Head returns the object's size, or ErrNotFound.
@@ -221,7 +223,8 @@ func (c *Client) List(ctx context.Context, prefix string) iter.Seq2[ObjectInfo, 
 				return
 			}
 			for _, o := range page.Contents {
-				info := ObjectInfo{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), LastModified: aws.ToTime(o.LastModified)}
+				info := ObjectInfo{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), LastModified: aws.ToTime(o.LastModified),
+					StorageClass: string(o.StorageClass)}
 				if !yield(info, nil) {
 					return
 				}
