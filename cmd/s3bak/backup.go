@@ -41,6 +41,7 @@ type backupOptions struct {
 	full          bool
 	lock          lockFlags
 	checkpoint    time.Duration
+	output        string
 }
 
 func newBackupCommand(g *globalOptions) *cobra.Command {
@@ -55,6 +56,7 @@ func newBackupCommand(g *globalOptions) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&o.dataDirs, "data-dir", nil, "Cassandra data directory (repeat for every data_file_directories entry)")
+	f.StringVar(&o.output, "output", "table", "table, or json: one summary object")
 	f.StringVar(&o.tag, "tag", "", "snapshot tag (nodetool snapshot -t TAG)")
 	f.StringArrayVar(&o.keyspaces, "keyspace", nil, "only this keyspace (repeatable)")
 	f.StringArrayVar(&o.tables, "table", nil, "only this table, as TABLE or KEYSPACE.TABLE (repeatable)")
@@ -82,6 +84,9 @@ func newBackupCommand(g *globalOptions) *cobra.Command {
 
 func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	ctx := cmd.Context()
+	if err := checkOutput(o.output); err != nil {
+		return err
+	}
 	node, err := g.nodeRef()
 	if err != nil {
 		return err
@@ -98,6 +103,7 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	if err != nil {
 		return err
 	}
+	g.run.tag = set.Tag
 	client, err := g.client(ctx)
 	if err != nil {
 		return err
@@ -129,8 +135,9 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	up := client.NewUploader(transfer.UploaderOptions{PartSize: stream.PartSize, Concurrency: stream.Concurrency})
 	bar := g.progress(set.TotalSize(), "backup")
 	start := time.Now()
+	logger := g.runLogger(start, "cluster", node.Cluster, "node", node.Name, "tag", set.Tag)
 	res, err := backup.New(client, enc, up, backup.Options{
-		Node: node, Tool: toolVersion(), Concurrency: g.concurrency, Logger: g.logger, Progress: bar, Full: o.full,
+		Node: node, Tool: toolVersion(), Concurrency: g.concurrency, Logger: logger, Progress: bar, Full: o.full,
 		Budget: buffers, PackSize: packSize,
 	}).RunLocked(ctx, set, backup.SessionOptions{Lease: o.lock.lease, BreakLock: o.lock.breakLock, Checkpoint: o.checkpoint})
 	bar.Finish()
@@ -138,6 +145,16 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 		return err
 	}
 	m := res.Manifest
+	g.run.id = m.ID
+	g.run.stats = &runStats{files: len(m.Files), bytesRead: m.RawBytes(), bytesUploaded: res.UploadedBytes, bytesStored: m.StoredBytes()}
+	if o.output == "json" {
+		return writeJSON(g.stdout, backupOutput{
+			Cluster: m.Cluster, Node: m.Node, Kind: m.Kind, Tag: m.Tag, BackupID: m.ID, Started: m.Started,
+			DurationSeconds: time.Since(start).Seconds(), Files: len(m.Files), RawBytes: m.RawBytes(), StoredBytes: m.StoredBytes(),
+			Uploaded: res.Uploaded, UploadedBytes: res.UploadedBytes, Packs: res.Packs, Reused: res.Reused,
+			Duplicates: res.Duplicates, Unread: res.Unread, Manifest: res.ManifestKey, Tool: m.Tool,
+		})
+	}
 	reused := ""
 	if n := res.Reused - res.Duplicates; n > 0 {
 		reused += fmt.Sprintf(", %s already stored (%d not read again)", units.Plural(n, "file"), res.Unread)

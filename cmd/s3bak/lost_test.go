@@ -315,14 +315,18 @@ func TestInterruptedSaysInterrupted(t *testing.T) {
 	if !errors.As(err, &exit) || exit.ExitCode() != exitInterrupted {
 		t.Fatalf("exit %v, want %d\n%s", err, exitInterrupted, out)
 	}
-	last := ""
+	// --log-format json: the last word is a JSON record.
+	var last struct{ Level, Msg, Class, Note, Error string }
 	for _, line := range strings.Split(out.String(), "\n") {
-		if strings.HasPrefix(line, "s3bak: ") {
-			last = line
+		if strings.Contains(line, `"exit_code"`) {
+			if err := json.Unmarshal([]byte(line), &last); err != nil {
+				t.Fatalf("%v: %s", err, line)
+			}
 		}
 	}
-	if !strings.HasPrefix(last, "s3bak: interrupted") || strings.Contains(last, "context canceled") || !strings.Contains(last, "resumes") {
-		t.Fatalf("the last word is %q\n%s", last, out)
+	if last.Level != "ERROR" || last.Msg != "s3bak interrupted" || last.Class != "interrupted" || last.Error != "" ||
+		!strings.Contains(last.Note, "resumes") {
+		t.Fatalf("the last word is %+v\n%s", last, out)
 	}
 }
 

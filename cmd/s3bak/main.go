@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -44,19 +45,22 @@ func main() {
 
 // run executes one command line and returns its exit code; tests call it.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cmd := newRootCommand(stdout, stderr)
+	cmd, g := newRoot(stdout, stderr)
 	cmd.SetArgs(args)
+	g.run.start = time.Now()
 	ran, err := cmd.ExecuteContextC(ctx)
-	if err == nil {
-		return exitOK
+	code := exitOK
+	if err != nil {
+		code = exitCode(ctx, err)
+		if g.jsonLog(ran) {
+			fatalJSON(g, ran, err, code)
+		} else if code == exitInterrupted {
+			// What the run was doing ends in "context canceled": not news.
+			fmt.Fprintf(stderr, "s3bak: interrupted; %s\n", interruptedNote(ran))
+		} else {
+			fmt.Fprintf(stderr, "s3bak: %v\n", err)
+		}
 	}
-	code := exitCode(ctx, err)
-	if code == exitInterrupted {
-		// What the run was doing ends in "context canceled": not news.
-		fmt.Fprintf(stderr, "s3bak: interrupted; %s\n", interruptedNote(ran))
-		return code
-	}
-	fmt.Fprintf(stderr, "s3bak: %v\n", err)
 	return code
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -94,9 +95,29 @@ func wantExit(t *testing.T, r result, code int, msgs ...string) {
 	if r.code != code {
 		t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, code, r.stdout, r.stderr)
 	}
+	logged := loggedText(r.stderr)
 	for _, m := range msgs {
-		if !strings.Contains(r.stderr, m) && !strings.Contains(r.stdout, m) {
+		if !strings.Contains(r.stderr, m) && !strings.Contains(r.stdout, m) && !strings.Contains(logged, m) {
 			t.Fatalf("output does not mention %q\nstdout: %s\nstderr: %s", m, r.stdout, r.stderr)
 		}
 	}
+}
+
+// loggedText is the string values of the JSON records in a log, unquoted:
+// with --log-format json a fatal error is a record, its message a field.
+func loggedText(log string) string {
+	var b strings.Builder
+	for line := range strings.Lines(log) {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			continue
+		}
+		for _, v := range rec {
+			if s, ok := v.(string); ok {
+				b.WriteString(s)
+				b.WriteByte('\n')
+			}
+		}
+	}
+	return b.String()
 }

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"strings"
+	"time"
 )
 
 // checkOutput validates an --output value: a table for people, JSON for
@@ -19,4 +23,102 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// backupOutput is backup's summary with --output json.
+type backupOutput struct {
+	Cluster         string    `json:"cluster"`
+	Node            string    `json:"node"`
+	Kind            string    `json:"kind"`
+	Tag             string    `json:"tag"`
+	BackupID        string    `json:"backup_id"`
+	Started         time.Time `json:"started"`
+	DurationSeconds float64   `json:"duration_seconds"`
+	Files           int       `json:"files"`
+	RawBytes        int64     `json:"raw_bytes"`
+	StoredBytes     int64     `json:"stored_bytes"`
+	Uploaded        int       `json:"uploaded_contents"` // contents stored by this run
+	UploadedBytes   int64     `json:"uploaded_bytes"`
+	Packs           int       `json:"packs"`
+	Reused          int       `json:"reused_files"` // files whose content was already stored
+	Duplicates      int       `json:"duplicate_files"`
+	Unread          int       `json:"unread_files"` // known by fingerprint, not read
+	Manifest        string    `json:"manifest_key"`
+	Tool            string    `json:"tool"`
+}
+
+// restoreOutput is restore's summary with --output json.
+type restoreOutput struct {
+	Cluster         string  `json:"cluster"`
+	Node            string  `json:"node"`
+	Kind            string  `json:"kind"`
+	Tag             string  `json:"tag"`
+	BackupID        string  `json:"backup_id"`
+	Target          string  `json:"target"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	Files           int     `json:"files"`
+	Bytes           int64   `json:"bytes"`
+	LoadSteps       string  `json:"load_steps,omitempty"` // what to run to load the files
+}
+
+// verifyOutput is verify's summary with --output json. OK is false when
+// anything failed verification.
+type verifyOutput struct {
+	Cluster         string          `json:"cluster"`
+	Node            string          `json:"node"`
+	Tag             string          `json:"tag"`
+	BackupID        string          `json:"backup_id"`
+	Deep            bool            `json:"deep"`
+	DurationSeconds float64         `json:"duration_seconds"`
+	Files           int             `json:"files"`
+	Objects         int             `json:"objects"` // stored contents checked
+	Bytes           int64           `json:"bytes"`   // stored bytes checked (deep: downloaded)
+	Problems        []verifyProblem `json:"problems"`
+	Catalog         *catalogOutput  `json:"catalog,omitempty"` // unless --skip-catalog
+	OK              bool            `json:"ok"`
+}
+
+type verifyProblem struct {
+	Path  string `json:"path"`
+	Error string `json:"error"`
+}
+
+// catalogOutput is verify's check of every backup of the node.
+type catalogOutput struct {
+	Backups           int                 `json:"backups"`
+	Objects           int                 `json:"objects"`
+	Missing           map[string][]string `json:"missing"` // backup id → keys it references that are gone
+	Orphans           int                 `json:"orphans"`
+	OrphanBytes       int64               `json:"orphan_bytes"`
+	UnfinishedUploads int                 `json:"unfinished_uploads"`
+}
+
+// durationHandler adds the run's duration to the records that say a
+// command is complete.
+type durationHandler struct {
+	slog.Handler
+	start time.Time
+}
+
+func (h durationHandler) Handle(ctx context.Context, r slog.Record) error {
+	if strings.HasSuffix(r.Message, " complete") {
+		r = r.Clone()
+		r.AddAttrs(slog.Float64("duration_seconds", time.Since(h.start).Seconds()))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h durationHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return durationHandler{h.Handler.WithAttrs(as), h.start}
+}
+
+func (h durationHandler) WithGroup(name string) slog.Handler {
+	return durationHandler{h.Handler.WithGroup(name), h.start}
+}
+
+// runLogger is the logger of a run about one backup: its records carry
+// cluster, node and tag (and id when known), and the "… complete" record
+// the run's duration.
+func (g *globalOptions) runLogger(start time.Time, args ...any) *slog.Logger {
+	return slog.New(durationHandler{g.logger.Handler(), start}).With(args...)
 }

@@ -22,6 +22,7 @@ type restoreOptions struct {
 	tables    []string
 	directIO  bool
 	follow    bool
+	output    string
 }
 
 func newRestoreCommand(g *globalOptions) *cobra.Command {
@@ -36,6 +37,7 @@ func newRestoreCommand(g *globalOptions) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.backupID, "backup", "latest", "backup id (see s3bak list)")
+	f.StringVar(&o.output, "output", "table", "table, or json: one summary object")
 	f.StringVar(&o.target, "target", "", "directory to restore into")
 	f.BoolVar(&o.force, "force", false, "replace files that already exist in the target")
 	f.BoolVar(&o.directIO, "direct-io", true, "write files of 1 MiB and more with O_DIRECT: no copy into the page cache, and the database's cached pages stay (falls back by itself where the file system refuses it)")
@@ -47,6 +49,9 @@ func newRestoreCommand(g *globalOptions) *cobra.Command {
 
 func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	ctx := cmd.Context()
+	if err := checkOutput(o.output); err != nil {
+		return err
+	}
 	if o.target == "" {
 		return &usageError{fmt.Errorf("no --target directory")}
 	}
@@ -58,6 +63,7 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	if err != nil {
 		return err
 	}
+	g.run.tag, g.run.id = m.Tag, m.ID
 	filter := cassandra.Filter(o.keyspaces, o.tables)
 	var total int64
 	for _, f := range m.Files {
@@ -67,28 +73,38 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	}
 	bar := g.progress(total, "restore")
 	start := time.Now()
+	logger := g.runLogger(start, "cluster", m.Cluster, "node", m.Node, "tag", m.Tag, "id", m.ID)
 	res, err := restore.Run(ctx, client, node, m, restore.Options{
-		Target: o.target, Force: o.force, Concurrency: g.concurrency, Filter: filter, Logger: g.logger, Progress: bar,
+		Target: o.target, Force: o.force, Concurrency: g.concurrency, Filter: filter, Logger: logger, Progress: bar,
 		Budget: g.limits.buffers(2), Buffered: !o.directIO, FollowSymlinks: o.follow,
 	})
 	bar.Finish()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(g.stdout, "restored backup %s of %s/%s: %s, %s, verified, into %s in %s\n",
-		m.ID, m.Cluster, m.Node, units.Plural(res.Files, "file"), units.Human(res.Bytes), o.target, time.Since(start).Round(time.Millisecond))
-	if res.Files == 0 {
-		return nil // an empty backup: nothing to load
-	}
-	switch m.Kind {
-	case "cassandra":
-		_, err = fmt.Fprint(g.stdout, strings.TrimLeft(cassandra.RestoreSteps(o.target, res.Paths), "\n"))
-	case "hbase":
-		snaps, serr := hbase.SnapshotsFromMeta(m.Meta)
-		if serr != nil {
-			return fmt.Errorf("restored, but the manifest's HBase snapshot list is unreadable: %w", serr)
+	g.run.stats = &runStats{files: res.Files, bytesRead: res.Bytes}
+	elapsed := time.Since(start)
+	steps := ""
+	if res.Files > 0 { // an empty backup: nothing to load
+		switch m.Kind {
+		case "cassandra":
+			steps = strings.TrimLeft(cassandra.RestoreSteps(o.target, res.Paths), "\n")
+		case "hbase":
+			snaps, serr := hbase.SnapshotsFromMeta(m.Meta)
+			if serr != nil {
+				return fmt.Errorf("restored, but the manifest's HBase snapshot list is unreadable: %w", serr)
+			}
+			steps = hbase.RestoreSteps(snaps, o.target)
 		}
-		_, err = fmt.Fprint(g.stdout, hbase.RestoreSteps(snaps, o.target))
 	}
+	if o.output == "json" {
+		return writeJSON(g.stdout, restoreOutput{
+			Cluster: m.Cluster, Node: m.Node, Kind: m.Kind, Tag: m.Tag, BackupID: m.ID, Target: o.target,
+			DurationSeconds: elapsed.Seconds(), Files: res.Files, Bytes: res.Bytes, LoadSteps: steps,
+		})
+	}
+	fmt.Fprintf(g.stdout, "restored backup %s of %s/%s: %s, %s, verified, into %s in %s\n",
+		m.ID, m.Cluster, m.Node, units.Plural(res.Files, "file"), units.Human(res.Bytes), o.target, elapsed.Round(time.Millisecond))
+	_, err = fmt.Fprint(g.stdout, steps)
 	return err
 }

@@ -37,6 +37,7 @@ type globalOptions struct {
 	logLevel    string
 	noProgress  bool
 	limits
+	run     runInfo // what the command did, for fatal errors and --metrics-file
 	storage storageFlags
 
 	stdout, stderr io.Writer
@@ -44,6 +45,13 @@ type globalOptions struct {
 }
 
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	cmd, _ := newRoot(stdout, stderr)
+	return cmd
+}
+
+// newRoot also returns the options, which run reads after the command: the
+// log format of a fatal error, the summary for --metrics-file.
+func newRoot(stdout, stderr io.Writer) (*cobra.Command, *globalOptions) {
 	g := &globalOptions{stdout: stdout, stderr: stderr}
 	cmd := &cobra.Command{
 		Use:   "s3bak",
@@ -86,7 +94,7 @@ AWS settings come from the standard AWS configuration.`,
 	g.limits.register(f)
 	g.storage.register(f)
 	cmd.AddCommand(newBackupCommand(g), newRestoreCommand(g), newListCommand(g), newVerifyCommand(g), newPurgeCommand(g), newIndexCommand(g), newPreflightCommand(g), newVersionCommand(g))
-	return cmd
+	return cmd, g
 }
 
 // setup applies the environment and the config file to flags that were

@@ -18,6 +18,7 @@ type verifyOptions struct {
 	backupID    string
 	deep        bool
 	skipCatalog bool
+	output      string
 }
 
 func newVerifyCommand(g *globalOptions) *cobra.Command {
@@ -31,6 +32,7 @@ func newVerifyCommand(g *globalOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error { return runVerify(cmd, g, o) },
 	}
 	cmd.Flags().StringVar(&o.backupID, "backup", "latest", "backup id (see s3bak list)")
+	cmd.Flags().StringVar(&o.output, "output", "table", "table, or json: one summary object")
 	cmd.Flags().BoolVar(&o.deep, "deep", false, "download every object and check its SHA-256 (streaming)")
 	cmd.Flags().BoolVar(&o.skipCatalog, "skip-catalog", false, "do not check the node's whole catalog (every manifest's objects present, orphans, unfinished uploads)")
 	return cmd
@@ -38,6 +40,9 @@ func newVerifyCommand(g *globalOptions) *cobra.Command {
 
 func runVerify(cmd *cobra.Command, g *globalOptions, o *verifyOptions) error {
 	ctx := cmd.Context()
+	if err := checkOutput(o.output); err != nil {
+		return err
+	}
 	node, client, err := g.open(ctx)
 	if err != nil {
 		return err
@@ -46,6 +51,8 @@ func runVerify(cmd *cobra.Command, g *globalOptions, o *verifyOptions) error {
 	if err != nil {
 		return err
 	}
+	g.run.tag, g.run.id = m.Tag, m.ID
+	start := time.Now()
 	var bar progressBar = nopBar{}
 	if o.deep {
 		bar = g.progress(m.RawBytes(), "verify")
@@ -59,39 +66,76 @@ func runVerify(cmd *cobra.Command, g *globalOptions, o *verifyOptions) error {
 	if res == nil {
 		return err
 	}
-	// err now says that an object could not be checked (the server or the
-	// network failed): exit 1, unless what was checked found damage.
+	out := verifyOutput{Cluster: m.Cluster, Node: m.Node, Tag: m.Tag, BackupID: m.ID, Deep: o.deep,
+		Files: len(m.Files), Objects: res.Objects, Bytes: res.Bytes, Problems: []verifyProblem{}}
 	for _, p := range res.Problems {
-		fmt.Fprintf(g.stdout, "PROBLEM %s: %v\n", p.Path, p.Err)
+		out.Problems = append(out.Problems, verifyProblem{Path: p.Path, Error: p.Err.Error()})
 	}
-	if err != nil {
-		if len(res.Problems) > 0 {
-			return fmt.Errorf("backup %s: %s failed verification before it stopped: %w (%v)", m.ID, units.Plural(len(res.Problems), "object"), restore.ErrVerify, err)
+	// The summary is printed whatever the verdict: with --output json the
+	// one object, in a table the lines as they come.
+	asJSON := o.output == "json"
+	done := func(err error) error {
+		out.DurationSeconds, out.OK = time.Since(start).Seconds(), err == nil
+		if err == nil {
+			g.run.stats = &runStats{files: len(m.Files), bytesRead: res.Bytes, bytesStored: m.StoredBytes()}
+		}
+		if asJSON {
+			if werr := writeJSON(g.stdout, out); werr != nil && err == nil {
+				err = werr
+			}
 		}
 		return err
+	}
+	if !asJSON {
+		for _, p := range res.Problems {
+			fmt.Fprintf(g.stdout, "PROBLEM %s: %v\n", p.Path, p.Err)
+		}
+	}
+	// err now says that an object could not be checked (the server or the
+	// network failed): exit 1, unless what was checked found damage.
+	if err != nil {
+		if len(res.Problems) > 0 {
+			return done(fmt.Errorf("backup %s: %s failed verification before it stopped: %w (%v)", m.ID, units.Plural(len(res.Problems), "object"), restore.ErrVerify, err))
+		}
+		return done(err)
 	}
 	how := "sizes"
 	if o.deep {
 		how = "sizes and SHA-256"
 	}
-	fmt.Fprintf(g.stdout, "backup %s of %s/%s: %s checked (%s), %s\n", m.ID, m.Cluster, m.Node,
-		units.Plural(res.Objects, "stored content"), how, units.Plural(len(res.Problems), "problem"))
+	if !asJSON {
+		fmt.Fprintf(g.stdout, "backup %s of %s/%s: %s checked (%s), %s\n", m.ID, m.Cluster, m.Node,
+			units.Plural(res.Objects, "stored content"), how, units.Plural(len(res.Problems), "problem"))
+	}
 	if len(res.Problems) > 0 {
-		return fmt.Errorf("backup %s: %d of %s failed verification: %w", m.ID, len(res.Problems), units.Plural(res.Objects, "object"), restore.ErrVerify)
+		return done(fmt.Errorf("backup %s: %d of %s failed verification: %w", m.ID, len(res.Problems), units.Plural(res.Objects, "object"), restore.ErrVerify))
 	}
 	if o.skipCatalog {
-		return nil
+		return done(nil)
 	}
-	return verifyCatalog(ctx, g, client, node)
+	out.Catalog = &catalogOutput{}
+	return done(verifyCatalog(ctx, g, client, node, out.Catalog, asJSON))
 }
 
 // verifyCatalog checks every backup of the node: a referenced object that
 // is gone fails; orphans and unfinished uploads are reported (purge
 // removes them).
-func verifyCatalog(ctx context.Context, g *globalOptions, c *transfer.Client, node manifest.Node) error {
+func verifyCatalog(ctx context.Context, g *globalOptions, c *transfer.Client, node manifest.Node, out *catalogOutput, quiet bool) error {
 	a, err := catalog.AuditNode(ctx, c, node)
 	if err != nil {
 		return fmt.Errorf("check the node's catalog: %w", err)
+	}
+	*out = catalogOutput{Backups: a.Backups, Objects: a.Objects, Missing: map[string][]string{},
+		Orphans: len(a.Orphans), OrphanBytes: a.OrphanBytes, UnfinishedUploads: len(a.Uploads)}
+	for id, keys := range a.Missing {
+		out.Missing[id] = keys
+	}
+	if quiet {
+		if len(a.Missing) > 0 {
+			return fmt.Errorf("%s of node %s reference objects that are gone and cannot be restored: %w",
+				units.Plural(len(a.Missing), "backup"), node.Name, restore.ErrVerify)
+		}
+		return nil
 	}
 	for id, keys := range a.Missing {
 		for _, k := range keys {
