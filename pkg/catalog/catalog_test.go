@@ -174,3 +174,48 @@ func TestMarkerOfACompleteBackupIsNotListedAsIncomplete(t *testing.T) {
 		t.Fatalf("the complete backup is listed from its marker, not its manifest: %+v", got[0])
 	}
 }
+
+// TestListReadsSummariesNotTheIndex: the index grows with every file ever
+// stored; list reads the small summaries object written beside it, and
+// falls back to the index for a bucket that has none.
+func TestListReadsSummariesNotTheIndex(t *testing.T) {
+	ctx := context.Background()
+	node := manifest.Node{Cluster: "c", Name: t.Name()}
+	ms := putManifests(t, node, 2)
+	x := NewIndex(node)
+	x.AddBackup(ms[0])
+	x.AddBackup(ms[1])
+	x.Backups[0].Tag = "from-summaries"
+	if err := SaveIndex(ctx, client, node, x); err != nil {
+		t.Fatal(err)
+	}
+	// An index list cannot read: only the summaries can give the tag.
+	if err := client.PutBytes(ctx, node.Root()+IndexKey, []byte("not zstd"), ""); err != nil {
+		t.Fatal(err)
+	}
+	got, err := List(ctx, client, []manifest.Node{node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Tag != "from-summaries" {
+		t.Fatalf("list %+v", got)
+	}
+	// A bucket without summaries: the index's.
+	if err := client.Delete(ctx, node.Root()+SummariesKey); err != nil {
+		t.Fatal(err)
+	}
+	x.dirty = true
+	x.savedSummaries = []byte("written before summaries were kept")
+	x.mu.Lock()
+	b, err := x.encodeLocked()
+	x.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.PutBytes(ctx, node.Root()+IndexKey, b, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := List(ctx, client, []manifest.Node{node}); len(got) != 2 || got[0].Tag != "from-summaries" {
+		t.Fatalf("list from the index: %+v", got)
+	}
+}

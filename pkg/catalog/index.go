@@ -23,6 +23,10 @@ import (
 // IndexKey is the index's key relative to a node's root.
 const IndexKey = "index.json.zst"
 
+// SummariesKey holds the summaries of the node's complete backups, beside
+// the index: what list reads.
+const SummariesKey = "backups.json.zst"
+
 const indexSchema = 1
 
 // maxIndexSize bounds the decompressed index read from the bucket.
@@ -49,6 +53,9 @@ type Index struct {
 
 	mu    sync.Mutex
 	dirty bool
+	// savedSummaries is the JSON of the summaries last written beside the
+	// index (or read with it).
+	savedSummaries []byte
 }
 
 // Object is one stored content: what a manifest needs to reference it.
@@ -202,14 +209,9 @@ func LoadIndex(ctx context.Context, c *transfer.Client, node manifest.Node) (*In
 }
 
 func decodeIndex(b []byte) (*Index, error) {
-	d, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxIndexSize), zstd.WithDecoderConcurrency(1))
+	raw, err := decompress(b, maxIndexSize)
 	if err != nil {
 		return nil, err
-	}
-	defer d.Close()
-	raw, err := d.DecodeAll(b, nil)
-	if err != nil {
-		return nil, fmt.Errorf("not a zstd stream: %w", err)
 	}
 	var x Index
 	if err := json.Unmarshal(raw, &x); err != nil {
@@ -277,7 +279,70 @@ func SaveIndex(ctx context.Context, c *transfer.Client, node manifest.Node, x *I
 		x.mu.Unlock()
 		return fmt.Errorf("write index: %w", err)
 	}
+	return x.saveSummaries(ctx, c, node)
+}
+
+// saveSummaries writes the backups' summaries beside the index when they
+// changed, so that list reads a few kilobytes instead of an index that
+// grows with every file ever stored. They are a cache of a cache: list
+// falls back to the index, and reads the manifests neither knows.
+func (x *Index) saveSummaries(ctx context.Context, c *transfer.Client, node manifest.Node) error {
+	x.mu.Lock()
+	b, err := json.Marshal(x.Backups)
+	same := bytes.Equal(b, x.savedSummaries)
+	x.mu.Unlock()
+	if err != nil || same {
+		return err
+	}
+	if err := c.PutBytes(ctx, node.Root()+SummariesKey, compress(b), "application/zstd"); err != nil {
+		return fmt.Errorf("write backup summaries: %w", err)
+	}
+	x.mu.Lock()
+	x.savedSummaries = b
+	x.mu.Unlock()
 	return nil
+}
+
+// LoadSummaries reads the backups' summaries written beside the index.
+func LoadSummaries(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Summary, error) {
+	key := node.Root() + SummariesKey
+	b, err := c.GetBytes(ctx, key, MaxManifestSize)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := decompress(b, maxIndexSize)
+	if err != nil {
+		return nil, fmt.Errorf("summaries s3://%s/%s: %w", c.Bucket, key, err)
+	}
+	var out []Summary
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("summaries s3://%s/%s: not valid JSON: %w", c.Bucket, key, err)
+	}
+	for _, s := range out {
+		if err := manifest.CheckName("backup id", s.ID); err != nil {
+			return nil, fmt.Errorf("summaries s3://%s/%s: %w", c.Bucket, key, err)
+		}
+	}
+	return out, nil
+}
+
+func compress(b []byte) []byte {
+	e, _ := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	defer e.Close()
+	return e.EncodeAll(b, nil)
+}
+
+func decompress(b []byte, limit uint64) ([]byte, error) {
+	d, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(limit), zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	raw, err := d.DecodeAll(b, nil)
+	if err != nil {
+		return nil, fmt.Errorf("not a zstd stream: %w", err)
+	}
+	return raw, nil
 }
 
 // encodeLocked is the index as zstd-compressed JSON, encoded entry by

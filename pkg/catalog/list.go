@@ -116,10 +116,8 @@ func listNode(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Su
 		return nil, err
 	}
 	known := map[string]Summary{}
-	if x, err := LoadIndex(ctx, c, node); err == nil {
-		for _, s := range x.Summaries() {
-			known[s.ID] = s
-		}
+	for _, s := range knownSummaries(ctx, c, node) {
+		known[s.ID] = s
 	}
 	var mu sync.Mutex
 	out := make([]Summary, 0, len(ids))
@@ -149,6 +147,19 @@ func listNode(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Su
 	out = append(out, unfinished...)
 	sortByID(out)
 	return out, nil
+}
+
+// knownSummaries are the summaries written beside the node's index (a few
+// kilobytes), else the index's own (a bucket written before they were
+// kept apart), else none: list then reads every manifest.
+func knownSummaries(ctx context.Context, c *transfer.Client, node manifest.Node) []Summary {
+	if s, err := LoadSummaries(ctx, c, node); err == nil {
+		return s
+	}
+	if x, err := LoadIndex(ctx, c, node); err == nil {
+		return x.Summaries()
+	}
+	return nil
 }
 
 // unfinishedSummaries turns pending markers into lines: running when the
