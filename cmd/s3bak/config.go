@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -79,24 +80,71 @@ func readConfig(file string) (map[string][]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config file: %w", err)
 	}
-	var raw map[string]any
-	if err := yaml.Unmarshal(b, &raw); err != nil {
+	// Values are taken as the text written, from the YAML nodes: decoded
+	// into Go values and printed back, a date, a number or an empty value
+	// would reach the flag changed (tag: 2026-11-25 as a time, cluster: 010
+	// as 8, prefix: as "<nil>").
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("config file %s: %w", file, err)
 	}
-	out := make(map[string][]string, len(raw))
-	for k, v := range raw {
-		switch v := v.(type) {
-		case []any:
-			for _, e := range v {
-				out[k] = append(out[k], fmt.Sprint(e))
+	out := map[string][]string{}
+	if len(doc.Content) == 0 {
+		return out, nil // an empty file
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("config file %s: want keys and values (flag: value)", file)
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i].Value, resolveAlias(root.Content[i+1])
+		switch v.Kind {
+		case yaml.ScalarNode:
+			t, err := scalarText(v)
+			if err != nil {
+				return nil, fmt.Errorf("config file %s: %s: %w", file, k, err)
 			}
-		case map[string]any:
-			return nil, fmt.Errorf("config file %s: %s: want a value or a list", file, k)
+			out[k] = []string{t}
+		case yaml.SequenceNode:
+			for _, e := range v.Content {
+				e = resolveAlias(e)
+				if e.Kind != yaml.ScalarNode {
+					return nil, fmt.Errorf("config file %s: %s: want a list of values, not of lists or mappings", file, k)
+				}
+				t, err := scalarText(e)
+				if err != nil {
+					return nil, fmt.Errorf("config file %s: %s: %w", file, k, err)
+				}
+				out[k] = append(out[k], t)
+			}
 		default:
-			out[k] = []string{fmt.Sprint(v)}
+			return nil, fmt.Errorf("config file %s: %s: want a value or a list", file, k)
 		}
 	}
 	return out, nil
+}
+
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+// scalarText is a scalar's text as written; null is empty and !!binary is
+// its decoded bytes.
+func scalarText(n *yaml.Node) (string, error) {
+	switch n.Tag {
+	case "!!null":
+		return "", nil
+	case "!!binary":
+		b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(n.Value), ""))
+		if err != nil {
+			return "", fmt.Errorf("not base64: %w", err)
+		}
+		return string(b), nil
+	}
+	return n.Value, nil
 }
 
 func isList(f *pflag.Flag) bool {
