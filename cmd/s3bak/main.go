@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -59,6 +60,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "s3bak: interrupted; %s\n", interruptedNote(ran))
 		} else {
 			fmt.Fprintf(stderr, "s3bak: %v\n", err)
+		}
+	}
+	if g.metricsFile != "" && ran != nil && metricsCommands[ran.Name()] {
+		err := writeMetrics(g.metricsFile, ran.Name(), g.flag(ran, "cluster"), g.nodeName(ran), code, g.run.start, time.Now(), g.run.stats)
+		if err != nil {
+			// The run's own outcome stands; the missing metrics are
+			// what an alert on staleness will see.
+			if g.jsonLog(ran) {
+				slog.New(slog.NewJSONHandler(stderr, nil)).Warn("metrics not written", "error", err.Error())
+			} else {
+				fmt.Fprintf(stderr, "s3bak: warning: metrics not written: %v\n", err)
+			}
 		}
 	}
 	return code

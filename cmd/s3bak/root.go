@@ -36,6 +36,7 @@ type globalOptions struct {
 	logFormat   string
 	logLevel    string
 	noProgress  bool
+	metricsFile string
 	limits
 	run     runInfo // what the command did, for fatal errors and --metrics-file
 	storage storageFlags
@@ -91,6 +92,7 @@ AWS settings come from the standard AWS configuration.`,
 	f.StringVar(&g.logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal, json otherwise)")
 	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.BoolVar(&g.noProgress, "no-progress", false, "no progress bar even on a terminal")
+	f.StringVar(&g.metricsFile, "metrics-file", "", "backup, restore, verify, purge: write the run's metrics here for node_exporter's textfile collector (e.g. /var/lib/node_exporter/textfile/s3bak.prom)")
 	g.limits.register(f)
 	g.storage.register(f)
 	cmd.AddCommand(newBackupCommand(g), newRestoreCommand(g), newListCommand(g), newVerifyCommand(g), newPurgeCommand(g), newIndexCommand(g), newPreflightCommand(g), newVersionCommand(g))
