@@ -209,7 +209,7 @@ func LoadIndex(ctx context.Context, c *transfer.Client, node manifest.Node) (*In
 }
 
 func decodeIndex(b []byte) (*Index, error) {
-	raw, err := decompress(b, maxIndexSize)
+	raw, err := chunk.Inflate(b, maxIndexSize)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +310,7 @@ func LoadSummaries(ctx context.Context, c *transfer.Client, node manifest.Node) 
 	if err != nil {
 		return nil, err
 	}
-	raw, err := decompress(b, maxIndexSize)
+	raw, err := chunk.Inflate(b, maxIndexSize)
 	if err != nil {
 		return nil, fmt.Errorf("summaries s3://%s/%s: %w", c.Bucket, key, err)
 	}
@@ -330,19 +330,6 @@ func compress(b []byte) []byte {
 	e, _ := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
 	defer e.Close()
 	return e.EncodeAll(b, nil)
-}
-
-func decompress(b []byte, limit uint64) ([]byte, error) {
-	d, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(limit), zstd.WithDecoderConcurrency(1))
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	raw, err := d.DecodeAll(b, nil)
-	if err != nil {
-		return nil, fmt.Errorf("not a zstd stream: %w", err)
-	}
-	return raw, nil
 }
 
 // encodeLocked is the index as zstd-compressed JSON, encoded entry by

@@ -1,8 +1,10 @@
 package chunk
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 
 	"github.com/klauspost/compress/zstd"
@@ -64,4 +66,28 @@ func (d *Decoder) DecodeChunk(dst, stored []byte, mode Mode, c Chunk) ([]byte, e
 		return nil, fmt.Errorf("%w: chunk at raw offset %d: CRC32C mismatch", ErrCorrupt, c.RawOff)
 	}
 	return dst, nil
+}
+
+// Inflate decompresses a whole zstd stream held in memory (a manifest, an
+// index), refusing more than limit bytes and more than 1,024 times b's size
+// (plus 4 MiB): a few kilobytes of zstd RLE blocks inflate to gigabytes,
+// and whoever may write those objects must not make a run run out of
+// memory. Real catalogs compress 5 to 100 times.
+func Inflate(b []byte, limit uint64) ([]byte, error) {
+	const maxRatio, slack = 1024, 4 << 20
+	limit = min(limit, slack+maxRatio*uint64(len(b)))
+	zr, err := zstd.NewReader(bytes.NewReader(b), zstd.WithDecoderMaxMemory(limit),
+		zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+	if err != nil {
+		return nil, err
+	}
+	defer zr.Close()
+	raw, err := io.ReadAll(io.LimitReader(zr, int64(limit)+1))
+	if err != nil {
+		return nil, fmt.Errorf("not a zstd stream: %w", err)
+	}
+	if uint64(len(raw)) > limit {
+		return nil, fmt.Errorf("decompresses to more than %d bytes (%d stored): refused as a decompression bomb", limit, len(b))
+	}
+	return raw, nil
 }

@@ -392,14 +392,9 @@ var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 const MaxDecodedSize = 1 << 30
 
 func decompress(b []byte) ([]byte, error) {
-	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxDecodedSize))
+	raw, err := chunk.Inflate(b, MaxDecodedSize)
 	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	raw, err := d.DecodeAll(b, nil)
-	if err != nil {
-		return nil, fmt.Errorf("manifest is not a valid zstd stream: %w", err)
+		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	return raw, nil
 }
