@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"time"
 )
 
 // startProfile writes a CPU profile to the file named by S3BAK_CPU_PROFILE,
@@ -29,15 +30,17 @@ func startProfile(path string, stderr io.Writer) (stop func()) {
 	}
 }
 
-// startHeapProfile writes, at exit, a heap profile to the file named by
-// S3BAK_MEM_PROFILE, when set: its alloc_space and inuse_space views show
-// where a run's memory goes per file (go tool pprof -sample_index=...).
+// startHeapProfile writes a heap profile to the file named by
+// S3BAK_MEM_PROFILE, when set: at the run's peak of heap in use (sampled
+// every quarter second, rewritten at each new peak by a tenth) and, if it
+// never grew, at exit. Its inuse_space view shows what holds memory at the
+// peak, per file of a big node (go tool pprof -sample_index=inuse_space).
 func startHeapProfile(path string, stderr io.Writer) (stop func()) {
 	if path == "" {
 		return func() {}
 	}
 	runtime.MemProfileRate = 64 << 10
-	return func() {
+	write := func() {
 		f, err := os.Create(path)
 		if err == nil {
 			err = pprof.Lookup("heap").WriteTo(f, 0)
@@ -47,4 +50,29 @@ func startHeapProfile(path string, stderr io.Writer) (stop func()) {
 			fmt.Fprintf(stderr, "s3bak: S3BAK_MEM_PROFILE: %v\n", err)
 		}
 	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		var peak uint64
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				if peak == 0 {
+					write()
+				}
+				return
+			case <-t.C:
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak+peak/10 {
+				peak = ms.HeapInuse
+				write()
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
 }
