@@ -100,7 +100,7 @@ func engine(t *testing.T, node string, b *budget.Budget, workers, concurrency in
 func TestMemoryBudgetBoundsBuffersInFlight(t *testing.T) {
 	set := writeSet(t, 6, 9<<20+123, 200)
 	_, enc, up := engine(t, "probe", nil, 2, 8)
-	stream := enc.StreamMemory() + up.StreamMemory()
+	stream := enc.StreamMemoryN(enc.Options().Workers) + up.StreamMemory()
 	limit := 2*stream + 4<<20 // room for two large files and some small ones
 	b := budget.New(limit)
 	e, _, _ := engine(t, "bounded", b, 2, 8)

@@ -13,10 +13,10 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// EncodeTo is EncodeToN with the Encoder's own Workers, as the tests and
+// EncodeTo is EncodeFrom of a new object with the Encoder's own Workers, as the tests and
 // benchmarks call it.
 func (e *Encoder) EncodeTo(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, want []uint32) (*Layout, error) {
-	return e.EncodeToN(ctx, w, r, size, want, e.opts.Workers)
+	return e.EncodeFrom(ctx, w, r, size, want, e.opts.Workers, nil)
 }
 
 // testData mixes compressible text with random (incompressible) runs, so

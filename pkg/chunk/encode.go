@@ -159,33 +159,27 @@ type encoded struct {
 	err        error
 }
 
-// StreamMemory bounds the chunk buffers one EncodeToN with Workers chunks
-// in flight holds.
-func (e *Encoder) StreamMemory() int64 { return e.StreamMemoryN(e.opts.Workers) }
-
-// StreamMemoryN bounds the chunk buffers one EncodeToN with workers chunks
-// in flight holds: a raw and a stored buffer for each chunk in the queue,
+// StreamMemoryN bounds the chunk buffers one EncodeFrom with workers
+// chunks in flight holds: a raw and a stored buffer for each chunk in the queue,
 // the one being dispatched and the one being written.
 func (e *Encoder) StreamMemoryN(workers int) int64 {
 	return 2 * int64(max(workers, 1)+2) * int64(e.opts.ChunkSize)
 }
 
-// EncodeToN reads size bytes of r, chunk by chunk, compresses up to workers
-// chunks at once (at least one) and writes the stored object to w in order.
-// Memory is StreamMemoryN(workers) whatever the file size, so that a caller
-// with little memory can still stream a large file: in smaller steps, not all
-// at once. When want is not nil it holds the CRC32C of each chunk from an
-// earlier read, and a difference fails with ErrChanged rather than storing
-// bytes that do not match the checksum.
-func (e *Encoder) EncodeToN(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, want []uint32, workers int) (*Layout, error) {
-	return e.EncodeFrom(ctx, w, r, size, want, workers, nil)
-}
-
-// EncodeFrom continues an object of which the first len(prior) chunks are
-// stored already (an upload cut short): it writes to w only the chunks
-// after them and the seek table, which covers all of them. Each chunk is
-// one Write, and the seek table one last Write, so that w can cut parts at
-// chunk boundaries. The Layout returned describes the whole object.
+// EncodeFrom reads size bytes of r, chunk by chunk, compresses up to
+// workers chunks at once (at least one) and writes the stored object to w
+// in order. Memory is StreamMemoryN(workers) whatever the file size, so
+// that a caller with little memory can still stream a large file: in
+// smaller steps, not all at once. When want is not nil it holds the CRC32C
+// of each chunk from an earlier read, and a difference fails with
+// ErrChanged rather than storing bytes that do not match the checksum.
+//
+// It continues an object of which the first len(prior) chunks are stored
+// already (an upload cut short; none for a new object): it writes to w only
+// the chunks after them and the seek table, which covers all of them. Each
+// chunk is one Write, and the seek table one last Write, so that w can cut
+// parts at chunk boundaries. The Layout returned describes the whole
+// object.
 func (e *Encoder) EncodeFrom(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, want []uint32, workers int, prior []Chunk) (*Layout, error) {
 	l := e.newLayout(size)
 	n := NumChunks(size, int64(e.opts.ChunkSize))
