@@ -16,7 +16,7 @@ MINIO_MODULE  := github.com/minio/minio
 # (set with -ldflags -X), and every manifest records them.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
-LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 PREFIX  ?= /usr/local
 RELEASE_PLATFORMS := linux/amd64 linux/arm64
 
@@ -38,7 +38,7 @@ release:
 	@set -e; for p in $(RELEASE_PLATFORMS); do \
 	  os=$${p%/*}; arch=$${p#*/}; \
 	  echo "building dist/s3bak-$$os-$$arch ($(VERSION))"; \
-	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)' \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -buildvcs=auto -ldflags '-s -w $(LDFLAGS)' \
 	    -o dist/s3bak-$$os-$$arch ./cmd/s3bak; \
 	done
 	cd dist && sha256sum s3bak-* > SHA256SUMS
