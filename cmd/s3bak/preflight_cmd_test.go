@@ -310,12 +310,7 @@ func newFakeNode(t *testing.T, vpc *fakeaws.EC2, mode imdsMode) *fakeNode {
 		t.Cleanup(s.Close)
 		n.imdsURL = s.URL
 	case imdsClosed:
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.imdsURL = "http://" + ln.Addr().String()
-		ln.Close()
+		n.imdsURL = "http://" + closedPort(t)
 	case imdsHangs:
 		done := make(chan struct{})
 		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
