@@ -95,8 +95,15 @@ func checkRate(t *testing.T, what string, n int64, d time.Duration, limit float6
 	t.Helper()
 	got := float64(n) / d.Seconds()
 	t.Logf("%s: %d bytes in %s: %.2f MiB/s, limit %.2f MiB/s", what, n, d.Round(time.Millisecond), got/(1<<20), limit/(1<<20))
-	if got < 0.85*limit || got > 1.15*limit {
-		t.Errorf("%s at %.2f MiB/s, want %.2f MiB/s ± 15%%", what, got/(1<<20), limit/(1<<20))
+	// The limit is a ceiling, and load only ever slows a transfer: the
+	// ceiling is checked tightly. The floor only catches a throttle that
+	// holds back far more than asked; a busy 2-core machine under the race
+	// detector may be slow for reasons of its own.
+	if got > 1.15*limit {
+		t.Errorf("%s at %.2f MiB/s, over the limit of %.2f MiB/s (+15%%)", what, got/(1<<20), limit/(1<<20))
+	}
+	if got < 0.25*limit {
+		t.Errorf("%s at %.2f MiB/s, under a quarter of the limit of %.2f MiB/s", what, got/(1<<20), limit/(1<<20))
 	}
 }
 
