@@ -146,11 +146,11 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	}
 	m := res.Manifest
 	g.run.id = m.ID
-	g.run.stats = &runStats{files: len(m.Files), bytesRead: m.RawBytes(), bytesUploaded: res.UploadedBytes, bytesStored: m.StoredBytes()}
+	g.run.stats = &runStats{files: len(m.Files), bytesRead: m.RawBytes() - res.UnreadBytes, bytesUploaded: res.UploadedBytes, bytesStored: m.StoredBytes()}
 	if o.output == "json" {
 		return writeJSON(g.stdout, backupOutput{
 			Cluster: m.Cluster, Node: m.Node, Kind: m.Kind, Tag: m.Tag, BackupID: m.ID, Started: m.Started,
-			DurationSeconds: time.Since(start).Seconds(), Files: len(m.Files), RawBytes: m.RawBytes(), StoredBytes: m.StoredBytes(),
+			DurationSeconds: time.Since(start).Seconds(), Files: len(m.Files), RawBytes: m.RawBytes(), ReadBytes: m.RawBytes() - res.UnreadBytes, StoredBytes: m.StoredBytes(),
 			Uploaded: res.Uploaded, UploadedBytes: res.UploadedBytes, Packs: res.Packs, Reused: res.Reused,
 			Duplicates: res.Duplicates, Unread: res.Unread, Manifest: res.ManifestKey, Tool: m.Tool,
 		})

@@ -31,7 +31,7 @@ var metricHelp = []struct{ name, help string }{
 	{metricLastRun, "When the last run of the command ended, in Unix seconds."},
 	{metricLastDuration, "How long the last run of the command took, in seconds."},
 	{metricLastExitCode, "The exit code of the last run of the command (0: success; see the README's exit codes)."},
-	{metricBytesRead, "Raw bytes the last successful run covered: backup the snapshot's files, restore the files written, verify the stored bytes checked (0 after a failure)."},
+	{metricBytesRead, "Bytes the last successful run read: backup the files it read (not those known by fingerprint), restore the files written, verify the stored bytes checked (0 after a failure)."},
 	{metricBytesUploaded, "Stored bytes the last backup uploaded (0 after a failure)."},
 	{metricBytesStored, "Stored bytes of the backup the last run wrote or checked (0 after a failure)."},
 	{metricFiles, "Files of the backup the last run wrote, restored or checked (0 after a failure)."},

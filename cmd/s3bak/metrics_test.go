@@ -126,6 +126,20 @@ func TestMetricsFile(t *testing.T) {
 	if v := metricValue(t, mfs, metricFiles, "verify"); v != float64(len(n.want)) {
 		t.Fatalf("verify's files %v", v)
 	}
+	// An unchanged snapshot again: nothing read, nothing uploaded.
+	mustRun(t, append(n.backupArgs(bucket), "--metrics-file", prom)...)
+	mfs = parseMetrics(t, prom)
+	if v := metricValue(t, mfs, metricLastSuccess, "backup"); v <= success {
+		t.Fatalf("the second backup's last success %v is not after %v", v, success)
+	}
+	for _, name := range []string{metricBytesRead, metricBytesUploaded, metricLastExitCode} {
+		if v := metricValue(t, mfs, name, "backup"); v != 0 {
+			t.Errorf("an unchanged snapshot: %s = %v", name, v)
+		}
+	}
+	if v := metricValue(t, mfs, metricFiles, "backup"); v != float64(len(n.want)) {
+		t.Errorf("an unchanged snapshot: files = %v", v)
+	}
 	left, _ := filepath.Glob(filepath.Join(filepath.Dir(prom), "*"))
 	if len(left) != 1 {
 		t.Fatalf("temporary files left beside the metrics file: %v", left)

@@ -36,6 +36,7 @@ type backupOutput struct {
 	DurationSeconds float64   `json:"duration_seconds"`
 	Files           int       `json:"files"`
 	RawBytes        int64     `json:"raw_bytes"`
+	ReadBytes       int64     `json:"read_bytes"` // raw bytes read: files known by fingerprint are not
 	StoredBytes     int64     `json:"stored_bytes"`
 	Uploaded        int       `json:"uploaded_contents"` // contents stored by this run
 	UploadedBytes   int64     `json:"uploaded_bytes"`

@@ -48,7 +48,7 @@ func TestSummariesAsJSON(t *testing.T) {
 	r := mustRun(t, append(n.backupArgs(bucket), "--output", "json")...)
 	b := decodeStrict[backupOutput](t, r.stdout)
 	if b.Cluster != "prod" || b.Node != "cass-1" || b.Tag != "nightly" || b.Kind != "cassandra" || b.BackupID == "" ||
-		b.Files != len(n.want) || b.RawBytes <= 13<<20 || b.StoredBytes <= 0 || b.Uploaded <= 0 || b.UploadedBytes <= 0 ||
+		b.Files != len(n.want) || b.RawBytes <= 13<<20 || b.ReadBytes != b.RawBytes || b.StoredBytes <= 0 || b.Uploaded <= 0 || b.UploadedBytes <= 0 ||
 		b.DurationSeconds <= 0 || b.Started.IsZero() || !strings.HasSuffix(b.Manifest, b.BackupID+".json") && !strings.Contains(b.Manifest, b.BackupID) {
 		t.Fatalf("backup summary: %+v", b)
 	}

@@ -105,6 +105,7 @@ type Result struct {
 	Reused        int   // files whose content was found already stored
 	Duplicates    int   // of Reused, files whose content another file of this run stored
 	Unread        int   // of those, files known by fingerprint and not read at all
+	UnreadBytes   int64 // their raw bytes
 
 	touched map[string]bool // large objects uploaded or continued
 }

@@ -26,7 +26,7 @@ func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.F
 	mf := manifest.File{Path: f.Path, Size: f.Size, ModTime: f.ModTime.UTC(), Mode: f.Mode.Perm()}
 	if k := e.opts.Known; k != nil && !e.opts.Full {
 		if k.Lookup(fp, &mf) {
-			s.count(func(r *Result) { r.Reused++; r.Unread++ })
+			s.count(func(r *Result) { r.Reused++; r.Unread++; r.UnreadBytes += f.Size })
 			e.opts.Progress.Add(f.Size)
 			return mf, nil
 		}
