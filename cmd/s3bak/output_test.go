@@ -118,8 +118,10 @@ func onlyJSON(t *testing.T, stderr string) fatalRecord {
 		}
 		if rec["level"] == "ERROR" {
 			n++
+			last = decodeStrict[fatalRecord](t, line)
+		} else if n > 0 {
+			t.Fatalf("a record after the fatal one: %q\n%s", line, stderr)
 		}
-		last = decodeStrict[fatalRecord](t, line)
 	}
 	if n != 1 || last.Level != "ERROR" {
 		t.Fatalf("want one ERROR record, last: %d\n%s", n, stderr)
