@@ -24,7 +24,7 @@ import (
 // test instead of hanging it. The peak RSS is logged for the closing note.
 func TestAnyMemoryBudgetCompletes(t *testing.T) {
 	t.Parallel()
-	n := buildNode(t)
+	n := slowNode(t, 3000) // files over the chunk size beside thousands of small ones
 	for _, mem := range []string{"16MiB", "32MiB", "64MiB"} {
 		t.Run(mem, func(t *testing.T) {
 			limit, err := units.Parse(mem)

@@ -33,6 +33,9 @@ func NewEncoder(o Options) (*Encoder, error) {
 	e.zenc, err = zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(o.Level)),
 		zstd.WithEncoderConcurrency(o.Workers),
+		// Every chunk is a frame of its own: a window past the chunk
+		// finds nothing, and costs memory in each of Workers encoders.
+		zstd.WithWindowSize(windowFor(o.ChunkSize)),
 		zstd.WithEncoderCRC(true))
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
@@ -45,6 +48,16 @@ func NewEncoder(o Options) (*Encoder, error) {
 		return nil, fmt.Errorf("zstd sampler: %w", err)
 	}
 	return e, nil
+}
+
+// windowFor is the smallest zstd window (a power of two, at least zstd's
+// minimum) that covers a chunk.
+func windowFor(chunkSize int) int {
+	w := zstd.MinWindowSize
+	for w < chunkSize && w < zstd.MaxWindowSize {
+		w <<= 1
+	}
+	return w
 }
 
 // Options returns the options in force, defaults filled in.
