@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -323,5 +324,50 @@ func TestStalledRestoreIsRetriedOrFailsClearly(t *testing.T) {
 		if got, _ := filepath.Glob(filepath.Join(target, "*", "*", "*")); len(got) > 0 {
 			t.Fatalf("a failed restore left files in place: %v", got)
 		}
+	}
+}
+
+// TestBackupPausedPastItsLeaseCannotCommit: a backup stopped (SIGSTOP)
+// longer than its lease finds, when it goes on, that a purge took the lock
+// over meanwhile and swept the objects it had uploaded. It must write
+// neither its manifest nor the index and exit 3 — a lease is not a
+// guarantee, the fence before each commit is.
+func TestBackupPausedPastItsLeaseCannotCommit(t *testing.T) {
+	t.Parallel()
+	n := slowNode(t, 800)
+	bucket := newBucket(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	args := append(n.backupArgs(bucket), "--pack-size", "0", "--concurrency", "2", "--max-rate", "1MiB",
+		"--lock-lease", "3s", "--checkpoint-interval", "200ms", "--log-format", "json")
+	backup := exec.CommandContext(ctx, s3bakBin, args...)
+	out := &syncBuffer{}
+	backup.Stdout, backup.Stderr = out, out
+	if err := backup.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the backup to hold the lock and store some objects", func() bool {
+		return len(listKeys(t, bucket, "prod/cass-1/data/")) > 5
+	})
+	if err := backup.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * time.Second) // past the 3 s lease: nobody renews it
+	// Another run takes the expired lock over and sweeps what no manifest
+	// references: everything the paused backup uploaded.
+	r := s3bak(t, "purge", "--bucket", bucket, "--cluster", "prod", "--node", "cass-1", "--keep-last", "1", "--grace", "0s")
+	if r.code != 0 {
+		t.Fatalf("purge: exit %d\n%s", r.code, r.stderr)
+	}
+	if err := backup.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	err := backup.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
+		t.Fatalf("the paused backup: %v, want exit 3\n%s", err, tail(out.Bytes()))
+	}
+	if keys := listKeys(t, bucket, "prod/cass-1/backups/"); len(keys) != 0 {
+		t.Fatalf("a backup that lost its lock wrote manifests %v", keys)
 	}
 }
