@@ -113,6 +113,7 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	if err := client.CheckBucket(ctx); err != nil {
 		return err
 	}
+	g.opened(node, client)
 	if !o.skipPreflight {
 		if err := o.preflight.gate(ctx, g, client, set.TotalSize(), o.allowNAT); err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/s3bak/s3bak/pkg/chunk"
+	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/restore"
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
@@ -22,6 +23,10 @@ type runInfo struct {
 	tag   string
 	id    string
 	stats *runStats // nil until the command succeeded
+
+	// Where the run record goes, once the bucket answered (opened).
+	node   manifest.Node
+	client *transfer.Client
 }
 
 // runStats are a successful run's numbers, for --metrics-file.
@@ -112,6 +117,8 @@ func errorClass(err error, code int) string {
 		return "verify"
 	case exitNotFound:
 		return "not_found"
+	case exitStatus:
+		return "attention"
 	case exitInterrupted:
 		return "interrupted"
 	}

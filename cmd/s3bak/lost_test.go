@@ -399,7 +399,9 @@ func TestUnrestorableNamesAreRefusedBeforeUpload(t *testing.T) {
 	writeFile(t, inDir, []byte("a file in a directory of the same name"))
 	bucket := newBucket(t)
 	wantExit(t, s3bak(t, n.backupArgs(bucket)...), exitFailed, file, inDir, "both a file and the directory")
-	if keys := listKeys(t, bucket, ""); len(keys) != 0 {
+	// Only the run's record, which says it failed.
+	keys := listKeys(t, bucket, "")
+	if len(keys) != 1 || !manifest.IsRunKey(keys[0]) {
 		t.Fatalf("a refused backup wrote %v", keys)
 	}
 }

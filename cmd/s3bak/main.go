@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -30,6 +29,7 @@ const (
 	exitPreflight   = 4
 	exitVerify      = 5
 	exitNotFound    = 6
+	exitStatus      = 7
 	exitInterrupted = 130
 )
 
@@ -67,13 +67,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			// The run's own outcome stands; the missing metrics are
 			// what an alert on staleness will see.
-			if g.jsonLog(ran) {
-				slog.New(slog.NewJSONHandler(stderr, nil)).Warn("metrics not written", "error", err.Error())
-			} else {
-				fmt.Fprintf(stderr, "s3bak: warning: metrics not written: %v\n", err)
-			}
+			g.warn(ran, "metrics not written", err)
 		}
 	}
+	g.writeRunRecord(ctx, ran, err, code)
 	return code
 }
 

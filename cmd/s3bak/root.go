@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/runlog"
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
@@ -37,6 +38,7 @@ type globalOptions struct {
 	logLevel    string
 	noProgress  bool
 	metricsFile string
+	keepRuns    int
 	limits
 	run     runInfo // what the command did, for fatal errors and --metrics-file
 	storage storageFlags
@@ -93,9 +95,10 @@ AWS settings come from the standard AWS configuration.`,
 	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.BoolVar(&g.noProgress, "no-progress", false, "no progress bar even on a terminal")
 	f.StringVar(&g.metricsFile, "metrics-file", "", "backup, restore, verify, purge: write the run's metrics here for node_exporter's textfile collector (e.g. /var/lib/node_exporter/textfile/s3bak.prom)")
+	f.IntVar(&g.keepRuns, "keep-runs", runlog.DefaultKeep, "backup, restore, verify, purge: run records kept per node in the bucket (runs/), the oldest deleted after each run")
 	g.limits.register(f)
 	g.storage.register(f)
-	cmd.AddCommand(newBackupCommand(g), newRestoreCommand(g), newListCommand(g), newVerifyCommand(g), newPurgeCommand(g), newIndexCommand(g), newPreflightCommand(g), newVersionCommand(g))
+	cmd.AddCommand(newBackupCommand(g), newRestoreCommand(g), newListCommand(g), newVerifyCommand(g), newPurgeCommand(g), newIndexCommand(g), newPreflightCommand(g), newVersionCommand(g), newStatusCommand(g))
 	return cmd, g
 }
 
@@ -164,7 +167,11 @@ func (g *globalOptions) open(ctx context.Context) (manifest.Node, *transfer.Clie
 	}
 	// First, so that missing credentials, an endpoint that cannot be
 	// reached or refused credentials say so at once.
-	return node, client, client.CheckBucket(ctx)
+	if err := client.CheckBucket(ctx); err != nil {
+		return node, client, err
+	}
+	g.opened(node, client)
+	return node, client, nil
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

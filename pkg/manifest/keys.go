@@ -12,12 +12,14 @@ import (
 //	<prefix>/<cluster>/<node>/data/<sha256[:2]>/<sha256>[.c<KiB>].<zst|raw>   file contents
 //	<prefix>/<cluster>/<node>/data/packs/<random>.pack                 small files' contents, many to an object
 //	<prefix>/<cluster>/<node>/backups/<id>.json                       manifests
+//	<prefix>/<cluster>/<node>/runs/<start>-<command>.json             run records (pkg/runlog), the last N kept
 //
 // Contents are addressed by their SHA-256, so a file stored once is never
 // stored again and equal names with different contents never collide.
 const (
 	DataDir    = "data"
 	BackupsDir = "backups"
+	RunsDir    = "runs"
 )
 
 // Node locates one node's backups in the bucket.
@@ -111,4 +113,24 @@ func IDTime(id string) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// RunKey is the key, relative to the node's root, of the record of a run of
+// command that started at start: the start's form is a backup id's, so the
+// keys of a node's runs sort as their starts do.
+func RunKey(start time.Time, command string) string {
+	return RunsDir + "/" + NewID(start) + "-" + command + ".json"
+}
+
+// IsRunKey reports whether key (relative to the node's root, or not) names
+// a run record.
+func IsRunKey(key string) bool {
+	name := path.Base(key)
+	rest, ok := strings.CutSuffix(name, ".json")
+	if !ok || path.Base(path.Dir(key)) != RunsDir {
+		return false
+	}
+	id, command, ok := strings.Cut(rest, "-")
+	_, isTime := IDTime(id)
+	return ok && isTime && command != "" && CheckName("command", command) == nil
 }
