@@ -15,6 +15,11 @@ import (
 
 const defaultConfigFile = "/etc/s3bak/config.yaml"
 
+// commandLineOnly annotates a flag that is never read from S3BAK_<FLAG> or
+// the file: one whose name means something else to another command (the
+// file's tag: is backup's snapshot tag, not restore's selection).
+const commandLineOnly = "s3bak/command-line-only"
+
 // applyConfig fills every flag the command line did not set, from
 // S3BAK_<FLAG> in the environment, else from the YAML file. A flag's default
 // never overrides the file: only flags left unset are filled.
@@ -40,7 +45,7 @@ func applyConfig(cmd *cobra.Command, file string) error {
 		}
 	}
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if f.Changed || f.Name == "config" {
+		if _, only := f.Annotations[commandLineOnly]; f.Changed || f.Name == "config" || only {
 			return
 		}
 		env := "S3BAK_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))

@@ -14,6 +14,7 @@ import (
 type listOptions struct {
 	allNodes bool
 	output   string
+	tag      string
 }
 
 func newListCommand(g *globalOptions) *cobra.Command {
@@ -22,12 +23,15 @@ func newListCommand(g *globalOptions) *cobra.Command {
 		Use:   "list",
 		Short: "List the backups of this node, or of every node of the cluster (complete, running, incomplete)",
 		Example: `  s3bak list --bucket backups --cluster prod
-  s3bak list --bucket backups --cluster prod --all-nodes --output json`,
+  s3bak list --bucket backups --cluster prod --all-nodes --output json
+  s3bak list --bucket backups --cluster prod --all-nodes --tag daily-2026-11-25`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runList(cmd, g, o) },
 	}
 	cmd.Flags().BoolVar(&o.allNodes, "all-nodes", false, "every node of the cluster")
 	cmd.Flags().StringVar(&o.output, "output", "table", "table or json")
+	cmd.Flags().StringVar(&o.tag, "tag", "", "only the backups of this snapshot tag")
+	commandLineOnlyFlag(cmd, "tag")
 	return cmd
 }
 
@@ -48,6 +52,13 @@ func runList(cmd *cobra.Command, g *globalOptions, o *listOptions) error {
 	}
 	list, err := catalog.List(ctx, client, nodes)
 	if err != nil {
+		return err
+	}
+	where := "node " + node.Name
+	if o.allNodes {
+		where = "cluster " + node.Cluster
+	}
+	if list, err = filterTag(list, o.tag, where); err != nil {
 		return err
 	}
 	if o.output == "json" {

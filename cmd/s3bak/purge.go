@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,7 +22,7 @@ type purgeOptions struct {
 	keepLast, keepDaily, keepWeekly, keepMonthly int
 	keepWithin, grace, uploadAge                 string
 	allNodes, dryRun                             bool
-	output                                       string
+	output, tag                                  string
 	lock                                         lockFlags
 }
 
@@ -38,7 +39,8 @@ markers of backups that never finished. It holds the node's lock, so it
 never runs at the same time as a backup of that node; with --all-nodes a
 node whose lock is held is skipped (exit code 3 at the end).`,
 		Example: `  s3bak purge --bucket backups --cluster prod --keep-daily 7 --keep-weekly 4 --dry-run
-  s3bak purge --bucket backups --cluster prod --all-nodes --keep-within 30d --keep-last 3`,
+  s3bak purge --bucket backups --cluster prod --all-nodes --keep-within 30d --keep-last 3
+  s3bak purge --bucket backups --cluster prod --keep-daily 7 --dry-run --tag daily-2026-11-25`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPurge(cmd, g, o) },
 	}
@@ -53,6 +55,8 @@ node whose lock is held is skipped (exit code 3 at the end).`,
 	f.BoolVar(&o.allNodes, "all-nodes", false, "purge every node of the cluster")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print what would be deleted; delete nothing")
 	f.StringVar(&o.output, "output", "table", "table or json")
+	f.StringVar(&o.tag, "tag", "", "with --dry-run: report only what would happen to the backups of this snapshot tag")
+	commandLineOnlyFlag(cmd, "tag")
 	o.lock.register(cmd)
 	return cmd
 }
@@ -76,6 +80,9 @@ func (o *purgeOptions) options() (purge.Options, error) {
 	}
 	if err := checkOutput(o.output); err != nil {
 		return purge.Options{}, err
+	}
+	if o.tag != "" && !o.dryRun {
+		return purge.Options{}, errors.New("--tag only narrows the report of --dry-run: retention applies to all of a node's backups, so purge --tag without --dry-run would delete by the whole policy; add --dry-run")
 	}
 	return purge.Options{Policy: p, DryRun: o.dryRun, Grace: grace, UploadAge: uploadAge,
 		BreakLock: o.lock.breakLock, Lease: o.lock.lease, Parallel: 4}, nil
@@ -109,6 +116,14 @@ func runPurge(cmd *cobra.Command, g *globalOptions, o *purgeOptions) error {
 			return err
 		}
 	}
+	// With --tag, the ids of that tag on each node: the reports show
+	// only them.
+	var tagged map[string][]string
+	if o.tag != "" {
+		if tagged, err = tagIDs(ctx, client, nodes, o.tag, o.allNodes); err != nil {
+			return err
+		}
+	}
 	var reports []*purge.Report
 	var skipped []error
 	for _, n := range nodes {
@@ -122,9 +137,12 @@ func runPurge(cmd *cobra.Command, g *globalOptions, o *purgeOptions) error {
 		if err != nil {
 			return fmt.Errorf("purge node %s: %w", n.Name, err)
 		}
+		if tagged != nil {
+			keepTagged(rep, tagged[n.Name])
+		}
 		reports = append(reports, rep)
 	}
-	if err := printPurge(g, o.output, reports); err != nil {
+	if err := printPurge(g, o.output, reports, o.tag); err != nil {
 		return err
 	}
 	if len(skipped) > 0 {
@@ -133,7 +151,7 @@ func runPurge(cmd *cobra.Command, g *globalOptions, o *purgeOptions) error {
 	return nil
 }
 
-func printPurge(g *globalOptions, output string, reports []*purge.Report) error {
+func printPurge(g *globalOptions, output string, reports []*purge.Report, tag string) error {
 	if output == "json" {
 		return writeJSON(g.stdout, reports)
 	}
@@ -163,7 +181,46 @@ func printPurge(g *globalOptions, output string, reports []*purge.Report) error 
 				r.Node, units.Plural(e.Objects, "object"), units.Human(e.Bytes), cost, e.USD)
 		}
 	}
+	if tag != "" {
+		fmt.Fprintf(g.stdout, "only the backups of tag %s are listed and counted; objects, bytes, uploads and markers are the whole node's\n", tag)
+	}
 	return nil
+}
+
+// tagIDs are the ids of the complete backups of tag, per node name. No
+// node with one is not found (exit 6), naming the tags there are.
+func tagIDs(ctx context.Context, c *transfer.Client, nodes []manifest.Node, tag string, allNodes bool) (map[string][]string, error) {
+	list, err := catalog.List(ctx, c, nodes)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	found := false
+	for _, n := range nodes {
+		var mine []catalog.Summary
+		for _, s := range list {
+			if s.Node == n.Name {
+				mine = append(mine, s)
+			}
+		}
+		out[n.Name] = catalog.TagIDs(mine, tag)
+		found = found || len(out[n.Name]) > 0
+	}
+	if !found {
+		where := "node " + nodes[0].Name
+		if allNodes {
+			where = "cluster " + nodes[0].Cluster
+		}
+		return nil, catalog.UnknownTag(where, tag, list)
+	}
+	return out, nil
+}
+
+// keepTagged narrows a report's kept and removed backups to ids.
+func keepTagged(rep *purge.Report, ids []string) {
+	in := func(b purge.Backup) bool { return !slices.Contains(ids, b.ID) }
+	rep.Kept = slices.DeleteFunc(rep.Kept, in)
+	rep.Removed = slices.DeleteFunc(rep.Removed, in)
 }
 
 // clusterNodes lists every node of node's cluster.

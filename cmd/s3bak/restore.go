@@ -1,21 +1,23 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/s3bak/s3bak/pkg/cassandra"
-	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/hbase"
+	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/restore"
 	"github.com/s3bak/s3bak/pkg/units"
 )
 
 type restoreOptions struct {
-	backupID  string
+	sel       selectFlags
 	target    string
 	force     bool
 	keyspaces []string
@@ -31,12 +33,14 @@ func newRestoreCommand(g *globalOptions) *cobra.Command {
 		Use:   "restore",
 		Short: "Restore a node's backup into a directory, verified",
 		Example: `  s3bak restore --bucket backups --cluster prod --node cass-3 --target /var/lib/cassandra/restore
-  s3bak restore --bucket backups --cluster prod --node cass-3 --backup 20261125T020000Z.123 --keyspace shop --target /restore`,
+  s3bak restore --bucket backups --cluster prod --node cass-3 --backup 20261125T020000Z.123 --keyspace shop --target /restore
+  s3bak restore --bucket backups --cluster prod --node cass-3 --tag daily-2026-11-25 --target /restore
+  s3bak restore --bucket backups --cluster prod --node cass-9 --from-node cass-3 --tag daily-2026-11-25 --target /restore`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRestore(cmd, g, o) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.backupID, "backup", "latest", "backup id (see s3bak list)")
+	o.sel.register(cmd, true)
 	f.StringVar(&o.output, "output", "table", "table, or json: one summary object")
 	f.StringVar(&o.target, "target", "", "directory to restore into")
 	f.BoolVar(&o.force, "force", false, "replace files that already exist in the target")
@@ -55,11 +59,15 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	if o.target == "" {
 		return &usageError{fmt.Errorf("no --target directory")}
 	}
-	node, client, err := g.open(ctx)
+	if err := o.sel.check(); err != nil {
+		return err
+	}
+	local, client, err := g.open(ctx)
 	if err != nil {
 		return err
 	}
-	m, err := catalog.Load(ctx, client, node, o.backupID)
+	node := o.sel.node(local)
+	m, err := o.sel.load(ctx, client, node)
 	if err != nil {
 		return err
 	}
@@ -74,11 +82,17 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	bar := g.progress(total, "restore")
 	start := time.Now()
 	logger := g.runLogger(start, "cluster", m.Cluster, "node", m.Node, "tag", m.Tag, "id", m.ID)
+	if from := o.sel.describeFrom(local); from != "" {
+		logger.Info("restoring another node's backup", "from_node", node.Name, "local_node", local.Name, "id", m.ID)
+	}
 	res, err := restore.Run(ctx, client, node, m, restore.Options{
 		Target: o.target, Force: o.force, Concurrency: g.concurrency, Filter: filter, Logger: logger, Progress: bar,
 		Budget: g.limits.buffers(2), Buffered: !o.directIO, FollowSymlinks: o.follow,
 	})
 	bar.Finish()
+	if errors.Is(err, restore.ErrNoMatch) {
+		return notFound(fmt.Errorf("%w (keyspaces in it: %s)", err, strings.Join(keyspacesOf(m), ", ")))
+	}
 	if err != nil {
 		return err
 	}
@@ -103,8 +117,25 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 			DurationSeconds: elapsed.Seconds(), Files: res.Files, Bytes: res.Bytes, LoadSteps: steps,
 		})
 	}
-	fmt.Fprintf(g.stdout, "restored backup %s of %s/%s: %s, %s, verified, into %s in %s\n",
-		m.ID, m.Cluster, m.Node, units.Plural(res.Files, "file"), units.Human(res.Bytes), o.target, elapsed.Round(time.Millisecond))
+	tag := ""
+	if m.Tag != "" {
+		tag = fmt.Sprintf(" (tag %s)", m.Tag)
+	}
+	fmt.Fprintf(g.stdout, "restored backup %s%s of %s/%s%s: %s, %s, verified, into %s in %s\n",
+		m.ID, tag, m.Cluster, m.Node, o.sel.describeFrom(local), units.Plural(res.Files, "file"), units.Human(res.Bytes), o.target, elapsed.Round(time.Millisecond))
 	_, err = fmt.Fprint(g.stdout, steps)
 	return err
+}
+
+// keyspacesOf lists the keyspaces (first path elements) of m's files.
+func keyspacesOf(m *manifest.Manifest) []string {
+	var ks []string
+	for _, f := range m.Files {
+		k, _, _ := strings.Cut(f.Path, "/")
+		if !slices.Contains(ks, k) {
+			ks = append(ks, k)
+		}
+	}
+	slices.Sort(ks)
+	return ks
 }

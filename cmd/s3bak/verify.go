@@ -15,7 +15,7 @@ import (
 )
 
 type verifyOptions struct {
-	backupID    string
+	sel         selectFlags
 	deep        bool
 	skipCatalog bool
 	output      string
@@ -27,11 +27,12 @@ func newVerifyCommand(g *globalOptions) *cobra.Command {
 		Use:   "verify",
 		Short: "Check that a backup's objects exist with their recorded sizes (--deep: and checksums)",
 		Example: `  s3bak verify --bucket backups --cluster prod --node cass-3
-  s3bak verify --bucket backups --cluster prod --node cass-3 --backup 20261125T020000Z.123 --deep`,
+  s3bak verify --bucket backups --cluster prod --node cass-3 --backup 20261125T020000Z.123 --deep
+  s3bak verify --bucket backups --cluster prod --node cass-3 --tag daily-2026-11-25 --deep`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runVerify(cmd, g, o) },
 	}
-	cmd.Flags().StringVar(&o.backupID, "backup", "latest", "backup id (see s3bak list)")
+	o.sel.register(cmd, true)
 	cmd.Flags().StringVar(&o.output, "output", "table", "table, or json: one summary object")
 	cmd.Flags().BoolVar(&o.deep, "deep", false, "download every object and check its SHA-256 (streaming)")
 	cmd.Flags().BoolVar(&o.skipCatalog, "skip-catalog", false, "do not check the node's whole catalog (every manifest's objects present, orphans, unfinished uploads)")
@@ -43,11 +44,15 @@ func runVerify(cmd *cobra.Command, g *globalOptions, o *verifyOptions) error {
 	if err := checkOutput(o.output); err != nil {
 		return err
 	}
-	node, client, err := g.open(ctx)
+	if err := o.sel.check(); err != nil {
+		return err
+	}
+	local, client, err := g.open(ctx)
 	if err != nil {
 		return err
 	}
-	m, err := catalog.Load(ctx, client, node, o.backupID)
+	node := o.sel.node(local)
+	m, err := o.sel.load(ctx, client, node)
 	if err != nil {
 		return err
 	}

@@ -72,6 +72,9 @@ type Result struct {
 // ErrExists means a file to restore is already on disk and Force is off.
 var ErrExists = errors.New("file exists")
 
+// ErrNoMatch means the filter keeps none of the backup's files.
+var ErrNoMatch = errors.New("nothing to restore")
+
 // ErrVerify means restored bytes do not match the manifest.
 var ErrVerify = errors.New("verification failed")
 
@@ -99,7 +102,7 @@ func Run(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifes
 	}
 	files := selectFiles(m, o.Filter)
 	if len(files) == 0 && len(m.Files) > 0 {
-		return nil, fmt.Errorf("backup %s has no file that matches the filters", m.ID)
+		return nil, fmt.Errorf("backup %s has no file that matches the filters: %w", m.ID, ErrNoMatch)
 	}
 	abs, err := filepath.Abs(o.Target)
 	if err != nil {
