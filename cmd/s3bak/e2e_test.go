@@ -13,6 +13,7 @@ import (
 	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/testfixture"
+	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
 // node is a Cassandra node's data directories with one snapshot, and the
@@ -218,18 +219,26 @@ func TestMissingTagListsExistingTags(t *testing.T) {
 	wantExit(t, s3bak(t, args...), exitNotFound, `"no-such-tag" not found`, "nightly", "older")
 }
 
-func TestCorruptObjectFailsRestoreAndLeavesNothing(t *testing.T) {
-	t.Parallel()
-	n := buildNode(t)
-	bucket := newBucket(t)
+// backedUp is buildNode backed up into a bucket of its own, with a
+// client of that bucket and the backup's manifest.
+func backedUp(t *testing.T) (n *node, bucket string, c *transfer.Client, m *manifest.Manifest) {
+	t.Helper()
+	n = buildNode(t)
+	bucket = newBucket(t)
 	mustRun(t, n.backupArgs(bucket)...)
-	ctx := context.Background()
-	c := testClient(t, bucket)
-	nd := manifest.Node{Cluster: "prod", Name: "cass-1"}
-	m, err := catalog.Load(ctx, c, nd, "latest")
+	c = testClient(t, bucket)
+	m, err := catalog.Load(context.Background(), c, manifest.Node{Cluster: "prod", Name: "cass-1"}, "latest")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return n, bucket, c, m
+}
+
+func TestCorruptObjectFailsRestoreAndLeavesNothing(t *testing.T) {
+	t.Parallel()
+	_, bucket, c, m := backedUp(t)
+	ctx := context.Background()
+	nd := manifest.Node{Cluster: "prod", Name: "cass-1"}
 	// Flip one byte in the middle of the large file's object.
 	var victim manifest.File
 	for _, f := range m.Files {

@@ -112,16 +112,9 @@ func treeEntries(t *testing.T, dir string) []string {
 // it made.
 func TestRestoreOfAMissingObjectExits5(t *testing.T) {
 	t.Parallel()
-	n := buildNode(t)
-	bucket := newBucket(t)
-	mustRun(t, n.backupArgs(bucket)...)
+	_, bucket, c, m := backedUp(t)
 	ctx := context.Background()
-	c := testClient(t, bucket)
 	nd := manifest.Node{Cluster: "prod", Name: "cass-1"}
-	m, err := catalog.Load(ctx, c, nd, "latest")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var big, packed manifest.File
 	for _, f := range m.Files {
 		if f.Size > big.Size {
