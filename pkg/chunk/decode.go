@@ -70,13 +70,20 @@ func (d *Decoder) DecodeChunk(dst, stored []byte, mode Mode, c Chunk) ([]byte, e
 
 // Inflate decompresses a whole zstd stream held in memory (a manifest, an
 // index), refusing more than limit bytes and more than 1,024 times b's size
-// (plus 4 MiB): a few kilobytes of zstd RLE blocks inflate to gigabytes,
+// (plus 1 MiB): a few kilobytes of zstd RLE blocks inflate to gigabytes,
 // and whoever may write those objects must not make a run run out of
-// memory. Real catalogs compress 5 to 100 times.
+// memory. Real catalogs compress 5 to 100 times. A frame that declares a
+// larger size is refused before anything is decoded.
 func Inflate(b []byte, limit uint64) ([]byte, error) {
-	const maxRatio, slack = 1024, 4 << 20
+	const maxRatio, slack = 1024, 1 << 20
 	limit = min(limit, slack+maxRatio*uint64(len(b)))
-	zr, err := zstd.NewReader(bytes.NewReader(b), zstd.WithDecoderMaxMemory(limit),
+	var h zstd.Header
+	if err := h.Decode(b); err == nil && h.HasFCS && h.FrameContentSize > limit {
+		return nil, fmt.Errorf("decompresses to %d bytes, more than %d (%d stored): refused as a decompression bomb", h.FrameContentSize, limit, len(b))
+	}
+	// The reader's output is bounded below; its window is bounded here (s3bak
+	// writes these objects with windows of at most 8 MiB).
+	zr, err := zstd.NewReader(bytes.NewReader(b), zstd.WithDecoderMaxWindow(8<<20),
 		zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
 	if err != nil {
 		return nil, err
