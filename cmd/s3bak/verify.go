@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +21,7 @@ import (
 
 type verifyOptions struct {
 	sel         selectFlags
+	allNodes    bool
 	deep        bool
 	skipCatalog bool
 	output      string
@@ -28,13 +34,15 @@ func newVerifyCommand(g *globalOptions) *cobra.Command {
 		Short: "Check that a backup's objects exist with their recorded sizes (--deep: and checksums)",
 		Example: `  s3bak verify --bucket backups --cluster prod --node cass-3
   s3bak verify --bucket backups --cluster prod --node cass-3 --backup 20261125T020000Z.123 --deep
-  s3bak verify --bucket backups --cluster prod --node cass-3 --tag daily-2026-11-25 --deep`,
+  s3bak verify --bucket backups --cluster prod --node cass-3 --tag daily-2026-11-25 --deep
+  s3bak verify --bucket backups --cluster prod --all-nodes --deep`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runVerify(cmd, g, o) },
 	}
 	o.sel.register(cmd, true)
 	cmd.Flags().StringVar(&o.output, "output", "table", "table, or json: one summary object")
 	cmd.Flags().BoolVar(&o.deep, "deep", false, "download every object and check its SHA-256 (streaming)")
+	cmd.Flags().BoolVar(&o.allNodes, "all-nodes", false, "check every node of the cluster (its newest backup, or its newest of --tag), a few at once; exit 5 if any fails verification")
 	cmd.Flags().BoolVar(&o.skipCatalog, "skip-catalog", false, "do not check the node's whole catalog (every manifest's objects present, orphans, unfinished uploads)")
 	return cmd
 }
@@ -47,53 +55,66 @@ func runVerify(cmd *cobra.Command, g *globalOptions, o *verifyOptions) error {
 	if err := o.sel.check(); err != nil {
 		return err
 	}
+	if o.allNodes {
+		return runVerifyAll(cmd, g, o)
+	}
 	local, client, err := g.open(ctx)
 	if err != nil {
 		return err
 	}
-	node := o.sel.node(local)
-	m, err := o.sel.load(ctx, client, node)
-	if err != nil {
+	out, m, err := verifyNode(ctx, g, client, o.sel.node(local), o, g.stdout, true)
+	if m == nil {
 		return err
 	}
 	g.run.tag, g.run.id = m.Tag, m.ID
+	if err == nil {
+		g.run.stats = &runStats{files: len(m.Files), bytesRead: out.Bytes, bytesStored: m.StoredBytes()}
+	}
+	if o.output == "json" {
+		if werr := writeJSON(g.stdout, out); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return err
+}
+
+// verifyNode checks the selected backup of node (and, unless
+// --skip-catalog, the node's whole catalog), writing its lines to w unless
+// the output is JSON, and returns its summary; the manifest is nil when
+// the backup could not be read at all.
+func verifyNode(ctx context.Context, g *globalOptions, client *transfer.Client, node manifest.Node, o *verifyOptions, w io.Writer, bar bool) (verifyOutput, *manifest.Manifest, error) {
+	m, err := o.sel.load(ctx, client, node)
+	if err != nil {
+		return verifyOutput{Cluster: node.Cluster, Node: node.Name, Problems: []verifyProblem{}}, nil, err
+	}
 	start := time.Now()
-	var bar progressBar = nopBar{}
-	if o.deep {
-		bar = g.progress(m.RawBytes(), "verify")
+	var pb progressBar = nopBar{}
+	if o.deep && bar {
+		pb = g.progress(m.RawBytes(), "verify")
 	}
 	// A deep check downloads and decodes as a restore does, from the same
 	// share of --max-memory.
 	res, err := restore.Verify(ctx, client, node, m, restore.VerifyOptions{
-		Deep: o.deep, Concurrency: g.concurrency, Progress: bar, Budget: g.limits.buffers(2),
+		Deep: o.deep, Concurrency: g.concurrency, Progress: pb, Budget: g.limits.buffers(2),
 	})
-	bar.Finish()
-	if res == nil {
-		return err
-	}
+	pb.Finish()
 	out := verifyOutput{Cluster: m.Cluster, Node: m.Node, Tag: m.Tag, BackupID: m.ID, Deep: o.deep,
-		Files: len(m.Files), Objects: res.Objects, Bytes: res.Bytes, Problems: []verifyProblem{}}
+		Files: len(m.Files), Problems: []verifyProblem{}}
+	if res == nil {
+		return out, m, err
+	}
+	out.Objects, out.Bytes = res.Objects, res.Bytes
 	for _, p := range res.Problems {
 		out.Problems = append(out.Problems, verifyProblem{Path: p.Path, Error: p.Err.Error()})
 	}
-	// The summary is printed whatever the verdict: with --output json the
-	// one object, in a table the lines as they come.
 	asJSON := o.output == "json"
-	done := func(err error) error {
+	done := func(err error) (verifyOutput, *manifest.Manifest, error) {
 		out.DurationSeconds, out.OK = time.Since(start).Seconds(), err == nil
-		if err == nil {
-			g.run.stats = &runStats{files: len(m.Files), bytesRead: res.Bytes, bytesStored: m.StoredBytes()}
-		}
-		if asJSON {
-			if werr := writeJSON(g.stdout, out); werr != nil && err == nil {
-				err = werr
-			}
-		}
-		return err
+		return out, m, err
 	}
 	if !asJSON {
 		for _, p := range res.Problems {
-			fmt.Fprintf(g.stdout, "PROBLEM %s: %v\n", p.Path, p.Err)
+			fmt.Fprintf(w, "PROBLEM %s: %v\n", p.Path, p.Err)
 		}
 	}
 	// err now says that an object could not be checked (the server or the
@@ -109,7 +130,7 @@ func runVerify(cmd *cobra.Command, g *globalOptions, o *verifyOptions) error {
 		how = "sizes and SHA-256"
 	}
 	if !asJSON {
-		fmt.Fprintf(g.stdout, "backup %s of %s/%s: %s checked (%s), %s\n", m.ID, m.Cluster, m.Node,
+		fmt.Fprintf(w, "backup %s of %s/%s: %s checked (%s), %s\n", m.ID, m.Cluster, m.Node,
 			units.Plural(res.Objects, "stored content"), how, units.Plural(len(res.Problems), "problem"))
 	}
 	if len(res.Problems) > 0 {
@@ -119,13 +140,96 @@ func runVerify(cmd *cobra.Command, g *globalOptions, o *verifyOptions) error {
 		return done(nil)
 	}
 	out.Catalog = &catalogOutput{}
-	return done(verifyCatalog(ctx, g, client, node, out.Catalog, asJSON))
+	return done(verifyCatalog(ctx, w, client, node, out.Catalog, asJSON))
 }
+
+// verifyAllOutput is `verify --all-nodes --output json`: every node's
+// summary, and whether all of them passed.
+type verifyAllOutput struct {
+	Cluster string         `json:"cluster"`
+	Nodes   []verifyOutput `json:"nodes"`
+	Failed  []string       `json:"failed"` // nodes whose check failed, for whatever reason
+	OK      bool           `json:"ok"`
+}
+
+// runVerifyAll checks every node of the cluster, a few at once, each
+// node's selected backup (the newest, or the newest of --tag) and catalog.
+// Verification failures anywhere make it exit 5; a node that could not be
+// checked (and none failed verification) exit 1.
+func runVerifyAll(cmd *cobra.Command, g *globalOptions, o *verifyOptions) error {
+	ctx := cmd.Context()
+	if o.sel.fromNode != "" || (cmd.Flags().Changed("backup") && o.sel.backupID != "latest") {
+		return &usageError{errors.New("--all-nodes checks each node's newest backup, or its newest of --tag: --backup ID and --from-node name one node's")}
+	}
+	local, client, err := g.open(ctx)
+	if err != nil {
+		return err
+	}
+	nodes, err := clusterNodes(ctx, client, local)
+	if err != nil {
+		return err
+	}
+	outs := make([]verifyOutput, len(nodes))
+	errs := make([]error, len(nodes))
+	logs := make([]bytes.Buffer, len(nodes))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, verifyNodesAtOnce)
+	for i, n := range nodes {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			outs[i], _, errs[i] = verifyNode(ctx, g, client, n, o, &logs[i], false)
+		})
+	}
+	wg.Wait()
+	all := verifyAllOutput{Cluster: local.Cluster, Nodes: outs, Failed: []string{}}
+	var verifyFailed, otherFailed []string
+	for i, n := range nodes {
+		if o.output != "json" {
+			fmt.Fprintf(g.stdout, "== node %s\n%s", n.Name, logs[i].String())
+			if errs[i] != nil {
+				fmt.Fprintf(g.stdout, "node %s: %v\n", n.Name, errs[i])
+			}
+		}
+		switch {
+		case errs[i] == nil:
+		case errors.Is(errs[i], catalog.ErrNoBackup) && o.sel.tag == "":
+			// A node with no backup yet (only the records of runs that
+			// failed before its first): nothing to verify; status shows it.
+			outs[i].OK = true
+		case errors.Is(errs[i], restore.ErrVerify):
+			verifyFailed = append(verifyFailed, n.Name)
+		default:
+			otherFailed = append(otherFailed, n.Name)
+		}
+	}
+	all.Failed = append(append(all.Failed, verifyFailed...), otherFailed...)
+	all.OK = len(all.Failed) == 0
+	if o.output == "json" {
+		if err := writeJSON(g.stdout, all); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(g.stdout, "cluster %s: %s checked, %s failed\n", local.Cluster,
+			units.Plural(len(nodes), "node"), units.Plural(len(all.Failed), "node"))
+	}
+	switch {
+	case len(verifyFailed) > 0:
+		return fmt.Errorf("%w on %s: %s", restore.ErrVerify, units.Plural(len(verifyFailed), "node"), strings.Join(verifyFailed, ", "))
+	case len(otherFailed) > 0:
+		return fmt.Errorf("could not verify %s: %s (see each node's error above)", units.Plural(len(otherFailed), "node"), strings.Join(otherFailed, ", "))
+	}
+	return nil
+}
+
+// verifyNodesAtOnce bounds the nodes checked in parallel: each deep check
+// takes its own share of --max-memory.
+const verifyNodesAtOnce = 4
 
 // verifyCatalog checks every backup of the node: a referenced object that
 // is gone fails; orphans and unfinished uploads are reported (purge
 // removes them).
-func verifyCatalog(ctx context.Context, g *globalOptions, c *transfer.Client, node manifest.Node, out *catalogOutput, quiet bool) error {
+func verifyCatalog(ctx context.Context, w io.Writer, c *transfer.Client, node manifest.Node, out *catalogOutput, quiet bool) error {
 	a, err := catalog.AuditNode(ctx, c, node)
 	if err != nil {
 		return fmt.Errorf("check the node's catalog: %w", err)
@@ -144,20 +248,20 @@ func verifyCatalog(ctx context.Context, g *globalOptions, c *transfer.Client, no
 	}
 	for id, keys := range a.Missing {
 		for _, k := range keys {
-			fmt.Fprintf(g.stdout, "MISSING backup %s references s3://%s/%s, which does not exist\n", id, c.Bucket, k)
+			fmt.Fprintf(w, "MISSING backup %s references s3://%s/%s, which does not exist\n", id, c.Bucket, k)
 		}
 	}
 	for _, o := range a.Orphans {
-		fmt.Fprintf(g.stdout, "ORPHAN s3://%s/%s (%s, %s): no backup references it\n", c.Bucket, o.Key, units.Human(o.Size), o.LastModified.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "ORPHAN s3://%s/%s (%s, %s): no backup references it\n", c.Bucket, o.Key, units.Human(o.Size), o.LastModified.UTC().Format(time.RFC3339))
 	}
 	for _, u := range a.Uploads {
-		fmt.Fprintf(g.stdout, "UNFINISHED multipart upload of s3://%s/%s started %s\n", c.Bucket, u.Key, u.Initiated.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "UNFINISHED multipart upload of s3://%s/%s started %s\n", c.Bucket, u.Key, u.Initiated.UTC().Format(time.RFC3339))
 	}
 	reference := "reference"
 	if len(a.Missing) == 1 {
 		reference = "references"
 	}
-	fmt.Fprintf(g.stdout, "node %s/%s: %s, %s; %s %s missing objects; %s (%s); %s\n",
+	fmt.Fprintf(w, "node %s/%s: %s, %s; %s %s missing objects; %s (%s); %s\n",
 		node.Cluster, node.Name, units.Plural(a.Backups, "backup"), units.Plural(a.Objects, "object"),
 		units.Plural(len(a.Missing), "backup"), reference, units.Plural(len(a.Orphans), "orphan"), units.Human(a.OrphanBytes),
 		units.Plural(len(a.Uploads), "unfinished upload"))
