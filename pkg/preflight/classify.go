@@ -112,8 +112,11 @@ func (j *judge) path(a netip.Addr) Path {
 	via := p.Route + " → " + describeTarget(r.kind, r.target)
 	switch {
 	case m.ambiguous():
+		// AWS spreads the traffic over the tied routes: the part that takes
+		// the other target misses the endpoint, so this is a failure to fix,
+		// not something that cannot be determined.
 		msg := j.ambiguity(m)
-		return p.set(StatusUnknown, msg, StatusUnknown, "ambiguous route: either target may carry it")
+		return p.set(StatusFail, msg, StatusFail, "ambiguous route: part of the traffic may take "+j.tiedTargets(m))
 	case strings.EqualFold(r.state, "blackhole"):
 		return p.set(StatusFail, "winning route "+via+" is a blackhole (its target is gone)",
 			StatusFail, "traffic is dropped by a blackhole route")
@@ -151,8 +154,18 @@ func (j *judge) ambiguity(m lpmMatch) string {
 	for _, h := range m.tied {
 		parts = append(parts, j.hitVia(h))
 	}
-	return fmt.Sprintf("ambiguous: %s match it at /%d with equal priority; AWS picks one and does not say which",
+	return fmt.Sprintf("ambiguous: %s match it at /%d with equal priority; AWS picks one and does not say which, so part of the traffic may miss the endpoint; remove the overlap",
 		strings.Join(parts, " and "), m.winner.prefix.Bits())
+}
+
+// tiedTargets names every target of a tie, the winner's first.
+func (j *judge) tiedTargets(m lpmMatch) string {
+	parts := []string{describeTarget(j.n.routes[m.winner.route].kind, j.n.routes[m.winner.route].target)}
+	for _, h := range m.tied {
+		r := j.n.routes[h.route]
+		parts = append(parts, describeTarget(r.kind, r.target))
+	}
+	return strings.Join(parts, " or ")
 }
 
 func (j *judge) hitVia(h lpmHit) string {

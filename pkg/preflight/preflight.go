@@ -10,9 +10,10 @@
 // Verdict: any FAIL fails; otherwise any UNKNOWN leaves the verdict unknown.
 // UNKNOWN is used when nothing could be proven either way: IMDS did not
 // answer (not on EC2), EC2 refused a Describe call (UnauthorizedOperation: the
-// check names the ec2: action to grant), or two routes tie with different
-// targets. A missing permission is "unknown", not "fail", because the network
-// may well be right; exit code 2 tells the operator to fix the preflight's
+// check names the ec2: action to grant). Two routes that tie (equal prefix
+// length, equal priority) with different targets FAIL: AWS picks one and
+// does not say which, so part of the traffic may miss the endpoint. A missing
+// permission is "unknown", not "fail", because the network may well be right; exit code 2 tells the operator to fix the preflight's
 // own access rather than the VPC.
 package preflight
 

@@ -16,7 +16,7 @@ const (
 	StatusPass Status = "PASS"
 	StatusWarn Status = "WARN" // works, but a person should look
 	// StatusUnknown means the check could not be made (no IMDS answer, a
-	// missing IAM permission, an ambiguous route): nothing was proven either way.
+	// missing IAM permission): nothing was proven either way.
 	StatusUnknown Status = "UNKNOWN"
 	StatusFail    Status = "FAIL"
 	StatusNA      Status = "N/A" // does not apply here (custom endpoint, prerequisite missing)

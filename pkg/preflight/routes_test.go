@@ -1,6 +1,8 @@
 package preflight
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -132,15 +134,80 @@ func TestPendingEndpoint(t *testing.T) {
 	want(t, rep, CheckEndpoint, StatusFail, "vpce-0s3 is pending, not available")
 }
 
-func TestOverlappingPrefixLists(t *testing.T) {
-	e := newEnv(t)
-	e.ec2.Lists = append(e.ec2.Lists, fakeaws.PrefixList{ID: "pl-0corp", Name: "corp-egress", Family: "IPv4", CIDRs: []string{"52.216.0.0/15", "192.0.2.0/24"}})
-	e.ec2.Tables[0].Routes = append(e.ec2.Tables[0].Routes, fakeaws.Route("pl-0corp", "transitGatewayId", "tgw-0corp"))
-	rep := e.run(t)
-	wantVerdict(t, rep, VerdictUnknown, 2)
-	want(t, rep, CheckRoute, StatusUnknown, "52.216.5.5: ambiguous", "pl-63a5400a", "pl-0corp (corp-egress, entry 52.216.0.0/15) → tgw-0corp", "/15")
-	if p := pathFor(t, rep, "54.231.1.1"); p.Status != StatusPass {
-		t.Errorf("54.231.1.1 = %+v, want PASS", p)
+// Two routes of equal prefix length and equal priority with different
+// targets: AWS picks one and does not say which, so part of the traffic may
+// miss the endpoint. That is a FAIL naming both routes, whichever comes first.
+func TestTiedRoutes(t *testing.T) {
+	corp := fakeaws.PrefixList{ID: "pl-0corp", Name: "corp-egress", Family: "IPv4", CIDRs: []string{"52.216.0.0/15", "192.0.2.0/24"}}
+	s3route := fakeaws.Route("pl-63a5400a", "gatewayId", "vpce-0s3")
+	for _, tt := range []struct {
+		name    string
+		lists   []fakeaws.PrefixList
+		routes  func(routes []string) []string
+		verdict Verdict
+		code    int
+		route   []string // the route check's status and what its detail names
+		status  Status
+	}{
+		{
+			name:  "two prefix lists, equal entry, other target",
+			lists: []fakeaws.PrefixList{corp},
+			routes: func(rs []string) []string {
+				return append(rs, fakeaws.Route("pl-0corp", "transitGatewayId", "tgw-0corp"))
+			},
+			verdict: VerdictFail, code: 1, status: StatusFail,
+			route: []string{"52.216.5.5: ambiguous", "pl-63a5400a (com.amazonaws.us-east-1.s3, entry 52.216.0.0/15) → vpce-0s3",
+				"pl-0corp (corp-egress, entry 52.216.0.0/15) → tgw-0corp", "/15", "miss the endpoint"},
+		},
+		{
+			name:  "the other list's route listed first",
+			lists: []fakeaws.PrefixList{corp},
+			routes: func(rs []string) []string {
+				return append(slices.DeleteFunc(slices.Clone(rs), func(r string) bool { return r == s3route }),
+					fakeaws.Route("pl-0corp", "natGatewayId", "nat-0123"), s3route)
+			},
+			verdict: VerdictFail, code: 1, status: StatusFail,
+			route: []string{"52.216.5.5: ambiguous", "pl-0corp (corp-egress, entry 52.216.0.0/15) → nat-0123",
+				"pl-63a5400a (com.amazonaws.us-east-1.s3, entry 52.216.0.0/15) → vpce-0s3"},
+		},
+		{
+			name:    "equal length entries of two lists, not the same CIDR text",
+			lists:   []fakeaws.PrefixList{{ID: "pl-0wide", Name: "wide", Family: "IPv4", CIDRs: []string{"52.216.1.0/15"}}},
+			routes:  func(rs []string) []string { return append(rs, fakeaws.Route("pl-0wide", "gatewayId", "igw-0pub")) },
+			verdict: VerdictFail, code: 1, status: StatusFail,
+			route: []string{"52.216.5.5: ambiguous", "pl-0wide (wide, entry 52.216.0.0/15) → igw-0pub", "vpce-0s3"},
+		},
+		{
+			name:    "two lists, equal entry, same target: no ambiguity",
+			lists:   []fakeaws.PrefixList{corp},
+			routes:  func(rs []string) []string { return append(rs, fakeaws.Route("pl-0corp", "gatewayId", "vpce-0s3")) },
+			verdict: VerdictPass, code: 0, status: StatusPass,
+			route: []string{"52.216.5.5: via pl-63a5400a"},
+		},
+		{
+			name:    "a longer entry is no tie",
+			lists:   []fakeaws.PrefixList{{ID: "pl-0narrow", Name: "narrow", Family: "IPv4", CIDRs: []string{"52.216.5.0/24"}}},
+			routes:  func(rs []string) []string { return append(rs, fakeaws.Route("pl-0narrow", "natGatewayId", "nat-0123")) },
+			verdict: VerdictFail, code: 1, status: StatusFail,
+			route: []string{"52.216.5.5: route pl-0narrow (narrow, entry 52.216.5.0/24) → NAT gateway nat-0123 is more specific"},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.ec2.Lists = append(e.ec2.Lists, tt.lists...)
+			e.ec2.Tables[0].Routes = tt.routes(e.ec2.Tables[0].Routes)
+			rep := e.run(t)
+			wantVerdict(t, rep, tt.verdict, tt.code)
+			want(t, rep, CheckRoute, tt.status, tt.route...)
+			if p := pathFor(t, rep, "54.231.1.1"); p.Status != StatusPass {
+				t.Errorf("54.231.1.1 = %+v, want PASS (only 52.216.0.0/15 overlaps)", p)
+			}
+			if tt.verdict == VerdictFail && strings.Contains(tt.route[0], "ambiguous") {
+				if p := pathFor(t, rep, "52.216.5.5"); p.Status != StatusFail || !strings.Contains(p.Detail, "part of the traffic may take") {
+					t.Errorf("52.216.5.5 = %+v, want FAIL naming both targets", p)
+				}
+			}
+		})
 	}
 }
 
