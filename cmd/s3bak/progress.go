@@ -1,6 +1,9 @@
 package main
 
 import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -22,10 +25,18 @@ type terminalBar struct{ b *progressbar.ProgressBar }
 func (t terminalBar) Add(n int64) { _ = t.b.Add64(n) }
 func (t terminalBar) Finish()     { _ = t.b.Finish(); _ = t.b.Exit() }
 
-// progress shows a bar (bytes, rate, ETA) only when stderr is a terminal:
-// under cron the structured log says what happened.
+// progress shows a bar (bytes, rate, ETA) when stderr is a terminal, and
+// otherwise logs a progress record every --progress-interval, so that a
+// long cron run shows life. The bytes are those done: acknowledged by S3
+// (backup), on disk (restore), checked (verify).
 func (g *globalOptions) progress(total int64, what string) progressBar {
-	if g.noProgress || !isTerminal(g.stderr) {
+	if !isTerminal(g.stderr) {
+		if g.progressInterval <= 0 || g.logger == nil {
+			return nopBar{}
+		}
+		return newLogBar(g.logger, what, total, g.progressInterval)
+	}
+	if g.noProgress {
 		return nopBar{}
 	}
 	return terminalBar{progressbar.NewOptions64(total,
@@ -35,7 +46,57 @@ func (g *globalOptions) progress(total int64, what string) progressBar {
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionThrottle(200*time.Millisecond),
 		progressbar.OptionShowElapsedTimeOnFinish(),
-		progressbar.OptionClearOnFinish(),
 		progressbar.OptionFullWidth(),
 	)}
+}
+
+// logBar logs the progress of a run off a terminal: done and total bytes,
+// the rate since the start and an estimate of what is left.
+type logBar struct {
+	log   *slog.Logger
+	what  string
+	total int64
+	start time.Time
+	done  atomic.Int64
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+}
+
+func newLogBar(log *slog.Logger, what string, total int64, every time.Duration) *logBar {
+	b := &logBar{log: log, what: what, total: total, start: time.Now(), stop: make(chan struct{})}
+	b.wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-b.stop:
+				return
+			case <-t.C:
+				b.report()
+			}
+		}
+	})
+	return b
+}
+
+func (b *logBar) Add(n int64) { b.done.Add(n) }
+
+func (b *logBar) Finish() {
+	b.once.Do(func() { close(b.stop); b.wg.Wait() })
+}
+
+func (b *logBar) report() {
+	done, elapsed := b.done.Load(), time.Since(b.start)
+	attrs := []any{"what", b.what, "done_bytes", done, "total_bytes", b.total, "elapsed", elapsed.Round(time.Second).String()}
+	if b.total > 0 {
+		attrs = append(attrs, "percent", float64(int(1000*float64(done)/float64(b.total)))/10)
+	}
+	if rate := float64(done) / elapsed.Seconds(); rate > 0 {
+		attrs = append(attrs, "bytes_per_second", int64(rate))
+		if left := b.total - done; left > 0 {
+			attrs = append(attrs, "eta", time.Duration(float64(left)/rate*float64(time.Second)).Round(time.Second).String())
+		}
+	}
+	b.log.Info("progress", attrs...)
 }

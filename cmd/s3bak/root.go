@@ -37,8 +37,10 @@ type globalOptions struct {
 	logFormat   string
 	logLevel    string
 	noProgress  bool
-	metricsFile string
-	keepRuns    int
+	// progressInterval is how often a run off a terminal logs its progress.
+	progressInterval time.Duration
+	metricsFile      string
+	keepRuns         int
 	limits
 	run     runInfo // what the command did, for fatal errors and --metrics-file
 	storage storageFlags
@@ -94,6 +96,7 @@ AWS settings come from the standard AWS configuration.`,
 	f.StringVar(&g.logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal, json otherwise)")
 	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.BoolVar(&g.noProgress, "no-progress", false, "no progress bar even on a terminal")
+	f.DurationVar(&g.progressInterval, "progress-interval", 30*time.Second, "off a terminal, log the progress of a run this often (0: never)")
 	f.StringVar(&g.metricsFile, "metrics-file", "", "backup, restore, verify, purge: write the run's metrics here for node_exporter's textfile collector (e.g. /var/lib/node_exporter/textfile/s3bak.prom)")
 	f.IntVar(&g.keepRuns, "keep-runs", runlog.DefaultKeep, "backup, restore, verify, purge: run records kept per node in the bucket (runs/), the oldest deleted after each run")
 	g.limits.register(f)

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -201,5 +202,31 @@ func TestHardLinksAreReadOnce(t *testing.T) {
 	}
 	if got := res.Manifest.Files[3]; got.Path != link.Path || got.Key != res.Manifest.Files[0].Key {
 		t.Fatalf("the link's entry: %+v", got)
+	}
+}
+
+// countBytes is a progress.Counter that sums what it is told.
+type countBytes struct{ n atomic.Int64 }
+
+func (c *countBytes) Add(n int64) { c.n.Add(n) }
+
+// TestProgressCountsEveryFileOnce: the progress a backup reports adds up to
+// the snapshot's size exactly — large files as S3 acknowledges their parts,
+// packed files as their pack is stored, duplicates and unchanged files as
+// they are decided — on a first backup and on a second that reads nothing.
+func TestProgressCountsEveryFileOnce(t *testing.T) {
+	set := writeSet(t, 2, 3<<20+5, 300)
+	set.Files = append(set.Files, set.Files[5]) // the same content under a second name
+	set.Files[len(set.Files)-1].Path = "ks/t-1/copy-Statistics.db"
+	for range 2 {
+		e, _, _ := engine(t, "progress", nil, 2, 8)
+		var got countBytes
+		e.opts.Progress = &got
+		if _, err := e.RunLocked(context.Background(), set, SessionOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if got.n.Load() != set.TotalSize() {
+			t.Fatalf("progress counted %d bytes of a %d-byte snapshot", got.n.Load(), set.TotalSize())
+		}
 	}
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
-	"github.com/s3bak/s3bak/pkg/progress"
 	"github.com/s3bak/s3bak/pkg/source"
 )
 
@@ -85,9 +84,11 @@ func (e *Engine) storeSmall(ctx context.Context, s *state, fh *os.File, mf *mani
 	mf.SHA256 = hex.EncodeToString(sum[:])
 	obj, l := e.enc.EncodeBytes(nil, raw)
 	key := manifest.ObjectKey(mf.SHA256, l.Mode == chunk.Zstd, l.ChunkSize)
+	packed := false // its bytes count as done when its pack is stored
 	err = s.storeOnce(ctx, mf, key, func(st *manifest.File) (int64, error) {
 		if s.packs.fits(len(obj)) {
-			pk, off, err := s.packs.add(ctx, obj)
+			packed = true
+			pk, off, err := s.packs.add(ctx, obj, mf.Size)
 			describe(st, pk, l)
 			st.Offset = off
 			return l.StoredSize, err
@@ -98,7 +99,9 @@ func (e *Engine) storeSmall(ctx context.Context, s *state, fh *os.File, mf *mani
 	if err != nil {
 		return err
 	}
-	e.opts.Progress.Add(mf.Size)
+	if !packed {
+		e.opts.Progress.Add(mf.Size)
+	}
 	return nil
 }
 
@@ -130,7 +133,7 @@ func (e *Engine) storeLarge(ctx context.Context, s *state, fh *os.File, mf *mani
 			return 0, err
 		}
 		defer release()
-		l, err := e.streamLarge(ctx, s, key, countingReaderAt{fh, e.opts.Progress}, mf.Size, crcs, workers)
+		l, err := e.streamLarge(ctx, s, key, fh, mf.Size, crcs, workers)
 		if err != nil {
 			return 0, err
 		}
@@ -199,16 +202,4 @@ func hashChunks(ctx context.Context, r io.ReaderAt, size, chunkSize int64) (stri
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), crcs, nil
-}
-
-// countingReaderAt reports the raw bytes the encoder has read.
-type countingReaderAt struct {
-	r io.ReaderAt
-	p progress.Counter
-}
-
-func (c countingReaderAt) ReadAt(b []byte, off int64) (int, error) {
-	n, err := c.r.ReadAt(b, off)
-	c.p.Add(int64(n))
-	return n, err
 }

@@ -43,6 +43,7 @@ type packer struct {
 type pack struct {
 	key   string
 	buf   []byte
+	raw   int64 // the raw bytes of the files in it
 	later []deferredRecord
 }
 
@@ -58,9 +59,10 @@ func newPacker(ctx context.Context, e *Engine, size int64) *packer {
 // fits reports whether a stored form of n bytes is small enough to pack.
 func (p *packer) fits(n int) bool { return p != nil && int64(n) <= p.size/16 }
 
-// add appends obj to the pack being filled and returns the pack's key and
-// obj's offset in it.
-func (p *packer) add(ctx context.Context, obj []byte) (key string, off int64, err error) {
+// add appends obj, the stored form of raw bytes of a file, to the pack
+// being filled and returns the pack's key and obj's offset in it. The raw
+// bytes count as done (progress) once the pack is stored.
+func (p *packer) add(ctx context.Context, obj []byte, raw int64) (key string, off int64, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.err != nil {
@@ -82,6 +84,7 @@ func (p *packer) add(ctx context.Context, obj []byte) (key string, off int64, er
 	cur := p.cur
 	off = int64(len(cur.buf))
 	cur.buf = append(cur.buf, obj...)
+	cur.raw += raw
 	if int64(len(cur.buf)) >= p.size {
 		p.flushLocked()
 	}
@@ -124,6 +127,7 @@ func (p *packer) upload(pk *pack) {
 	}
 	delete(p.pending, pk.key)
 	p.packs++
+	p.e.opts.Progress.Add(pk.raw)
 	if k := p.e.opts.Known; k != nil {
 		for _, r := range pk.later {
 			k.Record(r.fingerprint, &r.f)

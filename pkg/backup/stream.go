@@ -10,6 +10,7 @@ import (
 	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/progress"
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
@@ -42,6 +43,10 @@ func (e *Engine) streamLarge(ctx context.Context, s *state, key string, r io.Rea
 	}
 	u := transfer.Upload{Key: full, ID: p.UploadID}
 	pw := newPartWriter(ctx, e.client, u, p, res, e.up.PartSize(), e.up.Concurrency(), crcs)
+	// Progress counts raw bytes once S3 has acknowledged the part that
+	// holds them: the parts of an earlier run's at once.
+	pw.progress, pw.size, pw.chunkSize = e.opts.Progress, size, p.ChunkSize
+	e.opts.Progress.Add(pw.rawOf(0, len(p.Chunks)))
 	l, err := e.enc.EncodeFrom(ctx, pw, r, size, crcs, workers, priorChunks(p, size))
 	if err == nil {
 		err = pw.flush()
@@ -137,6 +142,9 @@ type partWriter struct {
 	slots    chan struct{}
 	wg       sync.WaitGroup
 
+	progress        progress.Counter
+	size, chunkSize int64
+
 	cur       []byte
 	curChunks []manifest.Chunk
 	curTail   bool  // cur holds the seek table: the object's last part
@@ -181,6 +189,18 @@ func (w *partWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// rawOf is the raw bytes of chunks [from, to) of the file.
+func (w *partWriter) rawOf(from, to int) int64 {
+	if w.chunkSize <= 0 {
+		return 0
+	}
+	var n int64
+	for i := from; i < to; i++ {
+		n += min(w.chunkSize, w.size-int64(i)*w.chunkSize)
+	}
+	return n
+}
+
 // flush uploads the part being filled, waiting for a free slot.
 func (w *partWriter) flush() error {
 	if len(w.cur) == 0 {
@@ -192,11 +212,15 @@ func (w *partWriter) flush() error {
 		return w.ctx.Err()
 	}
 	n, body, chunks, tail := w.next, w.cur, w.curChunks, w.curTail
+	raw := w.rawOf(w.chunk-len(chunks), w.chunk)
 	w.next++
 	w.cur, w.curChunks = nil, nil
 	w.wg.Go(func() {
 		defer func() { <-w.slots }()
 		part, err := w.c.UploadPart(w.ctx, w.u, n, body)
+		if err == nil && w.progress != nil {
+			w.progress.Add(raw)
+		}
 		w.stored(n, donePart{part, chunks, tail}, err)
 	})
 	return nil

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestProgressIsLoggedOffATerminal: a run whose stderr is not a terminal
+// (cron) logs progress records every --progress-interval, counting bytes
+// done up to the whole snapshot, so a long run shows life.
+func TestProgressIsLoggedOffATerminal(t *testing.T) {
+	t.Parallel()
+	n := buildNode(t)
+	bucket := newBucket(t)
+	args := append(n.backupArgs(bucket), "--progress-interval", "50ms", "--max-rate", "8MiB")
+	r := mustRun(t, args...)
+	var last struct {
+		Msg       string `json:"msg"`
+		Done      int64  `json:"done_bytes"`
+		Total     int64  `json:"total_bytes"`
+		What      string `json:"what"`
+		BytesPerS int64  `json:"bytes_per_second"`
+	}
+	records := 0
+	for _, line := range strings.Split(r.stderr, "\n") {
+		var rec struct {
+			Msg string `json:"msg"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "progress" {
+			records++
+			if err := json.Unmarshal([]byte(line), &last); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if records < 2 || last.What != "backup" || last.Total <= 0 || last.Done <= 0 || last.Done > last.Total {
+		t.Fatalf("%d progress records, last %+v\n%s", records, last, r.stderr)
+	}
+}
