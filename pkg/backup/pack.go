@@ -21,6 +21,12 @@ const DefaultPackSize = 8 << 20
 // uploading.
 const packsInMemory = 3
 
+// packFiles also ends a pack: the index records of a pack's files wait for
+// its upload, and tiny files (a few dozen stored bytes each) would fill an
+// 8 MiB pack with a hundred thousand of them — all held in memory, and all
+// read again after a crash.
+const packFiles = 4096
+
 // packer gathers the stored forms of small files into packs, one after the
 // other, and uploads each pack once it is full (and the last one when the
 // run ends). A packed content is not recorded in the node's index until its
@@ -44,6 +50,7 @@ type pack struct {
 	key   string
 	buf   []byte
 	raw   int64 // the raw bytes of the files in it
+	files int
 	later []deferredRecord
 }
 
@@ -85,7 +92,8 @@ func (p *packer) add(ctx context.Context, obj []byte, raw int64) (key string, of
 	off = int64(len(cur.buf))
 	cur.buf = append(cur.buf, obj...)
 	cur.raw += raw
-	if int64(len(cur.buf)) >= p.size {
+	cur.files++
+	if int64(len(cur.buf)) >= p.size || cur.files >= packFiles {
 		p.flushLocked()
 	}
 	return cur.key, off, nil
