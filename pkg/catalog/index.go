@@ -1,8 +1,6 @@
 package catalog
 
 import (
-	"bufio"
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -11,8 +9,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/lock"
@@ -280,135 +276,6 @@ func SaveIndex(ctx context.Context, c *transfer.Client, node manifest.Node, x *I
 		return fmt.Errorf("write index: %w", err)
 	}
 	return x.saveSummaries(ctx, c, node)
-}
-
-// saveSummaries writes the backups' summaries beside the index when they
-// changed, so that list reads a few kilobytes instead of an index that
-// grows with every file ever stored. They are a cache of a cache: list
-// falls back to the index, and reads the manifests neither knows.
-func (x *Index) saveSummaries(ctx context.Context, c *transfer.Client, node manifest.Node) error {
-	x.mu.Lock()
-	b, err := json.Marshal(x.Backups)
-	same := bytes.Equal(b, x.savedSummaries)
-	x.mu.Unlock()
-	if err != nil || same {
-		return err
-	}
-	if err := c.PutBytes(ctx, node.Root()+SummariesKey, compress(b), "application/zstd"); err != nil {
-		return fmt.Errorf("write backup summaries: %w", err)
-	}
-	x.mu.Lock()
-	x.savedSummaries = b
-	x.mu.Unlock()
-	return nil
-}
-
-// LoadSummaries reads the backups' summaries written beside the index.
-func LoadSummaries(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Summary, error) {
-	key := node.Root() + SummariesKey
-	b, err := c.GetBytes(ctx, key, MaxManifestSize)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := chunk.Inflate(b, maxIndexSize)
-	if err != nil {
-		return nil, fmt.Errorf("summaries s3://%s/%s: %w", c.Bucket, key, err)
-	}
-	var out []Summary
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return nil, fmt.Errorf("summaries s3://%s/%s: not valid JSON: %w", c.Bucket, key, err)
-	}
-	for _, s := range out {
-		if err := manifest.CheckName("backup id", s.ID); err != nil {
-			return nil, fmt.Errorf("summaries s3://%s/%s: %w", c.Bucket, key, err)
-		}
-	}
-	return out, nil
-}
-
-func compress(b []byte) []byte {
-	e, _ := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
-	defer e.Close()
-	return e.EncodeAll(b, nil)
-}
-
-// encodeLocked is the index as zstd-compressed JSON, encoded entry by
-// entry straight into the compressor: only the compressed form is ever
-// whole in memory. json.Marshal of the whole index held its JSON (hundreds
-// of bytes a file) and its growing copies at every checkpoint.
-func (x *Index) encodeLocked() ([]byte, error) {
-	var out bytes.Buffer
-	zw, err := zstd.NewWriter(&out, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
-	if err != nil {
-		return nil, err
-	}
-	w := bufio.NewWriterSize(zw, 64<<10)
-	j := jsonWriter{w: w}
-	w.WriteByte('{')
-	j.field("schema", x.Schema, true)
-	j.field("cluster", x.Cluster, false)
-	j.field("node", x.Node, false)
-	j.field("updated", x.Updated, false)
-	j.field("backups", x.Backups, false)
-	writeMap(&j, "objects", x.Objects)
-	writeMap(&j, "hints", x.Hints)
-	if len(x.Partials) > 0 {
-		writeMap(&j, "partials", x.Partials)
-	}
-	w.WriteByte('}')
-	if j.err == nil {
-		j.err = w.Flush()
-	}
-	if err := zw.Close(); j.err == nil {
-		j.err = err
-	}
-	return out.Bytes(), j.err
-}
-
-// jsonWriter writes a JSON object's fields one value at a time, keeping
-// the first error.
-type jsonWriter struct {
-	w   *bufio.Writer
-	err error
-}
-
-func (j *jsonWriter) value(v any) {
-	if j.err != nil {
-		return
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		j.err = err
-		return
-	}
-	_, j.err = j.w.Write(b)
-}
-
-func (j *jsonWriter) field(name string, v any, first bool) {
-	if !first {
-		j.w.WriteByte(',')
-	}
-	j.value(name)
-	j.w.WriteByte(':')
-	j.value(v)
-}
-
-// writeMap writes a field whose value is m, one entry at a time.
-func writeMap[V any](j *jsonWriter, name string, m map[string]V) {
-	j.w.WriteByte(',')
-	j.value(name)
-	j.w.WriteString(":{")
-	first := true
-	for k, v := range m {
-		if !first {
-			j.w.WriteByte(',')
-		}
-		first = false
-		j.value(k)
-		j.w.WriteByte(':')
-		j.value(v)
-	}
-	j.w.WriteByte('}')
 }
 
 // RebuildIndex makes a node's index from its manifests: every complete
