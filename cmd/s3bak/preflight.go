@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/preflight"
 	"github.com/s3bak/s3bak/pkg/transfer"
 	"github.com/s3bak/s3bak/pkg/units"
@@ -23,7 +24,7 @@ func (p *preflightFlags) register(cmd *cobra.Command) {
 	cmd.Flags().Float64Var(&p.natPricePerGB, "nat-price-per-gb", preflight.DefaultNATPricePerGB, "NAT gateway processing price in USD per GB, for the cost estimate")
 }
 
-func (p *preflightFlags) run(ctx context.Context, c *transfer.Client, estimate int64) (*preflight.Report, error) {
+func (p *preflightFlags) run(ctx context.Context, c *transfer.Client, node manifest.Node, estimate int64) (*preflight.Report, error) {
 	resolve, err := preflight.ParseResolve(p.resolve)
 	if err != nil {
 		return nil, &usageError{fmt.Errorf("--resolve: %w", err)}
@@ -31,6 +32,7 @@ func (p *preflightFlags) run(ctx context.Context, c *transfer.Client, estimate i
 	s3c, awsCfg := c.SDK()
 	return preflight.Run(ctx, preflight.Options{
 		Bucket: c.Bucket, AWS: awsCfg, S3: s3c, Resolve: resolve,
+		Objects: c, Root: node.Root(),
 		EstimateBytes: estimate, NATPricePerGB: p.natPricePerGB,
 	}), nil
 }
@@ -58,11 +60,15 @@ a NAT path would cost. Exit 0: pass; 1: fail; 2: could not determine.`,
 			if err := checkOutput(o.output); err != nil {
 				return err
 			}
+			node, err := g.nodeRef()
+			if err != nil {
+				return err
+			}
 			client, err := g.client(ctx)
 			if err != nil {
 				return err
 			}
-			rep, err := o.run(ctx, client, o.estimate)
+			rep, err := o.run(ctx, client, node, o.estimate)
 			if err != nil {
 				return err
 			}
@@ -89,7 +95,11 @@ a NAT path would cost. Exit 0: pass; 1: fail; 2: could not determine.`,
 // gate runs the preflight before a backup: FAIL stops it unless the
 // operator accepts the NAT path; "unknown" (e.g. not on EC2) is logged.
 func (p *preflightFlags) gate(ctx context.Context, g *globalOptions, cl *transfer.Client, estimate int64, allowNAT bool) error {
-	rep, err := p.run(ctx, cl, estimate)
+	node, err := g.nodeRef()
+	if err != nil {
+		return err
+	}
+	rep, err := p.run(ctx, cl, node, estimate)
 	if err != nil {
 		return err
 	}
@@ -99,9 +109,9 @@ func (p *preflightFlags) gate(ctx context.Context, g *globalOptions, cl *transfe
 	case preflight.VerdictUnknown:
 		g.logger.Warn("preflight could not prove the S3 path; continuing", "verdict", rep.Verdict)
 	case preflight.VerdictFail:
-		// A bucket or credentials problem is not a routing problem: say
-		// what it is, and --allow-nat cannot help.
-		for _, id := range []string{preflight.CheckCredentials, preflight.CheckBucket} {
+		// A bucket, credentials or permissions problem is not a routing
+		// problem: say what it is, and --allow-nat cannot help.
+		for _, id := range []string{preflight.CheckCredentials, preflight.CheckBucket, preflight.CheckPermissions} {
 			if c, ok := rep.Check(id); ok && c.Status == preflight.StatusFail {
 				return fmt.Errorf("preflight %s check failed: %s; %s", id, c.Detail, c.Hint)
 			}

@@ -3,8 +3,8 @@
 // through the S3 prefix-list route, or an S3 interface endpoint), never a NAT
 // gateway or an internet gateway.
 //
-// Run makes the checks in order (credentials, imds, bucket, region, dns,
-// route, endpoint, policy, cost) and returns a Report the caller keeps for the
+// Run makes the checks in order (credentials, imds, bucket, permissions,
+// region, dns, route, endpoint, policy, cost) and returns a Report the caller keeps for the
 // rest of the run.
 //
 // Verdict: any FAIL fails; otherwise any UNKNOWN leaves the verdict unknown.
@@ -61,6 +61,11 @@ type Options struct {
 	// and AWS_EC2_METADATA_DISABLED). A client given here should disable the
 	// fallback too: the SDK reads that setting from the client, not per call.
 	IMDS *imds.Client
+	// Objects, when given, is the backup's own client for the permissions
+	// check, which probes a scratch object under Root (the node's key
+	// prefix, ending in "/"). Without it the check is N/A.
+	Objects Objects
+	Root    string
 	// Resolve replaces DNS for the listed hosts (see ParseResolve).
 	Resolve map[string][]netip.Addr
 	// Resolver answers hosts not in Resolve. Default net.DefaultResolver.
@@ -139,6 +144,7 @@ func (r *runner) runCustom(ctx context.Context, ep string) {
 	c, region := checkBucket(ctx, r.o.S3, r.o.Bucket)
 	r.add(c)
 	r.rep.Facts.BucketRegion = region
+	r.permissions(ctx, c)
 	r.skip(why, CheckRegion, CheckDNS, CheckRoute, CheckEndpoint, CheckPolicy, CheckCost)
 }
 
@@ -147,6 +153,7 @@ func (r *runner) runAWS(ctx context.Context) {
 	c, bucketRegion := checkBucket(ctx, r.o.S3, r.o.Bucket)
 	r.add(c)
 	r.rep.Facts.BucketRegion = bucketRegion
+	r.permissions(ctx, c)
 	if idErr != nil {
 		r.skip("needs the VPC's region from IMDS", CheckRegion)
 	} else {
@@ -160,6 +167,18 @@ func (r *runner) runAWS(ctx context.Context) {
 		r.skip("needs the bucket host's addresses (see dns)", CheckRoute, CheckEndpoint, CheckPolicy, CheckCost)
 	default:
 		r.network(ctx, id, host, addrs)
+	}
+}
+
+// permissions probes what a backup writes, once the bucket answers.
+func (r *runner) permissions(ctx context.Context, bucket Check) {
+	switch {
+	case r.o.Objects == nil:
+		r.skip("no object client given to probe with", CheckPermissions)
+	case bucket.Status != StatusPass:
+		r.skip("needs the bucket (see bucket)", CheckPermissions)
+	default:
+		r.add(checkPermissions(ctx, r.o.Objects, r.o.Bucket, r.o.Root))
 	}
 }
 

@@ -58,6 +58,7 @@ const (
 	CheckCredentials = "credentials"
 	CheckIMDS        = "imds"
 	CheckBucket      = "bucket"
+	CheckPermissions = "permissions"
 	CheckRegion      = "region"
 	CheckDNS         = "dns"
 	CheckRoute       = "route"
