@@ -1,9 +1,14 @@
 package preflight
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"iter"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -129,5 +134,35 @@ func TestPermissionsProbe(t *testing.T) {
 				t.Errorf("calls %s", got)
 			}
 		})
+	}
+}
+
+// TestPreflightEC2PolicyDocumented: docs/iam/preflight-ec2.json, which the
+// README gives for the node role, grants exactly the ec2 actions preflight
+// calls (iamActions, which its errors name).
+func TestPreflightEC2PolicyDocumented(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "iam", "preflight-ec2.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Version   string
+		Statement []struct {
+			Sid, Effect string
+			Action      []string
+			Resource    string
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil || len(doc.Statement) != 1 {
+		t.Fatalf("%v: %s", err, b)
+	}
+	st := doc.Statement[0]
+	want := strings.Split(iamActions, ", ")
+	slices.Sort(want)
+	got := slices.Sorted(slices.Values(st.Action))
+	if doc.Version != "2012-10-17" || st.Effect != "Allow" || st.Resource != "*" || !slices.Equal(got, want) {
+		t.Errorf("preflight-ec2.json grants %v (%s on %s), preflight calls %v", got, st.Effect, st.Resource, want)
 	}
 }
