@@ -170,6 +170,12 @@ func TestIAMPolicies(t *testing.T) {
 	if !strings.Contains(r.stderr, "preflight permissions check failed") {
 		t.Errorf("backup as the restore role did not stop at the preflight: %s", r.stderr)
 	}
+	// Past the preflight, the refusal names the action too.
+	r = asRole(t, roles["restore"], append(n.backupArgs(bucket), "--skip-preflight")...)
+	denied(t, r, "backup --skip-preflight as the restore role")
+	if !strings.Contains(loggedText(r.stderr), "the policy must allow s3:PutObject on arn:aws:s3:::"+bucket+"/"+iamPrefix+"/prod/cass-1/") {
+		t.Errorf("backup as the restore role: the error does not name s3:PutObject: %s", r.stderr)
+	}
 	// The backup role without s3:ListBucketMultipartUploads (the README's
 	// policy before this test): preflight names it instead of passing.
 	lacking := strings.Replace(rolePolicy(t, "backup", bucket), `"s3:ListBucketMultipartUploads"`, `"s3:ListBucketVersions"`, 1)
@@ -198,8 +204,8 @@ func TestIAMPolicies(t *testing.T) {
 	purge := cmd("purge", "--keep-last", "1", "--grace", "0s")
 	r = asRole(t, roles["backup"], purge...)
 	denied(t, r, "purge as the backup role")
-	if !strings.Contains(r.stderr, "DeleteObjects") || !strings.Contains(r.stderr, "/backups/") {
-		t.Errorf("purge as the backup role: not refused deleting a manifest: %s", r.stderr)
+	if want := "the policy must allow s3:DeleteObject on arn:aws:s3:::" + bucket + "/" + iamPrefix + "/prod/cass-1/backups/"; !strings.Contains(loggedText(r.stderr), want) {
+		t.Errorf("purge as the backup role: not refused deleting a manifest, naming the action (%q): %s", want, r.stderr)
 	}
 
 	// The restore role reads.
@@ -207,7 +213,11 @@ func TestIAMPolicies(t *testing.T) {
 	ok(t, asRole(t, roles["restore"], cmd("restore", "--target", target, "--backup", sums[len(sums)-1].ID)...), "restore as the restore role")
 	ok(t, asRole(t, roles["restore"], cmd("list")...), "list as the restore role")
 	ok(t, asRole(t, roles["restore"], cmd("verify", "--deep")...), "verify as the restore role")
-	denied(t, asRole(t, roles["restore"], purge...), "purge as the restore role")
+	r = asRole(t, roles["restore"], purge...)
+	denied(t, r, "purge as the restore role")
+	if want := "the policy must allow s3:PutObject on arn:aws:s3:::" + bucket + "/" + iamPrefix + "/prod/cass-1/lock.json"; !strings.Contains(loggedText(r.stderr), want) {
+		t.Errorf("purge as the restore role: the error does not name the action (%q): %s", want, r.stderr)
+	}
 
 	// The purge role purges.
 	ok(t, asRole(t, roles["purge"], purge...), "purge as the purge role")

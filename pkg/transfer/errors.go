@@ -86,7 +86,7 @@ func (c *Client) classify(op, key string, err error) error {
 			return fmt.Errorf("%s s3://%s/%s: this host's clock is too far from the server's to sign requests (RequestTimeTooSkewed): set it right (NTP, chrony) (%v)",
 				op, c.Bucket, key, err)
 		case "AccessDenied":
-			return fmt.Errorf("%s s3://%s/%s: access denied: check the credentials and that their policy allows this on the bucket: %w", op, c.Bucket, key, err)
+			return fmt.Errorf("%s s3://%s/%s: access denied: %s: %w", op, c.Bucket, key, deniedHint(op, c.Bucket, key), err)
 		case "NoSuchKey", "NotFound", "NoSuchUpload":
 			return fmt.Errorf("%s %s: %w (%v)", op, key, ErrNotFound, err)
 		case "PreconditionFailed", "ConditionalRequestConflict":
@@ -105,6 +105,33 @@ func (c *Client) classify(op, key string, err error) error {
 		return fmt.Errorf("%s %s: %w (%v)", op, key, ErrNotFound, err)
 	}
 	return fmt.Errorf("%s %s: %w", op, key, err)
+}
+
+// iamAction is the IAM action S3 checks for each request s3bak sends.
+var iamAction = map[string]string{
+	"PutObject": "s3:PutObject", "CreateMultipartUpload": "s3:PutObject", "UploadPart": "s3:PutObject",
+	"CompleteMultipartUpload": "s3:PutObject", "upload": "s3:PutObject",
+	"GetObject": "s3:GetObject", "HeadObject": "s3:GetObject",
+	"DeleteObject": "s3:DeleteObject", "DeleteObjects": "s3:DeleteObject",
+	"HeadBucket": "s3:ListBucket", "ListObjectsV2": "s3:ListBucket",
+	"ListMultipartUploads": "s3:ListBucketMultipartUploads", "ListParts": "s3:ListMultipartUploadParts",
+	"AbortMultipartUpload": "s3:AbortMultipartUpload",
+}
+
+// deniedHint names the action a policy must allow for op, and where: the
+// answer to an AccessDenied is a policy to change, not credentials to check.
+func deniedHint(op, bucket, key string) string {
+	action, ok := iamAction[op]
+	if !ok {
+		return "the credentials' policy (or the bucket's) does not allow this"
+	}
+	resource := "arn:aws:s3:::" + bucket
+	switch action {
+	case "s3:ListBucket", "s3:ListBucketMultipartUploads":
+	default:
+		resource += "/" + key
+	}
+	return fmt.Sprintf("the policy must allow %s on %s (see docs/iam/ for each role's policy; a bucket policy or an SSE-KMS key policy may deny it too)", action, resource)
 }
 
 // ErrCredentials marks credentials the server refuses as credentials

@@ -75,6 +75,10 @@ func (c *Client) deleteBatch(ctx context.Context, keys []string) error {
 		if aws.ToString(e.Code) == "NoSuchKey" {
 			continue
 		}
+		if aws.ToString(e.Code) == "AccessDenied" {
+			return fmt.Errorf("DeleteObjects s3://%s/%s: access denied: %s (%d of the batch of %d failed)",
+				c.Bucket, aws.ToString(e.Key), deniedHint("DeleteObject", c.Bucket, aws.ToString(e.Key)), len(out.Errors), len(keys))
+		}
 		return fmt.Errorf("DeleteObjects s3://%s/%s: %s: %s (%d of the batch of %d failed)",
 			c.Bucket, aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message), len(out.Errors), len(keys))
 	}
