@@ -151,7 +151,11 @@ func engine(t *testing.T, bucket string, hook func(int64)) *backup.Engine {
 	}
 	t.Cleanup(func() { enc.Close() })
 	up := c.NewUploader(transfer.UploaderOptions{PartSize: transfer.MinPartSize, Concurrency: 2})
-	return backup.New(c, enc, up, backup.Options{Node: manifest.Node{Cluster: "prod", Name: "changing"}, Progress: progressFunc(hook)})
+	// No packing: a packed file's progress comes when its pack is stored,
+	// after the run's last file; an object of its own reports progress once
+	// stored, before the file is checked for changes — when hook changes it.
+	return backup.New(c, enc, up, backup.Options{Node: manifest.Node{Cluster: "prod", Name: "changing"}, Progress: progressFunc(hook),
+		PackSize: backup.NoPacking})
 }
 
 type progressFunc func(int64)
