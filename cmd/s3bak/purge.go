@@ -21,7 +21,7 @@ import (
 type purgeOptions struct {
 	keepLast, keepDaily, keepWeekly, keepMonthly int
 	keepWithin, grace, uploadAge                 string
-	allNodes, dryRun                             bool
+	allNodes, dryRun, byTag                      bool
 	output, tag                                  string
 	lock                                         lockFlags
 }
@@ -53,6 +53,7 @@ node whose lock is held is skipped (exit code 3 at the end).`,
 	f.StringVar(&o.grace, "grace", "24h", "never delete an unreferenced object younger than this (a backup may be writing it)")
 	f.StringVar(&o.uploadAge, "upload-age", "24h", "abort unfinished multipart uploads older than this")
 	f.BoolVar(&o.allNodes, "all-nodes", false, "purge every node of the cluster")
+	f.BoolVar(&o.byTag, "by-tag", false, "with --all-nodes: apply the rules to the cluster's snapshot tags, so every node keeps the same nights")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print what would be deleted; delete nothing")
 	f.StringVar(&o.output, "output", "table", "table or json")
 	f.StringVar(&o.tag, "tag", "", "with --dry-run: report only what would happen to the backups of this snapshot tag")
@@ -80,6 +81,9 @@ func (o *purgeOptions) options() (purge.Options, error) {
 	}
 	if err := checkOutput(o.output); err != nil {
 		return purge.Options{}, err
+	}
+	if o.byTag && !o.allNodes {
+		return purge.Options{}, errors.New("--by-tag applies the rules to the tags of the whole cluster: add --all-nodes")
 	}
 	if o.tag != "" && !o.dryRun {
 		return purge.Options{}, errors.New("--tag only narrows the report of --dry-run: retention applies to all of a node's backups, so purge --tag without --dry-run would delete by the whole policy; add --dry-run")
@@ -124,9 +128,18 @@ func runPurge(cmd *cobra.Command, g *globalOptions, o *purgeOptions) error {
 			return err
 		}
 	}
+	var byTag func(node string) func([]purge.Backup) ([]purge.Backup, []purge.Backup)
+	if o.byTag {
+		if byTag, err = clusterTagRetention(ctx, client, nodes, po.Policy); err != nil {
+			return err
+		}
+	}
 	var reports []*purge.Report
 	var skipped []error
 	for _, n := range nodes {
+		if byTag != nil {
+			po.Select = byTag(n.Name)
+		}
 		rep, err := purge.Run(ctx, client, n, po)
 		var held *lock.HeldError
 		if errors.As(err, &held) && o.allNodes {
@@ -214,6 +227,66 @@ func tagIDs(ctx context.Context, c *transfer.Client, nodes []manifest.Node, tag 
 		return nil, catalog.UnknownTag(where, tag, list)
 	}
 	return out, nil
+}
+
+// clusterTagRetention applies policy to the cluster's snapshot tags — each
+// tag dated by its first backup on any node — and returns, per node, the
+// selection that keeps that node's backups of the kept tags and removes
+// the others. Every node then keeps the same nights, so a kept tag stays
+// complete on every node that had it. A backup without a tag is dated and
+// kept or removed on its own (its id stands for its tag); one the listing
+// does not know is kept.
+func clusterTagRetention(ctx context.Context, c *transfer.Client, nodes []manifest.Node, policy purge.Policy) (func(node string) func([]purge.Backup) ([]purge.Backup, []purge.Backup), error) {
+	list, err := catalog.List(ctx, c, nodes)
+	if err != nil {
+		return nil, err
+	}
+	tagOf := map[string]map[string]string{} // node → id → tag
+	first := map[string]time.Time{}         // tag → its first backup
+	for _, s := range list {
+		if s.Status != catalog.Complete {
+			continue
+		}
+		tag := s.Tag
+		if tag == "" {
+			tag = "id:" + s.ID
+		}
+		if tagOf[s.Node] == nil {
+			tagOf[s.Node] = map[string]string{}
+		}
+		tagOf[s.Node][s.ID] = tag
+		if t, ok := first[tag]; !ok || s.Time.Before(t) {
+			first[tag] = s.Time
+		}
+	}
+	tags := make([]purge.Backup, 0, len(first))
+	for tag, t := range first {
+		tags = append(tags, purge.Backup{ID: tag, Time: t})
+	}
+	kept, _ := policy.Apply(tags)
+	reasons := map[string][]string{}
+	for _, k := range kept {
+		reasons[k.ID] = append([]string{"tag " + k.ID}, k.Reasons...)
+	}
+	return func(node string) func([]purge.Backup) ([]purge.Backup, []purge.Backup) {
+		return func(backups []purge.Backup) (keep, remove []purge.Backup) {
+			for _, b := range backups {
+				tag, known := tagOf[node][b.ID]
+				why, kept := reasons[tag]
+				switch {
+				case !known:
+					b.Reasons = []string{"not in the cluster's listing"}
+					keep = append(keep, b)
+				case kept:
+					b.Reasons = why
+					keep = append(keep, b)
+				default:
+					remove = append(remove, b)
+				}
+			}
+			return keep, remove
+		}
+	}, nil
 }
 
 // keepTagged narrows a report's kept and removed backups to ids.

@@ -16,6 +16,10 @@ import (
 // Options configure a purge of one node.
 type Options struct {
 	Policy Policy
+	// Select, when set, decides which of the node's backups stay instead of
+	// Policy.Apply: a purge by the cluster's tags keeps on every node the
+	// backups of the tags the policy keeps for the cluster.
+	Select func(backups []Backup) (keep, remove []Backup)
 	DryRun bool
 	// Grace spares unreferenced objects and pending markers younger than
 	// this: a backup that is running now has uploaded them and has not yet
@@ -105,7 +109,11 @@ func (p *purger) run(ctx context.Context) error {
 		t, _ := manifest.IDTime(id) // an id of another form: zero time, always kept
 		backups[i] = Backup{ID: id, Time: t}
 	}
-	p.rep.Kept, p.rep.Removed = p.o.Policy.Apply(backups)
+	sel := p.o.Policy.Apply
+	if p.o.Select != nil {
+		sel = p.o.Select
+	}
+	p.rep.Kept, p.rep.Removed = sel(backups)
 	if err := p.fenced(ctx, p.deleteManifests); err != nil {
 		return err
 	}
