@@ -14,6 +14,7 @@ import (
 	"github.com/s3bak/s3bak/pkg/cassandra"
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/hbase"
+	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/source"
 	"github.com/s3bak/s3bak/pkg/transfer"
 	"github.com/s3bak/s3bak/pkg/units"
@@ -42,6 +43,14 @@ type backupOptions struct {
 	lock          lockFlags
 	checkpoint    time.Duration
 	output        string
+
+	// The snapshot's lifecycle (--snapshot) and the tag's name (--tag auto).
+	snapshot        bool
+	nodetool        string
+	nodetoolTimeout time.Duration
+	clearOnFailure  bool
+	tagPeriod       time.Duration
+	again           bool
 }
 
 func newBackupCommand(g *globalOptions) *cobra.Command {
@@ -49,15 +58,26 @@ func newBackupCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "backup",
 		Short: "Back up this node's snapshot to S3",
-		Example: `  nodetool snapshot -t daily-2026-11-25
-  s3bak backup --bucket backups --cluster prod --data-dir /var/lib/cassandra/data --tag daily-2026-11-25`,
+		Example: `  # s3bak takes the snapshot, backs it up and clears it (cron, every node alike):
+  s3bak backup --bucket backups --cluster prod --data-dir /var/lib/cassandra/data --snapshot --tag auto
+
+  # a snapshot taken by hand:
+  nodetool snapshot -t daily-2026-11-25
+  s3bak backup --bucket backups --cluster prod --data-dir /var/lib/cassandra/data --tag daily-2026-11-25
+  nodetool clearsnapshot -t daily-2026-11-25`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBackup(cmd, g, o) },
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&o.dataDirs, "data-dir", nil, "Cassandra data directory (repeat for every data_file_directories entry)")
 	f.StringVar(&o.output, "output", "table", "table, or json: one summary object")
-	f.StringVar(&o.tag, "tag", "", "snapshot tag (nodetool snapshot -t TAG)")
+	f.StringVar(&o.tag, "tag", "", "snapshot tag (nodetool snapshot -t TAG), or auto: auto-<UTC date> floored to --tag-period, the same on every node")
+	f.DurationVar(&o.tagPeriod, "tag-period", 24*time.Hour, "with --tag auto: one tag per period (24h: auto-2026-11-30; 6h: auto-2026-11-30T06; 168h: weeks from Monday)")
+	f.BoolVar(&o.snapshot, "snapshot", false, "take the snapshot with nodetool snapshot -t TAG, back it up, then nodetool clearsnapshot -t TAG (kept when the backup fails, for the retry)")
+	f.StringVar(&o.nodetool, "nodetool", "nodetool", `with --snapshot: the nodetool command and its fixed arguments, split like a shell's words (no shell runs), e.g. "nodetool -h 127.0.0.1 -u backup --password-file /etc/cassandra/jmxremote.password"`)
+	f.DurationVar(&o.nodetoolTimeout, "nodetool-timeout", cassandra.DefaultNodetoolTimeout, "with --snapshot: give up on a nodetool call after this long")
+	f.BoolVar(&o.clearOnFailure, "clear-on-failure", false, "with --snapshot: clear the snapshot also when the backup fails (by default it is kept, and the next run backs it up)")
+	f.BoolVar(&o.again, "again", false, "back up even when the node already has a complete backup of the tag (by default that run says so and exits 0)")
 	f.StringArrayVar(&o.keyspaces, "keyspace", nil, "only this keyspace (repeatable)")
 	f.StringArrayVar(&o.tables, "table", nil, "only this table, as TABLE or KEYSPACE.TABLE (repeatable)")
 	f.BoolVar(&o.includeSystem, "include-system", false, "also back up system_auth, system_distributed, system_traces, system and system_schema")
@@ -99,11 +119,18 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	if packSize == 0 {
 		packSize = backup.NoPacking
 	}
-	set, err := o.discover(ctx, g.logger)
+	nodetool, err := o.resolve(time.Now())
 	if err != nil {
 		return err
 	}
-	g.run.tag = set.Tag
+	g.run.tag = o.tag
+	var set *source.Set
+	if !o.snapshot {
+		if set, err = o.discover(ctx, g.logger); err != nil {
+			return err
+		}
+		g.run.tag = set.Tag
+	}
 	client, err := g.client(ctx)
 	if err != nil {
 		return err
@@ -114,6 +141,30 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 		return err
 	}
 	g.opened(node, client)
+	if done, err := o.alreadyBackedUp(ctx, g, client, node, nodetool); done || err != nil {
+		return err
+	}
+	if o.snapshot {
+		if set, err = o.takeSnapshot(ctx, g.logger, nodetool); err != nil {
+			return o.keepOrClear(ctx, g.logger, nodetool, err)
+		}
+		err = o.backupSet(ctx, cmd, g, node, client, mode, packSize, set)
+		if err != nil {
+			return o.keepOrClear(ctx, g.logger, nodetool, err)
+		}
+		g.logger.Info("clearing the snapshot", "tag", o.tag)
+		if err := nodetool.ClearSnapshot(ctx, o.tag); err != nil {
+			return fmt.Errorf("backup %s is complete, but its snapshot was not cleared (the next run clears it, or nodetool clearsnapshot -t %s): %w", g.run.id, o.tag, err)
+		}
+		o.warnOlderSnapshots(g.logger)
+		return nil
+	}
+	return o.backupSet(ctx, cmd, g, node, client, mode, packSize, set)
+}
+
+// backupSet backs up the snapshot's files and prints the summary.
+func (o *backupOptions) backupSet(ctx context.Context, cmd *cobra.Command, g *globalOptions, node manifest.Node, client *transfer.Client,
+	mode chunk.Mode, packSize int64, set *source.Set) error {
 	if !o.skipPreflight {
 		if err := o.preflight.gate(ctx, g, client, set.TotalSize(), o.allowNAT); err != nil {
 			return err

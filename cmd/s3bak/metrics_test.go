@@ -127,7 +127,7 @@ func TestMetricsFile(t *testing.T) {
 		t.Fatalf("verify's files %v", v)
 	}
 	// An unchanged snapshot again: nothing read, nothing uploaded.
-	mustRun(t, append(n.backupArgs(bucket), "--metrics-file", prom)...)
+	mustRun(t, append(n.backupArgs(bucket), "--metrics-file", prom, "--again")...)
 	mfs = parseMetrics(t, prom)
 	if v := metricValue(t, mfs, metricLastSuccess, "backup"); v <= success {
 		t.Fatalf("the second backup's last success %v is not after %v", v, success)

@@ -46,6 +46,9 @@ type backupOutput struct {
 	Unread          int       `json:"unread_files"` // known by fingerprint, not read
 	Manifest        string    `json:"manifest_key"`
 	Tool            string    `json:"tool"`
+	// AlreadyBackedUp: the node had a complete backup of the tag, which
+	// the fields describe; this run made none (see --again).
+	AlreadyBackedUp bool `json:"already_backed_up,omitempty"`
 }
 
 // restoreOutput is restore's summary with --output json.

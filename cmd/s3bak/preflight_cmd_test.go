@@ -552,7 +552,8 @@ func TestBackupBinaryPreflightGate(t *testing.T) {
 	bucket := regionalBucket(t, s3srv)
 	front := newS3Front(t, s3srv)
 	nat := newFakeNode(t, fakeaws.NATOnlyVPC(), imdsUp)
-	backup := append(n.backupArgs(bucket), "--resolve", awsS3Host+"="+s3Addrs)
+	// --again: each run below backs up the same tag once more.
+	backup := append(n.backupArgs(bucket), "--resolve", awsS3Host+"="+s3Addrs, "--again")
 	nodeArgs := []string{"--bucket", bucket, "--cluster", "prod", "--node", "cass-1"}
 
 	r, _ := nat.runBin(t, front, backup...)

@@ -29,7 +29,7 @@ func taggedBackups(t *testing.T) (bucket string, ids []string, want []map[string
 			w["shop/orders-0123456789abcdef0123456789abcdef/"+name] = b
 		}
 		r := mustRun(t, "backup", "--bucket", bucket, "--cluster", "prod", "--node", "n1", "--tag", tag,
-			"--data-dir", dataDir, "--output", "json")
+			"--data-dir", dataDir, "--output", "json", "--again")
 		var out struct {
 			BackupID string `json:"backup_id"`
 		}
