@@ -122,3 +122,45 @@ func keptTags(t *testing.T, out, bucket string) map[string][]string {
 	}
 	return kept
 }
+
+// TestRestoreAllNodesOfATag: one host restores a whole cluster's night,
+// each node's backup of the tag into TARGET/<node>/, byte-identical; a
+// node without that night is named and makes the command exit 6 after the
+// others are restored.
+func TestRestoreAllNodesOfATag(t *testing.T) {
+	t.Parallel()
+	n := buildNode(t)
+	bucket := newBucket(t)
+	snapshotAs(t, n, "day1")
+	snapshotAs(t, n, "day2")
+	for _, b := range []struct{ node, tag string }{{"n1", "day1"}, {"n2", "day1"}, {"n3", "day2"}} {
+		args := n.backupArgs(bucket)
+		for i, a := range args {
+			switch a {
+			case "--node":
+				args[i+1] = b.node
+			case "--tag":
+				args[i+1] = b.tag
+			}
+		}
+		mustRun(t, args...)
+	}
+	target := t.TempDir()
+	base := []string{"restore", "--bucket", bucket, "--cluster", "prod", "--all-nodes", "--target", target}
+	wantExit(t, s3bak(t, base...), exitUsage, "--tag")
+	r := s3bak(t, append(base, "--tag", "day1", "--output", "json")...)
+	wantExit(t, r, exitNotFound, "n3")
+	var outs []restoreOutput
+	if err := json.Unmarshal([]byte(r.stdout), &outs); err != nil {
+		t.Fatalf("decode %q: %v", r.stdout, err)
+	}
+	if len(outs) != 2 {
+		t.Fatalf("restored %+v", outs)
+	}
+	for _, node := range []string{"n1", "n2"} {
+		compareTree(t, filepath.Join(target, node), n.want)
+	}
+	if _, err := os.Stat(filepath.Join(target, "n3")); err == nil {
+		t.Fatal("n3, which has no day1, was restored")
+	}
+}

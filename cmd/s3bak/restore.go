@@ -24,6 +24,7 @@ type restoreOptions struct {
 	tables    []string
 	directIO  bool
 	follow    bool
+	allNodes  bool
 	output    string
 }
 
@@ -35,7 +36,8 @@ func newRestoreCommand(g *globalOptions) *cobra.Command {
 		Example: `  s3bak restore --bucket backups --cluster prod --node cass-3 --target /var/lib/cassandra/restore
   s3bak restore --bucket backups --cluster prod --node cass-3 --backup 20261125T020000Z.123 --keyspace shop --target /restore
   s3bak restore --bucket backups --cluster prod --node cass-3 --tag daily-2026-11-25 --target /restore
-  s3bak restore --bucket backups --cluster prod --node cass-9 --from-node cass-3 --tag daily-2026-11-25 --target /restore`,
+  s3bak restore --bucket backups --cluster prod --node cass-9 --from-node cass-3 --tag daily-2026-11-25 --target /restore
+  s3bak restore --bucket backups --cluster prod --all-nodes --tag daily-2026-11-25 --target /restore`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRestore(cmd, g, o) },
 	}
@@ -46,6 +48,7 @@ func newRestoreCommand(g *globalOptions) *cobra.Command {
 	f.BoolVar(&o.force, "force", false, "replace files that already exist in the target")
 	f.BoolVar(&o.directIO, "direct-io", true, "write files of 1 MiB and more with O_DIRECT: no copy into the page cache, and the database's cached pages stay (falls back by itself where the file system refuses it)")
 	f.BoolVar(&o.follow, "follow-symlinks", false, "follow directories under the target that are symbolic links (data directories spread over disks); without it such a link is refused and nothing is written outside the target")
+	f.BoolVar(&o.allNodes, "all-nodes", false, "with --tag: restore every node's backup of that tag into TARGET/<node>/ (a cluster's night, for sstableloader)")
 	f.StringArrayVar(&o.keyspaces, "keyspace", nil, "only this keyspace (repeatable)")
 	f.StringArrayVar(&o.tables, "table", nil, "only this table, as TABLE or KEYSPACE.TABLE (repeatable)")
 	return cmd
@@ -61,6 +64,9 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	}
 	if err := o.sel.check(); err != nil {
 		return err
+	}
+	if o.allNodes {
+		return runRestoreAll(cmd, g, o)
 	}
 	local, client, err := g.open(ctx)
 	if err != nil {

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/s3bak/s3bak/pkg/budget"
+	"github.com/s3bak/s3bak/pkg/cassandra"
+	"github.com/s3bak/s3bak/pkg/catalog"
+	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/restore"
+	"github.com/s3bak/s3bak/pkg/transfer"
+	"github.com/s3bak/s3bak/pkg/units"
+)
+
+// restoreNodesAtOnce bounds the nodes restored in parallel; they share one
+// memory budget.
+const restoreNodesAtOnce = 2
+
+// runRestoreAll restores, on this host, every node's backup of one tag into
+// TARGET/<node>/ — the files of a whole cluster's night, for sstableloader
+// into a cluster of another size or layout. Nodes without a complete
+// backup of the tag are named, and make the command exit 6 once the others
+// are restored.
+func runRestoreAll(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
+	ctx := cmd.Context()
+	if o.sel.tag == "" || o.sel.fromNode != "" || cmd.Flags().Changed("backup") {
+		return &usageError{errors.New("--all-nodes restores one night of the whole cluster: give --tag T, not --backup or --from-node")}
+	}
+	local, client, err := g.open(ctx)
+	if err != nil {
+		return err
+	}
+	nodes, err := clusterNodes(ctx, client, local)
+	if err != nil {
+		return err
+	}
+	list, err := catalog.List(ctx, client, nodes)
+	if err != nil {
+		return err
+	}
+	g.run.tag = o.sel.tag
+	filter := cassandra.Filter(o.keyspaces, o.tables)
+	budget := g.limits.buffers(2) // shared by every node restored at once
+	type result struct {
+		out restoreOutput
+		err error
+	}
+	var (
+		results []result
+		missing []string
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+	)
+	sem := make(chan struct{}, restoreNodesAtOnce)
+	for _, n := range nodes {
+		var mine []catalog.Summary
+		for _, s := range list {
+			if s.Node == n.Name {
+				mine = append(mine, s)
+			}
+		}
+		ids := catalog.TagIDs(mine, o.sel.tag)
+		if len(ids) == 0 {
+			missing = append(missing, n.Name)
+			continue
+		}
+		id := ids[len(ids)-1] // the newest
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			out, err := restoreOneNode(cmd, g, o, client, n, id, filepath.Join(o.target, n.Name), filter, budget)
+			mu.Lock()
+			results = append(results, result{out, err})
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if len(results) == 0 {
+		return notFound(catalog.UnknownTag("cluster "+local.Cluster, o.sel.tag, list))
+	}
+	var outs []restoreOutput
+	var failed []string
+	for _, r := range results {
+		if r.err != nil {
+			failed = append(failed, fmt.Sprintf("%s: %v", r.out.Node, r.err))
+			continue
+		}
+		outs = append(outs, r.out)
+	}
+	if o.output == "json" {
+		if err := writeJSON(g.stdout, outs); err != nil {
+			return err
+		}
+	} else {
+		for _, out := range outs {
+			fmt.Fprintf(g.stdout, "restored backup %s (tag %s) of %s/%s: %s, %s, verified, into %s\n",
+				out.BackupID, out.Tag, out.Cluster, out.Node, units.Plural(out.Files, "file"), units.Human(out.Bytes), out.Target)
+		}
+		if len(outs) > 0 {
+			fmt.Fprintf(g.stdout, "load each node's tables into the new cluster with sstableloader, e.g.:\n"+
+				"  sstableloader -d HOST1,HOST2 %s\n", filepath.Join(o.target, "NODE", "KEYSPACE", "TABLE-ID"))
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		return fmt.Errorf("restore of %s failed: %s", units.Plural(len(failed), "node"), strings.Join(failed, "; "))
+	case len(missing) > 0:
+		return notFound(fmt.Errorf("%s: no complete backup of tag %q on %s: %s (the others are restored)",
+			catalog.ErrNoBackup, o.sel.tag, units.Plural(len(missing), "node"), strings.Join(missing, ", ")))
+	}
+	return nil
+}
+
+// restoreOneNode restores backup id of node into target.
+func restoreOneNode(cmd *cobra.Command, g *globalOptions, o *restoreOptions, client *transfer.Client, node manifest.Node, id, target string,
+	filter func(string) bool, b *budget.Budget) (restoreOutput, error) {
+	ctx := cmd.Context()
+	out := restoreOutput{Cluster: node.Cluster, Node: node.Name, Tag: o.sel.tag, BackupID: id, Target: target}
+	m, err := catalog.Load(ctx, client, node, id)
+	if err != nil {
+		return out, err
+	}
+	start := time.Now()
+	res, err := restore.Run(ctx, client, node, m, restore.Options{
+		Target: target, Force: o.force, Concurrency: g.concurrency, Filter: filter,
+		Logger: g.logger.With("node", node.Name, "tag", m.Tag, "id", m.ID),
+		Budget: b, Buffered: !o.directIO, FollowSymlinks: o.follow,
+	})
+	if err != nil {
+		return out, err
+	}
+	out.Kind, out.Files, out.Bytes, out.DurationSeconds = m.Kind, res.Files, res.Bytes, time.Since(start).Seconds()
+	return out, nil
+}
