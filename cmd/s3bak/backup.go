@@ -145,6 +145,14 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 		return err
 	}
 	if o.snapshot {
+		// The preflight before the snapshot: a route that stops the backup
+		// leaves no snapshot behind (its estimate: the live sstables).
+		if !o.skipPreflight {
+			if err := o.preflight.gate(ctx, g, client, o.liveSize(), o.allowNAT); err != nil {
+				return err
+			}
+			o.skipPreflight = true
+		}
 		if set, err = o.takeSnapshot(ctx, g.logger, nodetool); err != nil {
 			return o.keepOrClear(ctx, g.logger, nodetool, err)
 		}

@@ -176,3 +176,25 @@ func (o *backupOptions) warnOlderSnapshots(logger *slog.Logger) {
 	logger.Warn("snapshots of earlier periods are left on the node, kept by runs that failed: back them up (--snapshot --tag TAG) or clear them (nodetool clearsnapshot -t TAG)",
 		"tags", strings.Join(tags, ", "))
 }
+
+// liveSize is the size of the live sstables of the tables a snapshot
+// backs up (not the system keyspaces unless --include-system): about the
+// size of the snapshot nodetool is about to take.
+func (o *backupOptions) liveSize() int64 {
+	var n int64
+	for _, d := range o.dataDirs {
+		tables, _ := filepath.Glob(filepath.Join(d, "*", "*"))
+		for _, t := range tables {
+			if strings.HasPrefix(filepath.Base(filepath.Dir(t)), "system") && !o.includeSystem {
+				continue
+			}
+			entries, _ := os.ReadDir(t)
+			for _, e := range entries {
+				if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
+					n += fi.Size()
+				}
+			}
+		}
+	}
+	return n
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/s3bak/s3bak/pkg/cassandra"
+	"github.com/s3bak/s3bak/pkg/preflight/fakeaws"
 	"github.com/s3bak/s3bak/pkg/testfixture"
 )
 
@@ -341,4 +342,35 @@ func TestBackupTagAutoWithoutSnapshot(t *testing.T) {
 	wantExit(t, r, 0, "is already backed up")
 	wantExit(t, s3bak(t, append(n.backupArgs(bucket), "--tag-period", "5h")...), 2, "--tag-period 5h0m0s")
 	wantExit(t, s3bak(t, append(n.backupArgs(bucket), "--snapshot", "--nodetool", `nodetool -u 'x`)...), 2, "--nodetool", "unterminated")
+}
+
+// TestBackupSnapshotPreflightFirst: with --snapshot the preflight runs
+// before the snapshot, so a route that stops the backup (exit 4) leaves no
+// snapshot and calls no nodetool.
+func TestBackupSnapshotPreflightFirst(t *testing.T) {
+	n := newLiveNode(t)
+	s3srv := regionalMinIO(t)
+	bucket := regionalBucket(t, s3srv)
+	front := newS3Front(t, s3srv)
+	nat := newFakeNode(t, fakeaws.NATOnlyVPC(), imdsUp)
+	args := []string{"backup", "--bucket", bucket, "--cluster", "prod", "--node", "cass-1", "--snapshot", "--tag", "auto",
+		"--nodetool", filepath.Join(n.bin, "nodetool"), "--resolve", awsS3Host + "=" + s3Addrs}
+	for _, d := range n.dataDirs {
+		args = append(args, "--data-dir", d)
+	}
+	r, _ := nat.runBin(t, front, args...)
+	wantExit(t, r, exitPreflight, "would traverse NAT gateway nat-0123")
+	if calls := n.calls(t); len(calls) > 0 {
+		t.Fatalf("nodetool called before the preflight stopped the backup: %q", calls)
+	}
+	tag, _ := cassandra.AutoTag(time.Now(), 24*time.Hour)
+	if left := n.snapshotDirs(tag); len(left) > 0 {
+		t.Fatalf("a snapshot was taken: %s", left)
+	}
+	// --allow-nat: the same run backs up, and clears its snapshot.
+	r, _ = nat.runBin(t, front, append(args, "--allow-nat")...)
+	wantExit(t, r, exitOK, "continuing because of --allow-nat", "backup ")
+	if calls := n.calls(t); len(calls) != 2 || !strings.HasPrefix(calls[0], "snapshot -t auto-") || !strings.HasPrefix(calls[1], "clearsnapshot -t auto-") {
+		t.Fatalf("nodetool calls: %q", calls)
+	}
 }
