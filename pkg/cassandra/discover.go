@@ -52,7 +52,7 @@ func (e *TagNotFoundError) Error() string {
 	if len(e.Existing) > 0 {
 		have = "existing tags: " + strings.Join(e.Existing, ", ")
 	}
-	return fmt.Sprintf("snapshot tag %q not found in %s (%s); take one with `nodetool snapshot -t %s`",
+	return fmt.Sprintf("snapshot tag %q not found in %s (%s); take one with `nodetool snapshot -t %s`, or let s3bak take it: backup --snapshot",
 		e.Tag, strings.Join(e.DataDirs, ", "), have, e.Tag)
 }
 
