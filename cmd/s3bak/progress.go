@@ -58,9 +58,11 @@ type logBar struct {
 	total int64
 	start time.Time
 	done  atomic.Int64
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	once  sync.Once
+	// reported is whether a record was logged: a short run logs none.
+	reported atomic.Bool
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	once     sync.Once
 }
 
 func newLogBar(log *slog.Logger, what string, total int64, every time.Duration) *logBar {
@@ -82,8 +84,15 @@ func newLogBar(log *slog.Logger, what string, total int64, every time.Duration) 
 
 func (b *logBar) Add(n int64) { b.done.Add(n) }
 
+// Finish stops the records; a run that logged progress logs its last.
 func (b *logBar) Finish() {
-	b.once.Do(func() { close(b.stop); b.wg.Wait() })
+	b.once.Do(func() {
+		close(b.stop)
+		b.wg.Wait()
+		if b.reported.Load() {
+			b.report()
+		}
+	})
 }
 
 func (b *logBar) report() {
@@ -99,4 +108,5 @@ func (b *logBar) report() {
 		}
 	}
 	b.log.Info("progress", attrs...)
+	b.reported.Store(true)
 }
