@@ -14,6 +14,7 @@ import (
 
 	"github.com/s3bak/s3bak/pkg/cassandra"
 	"github.com/s3bak/s3bak/pkg/catalog"
+	"github.com/s3bak/s3bak/pkg/lock"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/source"
 	"github.com/s3bak/s3bak/pkg/transfer"
@@ -124,6 +125,12 @@ func (o *backupOptions) takeSnapshot(ctx context.Context, logger *slog.Logger, n
 // the snapshot is kept for the next run, which backs it up, unless
 // --clear-on-failure.
 func (o *backupOptions) keepOrClear(ctx context.Context, logger *slog.Logger, nt cassandra.Nodetool, err error) error {
+	// Another run holds the node (two cron runs overlapping): the snapshot
+	// is the one it is backing up, and it clears it when it is done.
+	var held *lock.HeldError
+	if errors.As(err, &held) || errors.Is(err, lock.ErrLost) {
+		return err
+	}
 	if !o.clearOnFailure {
 		if len(o.snapshotDirs()) == 0 {
 			return err

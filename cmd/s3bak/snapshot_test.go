@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/s3bak/s3bak/pkg/cassandra"
+	"github.com/s3bak/s3bak/pkg/lock"
+	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/preflight/fakeaws"
 	"github.com/s3bak/s3bak/pkg/testfixture"
 )
@@ -342,6 +346,32 @@ func TestBackupTagAutoWithoutSnapshot(t *testing.T) {
 	wantExit(t, r, 0, "is already backed up")
 	wantExit(t, s3bak(t, append(n.backupArgs(bucket), "--tag-period", "5h")...), 2, "--tag-period 5h0m0s")
 	wantExit(t, s3bak(t, append(n.backupArgs(bucket), "--snapshot", "--nodetool", `nodetool -u 'x`)...), 2, "--nodetool", "unterminated")
+}
+
+// TestBackupSnapshotOfARunningBackup: a run that overlaps one still
+// backing up the same tag (the node's lock is held) finds that run's
+// snapshot, exits 3, and leaves the snapshot alone even with
+// --clear-on-failure.
+func TestBackupSnapshotOfARunningBackup(t *testing.T) {
+	n := newLiveNode(t)
+	bucket := newBucket(t)
+	if out, err := exec.Command("nodetool", "snapshot", "-t", "overlap").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	n.calls(t)
+	now := time.Now().UTC()
+	info := lock.Info{Op: "backup", Host: "other-host", PID: 4242, Tag: "overlap", Token: "running", Started: now.Add(-time.Minute), Expires: now.Add(time.Hour)}
+	b, _ := json.Marshal(info)
+	nd := manifest.Node{Cluster: "prod", Name: "cass-1"}
+	if err := testClient(t, bucket).PutBytes(context.Background(), nd.Root()+lock.Key, b, "application/json"); err != nil {
+		t.Fatal(err)
+	}
+	r := s3bak(t, n.args(bucket, "overlap", "--clear-on-failure")...)
+	wantExit(t, r, exitLocked, "other-host")
+	wantCalls(t, n.calls(t))
+	if kept := n.snapshotDirs("overlap"); len(kept) != n.tables+2 {
+		t.Fatalf("the running backup's snapshot: %d directories left, want %d", len(kept), n.tables+2)
+	}
 }
 
 // TestBackupSnapshotPreflightFirst: with --snapshot the preflight runs
