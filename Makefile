@@ -20,7 +20,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 PREFIX  ?= /usr/local
 RELEASE_PLATFORMS := linux/amd64 linux/arm64
 
-.PHONY: all build install release test test-race test-short demo lint tools tool-minio tool-s5cmd tool-staticcheck tool-zstd tool-awscli bench clean
+.PHONY: all build install release test test-race test-short demo lint tools tool-minio tool-s5cmd tool-staticcheck tool-zstd tool-systemd tool-awscli bench clean
 
 all: build
 
@@ -44,8 +44,11 @@ release:
 	cd dist && sha256sum s3bak-* > SHA256SUMS
 	@cat dist/SHA256SUMS
 
+# deploy/ is a module of its own (its tests decode the deploy kit into
+# k8s.io/api, Nomad's and SSM's types, kept out of s3bak's module).
 test: tools
 	$(GO) test -count=1 -timeout 30m ./...
+	cd deploy && $(GO) test -count=1 -timeout 10m ./...
 
 # Every package under the race detector: backup, restore, lock, chunk,
 # budget and transfer run goroutines of their own. About 2 minutes on 2
@@ -62,9 +65,10 @@ lint: tool-staticcheck
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	staticcheck ./...
+	cd deploy && $(GO) vet ./... && staticcheck ./...
 	$(GO) test -count=1 ./internal/layering
 
-tools: tool-minio tool-s5cmd tool-staticcheck tool-zstd
+tools: tool-minio tool-s5cmd tool-staticcheck tool-zstd tool-systemd
 
 # go version -m tells the module version a binary was built from: rebuild
 # only when it is not the pinned one.
@@ -97,6 +101,15 @@ tool-zstd:
 	  echo "installing Debian's zstd..."; \
 	  (apt-get install -y -q zstd >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q zstd >/dev/null)) \
 	  || { echo "could not install zstd (apt-get as root); install it by hand"; exit 1; }; }
+
+# Debian's systemd: deploy/'s test checks the units with the real
+# `systemd-analyze verify` (Debian 12: systemd 252). Installed only when
+# systemd-analyze is missing; nothing is started.
+tool-systemd:
+	@command -v systemd-analyze >/dev/null || { \
+	  echo "installing Debian's systemd (for systemd-analyze verify)..."; \
+	  (apt-get install -y -q --no-install-recommends systemd >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends systemd >/dev/null)) \
+	  || { echo "could not install systemd (apt-get as root); install it by hand"; exit 1; }; }
 
 # aws-cli is only a peer in `make bench` (not in `make tools`: no test needs
 # it). Debian's awscli when `aws` is absent; without it the bench prints a
