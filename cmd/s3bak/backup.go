@@ -51,6 +51,10 @@ type backupOptions struct {
 	clearOnFailure  bool
 	tagPeriod       time.Duration
 	again           bool
+
+	// The node's topology and schema, recorded in the manifest (--topology).
+	topology bool
+	cqlsh    string
 }
 
 func newBackupCommand(g *globalOptions) *cobra.Command {
@@ -74,8 +78,10 @@ func newBackupCommand(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.tag, "tag", "", "snapshot tag (nodetool snapshot -t TAG), or auto: auto-<UTC date> floored to --tag-period, the same on every node")
 	f.DurationVar(&o.tagPeriod, "tag-period", 24*time.Hour, "with --tag auto: one tag per period (24h: auto-2026-11-30; 6h: auto-2026-11-30T06; 168h: weeks from Monday)")
 	f.BoolVar(&o.snapshot, "snapshot", false, "take the snapshot with nodetool snapshot -t TAG, back it up, then nodetool clearsnapshot -t TAG (kept when the backup fails, for the retry)")
-	f.StringVar(&o.nodetool, "nodetool", "nodetool", `with --snapshot: the nodetool command and its fixed arguments, split like a shell's words (no shell runs), e.g. "nodetool -h 127.0.0.1 -u backup --password-file /etc/cassandra/jmxremote.password"`)
-	f.DurationVar(&o.nodetoolTimeout, "nodetool-timeout", cassandra.DefaultNodetoolTimeout, "with --snapshot: give up on a nodetool call after this long")
+	f.StringVar(&o.nodetool, "nodetool", "nodetool", `with --snapshot or --topology: the nodetool command and its fixed arguments, split like a shell's words (no shell runs), e.g. "nodetool -h 127.0.0.1 -u backup --password-file /etc/cassandra/jmxremote.password"`)
+	f.DurationVar(&o.nodetoolTimeout, "nodetool-timeout", cassandra.DefaultNodetoolTimeout, "with --snapshot: give up on a nodetool call after this long (--topology's calls: at most 2m)")
+	f.BoolVar(&o.topology, "topology", false, "Cassandra: record the node's tokens, host ID, DC, rack, cluster name, address and version (nodetool info -T, status, describecluster, version) and its CQL schema (cqlsh -e 'DESCRIBE SCHEMA') in the manifest; what they cannot tell is recorded as unknown, with a warning")
+	f.StringVar(&o.cqlsh, "cqlsh", "cqlsh", `with --topology: the cqlsh command and its fixed arguments, split like --nodetool, e.g. "cqlsh 10.0.0.1 -u backup --credentials /etc/s3bak/cqlshrc"`)
 	f.BoolVar(&o.clearOnFailure, "clear-on-failure", false, "with --snapshot: clear the snapshot also when the backup fails (by default it is kept, and the next run backs it up)")
 	f.BoolVar(&o.again, "again", false, "back up even when the node already has a complete backup of the tag (by default that run says so and exits 0)")
 	f.StringArrayVar(&o.keyspaces, "keyspace", nil, "only this keyspace (repeatable)")
@@ -177,6 +183,9 @@ func (o *backupOptions) backupSet(ctx context.Context, cmd *cobra.Command, g *gl
 		if err := o.preflight.gate(ctx, g, client, set.TotalSize(), o.allowNAT); err != nil {
 			return err
 		}
+	}
+	if err := o.recordTopology(ctx, g.logger, set); err != nil {
+		return err
 	}
 	buffers := g.limits.buffers(5)
 	// A small --max-memory gets smaller parts and chunks rather than a

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -67,15 +68,26 @@ func runList(cmd *cobra.Command, g *globalOptions, o *listOptions) error {
 		}
 		return writeJSON(g.stdout, list)
 	}
+	// The TOPOLOGY column (DC/rack, tokens, Cassandra version) when a
+	// backup recorded it (backup --topology).
+	topology := slices.ContainsFunc(list, func(s catalog.Summary) bool { return s.Topology != nil })
 	tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tBACKUP\tSTATUS\tTIME\tKIND\tTAG\tFILES\tRAW\tSTORED")
+	header := "NODE\tBACKUP\tSTATUS\tTIME\tKIND\tTAG\tFILES\tRAW\tSTORED"
+	if topology {
+		header += "\tTOPOLOGY"
+	}
+	fmt.Fprintln(tw, header)
 	for _, s := range list {
 		files, raw, stored := fmt.Sprint(s.Files), units.Human(s.RawBytes), units.Human(s.StoredBytes)
 		if s.Status != catalog.Complete {
 			files, raw, stored = "-", "-", "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Node, s.ID, s.Status, s.Time.Format("2006-01-02 15:04:05Z"), s.Kind, s.Tag,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", s.Node, s.ID, s.Status, s.Time.Format("2006-01-02 15:04:05Z"), s.Kind, s.Tag,
 			files, raw, stored)
+		if topology {
+			fmt.Fprintf(tw, "\t%s", s.Topology.Short())
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/s3bak/s3bak/pkg/cassandra"
 )
 
 // checkOutput validates an --output value: a table for people, JSON for
@@ -63,6 +65,9 @@ type restoreOutput struct {
 	Files           int     `json:"files"`
 	Bytes           int64   `json:"bytes"`
 	LoadSteps       string  `json:"load_steps,omitempty"` // what to run to load the files
+	// Topology is what the backup recorded of its node (backup --topology),
+	// with every token: a replacement host's initial_token.
+	Topology *cassandra.Topology `json:"topology,omitempty"`
 }
 
 // verifyOutput is verify's summary with --output json. OK is false when

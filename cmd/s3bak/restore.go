@@ -117,10 +117,14 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 			steps = hbase.RestoreSteps(snaps, o.target)
 		}
 	}
+	var topology *cassandra.Topology
+	if t, ok := cassandra.TopologyFromMeta(m.Meta); ok && m.Kind == "cassandra" {
+		topology = &t
+	}
 	if o.output == "json" {
 		return writeJSON(g.stdout, restoreOutput{
 			Cluster: m.Cluster, Node: m.Node, Kind: m.Kind, Tag: m.Tag, BackupID: m.ID, Target: o.target,
-			DurationSeconds: elapsed.Seconds(), Files: res.Files, Bytes: res.Bytes, LoadSteps: steps,
+			DurationSeconds: elapsed.Seconds(), Files: res.Files, Bytes: res.Bytes, LoadSteps: steps, Topology: topology,
 		})
 	}
 	tag := ""
@@ -129,6 +133,9 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	}
 	fmt.Fprintf(g.stdout, "restored backup %s%s of %s/%s%s: %s, %s, verified, into %s in %s\n",
 		m.ID, tag, m.Cluster, m.Node, o.sel.describeFrom(local), units.Plural(res.Files, "file"), units.Human(res.Bytes), o.target, elapsed.Round(time.Millisecond))
+	if topology != nil {
+		fmt.Fprint(g.stdout, topology.Describe())
+	}
 	_, err = fmt.Fprint(g.stdout, steps)
 	return err
 }

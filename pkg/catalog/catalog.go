@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/s3bak/s3bak/pkg/cassandra"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
@@ -88,8 +89,13 @@ func Nodes(ctx context.Context, c *transfer.Client, node manifest.Node) ([]strin
 
 // summarize makes a manifest's line of `s3bak list`.
 func summarize(m *manifest.Manifest) Summary {
-	return Summary{Cluster: m.Cluster, Node: m.Node, ID: m.ID, Kind: m.Kind, Tag: m.Tag, Time: m.Finished,
+	s := Summary{Cluster: m.Cluster, Node: m.Node, ID: m.ID, Kind: m.Kind, Tag: m.Tag, Time: m.Finished,
 		Files: len(m.Files), RawBytes: m.RawBytes(), StoredBytes: m.StoredBytes()}
+	if t, ok := cassandra.TopologyFromMeta(m.Meta); ok {
+		s.Topology = &Topology{ClusterName: t.ClusterName, DC: t.DC, Rack: t.Rack, HostID: t.HostID,
+			ListenAddress: t.ListenAddress, Version: t.Version, Tokens: len(t.Tokens)}
+	}
+	return s
 }
 
 // EachManifest loads the manifests ids of node, 16 at a time, and hands each

@@ -27,6 +27,29 @@ type Summary struct {
 	Files       int       `json:"files"`
 	RawBytes    int64     `json:"raw_bytes"`
 	StoredBytes int64     `json:"stored_bytes"`
+	// Topology is what a Cassandra backup recorded of its node (backup
+	// --topology), in short: absent for other backups.
+	Topology *Topology `json:"topology,omitempty"`
+}
+
+// Topology is a summary's node topology: the manifest's cassandra.* keys,
+// with the number of tokens (the tokens themselves are in the manifest).
+type Topology struct {
+	ClusterName   string `json:"cluster_name"`
+	DC            string `json:"dc"`
+	Rack          string `json:"rack"`
+	HostID        string `json:"host_id"`
+	ListenAddress string `json:"listen_address"`
+	Version       string `json:"version"`
+	Tokens        int    `json:"tokens"`
+}
+
+// Short is the topology in a list's column: "dc1/rack1 16 tokens 4.1.7".
+func (t *Topology) Short() string {
+	if t == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s/%s %d tokens %s", t.DC, t.Rack, t.Tokens, t.Version)
 }
 
 // Statuses of a Summary.

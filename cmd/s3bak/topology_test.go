@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/s3bak/s3bak/pkg/cassandra"
+	"github.com/s3bak/s3bak/pkg/catalog"
+	"github.com/s3bak/s3bak/pkg/manifest"
+)
+
+// standInTopologyNodetool prints what Cassandra's nodetool prints for the
+// calls backup --topology makes — info -T, status, describecluster,
+// version — from the output samples of one Cassandra version in
+// pkg/cassandra/testdata/nodetool/ (their sources: the README there).
+// Connection options are skipped; every call is appended to calls.
+const standInTopologyNodetool = `#!/bin/sh
+here=$(dirname "$0")
+echo "$*" >> "$here/calls"
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-h|-p|-u|-pw|-pwf|--host|--port|--username|--password|--password-file) shift 2 ;;
+	-*) shift ;;
+	*) break ;;
+	esac
+done
+case "$1 $2" in
+"info -T") cat "$SAMPLES/info-T.txt" ;;
+"status ") cat "$SAMPLES/status.txt" ;;
+"describecluster ") cat "$SAMPLES/describecluster.txt" ;;
+"version ") cat "$SAMPLES/version.txt" ;;
+*) echo "error: unexpected call: $*" >&2; echo "-- StackTrace --" >&2; exit 2 ;;
+esac
+`
+
+// standInCqlsh prints a schema for -e 'DESCRIBE SCHEMA' after its host.
+const standInCqlsh = `#!/bin/sh
+[ "$1" = 10.0.2.12 ] && [ "$2" = -e ] && [ "$3" = "DESCRIBE SCHEMA" ] || { echo "cqlsh: bad arguments: $*" >&2; exit 2; }
+cat <<'CQL'
+CREATE KEYSPACE legacy_tables WITH replication = {'class': 'NetworkTopologyStrategy', 'eu-west': '3'}  AND durable_writes = true;
+
+CREATE TABLE legacy_tables.legacy_mc_simple (
+    pk text PRIMARY KEY,
+    val text
+);
+CQL
+`
+
+func writeScript(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBackupRecordsTopology: backup --topology records the node's tokens,
+// host ID, DC, rack, cluster name, address and Cassandra version from a
+// stand-in nodetool first in PATH that prints Cassandra 4.1's output, and
+// the schema from a stand-in cqlsh; list shows them and restore prints
+// them with the initial_token line of every token.
+func TestBackupRecordsTopology(t *testing.T) {
+	samples, err := filepath.Abs(filepath.Join("..", "..", "pkg", "cassandra", "testdata", "nodetool", "4.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	writeScript(t, filepath.Join(bin, "nodetool"), strings.Replace(standInTopologyNodetool, "$SAMPLES", samples, -1))
+	writeScript(t, filepath.Join(bin, "cqlsh"), standInCqlsh)
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+
+	n := buildNode(t)
+	bucket := newBucket(t)
+	n.extra = []string{"--topology", "--nodetool", "nodetool -h 127.0.0.1 -u cassandra", "--cqlsh", "cqlsh 10.0.2.12"}
+	r := mustRun(t, n.backupArgs(bucket)...)
+	if strings.Contains(r.stderr, `"WARN"`) {
+		t.Fatalf("warnings: %s", r.stderr)
+	}
+	calls, _ := os.ReadFile(filepath.Join(bin, "calls"))
+	if want := "-h 127.0.0.1 -u cassandra info -T\n-h 127.0.0.1 -u cassandra status\n-h 127.0.0.1 -u cassandra describecluster\n-h 127.0.0.1 -u cassandra version\n"; string(calls) != want {
+		t.Fatalf("nodetool calls:\n%s\nwant:\n%s", calls, want)
+	}
+	info, _ := os.ReadFile(filepath.Join(samples, "info-T.txt"))
+	want := cassandra.ParseInfo(string(info)).Tokens
+	if len(want) != 16 {
+		t.Fatalf("the sample has %d tokens", len(want))
+	}
+
+	m, err := catalog.Load(context.Background(), testClient(t, bucket), manifest.Node{Cluster: "prod", Name: "cass-1"}, "latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{
+		cassandra.MetaTokens: strings.Join(want, ","), cassandra.MetaHostID: "b1e2c3d4-0a1b-4c2d-8e3f-405162738495",
+		cassandra.MetaDC: "eu-west", cassandra.MetaRack: "eu-west-1a", cassandra.MetaClusterName: "prod",
+		cassandra.MetaListenAddress: "10.0.2.12", cassandra.MetaVersion: "4.1.7",
+	} {
+		if m.Meta[k] != v {
+			t.Errorf("manifest meta %s = %q, want %q", k, m.Meta[k], v)
+		}
+	}
+	if !strings.Contains(m.Meta[cassandra.MetaSchema], "CREATE TABLE legacy_tables.legacy_mc_simple") {
+		t.Errorf("schema not recorded: %q", m.Meta[cassandra.MetaSchema])
+	}
+
+	node := []string{"--bucket", bucket, "--cluster", "prod", "--node", "cass-1"}
+	list := mustRun(t, append([]string{"list", "--output", "json"}, node...)...)
+	var sums []catalog.Summary
+	if err := json.Unmarshal([]byte(list.stdout), &sums); err != nil || len(sums) != 1 || sums[0].Topology == nil {
+		t.Fatalf("list: %v %s", err, list.stdout)
+	}
+	if got := *sums[0].Topology; got != (catalog.Topology{ClusterName: "prod", DC: "eu-west", Rack: "eu-west-1a",
+		HostID: "b1e2c3d4-0a1b-4c2d-8e3f-405162738495", ListenAddress: "10.0.2.12", Version: "4.1.7", Tokens: 16}) {
+		t.Fatalf("list topology: %+v", got)
+	}
+	if l := mustRun(t, append([]string{"list"}, node...)...); !strings.Contains(l.stdout, "TOPOLOGY") || !strings.Contains(l.stdout, "eu-west/eu-west-1a 16 tokens 4.1.7") {
+		t.Fatalf("list table: %s", l.stdout)
+	}
+
+	target := filepath.Join(t.TempDir(), "restore")
+	r = mustRun(t, append([]string{"restore", "--target", target}, node...)...)
+	compareTree(t, target, n.want)
+	for _, s := range []string{"DC eu-west, rack eu-west-1a", "host ID b1e2c3d4-0a1b-4c2d-8e3f-405162738495", "Cassandra 4.1.7",
+		"16 tokens (" + want[0] + ", " + want[1] + ", " + want[2] + ", …)", "\n  initial_token: " + strings.Join(want, ",") + "\n"} {
+		if !strings.Contains(r.stdout, s) {
+			t.Fatalf("restore does not print %q:\n%s", s, r.stdout)
+		}
+	}
+	r = mustRun(t, append([]string{"restore", "--force", "--target", target, "--output", "json"}, node...)...)
+	var out restoreOutput
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out.Topology == nil || strings.Join(out.Topology.Tokens, ",") != strings.Join(want, ",") {
+		t.Fatalf("restore --output json: %v %s", err, r.stdout)
+	}
+}
+
+// TestBackupTopologyUnknown: a nodetool that fails, or is missing, and a
+// cqlsh that is missing do not stop the backup: the topology is recorded
+// as unknown, the schema is left out, and each says so in a warning.
+func TestBackupTopologyUnknown(t *testing.T) {
+	t.Parallel()
+	bin := t.TempDir()
+	failing := filepath.Join(bin, "nodetool")
+	writeScript(t, failing, "#!/bin/sh\necho \"error: Failed to connect to '127.0.0.1:7199' - ConnectException: 'Connection refused'.\" >&2\necho '-- StackTrace --' >&2\nexit 2\n")
+	for i, nodetool := range []string{failing, filepath.Join(bin, "missing-nodetool")} {
+		n := buildNode(t)
+		bucket := newBucket(t)
+		n.extra = []string{"--topology", "--nodetool", nodetool, "--cqlsh", filepath.Join(bin, "missing-cqlsh")}
+		r := mustRun(t, n.backupArgs(bucket)...)
+		warned := loggedText(r.stderr)
+		for _, s := range []string{"recorded as unknown", "the full CQL schema is not recorded"} {
+			if !strings.Contains(warned, s) {
+				t.Fatalf("%s: no warning %q:\n%s", nodetool, s, r.stderr)
+			}
+		}
+		if i == 0 && !strings.Contains(warned, "Connection refused") {
+			t.Fatalf("the warning does not say why: %s", r.stderr)
+		}
+		m, err := catalog.Load(context.Background(), testClient(t, bucket), manifest.Node{Cluster: "prod", Name: "cass-1"}, "latest")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Files) != len(n.want) {
+			t.Fatalf("backed up %d files, want %d", len(m.Files), len(n.want))
+		}
+		for _, k := range []string{cassandra.MetaTokens, cassandra.MetaHostID, cassandra.MetaDC, cassandra.MetaRack,
+			cassandra.MetaClusterName, cassandra.MetaListenAddress, cassandra.MetaVersion} {
+			if m.Meta[k] != cassandra.Unknown {
+				t.Errorf("%s: meta %s = %q, want unknown", nodetool, k, m.Meta[k])
+			}
+		}
+		if _, ok := m.Meta[cassandra.MetaSchema]; ok {
+			t.Errorf("a schema recorded without cqlsh")
+		}
+		node := []string{"--bucket", bucket, "--cluster", "prod", "--node", "cass-1"}
+		target := filepath.Join(t.TempDir(), "restore")
+		r = mustRun(t, append([]string{"restore", "--target", target}, node...)...)
+		compareTree(t, target, n.want)
+		if !strings.Contains(r.stdout, "tokens unknown") || strings.Contains(r.stdout, "initial_token") {
+			t.Fatalf("restore: %s", r.stdout)
+		}
+	}
+}
