@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/hashicorp/cronexpr"
 	nomad "github.com/hashicorp/nomad/api"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -118,6 +119,10 @@ func TestCron(t *testing.T) {
 		// /etc/cron.d: five time fields, the user, the command.
 		if len(fields) < 8 {
 			t.Fatalf("%s:%d: want minute hour day month weekday user command: %q", name, n, line)
+		}
+		// Nomad's cron parser (the cron format's five fields) reads the times.
+		if _, err := cronexpr.Parse(strings.Join(fields[:5], " ")); err != nil {
+			t.Errorf("%s:%d: %v", name, n, err)
 		}
 		if fields[5] != "cassandra" {
 			t.Errorf("%s:%d: runs as %q, want cassandra", name, n, fields[5])

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/aws/aws-sdk-go-v2/service/ssm v1.82.1
+	github.com/hashicorp/cronexpr v1.1.3
 	github.com/hashicorp/nomad/api v0.0.0-20261016150620-df630b26e78a
 	k8s.io/api v0.37.2
 	sigs.k8s.io/yaml v1.6.0
@@ -18,7 +19,6 @@ require (
 	github.com/go-logr/logr v1.4.3 // indirect
 	github.com/go-viper/mapstructure/v2 v2.5.0 // indirect
 	github.com/gorilla/websocket v1.5.3 // indirect
-	github.com/hashicorp/cronexpr v1.1.3 // indirect
 	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
 	github.com/hashicorp/go-rootcerts v1.0.2 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
