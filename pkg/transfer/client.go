@@ -234,9 +234,33 @@ func bucketRegion(ctx context.Context, cfg aws.Config, o Options) string {
 	if cli.Options().BaseEndpoint != nil {
 		return fallback
 	}
-	region, err := managerBucketRegion(ctx, cli, o.Bucket)
+	region, err := headBucketRegion(ctx, cli, o.Bucket)
 	if err != nil || region == "" {
 		return fallback
 	}
 	return region
+}
+
+// headBucketRegion asks S3 where bucket lives: HEAD bucket, unsigned (no
+// credentials are needed to learn a bucket's region), whose answer names
+// the region in x-amz-bucket-region — on a 200, and also on the 301 of a
+// bucket in another region and the 403 of a bucket of another account.
+// A 404, or an answer without the header, is an error.
+func headBucketRegion(ctx context.Context, cli *s3.Client, bucket string) (string, error) {
+	out, err := cli.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &bucket}, func(o *s3.Options) {
+		o.Credentials = nil
+	})
+	if err == nil {
+		if r := aws.ToString(out.BucketRegion); r != "" {
+			return r, nil
+		}
+		return "", fmt.Errorf("HEAD bucket %s: no region in the answer", bucket)
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && re.Response != nil {
+		if r := re.Response.Header.Get("X-Amz-Bucket-Region"); r != "" {
+			return r, nil
+		}
+	}
+	return "", err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 )
 
 // bodyRequest is what the recording proxy saw of one request with a body.
@@ -22,8 +24,9 @@ type bodyRequest struct {
 
 // recordingProxy forwards to MinIO unchanged (the Host header too, so
 // signatures still verify), records the requests that carry a body, and
-// flips one byte of the first corruptN of them.
-func recordingProxy(t *testing.T, corruptN int) (string, func() []bodyRequest) {
+// flips one byte of the first attempt of each of them (the first request
+// of every URL), so that every upload is stored only by a retry.
+func recordingProxy(t *testing.T) (string, func() []bodyRequest) {
 	t.Helper()
 	target, err := url.Parse(srv.URL)
 	if err != nil {
@@ -32,13 +35,14 @@ func recordingProxy(t *testing.T, corruptN int) (string, func() []bodyRequest) {
 	rp := httputil.NewSingleHostReverseProxy(target)
 	var mu sync.Mutex
 	var seen []bodyRequest
+	damaged := map[string]bool{}
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > 0 && (r.Method == http.MethodPut) {
 			body, _ := io.ReadAll(r.Body)
 			mu.Lock()
 			seen = append(seen, bodyRequest{r.Method, r.URL.RawQuery, r.Header.Get("X-Amz-Content-Sha256"), r.Header.Get("X-Amz-Checksum-Crc32c")})
-			if corruptN > 0 {
-				corruptN--
+			if u := r.URL.String(); !damaged[u] {
+				damaged[u] = true
 				body[len(body)/2] ^= 0x55
 			}
 			mu.Unlock()
@@ -55,27 +59,38 @@ func recordingProxy(t *testing.T, corruptN int) (string, func() []bodyRequest) {
 }
 
 // TestUploadsOverHTTPSkipThePayloadHash checks that file data goes out as
-// UNSIGNED-PAYLOAD with a signed CRC32C the server checks: a body damaged
-// on the way is refused (and the SDK's retry then stores the right bytes),
-// and with when_required, which sends no CRC, the SHA-256 is kept.
+// UNSIGNED-PAYLOAD with a signed CRC32C the server checks — the Uploader's
+// single PUTs (of a seekable body and of one that is read into memory
+// first), every part of a multipart upload, and Put's PUT: a body damaged
+// on the way is refused, and the client's retry then stores the right
+// bytes. With when_required, which sends no CRC, the SHA-256 is kept.
 func TestUploadsOverHTTPSkipThePayloadHash(t *testing.T) {
 	ctx := context.Background()
 	data := make([]byte, 2*MinPartSize+777)
 	rand.Read(data)
+	object := data[:1<<20+333]
 	for _, tc := range []struct {
 		mode     string
 		unsigned bool
 	}{{"when_supported", true}, {"when_required", false}} {
 		t.Run(tc.mode, func(t *testing.T) {
-			endpoint, seen := recordingProxy(t, 1)
+			endpoint, seen := recordingProxy(t)
 			c, err := New(ctx, Options{Bucket: "transfer", EndpointURL: endpoint, ChecksumCalculation: tc.mode})
 			if err != nil {
 				t.Fatal(err)
 			}
 			up := c.NewUploader(UploaderOptions{PartSize: MinPartSize, Concurrency: 2})
 			key := "unsigned/" + tc.mode
-			if err := up.Upload(ctx, key, bytes.NewReader(data), int64(len(data))); err != nil {
+			if err := up.Upload(ctx, key+"-object", bytes.NewReader(object), int64(len(object))); err != nil {
 				t.Fatalf("upload: %v", err)
+			}
+			// HalfReader hides io.Seeker: the Uploader reads the body
+			// into memory to be able to send it again.
+			if err := up.Upload(ctx, key+"-unseekable", iotest.HalfReader(bytes.NewReader(object)), int64(len(object))); err != nil {
+				t.Fatalf("upload of an unseekable body: %v", err)
+			}
+			if err := uploadStream(ctx, c, key, bytes.NewReader(data), MinPartSize, 2); err != nil {
+				t.Fatalf("multipart upload: %v", err)
 			}
 			small := []byte("a small object")
 			if err := c.PutBytes(ctx, key+"-small", small, ""); err != nil {
@@ -95,17 +110,30 @@ func TestUploadsOverHTTPSkipThePayloadHash(t *testing.T) {
 					t.Errorf("%s ?%s: x-amz-content-sha256 %q, crc32c %q; want the body's SHA-256 and no CRC", r.method, r.query, r.contentSHA256, r.crc32)
 				}
 			}
-			// 3 parts, the damaged one sent again, and the small PUT.
-			if parts != 4 || len(reqs) != 5 {
-				t.Fatalf("saw %d part uploads and %d bodies, want 4 (one retried) and 5", parts, len(reqs))
+			// Every body sent twice (damaged, then retried): 3 parts, the
+			// Uploader's 2 PUTs and the small PUT.
+			if parts != 6 || len(reqs) != 12 {
+				t.Fatalf("saw %d part uploads and %d bodies, want 6 and 12", parts, len(reqs))
 			}
-			got, err := c.GetBytes(ctx, key, 1<<30)
-			if err != nil || !bytes.Equal(got, data) {
-				t.Fatalf("read back %d bytes (err %v): the damaged part was stored", len(got), err)
-			}
-			if got, err := c.GetBytes(ctx, key+"-small", 1<<20); err != nil || !bytes.Equal(got, small) {
-				t.Fatalf("small object read back as %q (err %v)", got, err)
+			for k, want := range map[string][]byte{key: data, key + "-object": object, key + "-unseekable": object, key + "-small": small} {
+				got, err := c.GetBytes(ctx, k, 1<<30)
+				if err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("%s read back as %d bytes (err %v), want the %d sent: a damaged body was stored", k, len(got), err, len(want))
+				}
 			}
 		})
+	}
+}
+
+// TestUploadRefusesUnknownSize: one PUT needs the body's length; a stream
+// of unknown length is a multipart upload, and Upload says so.
+func TestUploadRefusesUnknownSize(t *testing.T) {
+	up := client(t, "").NewUploader(UploaderOptions{})
+	err := up.Upload(context.Background(), "unknown/size", bytes.NewReader([]byte("x")), -1)
+	if !errors.Is(err, ErrUnknownSize) || !strings.Contains(err.Error(), "unknown/size") {
+		t.Fatalf("want ErrUnknownSize naming the key, got %v", err)
+	}
+	if _, err := client(t, "").Head(context.Background(), "unknown/size"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the refused upload stored something: %v", err)
 	}
 }

@@ -79,7 +79,7 @@ func everyOperation(ctx context.Context, c *Client, key string) []error {
 	up := c.NewUploader(UploaderOptions{PartSize: MinPartSize, Concurrency: 1})
 	keep(up.Upload(ctx, key+"/data", bytes.NewReader([]byte("object")), 6))
 	big := make([]byte, MinPartSize+1)
-	keep(up.Upload(ctx, key+"/big", bytes.NewReader(big), -1))
+	keep(up.Upload(ctx, key+"/big", bytes.NewReader(big), int64(len(big))))
 	u, err := c.StartMultipart(ctx, key+"/mp")
 	keep(err)
 	if u.ID == "" {
@@ -180,7 +180,14 @@ func TestParseSettings(t *testing.T) {
 	}
 	s := SSE{CustomerKey: raw}
 	var log bytes.Buffer
-	slog.New(slog.NewTextHandler(&log, nil)).Info("x", "sse", s)
+	// Without the time, whose digits may hold a 7.
+	noTime := func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}
+	slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{ReplaceAttr: noTime})).Info("x", "sse", s)
 	for _, shown := range []string{s.String(), fmt.Sprintf("%v %+v %#v", s, s, s), log.String()} {
 		if strings.Contains(shown, "7") || strings.Contains(shown, base64.StdEncoding.EncodeToString(raw)) {
 			t.Errorf("the key shows: %s", shown)

@@ -30,8 +30,7 @@ func TestMaxRate(t *testing.T) {
 	ctx := context.Background()
 	data := make([]byte, size)
 	rand.Read(data)
-	seed := client(t, "").NewUploader(UploaderOptions{PartSize: MinPartSize, Concurrency: 3})
-	if err := seed.Upload(ctx, "rate/down", bytes.NewReader(data), -1); err != nil {
+	if err := uploadStream(ctx, client(t, ""), "rate/down", bytes.NewReader(data), MinPartSize, 3); err != nil {
 		t.Fatal(err)
 	}
 	c, err := New(ctx, Options{Bucket: "transfer", MaxRate: limit})
@@ -43,8 +42,8 @@ func TestMaxRate(t *testing.T) {
 	var g errgroup.Group
 	g.Go(func() error {
 		start := time.Now()
-		u := c.NewUploader(UploaderOptions{PartSize: MinPartSize, Concurrency: 3})
-		err := u.Upload(ctx, "rate/up", bytes.NewReader(data), -1)
+		// Parts in flight at once, each a request of its own.
+		err := uploadStream(ctx, c, "rate/up", bytes.NewReader(data), MinPartSize, 3)
 		up = time.Since(start)
 		return err
 	})

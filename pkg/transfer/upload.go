@@ -1,26 +1,29 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
-// MinPartSize and MaxParts are S3's multipart limits.
+// MinPartSize and MaxParts are S3's multipart limits; MaxPutSize is the
+// largest object one PUT may store.
 const (
 	MinPartSize = 5 << 20
 	MaxParts    = 10_000
+	MaxPutSize  = 5 << 30
 )
 
 // PartSizeFor returns the part size for objects made from files of up to
 // largest raw bytes: at least min, and large enough that the largest fits
 // in MaxParts. A compressed stream's length is unknown while it is
-// uploaded, and the SDK does not grow parts by itself for such streams, so
-// the size comes from the raw size plus 1% for frame headers.
+// uploaded, so the size comes from the raw size plus 1% for frame headers.
 func PartSizeFor(largest, min int64) int64 {
 	need := (largest + largest/100 + MaxParts - 1) / MaxParts
 	const mib = 1 << 20
@@ -28,83 +31,76 @@ func PartSizeFor(largest, min int64) int64 {
 	return max(min, need, MinPartSize)
 }
 
-// uploader is the one seam between s3bak and the SDK's upload helper:
-// feature/s3/manager is deprecated upstream in favour of
-// feature/s3/transfermanager, and switching should touch only this file —
-// the only one that knows manager (large files' multipart uploads, which
-// s3bak drives itself so they can be resumed, are in multipart.go).
-type uploader interface {
-	upload(ctx context.Context, in *s3.PutObjectInput) error
-}
-
-//lint:file-ignore SA1019 feature/s3/manager is used on purpose until transfermanager is adopted; this file is the only place that knows it.
-
-type managerUploader struct{ u *manager.Uploader }
-
-func (m managerUploader) upload(ctx context.Context, in *s3.PutObjectInput) error {
-	_, err := m.u.Upload(ctx, in)
-	return err
-}
-
-// Uploader streams objects to the bucket, as one PUT when they fit in a
-// part and as a multipart upload otherwise; a failed multipart upload is
-// aborted, so no parts are left behind to be billed.
+// Uploader stores data objects and packs: each Upload is one PutObject
+// with the object's class and encryption. It also carries the shape of
+// large files' multipart uploads (PartSize, Concurrency), which s3bak
+// drives itself through StartMultipart, UploadPart and CompleteMultipart
+// so that they can be resumed (pkg/backup's stream).
+//
+// No SDK upload helper is involved: feature/s3/manager is deprecated
+// upstream, and what feature/s3/transfermanager would add (parts cut from
+// a stream of unknown length) is what s3bak's resumable multipart upload
+// already does for large files.
 type Uploader struct {
 	c           *Client
-	up          uploader
 	partSize    int64
 	concurrency int
 }
 
-// UploaderOptions size the multipart upload.
+// UploaderOptions size large files' multipart uploads.
 type UploaderOptions struct {
 	PartSize    int64 // bytes per part, at least MinPartSize
 	Concurrency int   // parts in flight per object
 }
 
-// NewUploader returns an Uploader. Memory is about (Concurrency+1) ×
-// PartSize per object being uploaded from a stream.
+// NewUploader returns an Uploader. An Upload holds no buffer of its own
+// (its body is sent as given, or read once if it cannot be rewound); a
+// multipart upload of a large file holds about (Concurrency+1) × PartSize,
+// StreamMemory.
 func (c *Client) NewUploader(o UploaderOptions) *Uploader {
-	ps := max(o.PartSize, MinPartSize)
-	mu := manager.NewUploader(c.s3, func(u *manager.Uploader) {
-		u.PartSize = ps
-		u.Concurrency = max(o.Concurrency, 1)
-		u.MaxUploadParts = MaxParts
-		if !c.wireChecksum {
-			u.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		}
-	})
-	return &Uploader{c: c, up: managerUploader{mu}, partSize: ps, concurrency: max(o.Concurrency, 1)}
+	return &Uploader{c: c, partSize: max(o.PartSize, MinPartSize), concurrency: max(o.Concurrency, 1)}
 }
 
-// PartSize returns the part size in use.
+// PartSize returns the part size of large files' multipart uploads.
 func (u *Uploader) PartSize() int64 { return u.partSize }
 
-// Concurrency is the parts in flight per object.
+// Concurrency is the parts in flight per multipart upload.
 func (u *Uploader) Concurrency() int { return u.concurrency }
 
-// StreamMemory is what one upload from a stream holds in part buffers.
+// StreamMemory is what one multipart upload from a stream holds in part
+// buffers.
 func (u *Uploader) StreamMemory() int64 { return int64(u.concurrency+1) * u.partSize }
 
-// Upload stores everything r yields at key. size, when known (≥ 0), is
-// sent as the content length of a single PUT.
+// ErrUnknownSize is Upload's answer to a body of unknown length.
+var ErrUnknownSize = errors.New("an object of unknown size cannot be stored in one PUT: upload it in parts (StartMultipart, UploadPart, CompleteMultipart)")
+
+// Upload stores the size bytes r yields at key in one PUT, with the
+// client's encryption and storage class (the Uploader stores data and
+// packs only). size must be known, and at most MaxPutSize; a stream of
+// unknown length is a multipart upload the caller drives. A body that
+// cannot be rewound (not an io.ReadSeeker) is read into memory first, so
+// that a retry — after a body damaged on the way, say — can send it again.
 func (u *Uploader) Upload(ctx context.Context, key string, r io.Reader, size int64) error {
-	in := &s3.PutObjectInput{Bucket: &u.c.Bucket, Key: &key, Body: r}
-	if size >= 0 && size < u.partSize {
-		in.ContentLength = aws.Int64(size)
+	switch {
+	case size < 0:
+		return fmt.Errorf("upload %s: %w", key, ErrUnknownSize)
+	case size > MaxPutSize:
+		return fmt.Errorf("upload %s: %d bytes is more than one PUT may store (%d): upload it in parts", key, size, int64(MaxPutSize))
 	}
+	body, ok := r.(io.ReadSeeker)
+	if !ok {
+		b := make([]byte, size)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return fmt.Errorf("upload %s: reading its %d bytes: %w", key, size, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	in := &s3.PutObjectInput{Bucket: &u.c.Bucket, Key: &key, Body: body, ContentLength: aws.Int64(size)}
 	if u.c.wireChecksum {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
 	}
-	// The manager copies these to CreateMultipartUpload, and SSE-C's key
-	// to every part and to CompleteMultipartUpload.
 	u.c.enc.put(in)
-	in.StorageClass = u.c.storageClass // the Uploader stores data and packs only
-	return u.c.classify("upload", key, u.up.upload(ctx, in))
-}
-
-// managerBucketRegion asks S3 where bucket lives (a HEAD whose answer names
-// the region even when it is a redirect or a refusal).
-func managerBucketRegion(ctx context.Context, cli *s3.Client, bucket string) (string, error) {
-	return manager.GetBucketRegion(ctx, cli, bucket)
+	in.StorageClass = u.c.storageClass
+	_, err := u.c.s3.PutObject(ctx, in)
+	return u.c.classify("upload", key, err)
 }
