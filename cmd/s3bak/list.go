@@ -69,7 +69,7 @@ func runList(cmd *cobra.Command, g *globalOptions, o *listOptions) error {
 		return writeJSON(g.stdout, list)
 	}
 	// The TOPOLOGY column (DC/rack, tokens, Cassandra version) when a
-	// backup recorded it (backup --topology).
+	// backup recorded it (Cassandra backups, unless --topology=false).
 	topology := slices.ContainsFunc(list, func(s catalog.Summary) bool { return s.Topology != nil })
 	tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
 	header := "NODE\tBACKUP\tSTATUS\tTIME\tKIND\tTAG\tFILES\tRAW\tSTORED"

@@ -57,7 +57,7 @@ func writeScript(t *testing.T, path, text string) {
 	}
 }
 
-// TestBackupRecordsTopology: backup --topology records the node's tokens,
+// TestBackupRecordsTopology: a Cassandra backup records the node's tokens,
 // host ID, DC, rack, cluster name, address and Cassandra version from a
 // stand-in nodetool first in PATH that prints Cassandra 4.1's output, and
 // the schema from a stand-in cqlsh; list shows them and restore prints
@@ -74,7 +74,7 @@ func TestBackupRecordsTopology(t *testing.T) {
 
 	n := buildNode(t)
 	bucket := newBucket(t)
-	n.extra = []string{"--topology", "--nodetool", "nodetool -h 127.0.0.1 -u cassandra", "--cqlsh", "cqlsh 10.0.2.12"}
+	n.extra = []string{"--nodetool", "nodetool -h 127.0.0.1 -u cassandra", "--cqlsh", "cqlsh 10.0.2.12"}
 	r := mustRun(t, n.backupArgs(bucket)...)
 	if strings.Contains(r.stderr, `"WARN"`) {
 		t.Fatalf("warnings: %s", r.stderr)
@@ -147,7 +147,7 @@ func TestBackupTopologyUnknown(t *testing.T) {
 	for i, nodetool := range []string{failing, filepath.Join(bin, "missing-nodetool")} {
 		n := buildNode(t)
 		bucket := newBucket(t)
-		n.extra = []string{"--topology", "--nodetool", nodetool, "--cqlsh", filepath.Join(bin, "missing-cqlsh")}
+		n.extra = []string{"--nodetool", nodetool, "--cqlsh", filepath.Join(bin, "missing-cqlsh")}
 		r := mustRun(t, n.backupArgs(bucket)...)
 		warned := loggedText(r.stderr)
 		for _, s := range []string{"recorded as unknown", "the full CQL schema is not recorded"} {
@@ -182,4 +182,46 @@ func TestBackupTopologyUnknown(t *testing.T) {
 			t.Fatalf("restore: %s", r.stdout)
 		}
 	}
+	// --topology=false: no nodetool, no cqlsh, nothing recorded, no warning.
+	n := buildNode(t)
+	bucket := newBucket(t)
+	n.extra = []string{"--topology=false", "--nodetool", failing, "--cqlsh", filepath.Join(bin, "missing-cqlsh")}
+	r := mustRun(t, n.backupArgs(bucket)...)
+	if strings.Contains(r.stderr, `"WARN"`) {
+		t.Fatalf("warnings: %s", r.stderr)
+	}
+	m, err := catalog.Load(context.Background(), testClient(t, bucket), manifest.Node{Cluster: "prod", Name: "cass-1"}, "latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cassandra.TopologyFromMeta(m.Meta); ok {
+		t.Fatalf("--topology=false recorded a topology: %v", m.Meta)
+	}
+}
+
+func TestTopologyCall(t *testing.T) {
+	for line, want := range map[string]bool{
+		"-h 127.0.0.1 -u cassandra --password-file /etc/cassandra/jmx remote.password info -T\n":       true,
+		"-h 127.0.0.1 -u cassandra --password-file /etc/cassandra/jmx remote.password snapshot -t x\n": false,
+		"describecluster": true, "status": true, "version": true, "clearsnapshot -t version": false,
+	} {
+		if got := topologyCall(line); got != want {
+			t.Errorf("%q: %v, want %v", line, got, want)
+		}
+	}
+}
+
+// topologyCall reports whether a stand-in nodetool's call (its arguments
+// on a line) is one of those a backup makes to read the topology: its first
+// nodetool command word (the connection options before it are skipped).
+func topologyCall(line string) bool {
+	for _, w := range strings.Fields(line) {
+		switch w {
+		case "info", "status", "describecluster", "version":
+			return true
+		case "snapshot", "clearsnapshot":
+			return false
+		}
+	}
+	return false
 }

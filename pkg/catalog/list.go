@@ -28,7 +28,7 @@ type Summary struct {
 	RawBytes    int64     `json:"raw_bytes"`
 	StoredBytes int64     `json:"stored_bytes"`
 	// Topology is what a Cassandra backup recorded of its node (backup
-	// --topology), in short: absent for other backups.
+	// --topology, the default), in short: absent for other backups.
 	Topology *Topology `json:"topology,omitempty"`
 }
 
