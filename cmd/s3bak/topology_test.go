@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,11 +60,27 @@ func writeScript(t *testing.T, path, text string) {
 
 // TestBackupRecordsTopology: a Cassandra backup records the node's tokens,
 // host ID, DC, rack, cluster name, address and Cassandra version from a
-// stand-in nodetool first in PATH that prints Cassandra 4.1's output, and
-// the schema from a stand-in cqlsh; list shows them and restore prints
-// them with the initial_token line of every token.
+// stand-in nodetool first in PATH that prints Cassandra 3.11's, 4.1's or
+// 5.0's output, and the schema from a stand-in cqlsh; list shows them and
+// restore prints them with the initial_token line of every token.
 func TestBackupRecordsTopology(t *testing.T) {
-	samples, err := filepath.Abs(filepath.Join("..", "..", "pkg", "cassandra", "testdata", "nodetool", "4.1"))
+	for _, tc := range []struct {
+		version string
+		want    catalog.Topology
+	}{
+		{"3.11", catalog.Topology{ClusterName: "Prod Cluster", DC: "dc1", Rack: "rack1",
+			HostID: "4d6c8a2e-5f1b-4c1e-9a9e-2b7f0c3d8e11", ListenAddress: "10.0.1.11", Version: "3.11.17", Tokens: 8}},
+		{"4.1", catalog.Topology{ClusterName: "prod", DC: "eu-west", Rack: "eu-west-1a",
+			HostID: "b1e2c3d4-0a1b-4c2d-8e3f-405162738495", ListenAddress: "10.0.2.12", Version: "4.1.7", Tokens: 16}},
+		{"5.0", catalog.Topology{ClusterName: "prod-5", DC: "us-east", Rack: "us-east-1c",
+			HostID: "0f9e8d7c-6b5a-4948-b7a6-9584736251a0", ListenAddress: "10.0.3.13", Version: "5.0.2", Tokens: 16}},
+	} {
+		t.Run(tc.version, func(t *testing.T) { testBackupRecordsTopology(t, tc.version, tc.want) })
+	}
+}
+
+func testBackupRecordsTopology(t *testing.T, version string, topo catalog.Topology) {
+	samples, err := filepath.Abs(filepath.Join("..", "..", "pkg", "cassandra", "testdata", "nodetool", version))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +102,7 @@ func TestBackupRecordsTopology(t *testing.T) {
 	}
 	info, _ := os.ReadFile(filepath.Join(samples, "info-T.txt"))
 	want := cassandra.ParseInfo(string(info)).Tokens
-	if len(want) != 16 {
+	if len(want) != topo.Tokens {
 		t.Fatalf("the sample has %d tokens", len(want))
 	}
 
@@ -94,9 +111,9 @@ func TestBackupRecordsTopology(t *testing.T) {
 		t.Fatal(err)
 	}
 	for k, v := range map[string]string{
-		cassandra.MetaTokens: strings.Join(want, ","), cassandra.MetaHostID: "b1e2c3d4-0a1b-4c2d-8e3f-405162738495",
-		cassandra.MetaDC: "eu-west", cassandra.MetaRack: "eu-west-1a", cassandra.MetaClusterName: "prod",
-		cassandra.MetaListenAddress: "10.0.2.12", cassandra.MetaVersion: "4.1.7",
+		cassandra.MetaTokens: strings.Join(want, ","), cassandra.MetaHostID: topo.HostID,
+		cassandra.MetaDC: topo.DC, cassandra.MetaRack: topo.Rack, cassandra.MetaClusterName: topo.ClusterName,
+		cassandra.MetaListenAddress: topo.ListenAddress, cassandra.MetaVersion: topo.Version,
 	} {
 		if m.Meta[k] != v {
 			t.Errorf("manifest meta %s = %q, want %q", k, m.Meta[k], v)
@@ -112,19 +129,20 @@ func TestBackupRecordsTopology(t *testing.T) {
 	if err := json.Unmarshal([]byte(list.stdout), &sums); err != nil || len(sums) != 1 || sums[0].Topology == nil {
 		t.Fatalf("list: %v %s", err, list.stdout)
 	}
-	if got := *sums[0].Topology; got != (catalog.Topology{ClusterName: "prod", DC: "eu-west", Rack: "eu-west-1a",
-		HostID: "b1e2c3d4-0a1b-4c2d-8e3f-405162738495", ListenAddress: "10.0.2.12", Version: "4.1.7", Tokens: 16}) {
-		t.Fatalf("list topology: %+v", got)
+	if got := *sums[0].Topology; got != topo {
+		t.Fatalf("list topology: %+v, want %+v", got, topo)
 	}
-	if l := mustRun(t, append([]string{"list"}, node...)...); !strings.Contains(l.stdout, "TOPOLOGY") || !strings.Contains(l.stdout, "eu-west/eu-west-1a 16 tokens 4.1.7") {
+	short := fmt.Sprintf("%s/%s %d tokens %s", topo.DC, topo.Rack, topo.Tokens, topo.Version)
+	if l := mustRun(t, append([]string{"list"}, node...)...); !strings.Contains(l.stdout, "TOPOLOGY") || !strings.Contains(l.stdout, short) {
 		t.Fatalf("list table: %s", l.stdout)
 	}
 
 	target := filepath.Join(t.TempDir(), "restore")
 	r = mustRun(t, append([]string{"restore", "--target", target}, node...)...)
 	compareTree(t, target, n.want)
-	for _, s := range []string{"DC eu-west, rack eu-west-1a", "host ID b1e2c3d4-0a1b-4c2d-8e3f-405162738495", "Cassandra 4.1.7",
-		"16 tokens (" + want[0] + ", " + want[1] + ", " + want[2] + ", …)", "\n  initial_token: " + strings.Join(want, ",") + "\n"} {
+	for _, s := range []string{"DC " + topo.DC + ", rack " + topo.Rack, "host ID " + topo.HostID, "Cassandra " + topo.Version,
+		"cluster " + topo.ClusterName, "address " + topo.ListenAddress,
+		fmt.Sprintf("%d tokens (%s, %s, %s, …)", topo.Tokens, want[0], want[1], want[2]), "\n  initial_token: " + strings.Join(want, ",") + "\n"} {
 		if !strings.Contains(r.stdout, s) {
 			t.Fatalf("restore does not print %q:\n%s", s, r.stdout)
 		}
