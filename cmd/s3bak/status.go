@@ -308,6 +308,12 @@ func printStatus(g *globalOptions, rep statusReport, now time.Time) error {
 	if rep.Tag != "" {
 		head += "\tHAS " + rep.Tag
 	}
+	// The last backup's recorded topology (DC/rack, tokens, version), when
+	// a node's has one.
+	topology := slices.ContainsFunc(rep.Nodes, func(n nodeStatus) bool { return n.LastBackup != nil && n.LastBackup.Topology != nil })
+	if topology {
+		head += "\tTOPOLOGY"
+	}
 	fmt.Fprintln(tw, head)
 	for _, n := range rep.Nodes {
 		state := n.State
@@ -341,6 +347,13 @@ func printStatus(g *globalOptions, rep statusReport, now time.Time) error {
 			line += "\t" + map[bool]string{true: "yes", false: "no"}[*n.HasTag]
 		} else if rep.Tag != "" {
 			line += "\t-"
+		}
+		if topology {
+			var t *catalog.Topology
+			if n.LastBackup != nil {
+				t = n.LastBackup.Topology
+			}
+			line += "\t" + t.Short()
 		}
 		fmt.Fprintln(tw, line)
 	}

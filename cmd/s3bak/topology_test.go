@@ -136,6 +136,9 @@ func testBackupRecordsTopology(t *testing.T, version string, topo catalog.Topolo
 	if l := mustRun(t, append([]string{"list"}, node...)...); !strings.Contains(l.stdout, "TOPOLOGY") || !strings.Contains(l.stdout, short) {
 		t.Fatalf("list table: %s", l.stdout)
 	}
+	if st := mustRun(t, append([]string{"status"}, node...)...); !strings.Contains(st.stdout, "TOPOLOGY") || !strings.Contains(st.stdout, short) {
+		t.Fatalf("status table: %s", st.stdout)
+	}
 
 	target := filepath.Join(t.TempDir(), "restore")
 	r = mustRun(t, append([]string{"restore", "--target", target}, node...)...)
