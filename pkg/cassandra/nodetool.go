@@ -32,6 +32,9 @@ type Nodetool struct {
 	Command []string
 	// Timeout bounds each call (0: DefaultNodetoolTimeout).
 	Timeout time.Duration
+	// MaxOutput bounds the standard output kept of a call (0: 64 KiB);
+	// what comes after it is read and dropped.
+	MaxOutput int
 }
 
 // Run calls nodetool with args after the fixed arguments, and returns its
@@ -52,7 +55,7 @@ func (n Nodetool) Run(ctx context.Context, args ...string) (string, error) {
 	defer cancel()
 	c := exec.CommandContext(ctx, cmdline[0], append(cmdline[1:len(cmdline):len(cmdline)], args...)...)
 	c.WaitDelay = 5 * time.Second // a child that keeps the pipes open does not hold the run
-	var stdout, stderr capped
+	stdout, stderr := capped{max: n.MaxOutput}, capped{}
 	c.Stdout, c.Stderr = &stdout, &stderr
 	err := c.Run()
 	what := filepath.Base(cmdline[0]) + " " + strings.Join(args, " ")
@@ -101,15 +104,26 @@ func errorLines(s string) string {
 	return s
 }
 
-// capped keeps the first maxNodetoolOutput bytes written to it.
-type capped struct{ bytes.Buffer }
+// capped keeps the first max bytes written to it (0: maxNodetoolOutput).
+// The buffer is a field, not embedded: an embedded bytes.Buffer's ReadFrom
+// would be what io.Copy (exec's pipe reader) calls, and it has no bound.
+type capped struct {
+	buf bytes.Buffer
+	max int
+}
 
 func (c *capped) Write(p []byte) (int, error) {
-	if room := maxNodetoolOutput - c.Len(); room > 0 {
-		c.Buffer.Write(p[:min(len(p), room)])
+	limit := c.max
+	if limit <= 0 {
+		limit = maxNodetoolOutput
+	}
+	if room := limit - c.buf.Len(); room > 0 {
+		c.buf.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
 }
+
+func (c *capped) String() string { return c.buf.String() }
 
 // SplitCommand splits a command line the way a POSIX shell splits words,
 // without running a shell: blanks separate words, 'single quotes' keep

@@ -131,6 +131,10 @@ func ParseStatus(out, hostID string) string {
 	return ""
 }
 
+// maxTopologyOutput bounds what is kept of a topology call's output: the
+// status of a cluster of thousands of nodes (a line each) fits.
+const maxTopologyOutput = 8 << 20
+
 // ReadTopology asks nodetool for the node's topology: `info -T` (host id,
 // DC, rack, tokens), `status` (the node's address), `describecluster`
 // (cluster name) and `version`. What a call cannot tell is Unknown, and
@@ -138,6 +142,9 @@ func ParseStatus(out, hostID string) string {
 // warns, it never fails for it.
 func (n Nodetool) ReadTopology(ctx context.Context) (Topology, []error) {
 	var errs []error
+	if n.MaxOutput <= 0 {
+		n.MaxOutput = maxTopologyOutput
+	}
 	run := func(args ...string) string {
 		out, err := n.Run(ctx, args...)
 		if err != nil {

@@ -2,6 +2,7 @@ package cassandra
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -156,5 +157,53 @@ func TestDescribeSchema(t *testing.T) {
 	}
 	if _, err := DescribeSchema(context.Background(), []string{filepath.Join(dir, "missing")}, 0); err == nil {
 		t.Fatal("a missing cqlsh")
+	}
+}
+
+// The status of a large cluster is longer than a nodetool call keeps by
+// default (64 KiB): the node's row at its end is still found.
+func TestReadTopologyLargeCluster(t *testing.T) {
+	dir := t.TempDir()
+	samples, _ := filepath.Abs(filepath.Join("testdata", "nodetool", "4.1"))
+	var rows strings.Builder
+	for i := range 2000 {
+		fmt.Fprintf(&rows, "UN  10.1.%d.%d  1.02 GiB   16           0.1%%              7c1d2e3f-4a5b-4c6d-9e7f-%012d  eu-west-1b\n", i/250, i%250, i)
+	}
+	writeFileT(t, filepath.Join(dir, "rows"), rows.String())
+	script := "#!/bin/sh\ncase \"$1\" in\ninfo) cat " + samples + "/info-T.txt ;;\nstatus) head -5 " + samples + "/status.txt; cat " + dir + "/rows; tail -n +6 " + samples + "/status.txt ;;\n" +
+		"describecluster) cat " + samples + "/describecluster.txt ;;\nversion) cat " + samples + "/version.txt ;;\nesac\n"
+	writeFileT(t, filepath.Join(dir, "nodetool"), script)
+	if err := os.Chmod(filepath.Join(dir, "nodetool"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if rows.Len() < 2*maxNodetoolOutput {
+		t.Fatalf("only %d bytes of rows", rows.Len())
+	}
+	topo, errs := Nodetool{Command: []string{filepath.Join(dir, "nodetool")}}.ReadTopology(context.Background())
+	if len(errs) > 0 || topo.ListenAddress != "10.0.2.12" {
+		t.Fatalf("%+v %v", topo, errs)
+	}
+}
+
+func writeFileT(t *testing.T, p, s string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A call keeps at most MaxOutput bytes of what nodetool prints (64 KiB by
+// default), however the output is copied.
+func TestNodetoolOutputCapped(t *testing.T) {
+	dir := t.TempDir()
+	writeFileT(t, filepath.Join(dir, "nodetool"), "#!/bin/sh\nhead -c 200000 /dev/zero | tr '\\0' x\n")
+	if err := os.Chmod(filepath.Join(dir, "nodetool"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for limit, want := range map[int]int{0: maxNodetoolOutput, 1000: 1000, 1 << 20: 200000} {
+		out, err := Nodetool{Command: []string{filepath.Join(dir, "nodetool")}, MaxOutput: limit}.Run(context.Background(), "status")
+		if err != nil || len(out) != want {
+			t.Errorf("MaxOutput %d: %d bytes (%v), want %d", limit, len(out), err, want)
+		}
 	}
 }
