@@ -102,6 +102,12 @@ func runRestoreAll(cmd *cobra.Command, g *globalOptions, o *restoreOptions) erro
 		for _, out := range outs {
 			fmt.Fprintf(g.stdout, "restored backup %s (tag %s) of %s/%s: %s, %s, verified, into %s\n",
 				out.BackupID, out.Tag, out.Cluster, out.Node, units.Plural(out.Files, "file"), units.Human(out.Bytes), out.Target)
+			if out.Topology != nil {
+				// The first line: the node's place (its tokens are in the
+				// manifest and in --output json).
+				line, _, _ := strings.Cut(out.Topology.Describe(), "\n")
+				fmt.Fprintf(g.stdout, "  %s\n", line)
+			}
 		}
 		if len(outs) > 0 {
 			fmt.Fprintf(g.stdout, "load each node's tables into the new cluster with sstableloader, e.g.:\n"+
@@ -137,5 +143,8 @@ func restoreOneNode(cmd *cobra.Command, g *globalOptions, o *restoreOptions, cli
 		return out, err
 	}
 	out.Kind, out.Files, out.Bytes, out.DurationSeconds = m.Kind, res.Files, res.Bytes, time.Since(start).Seconds()
+	if t, ok := cassandra.TopologyFromMeta(m.Meta); ok && m.Kind == "cassandra" {
+		out.Topology = &t
+	}
 	return out, nil
 }

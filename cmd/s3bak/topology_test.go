@@ -246,3 +246,54 @@ func topologyCall(line string) bool {
 	}
 	return false
 }
+
+// TestRestoreAllNodesTopology: three nodes back up the same night, each
+// with a stand-in nodetool of another Cassandra version; restore
+// --all-nodes prints each node's recorded place and gives every token in
+// --output json.
+func TestRestoreAllNodesTopology(t *testing.T) {
+	t.Parallel()
+	n := buildNode(t)
+	bucket := newBucket(t)
+	bin := t.TempDir()
+	versions := map[string]string{"n1": "3.11", "n2": "4.1", "n3": "5.0"}
+	for node, version := range versions {
+		samples, err := filepath.Abs(filepath.Join("..", "..", "pkg", "cassandra", "testdata", "nodetool", version))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(bin, node)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeScript(t, filepath.Join(dir, "nodetool"), strings.Replace(standInTopologyNodetool, "$SAMPLES", samples, -1))
+		args := n.backupArgs(bucket)
+		for i, a := range args {
+			if a == "--node" {
+				args[i+1] = node
+			}
+		}
+		mustRun(t, append(args, "--nodetool", filepath.Join(dir, "nodetool"), "--cqlsh", filepath.Join(bin, "missing-cqlsh"))...)
+	}
+	target := t.TempDir()
+	base := []string{"restore", "--bucket", bucket, "--cluster", "prod", "--node", "n1", "--all-nodes", "--tag", n.tag}
+	r := mustRun(t, append(base, "--target", filepath.Join(target, "text"))...)
+	for _, s := range []string{"DC dc1, rack rack1", "DC eu-west, rack eu-west-1a", "DC us-east, rack us-east-1c", "Cassandra 3.11.17", "Cassandra 5.0.2"} {
+		if !strings.Contains(r.stdout, s) {
+			t.Fatalf("restore --all-nodes does not print %q:\n%s", s, r.stdout)
+		}
+	}
+	r = mustRun(t, append(base, "--target", filepath.Join(target, "json"), "--output", "json")...)
+	var outs []restoreOutput
+	if err := json.Unmarshal([]byte(r.stdout), &outs); err != nil || len(outs) != 3 {
+		t.Fatalf("decode %q: %v", r.stdout, err)
+	}
+	for _, out := range outs {
+		info, _ := os.ReadFile(filepath.Join("..", "..", "pkg", "cassandra", "testdata", "nodetool", versions[out.Node], "info-T.txt"))
+		want := cassandra.ParseInfo(string(info)).Tokens
+		if out.Topology == nil || len(want) == 0 || strings.Join(out.Topology.Tokens, ",") != strings.Join(want, ",") {
+			t.Fatalf("%s: topology %+v, want tokens %q", out.Node, out.Topology, want)
+		}
+		compareTree(t, filepath.Join(target, "json", out.Node), n.want)
+	}
+}
