@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/s3bak/s3bak/pkg/chunk"
 )
 
 // listSection times `s3bak list` over a node with many backups: one real
@@ -97,10 +102,24 @@ func (b *bench) seedManifests(ctx context.Context, sec *section, j *job, up stri
 	if err != nil {
 		return fmt.Errorf("read the real manifest: %w", err)
 	}
+	// Manifests are stored as zstd-compressed JSON (older ones as plain
+	// JSON): the copies are stored the same way.
+	raw := m.stdout
+	compressed := bytes.HasPrefix(raw, []byte{0x28, 0xb5, 0x2f, 0xfd})
+	if compressed {
+		if raw, err = chunk.Inflate(raw, 1<<30); err != nil {
+			return fmt.Errorf("the real manifest: %w", err)
+		}
+	}
 	var doc map[string]any
-	if err := json.Unmarshal(m.stdout, &doc); err != nil {
+	if err := json.Unmarshal(raw, &doc); err != nil {
 		return fmt.Errorf("the real manifest: %w", err)
 	}
+	zw, err := zstd.NewWriter(nil)
+	if err != nil {
+		return err
+	}
+	defer zw.Close()
 	took := manifestDuration(doc)
 	dir := filepath.Join(up, "bench", j.node, "backups")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -111,7 +130,10 @@ func (b *bench) seedManifests(ctx context.Context, sec *section, j *job, up stri
 		at := base.Add(time.Duration(i) * time.Hour)
 		id := at.Format("20060102T150405Z")
 		doc["id"], doc["started"], doc["finished"] = id, at.Format(time.RFC3339Nano), at.Add(took).Format(time.RFC3339Nano)
-		body, _ := json.MarshalIndent(doc, "", " ")
+		body, _ := json.Marshal(doc)
+		if compressed {
+			body = zw.EncodeAll(body, nil)
+		}
 		if err := os.WriteFile(filepath.Join(dir, id+".json"), body, 0o644); err != nil {
 			return err
 		}
