@@ -202,7 +202,7 @@ func (o *backupOptions) backupSet(ctx context.Context, cmd *cobra.Command, g *gl
 	}
 	defer enc.Close()
 	up := client.NewUploader(transfer.UploaderOptions{PartSize: stream.PartSize, Concurrency: stream.Concurrency})
-	bar := g.progress(set.TotalSize(), "backup")
+	bar := g.progress(set.TotalSize(), len(set.Files), "backup")
 	start := time.Now()
 	logger := g.runLogger(start, "cluster", node.Cluster, "node", node.Name, "tag", set.Tag)
 	res, err := backup.New(client, enc, up, backup.Options{

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+
+	"github.com/s3bak/s3bak/pkg/units"
 )
 
 // progressBar counts raw bytes; Finish clears it.
@@ -29,24 +32,26 @@ func (t terminalBar) Finish()     { _ = t.b.Finish(); _ = t.b.Exit() }
 // otherwise logs a progress record every --progress-interval, so that a
 // long cron run shows life. The bytes are those done: acknowledged by S3
 // (backup), on disk (restore), checked (verify).
-func (g *globalOptions) progress(total int64, what string) progressBar {
+func (g *globalOptions) progress(total int64, files int, what string) progressBar {
 	if !isTerminal(g.stderr) {
 		if g.progressInterval <= 0 || g.logger == nil {
 			return nopBar{}
 		}
-		return newLogBar(g.logger, what, total, g.progressInterval)
+		return newLogBar(g.logger.With("files", files), what, total, g.progressInterval)
 	}
 	if g.noProgress {
 		return nopBar{}
 	}
 	return terminalBar{progressbar.NewOptions64(total,
 		progressbar.OptionSetWriter(g.stderr),
-		progressbar.OptionSetDescription(what),
+		progressbar.OptionSetDescription(what+" "+units.Plural(files, "file")),
 		progressbar.OptionShowBytes(true),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionThrottle(200*time.Millisecond),
 		progressbar.OptionShowElapsedTimeOnFinish(),
 		progressbar.OptionFullWidth(),
+		// The finished bar stays; what is logged after it starts below it.
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(g.stderr) }),
 	)}
 }
 

@@ -80,12 +80,14 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	g.run.tag, g.run.id = m.Tag, m.ID
 	filter := cassandra.Filter(o.keyspaces, o.tables)
 	var total int64
+	files := 0
 	for _, f := range m.Files {
 		if filter == nil || filter(f.Path) {
 			total += f.Size
+			files++
 		}
 	}
-	bar := g.progress(total, "restore")
+	bar := g.progress(total, files, "restore")
 	start := time.Now()
 	logger := g.runLogger(start, "cluster", m.Cluster, "node", m.Node, "tag", m.Tag, "id", m.ID)
 	if from := o.sel.describeFrom(local); from != "" {

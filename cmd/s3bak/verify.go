@@ -90,7 +90,7 @@ func verifyNode(ctx context.Context, g *globalOptions, client *transfer.Client, 
 	start := time.Now()
 	var pb progressBar = nopBar{}
 	if o.deep && bar {
-		pb = g.progress(m.RawBytes(), "verify")
+		pb = g.progress(m.RawBytes(), len(m.Files), "verify")
 	}
 	// A deep check downloads and decodes as a restore does, from the same
 	// share of --max-memory.
