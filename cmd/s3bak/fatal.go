@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/s3bak/s3bak/pkg/cassandra"
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/restore"
@@ -135,6 +136,12 @@ func errorClass(err error, code int) string {
 		return "symlink"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
+	case errors.Is(err, cassandra.ErrNodetool):
+		return "nodetool"
+	}
+	var stall *transfer.StallError
+	if errors.As(err, &stall) {
+		return "stalled"
 	}
 	return "failed"
 }
