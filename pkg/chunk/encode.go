@@ -224,7 +224,13 @@ func (e *Encoder) EncodeFrom(ctx context.Context, w io.Writer, r io.ReaderAt, si
 		}
 	}()
 	for i := len(prior); i < n; i++ {
-		res := <-<-queue
+		ch, ok := <-queue
+		if !ok {
+			// dispatch stopped early: ctx ended. (A receive from the nil
+			// channel a closed queue yields would block for ever.)
+			return nil, ctx.Err()
+		}
+		res := <-ch
 		if res.err != nil {
 			return nil, res.err
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 )
 
 // TestEncodeFromContinuesAnObject: the stored chunks of a cut-short upload
@@ -54,4 +55,47 @@ func TestEncodeFromContinuesAnObject(t *testing.T) {
 	if _, err := e.EncodeFrom(context.Background(), &bytes.Buffer{}, bytes.NewReader(raw), int64(len(raw)), want, 2, bad); !errors.Is(err, ErrChanged) {
 		t.Fatalf("a prior chunk of other bytes: %v, want ErrChanged", err)
 	}
+}
+
+// TestEncodeFromStopsWhenItsContextEnds: a context cancelled while chunks
+// are being dispatched ends the encoding with the context's error. It used
+// to hang for ever, receiving from the nil channel the closed queue yields.
+func TestEncodeFromStopsWhenItsContextEnds(t *testing.T) {
+	e, err := NewEncoder(Options{Mode: Zstd, ChunkSize: 4 << 10, Level: 1, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	raw := make([]byte, 4<<20) // a thousand chunks: the dispatcher is still at work
+	for range 50 {
+		ctx, cancel := context.WithCancel(context.Background())
+		w := &cancelAfterWrites{n: 3, cancel: cancel}
+		done := make(chan error, 1)
+		go func() {
+			_, err := e.EncodeFrom(ctx, w, bytes.NewReader(raw), int64(len(raw)), nil, 1, nil)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("EncodeFrom after its context ended: %v, want context.Canceled", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("EncodeFrom hangs after its context ended")
+		}
+		cancel()
+	}
+}
+
+// cancelAfterWrites cancels a context at its n-th write.
+type cancelAfterWrites struct {
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfterWrites) Write(p []byte) (int, error) {
+	if c.n--; c.n == 0 {
+		c.cancel()
+	}
+	return len(p), nil
 }
