@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/s3bak/s3bak/pkg/budget"
 	"github.com/s3bak/s3bak/pkg/cassandra"
@@ -41,59 +42,41 @@ func runRestoreAll(cmd *cobra.Command, g *globalOptions, o *restoreOptions) erro
 	if err != nil {
 		return err
 	}
-	list, err := catalog.List(ctx, client, nodes)
+	tagged, err := tagIDs(ctx, client, nodes, o.sel.tag, true)
 	if err != nil {
 		return err
 	}
 	g.run.tag = o.sel.tag
 	filter := cassandra.Filter(o.keyspaces, o.tables)
 	budget := g.limits.buffers(2) // shared by every node restored at once
-	type result struct {
-		out restoreOutput
-		err error
-	}
 	var (
-		results []result
 		missing []string
+		outs    []restoreOutput
+		failed  []string
 		mu      sync.Mutex
-		wg      sync.WaitGroup
+		group   errgroup.Group
 	)
-	sem := make(chan struct{}, restoreNodesAtOnce)
+	group.SetLimit(restoreNodesAtOnce)
 	for _, n := range nodes {
-		var mine []catalog.Summary
-		for _, s := range list {
-			if s.Node == n.Name {
-				mine = append(mine, s)
-			}
-		}
-		ids := catalog.TagIDs(mine, o.sel.tag)
+		ids := tagged[n.Name]
 		if len(ids) == 0 {
 			missing = append(missing, n.Name)
 			continue
 		}
 		id := ids[len(ids)-1] // the newest
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		group.Go(func() error {
 			out, err := restoreOneNode(cmd, g, o, client, n, id, filepath.Join(o.target, n.Name), filter, budget)
 			mu.Lock()
-			results = append(results, result{out, err})
-			mu.Unlock()
+			defer mu.Unlock()
+			if err != nil {
+				failed = append(failed, fmt.Sprintf("%s: %v", n.Name, err))
+			} else {
+				outs = append(outs, out)
+			}
+			return nil // a failed node does not stop the others
 		})
 	}
-	wg.Wait()
-	if len(results) == 0 {
-		return notFound(catalog.UnknownTag("cluster "+local.Cluster, o.sel.tag, list))
-	}
-	var outs []restoreOutput
-	var failed []string
-	for _, r := range results {
-		if r.err != nil {
-			failed = append(failed, fmt.Sprintf("%s: %v", r.out.Node, r.err))
-			continue
-		}
-		outs = append(outs, r.out)
-	}
+	_ = group.Wait()
 	if o.output == "json" {
 		if err := writeJSON(g.stdout, outs); err != nil {
 			return err

@@ -104,3 +104,32 @@ func commandLineOnlyFlag(cmd *cobra.Command, name string) {
 		panic(err)
 	}
 }
+
+// tagIDs are the ids of the complete backups of tag, per node name. No
+// node with one is not found (exit 6), naming the tags there are.
+func tagIDs(ctx context.Context, c *transfer.Client, nodes []manifest.Node, tag string, allNodes bool) (map[string][]string, error) {
+	list, err := catalog.List(ctx, c, nodes)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	found := false
+	for _, n := range nodes {
+		var mine []catalog.Summary
+		for _, s := range list {
+			if s.Node == n.Name {
+				mine = append(mine, s)
+			}
+		}
+		out[n.Name] = catalog.TagIDs(mine, tag)
+		found = found || len(out[n.Name]) > 0
+	}
+	if !found {
+		where := "node " + nodes[0].Name
+		if allNodes {
+			where = "cluster " + nodes[0].Cluster
+		}
+		return nil, catalog.UnknownTag(where, tag, list)
+	}
+	return out, nil
+}

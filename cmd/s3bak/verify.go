@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/manifest"
@@ -172,16 +172,15 @@ func runVerifyAll(cmd *cobra.Command, g *globalOptions, o *verifyOptions) error 
 	outs := make([]verifyOutput, len(nodes))
 	errs := make([]error, len(nodes))
 	logs := make([]bytes.Buffer, len(nodes))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, verifyNodesAtOnce)
+	var group errgroup.Group
+	group.SetLimit(verifyNodesAtOnce)
 	for i, n := range nodes {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		group.Go(func() error {
 			outs[i], _, errs[i] = verifyNode(ctx, g, client, n, o, &logs[i], false)
+			return nil // each node's error is its own: the others go on
 		})
 	}
-	wg.Wait()
+	_ = group.Wait()
 	all := verifyAllOutput{Cluster: local.Cluster, Nodes: outs, Failed: []string{}}
 	var verifyFailed, otherFailed []string
 	for i, n := range nodes {
