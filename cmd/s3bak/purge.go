@@ -200,7 +200,6 @@ func printPurge(g *globalOptions, output string, reports []*purge.Report, tag st
 	return nil
 }
 
-
 // clusterTagRetention applies policy to the cluster's snapshot tags — each
 // tag dated by its first backup on any node — and returns, per node, the
 // selection that keeps that node's backups of the kept tags and removes
