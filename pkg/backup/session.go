@@ -79,6 +79,9 @@ func (e *Engine) locked(ctx context.Context, l *lock.Lock, m *manifest.Manifest,
 	// would reference objects the new holder may be deleting.
 	e.fence = l.Fence
 	save := func(ctx context.Context) error {
+		if !idx.Dirty() {
+			return nil // nothing to write, so nothing to fence
+		}
 		if err := l.Fence(ctx); err != nil {
 			return err
 		}

@@ -254,6 +254,13 @@ func (x *Index) validate() error {
 	return nil
 }
 
+// Dirty reports whether the index changed since it was loaded or saved.
+func (x *Index) Dirty() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.dirty
+}
+
 // SaveIndex writes the index if anything changed since it was loaded or
 // last saved. Only the holder of the node's lock may call it.
 func SaveIndex(ctx context.Context, c *transfer.Client, node manifest.Node, x *Index) error {
