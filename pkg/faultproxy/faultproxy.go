@@ -233,6 +233,12 @@ func (p *Proxy) connState(c net.Conn, s http.ConnState) {
 	defer p.mu.Unlock()
 	switch s {
 	case http.StateNew:
+		if p.down {
+			// Accepted between an outage's snapshot of the connections and
+			// the listener's close: it must not serve through the outage.
+			c.Close()
+			return
+		}
 		p.conns[c] = struct{}{}
 	case http.StateHijacked, http.StateClosed:
 		delete(p.conns, c)
