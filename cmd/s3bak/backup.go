@@ -55,6 +55,9 @@ type backupOptions struct {
 	// The node's topology and schema, recorded in the manifest (--topology).
 	topology bool
 	cqlsh    string
+
+	// beforeManifest extends the retention of reused objects (--retain-days).
+	beforeManifest func(context.Context, *manifest.Manifest) error
 }
 
 func newBackupCommand(g *globalOptions) *cobra.Command {
@@ -147,6 +150,9 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 		return err
 	}
 	g.opened(node, client)
+	if o.beforeManifest, err = g.retentionHook(ctx, client, node, g.logger); err != nil {
+		return err
+	}
 	if done, err := o.alreadyBackedUp(ctx, g, client, node, nodetool); done || err != nil {
 		return err
 	}
@@ -207,7 +213,7 @@ func (o *backupOptions) backupSet(ctx context.Context, cmd *cobra.Command, g *gl
 	logger := g.runLogger(start, "cluster", node.Cluster, "node", node.Name, "tag", set.Tag)
 	res, err := backup.New(client, enc, up, backup.Options{
 		Node: node, Tool: toolVersion(), Concurrency: g.concurrency, Logger: logger, Progress: bar, Full: o.full,
-		Budget: buffers, PackSize: packSize,
+		Budget: buffers, PackSize: packSize, BeforeManifest: o.beforeManifest,
 	}).RunLocked(ctx, set, backup.SessionOptions{Lease: o.lock.lease, BreakLock: o.lock.breakLock, Checkpoint: o.checkpoint})
 	bar.Finish()
 	if err != nil {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -17,6 +19,10 @@ type storageFlags struct {
 	noBucketKey  bool
 	sseCKeyFile  string
 	storageClass string
+	// retainDays and retentionMode protect each backup with S3 Object
+	// Lock (see retention.go).
+	retainDays    int
+	retentionMode string
 }
 
 func (s *storageFlags) register(f *pflag.FlagSet) {
@@ -27,6 +33,10 @@ func (s *storageFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&s.storageClass, "storage-class", "",
 		"storage class of data objects and packs: STANDARD, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR "+
 			"(manifests, index, markers and the lock stay STANDARD)")
+	f.IntVar(&s.retainDays, "retain-days", 0,
+		"backup: protect the manifest and every object the backup references with S3 Object Lock until at least N days after its start "+
+			"(the bucket must have Object Lock enabled; reused objects' retention is extended)")
+	f.StringVar(&s.retentionMode, "retention-mode", "", "with --retain-days: governance (default; s3:BypassGovernanceRetention can lift it) or compliance (nobody can)")
 }
 
 // options fills the client options' encryption and storage class; its
@@ -50,5 +60,29 @@ func (s *storageFlags) options(o *transfer.Options) error {
 		return err
 	}
 	o.StorageClass = s.storageClass
+	return s.retention(o)
+}
+
+// retention fills the client options' Object Lock retention; the keys it
+// applies to beyond data (the manifests) are the caller's to set.
+func (s *storageFlags) retention(o *transfer.Options) error {
+	switch {
+	case s.retainDays < 0:
+		return fmt.Errorf("--retain-days %d: want a number of days, at least 1 (0: no retention)", s.retainDays)
+	case s.retainDays > maxRetainDays:
+		return fmt.Errorf("--retain-days %d: at most %d (100 years)", s.retainDays, maxRetainDays)
+	case s.retainDays == 0 && s.retentionMode != "":
+		return errors.New("--retention-mode needs --retain-days")
+	case s.retainDays == 0:
+		return nil
+	}
+	mode, err := transfer.ParseRetentionMode(s.retentionMode)
+	if err != nil {
+		return err
+	}
+	o.Retention = transfer.Retention{Mode: mode, For: time.Duration(s.retainDays) * 24 * time.Hour}
 	return nil
 }
+
+// maxRetainDays is S3's longest retention.
+const maxRetainDays = 36500

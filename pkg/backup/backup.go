@@ -46,6 +46,11 @@ type Options struct {
 	// NoPacking). A file whose stored form is at most a sixteenth of it is
 	// packed.
 	PackSize int64
+	// BeforeManifest, when set, runs once every content is stored and
+	// right before the manifest is written (m.Files complete): s3bak's
+	// --retain-days extends the Object Lock retention of the objects the
+	// backup reuses there. Its error fails the backup, with no manifest.
+	BeforeManifest func(ctx context.Context, m *manifest.Manifest) error
 }
 
 // NoPacking as Options.PackSize stores every file in an object of its own;
@@ -202,6 +207,11 @@ func (st *state) files(ctx context.Context, m *manifest.Manifest, set *source.Se
 // finish writes the manifest, last, once every content is stored.
 func (e *Engine) finish(ctx context.Context, m *manifest.Manifest, res *Result) (*Result, error) {
 	m.Finished = e.opts.Now().UTC()
+	if e.opts.BeforeManifest != nil {
+		if err := e.opts.BeforeManifest(ctx, m); err != nil {
+			return nil, err
+		}
+	}
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("refusing to write an invalid manifest: %w", err)
 	}

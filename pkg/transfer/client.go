@@ -59,6 +59,9 @@ type Options struct {
 	// StorageClass is for data objects and packs only (Uploader and
 	// StartMultipart); "" is the bucket's default. See ParseStorageClass.
 	StorageClass string
+	// Retention protects data objects, packs and the small objects it
+	// names (manifests) with S3 Object Lock; the zero value is none.
+	Retention Retention
 }
 
 // Client is an S3 client bound to one bucket.
@@ -71,6 +74,7 @@ type Client struct {
 	profile      string // Options.Profile, for messages
 	enc          encryption
 	storageClass types.StorageClass // data objects and packs
+	ret          *retention         // nil: no Object Lock retention asked
 }
 
 // New loads the AWS configuration and returns a client for o.Bucket.
@@ -83,6 +87,10 @@ func New(ctx context.Context, o Options) (*Client, error) {
 		return nil, err
 	}
 	class, err := ParseStorageClass(o.StorageClass)
+	if err != nil {
+		return nil, err
+	}
+	ret, err := newRetention(o.Retention)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +120,7 @@ func New(ctx context.Context, o Options) (*Client, error) {
 		}
 	})
 	return &Client{s3: cli, aws: cfg, Bucket: o.Bucket, wireChecksum: wire, profile: o.Profile,
-		enc: enc, storageClass: class}, nil
+		enc: enc, storageClass: class, ret: ret}, nil
 }
 
 // SDK returns the SDK client and the configuration it was built from, for

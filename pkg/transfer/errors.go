@@ -116,6 +116,9 @@ var iamAction = map[string]string{
 	"HeadBucket": "s3:ListBucket", "ListObjectsV2": "s3:ListBucket",
 	"ListMultipartUploads": "s3:ListBucketMultipartUploads", "ListParts": "s3:ListMultipartUploadParts",
 	"AbortMultipartUpload": "s3:AbortMultipartUpload",
+	"GetObjectRetention":   "s3:GetObjectRetention", "PutObjectRetention": "s3:PutObjectRetention",
+	"GetObjectLockConfiguration": "s3:GetBucketObjectLockConfiguration", "GetBucketEncryption": "s3:GetEncryptionConfiguration",
+	"ListObjectVersions": "s3:ListBucketVersions",
 }
 
 // deniedHint names the action a policy must allow for op, and where: the
@@ -127,7 +130,8 @@ func deniedHint(op, bucket, key string) string {
 	}
 	resource := "arn:aws:s3:::" + bucket
 	switch action {
-	case "s3:ListBucket", "s3:ListBucketMultipartUploads":
+	case "s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:GetBucketObjectLockConfiguration",
+		"s3:GetEncryptionConfiguration", "s3:ListBucketVersions":
 	default:
 		resource += "/" + key
 	}

@@ -35,6 +35,7 @@ func (c *Client) StartMultipart(ctx context.Context, key string) (Upload, error)
 	}
 	c.enc.create(in)
 	in.StorageClass = c.storageClass // only data is uploaded in parts
+	c.ret.create(in)
 	out, err := c.s3.CreateMultipartUpload(ctx, in)
 	if err != nil {
 		return Upload{}, c.classify("CreateMultipartUpload", key, err)

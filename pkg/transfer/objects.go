@@ -104,6 +104,7 @@ func (c *Client) Put(ctx context.Context, key string, b []byte, contentType stri
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
 	}
 	c.enc.put(in)
+	c.ret.put(in)
 	if cond.IfAbsent {
 		in.IfNoneMatch = aws.String("*")
 	}

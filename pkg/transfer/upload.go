@@ -101,6 +101,7 @@ func (u *Uploader) Upload(ctx context.Context, key string, r io.Reader, size int
 	}
 	u.c.enc.put(in)
 	in.StorageClass = u.c.storageClass
+	u.c.ret.applyPut(in)
 	_, err := u.c.s3.PutObject(ctx, in)
 	return u.c.classify("upload", key, err)
 }
