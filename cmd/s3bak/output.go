@@ -68,6 +68,11 @@ type restoreOutput struct {
 	// Topology is what the backup recorded of its node (backup --topology),
 	// with every token: a replacement host's initial_token.
 	Topology *cassandra.Topology `json:"topology,omitempty"`
+	// TableDirs (--into-data-dirs): each table directory of the backup →
+	// the live directory it was restored into.
+	TableDirs map[string]string `json:"table_dirs,omitempty"`
+	// LoadScript is the script written by --load-script.
+	LoadScript string `json:"load_script,omitempty"`
 }
 
 // verifyOutput is verify's summary with --output json. OK is false when

@@ -26,6 +26,7 @@ type restoreOptions struct {
 	follow    bool
 	allNodes  bool
 	output    string
+	modes     restoreModes
 }
 
 func newRestoreCommand(g *globalOptions) *cobra.Command {
@@ -37,7 +38,10 @@ func newRestoreCommand(g *globalOptions) *cobra.Command {
   s3bak restore --bucket backups --cluster prod --node cass-3 --backup 20261125T020000Z.123 --keyspace shop --target /restore
   s3bak restore --bucket backups --cluster prod --node cass-3 --tag daily-2026-11-25 --target /restore
   s3bak restore --bucket backups --cluster prod --node cass-9 --from-node cass-3 --tag daily-2026-11-25 --target /restore
-  s3bak restore --bucket backups --cluster prod --all-nodes --tag daily-2026-11-25 --target /restore`,
+  s3bak restore --bucket backups --cluster prod --all-nodes --tag daily-2026-11-25 --target /restore
+  s3bak restore --bucket backups --cluster prod --node cass-9 --from-node cass-3 --tag daily-2026-11-25 --into-data-dirs --data-dir /data1 --data-dir /data2
+  s3bak restore --bucket backups --cluster prod --node cass-3 --tag daily-2026-11-25 --target /restore --load-script /restore/load.sh
+  s3bak restore --bucket backups --cluster prod --node cass-3 --tag daily-2026-11-25 --target /restore --load-script load.sh --loader sstableloader --loader-hosts 10.0.0.1,10.0.0.2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRestore(cmd, g, o) },
 	}
@@ -51,6 +55,7 @@ func newRestoreCommand(g *globalOptions) *cobra.Command {
 	f.BoolVar(&o.allNodes, "all-nodes", false, "with --tag: restore every node's backup of that tag into TARGET/<node>/ (a cluster's night, for sstableloader)")
 	f.StringArrayVar(&o.keyspaces, "keyspace", nil, "only this keyspace (repeatable)")
 	f.StringArrayVar(&o.tables, "table", nil, "only this table, as TABLE or KEYSPACE.TABLE (repeatable)")
+	o.modes.register(cmd)
 	return cmd
 }
 
@@ -59,11 +64,17 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	if err := checkOutput(o.output); err != nil {
 		return err
 	}
-	if o.target == "" {
-		return &usageError{fmt.Errorf("no --target directory")}
+	if err := o.modes.check(cmd, o.target, o.allNodes); err != nil {
+		return err
 	}
 	if err := o.sel.check(); err != nil {
 		return err
+	}
+	if o.modes.intoDataDirs {
+		return runRestoreIntoDataDirs(cmd, g, o)
+	}
+	if o.target == "" {
+		return &usageError{fmt.Errorf("no --target directory (or --into-data-dirs)")}
 	}
 	if o.allNodes {
 		return runRestoreAll(cmd, g, o)
@@ -78,7 +89,16 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 		return err
 	}
 	g.run.tag, g.run.id = m.Tag, m.ID
+	if err := o.modes.cassandraOnly(m); err != nil {
+		return err
+	}
 	filter := cassandra.Filter(o.keyspaces, o.tables)
+	var script *cassandra.LoadScript
+	if o.modes.loadScript != "" {
+		if script, err = o.modes.prepareLoadScript(ctx, m, filter, o.target); err != nil {
+			return err
+		}
+	}
 	var total int64
 	files := 0
 	for _, f := range m.Files {
@@ -106,17 +126,22 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	}
 	g.run.stats = &runStats{files: res.Files, bytesRead: res.Bytes}
 	elapsed := time.Since(start)
-	steps := ""
+	steps, written := "", ""
 	if res.Files > 0 { // an empty backup: nothing to load
-		switch m.Kind {
-		case "cassandra":
+		switch {
+		case script != nil:
+			if steps, err = o.modes.writeLoadScript(script); err != nil {
+				return err
+			}
+			written = o.modes.loadScript
+		case m.Kind == "cassandra":
 			steps = strings.TrimLeft(cassandra.RestoreSteps(o.target, res.Paths), "\n")
-		case "hbase":
+		case m.Kind == "hbase":
 			snaps, serr := hbase.SnapshotsFromMeta(m.Meta)
 			if serr != nil {
 				return fmt.Errorf("restored, but the manifest's HBase snapshot list is unreadable: %w", serr)
 			}
-			steps = hbase.RestoreSteps(snaps, o.target)
+			steps = hbase.Where(o.target, o.modes.hbaseRoot) + hbase.RestoreSteps(snaps, o.target)
 		}
 	}
 	var topology *cassandra.Topology
@@ -127,6 +152,7 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 		return writeJSON(g.stdout, restoreOutput{
 			Cluster: m.Cluster, Node: m.Node, Kind: m.Kind, Tag: m.Tag, BackupID: m.ID, Target: o.target,
 			DurationSeconds: elapsed.Seconds(), Files: res.Files, Bytes: res.Bytes, LoadSteps: steps, Topology: topology,
+			LoadScript: written,
 		})
 	}
 	tag := ""

@@ -94,3 +94,31 @@ func RestoreSteps(snaps []SnapshotInfo, target string) string {
 	}
 	return b.String()
 }
+
+// Where tells on which host to run RestoreSteps and how to give them the
+// cluster's HBase root: s3bak restored the tree onto this host's disk,
+// while hbase.rootdir is usually in HDFS, which only a host with the
+// cluster's Hadoop and HBase configuration reaches. root is restore's
+// --hbase-root ("": a placeholder to fill in).
+func Where(target, root string) string {
+	var b strings.Builder
+	b.WriteString("Run these steps on this host (the restored tree is here) as the hbase user, with the target cluster's\n")
+	b.WriteString("hbase-site.xml and core-site.xml (as on an HBase master or gateway host), or copy the tree to such a host first.\n")
+	if root == "" {
+		b.WriteString("Set HBASE_ROOTDIR to the cluster's hbase.rootdir (or give restore --hbase-root):\n")
+		b.WriteString("  HBASE_ROOTDIR=hdfs://NAMENODE:8020/hbase   # HDFS: the ExportSnapshot step below copies into it\n")
+		b.WriteString("  HBASE_ROOTDIR=/mnt/hbase                   # a local or mounted root (what backup --hbase-root reads): either step\n\n")
+		return b.String()
+	}
+	fmt.Fprintf(&b, "  HBASE_ROOTDIR=%s\n", shellQuote(root))
+	if strings.Contains(root, "://") && !strings.HasPrefix(root, "file://") {
+		b.WriteString("  (not a mounted path: use the ExportSnapshot step)\n")
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// shellQuote makes s one shell word.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
