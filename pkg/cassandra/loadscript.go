@@ -66,7 +66,7 @@ type LoadScript struct {
 }
 
 // Quote makes s one shell word: single quotes, and each single quote in s
-// as '\'' (close, escaped quote, reopen). Nothing is special inside single
+// closes the quoting, is escaped with a backslash, and reopens it. Nothing is special inside single
 // quotes, so any byte but NUL goes through.
 func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
