@@ -114,6 +114,9 @@ func runPurge(cmd *cobra.Command, g *globalOptions, o *purgeOptions) error {
 	if err != nil {
 		return err
 	}
+	if po.ObjectLock, err = purgeObjectLock(ctx, g, client); err != nil {
+		return err
+	}
 	nodes := []manifest.Node{node}
 	if o.allNodes {
 		if nodes, err = clusterNodes(ctx, client, node); err != nil {
@@ -184,6 +187,7 @@ func printPurge(g *globalOptions, output string, reports []*purge.Report, tag st
 			units.Plural(len(r.Kept), "backup"), units.Plural(r.ObjectsKept, "object"),
 			units.Plural(r.YoungOrphans, "young unreferenced object"),
 			units.Plural(r.UploadsAborted, "unfinished upload"), units.Plural(r.PendingRemoved, "pending marker"))
+		printRetained(g, r)
 		if e := r.EarlyDeletion; e.Objects > 0 {
 			cost := "costs"
 			if r.DryRun {
@@ -278,4 +282,33 @@ func clusterNodes(ctx context.Context, c *transfer.Client, node manifest.Node) (
 		nodes[i] = catalog.NodeOf(node, n)
 	}
 	return nodes, nil
+}
+
+// purgeObjectLock asks whether the bucket has S3 Object Lock: a purge then
+// deletes versions, never adding a delete marker (which would hide a
+// protected object from restore), and skips what is still retained. A
+// purge that cannot tell does not delete.
+func purgeObjectLock(ctx context.Context, g *globalOptions, c *transfer.Client) (bool, error) {
+	l, err := c.ObjectLockConfig(ctx)
+	if err != nil {
+		return false, fmt.Errorf("purge reads the bucket's Object Lock configuration first (on an Object Lock bucket a plain delete would hide protected backups behind delete markers): %w", err)
+	}
+	if l.Enabled {
+		g.logger.Info("the bucket has S3 Object Lock: what is retained is kept, the rest deleted version by version", "object_lock", l.String())
+	}
+	return l.Enabled, nil
+}
+
+// printRetained says what Object Lock kept from the purge.
+func printRetained(g *globalOptions, r *purge.Report) {
+	ret := r.Retained
+	if ret.Backups == 0 && ret.Objects == 0 {
+		return
+	}
+	fmt.Fprintf(g.stdout, "node %s: S3 Object Lock retention kept %s and %s (%s) the policy would remove; a purge after their retention ends removes them\n",
+		r.Node, units.Plural(ret.Backups, "backup"), units.Plural(ret.Objects, "unreferenced object"), units.Human(ret.Bytes))
+	for _, k := range ret.First {
+		fmt.Fprintf(g.stdout, "retained s3://%s/%s: %s until %s\n", g.bucket, k.Key, strings.ToLower(k.Mode), k.Until.UTC().Format(time.RFC3339))
+	}
+	g.logger.Warn("objects under Object Lock retention were not purged", "node", r.Node, "backups", ret.Backups, "objects", ret.Objects)
 }

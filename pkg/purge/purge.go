@@ -33,6 +33,11 @@ type Options struct {
 	Parallel int
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// ObjectLock says the bucket has S3 Object Lock (and so versioning):
+	// the purge then keeps every backup and object still retained, and
+	// deletes the others' versions outright instead of adding delete
+	// markers.
+	ObjectLock bool
 }
 
 // Report is what a purge did, or with DryRun would do.
@@ -51,6 +56,9 @@ type Report struct {
 	// EarlyDeletion is what deleting objects younger than their storage
 	// class's minimum duration costs (a dry run: would cost).
 	EarlyDeletion EarlyDeletion `json:"early_deletion"`
+	// Retained is what Object Lock protects from this purge (kept, not an
+	// error).
+	Retained Retained `json:"retained"`
 }
 
 // Run purges one node. It holds the node's lock throughout, so no backup of
@@ -87,6 +95,9 @@ type purger struct {
 	// deletes or rewrites: a purge that lost its lock must not delete what a
 	// new backup may reference. Nil in a dry run.
 	fence func(context.Context) error
+	// The versions of the manifests and data, by key, on an Object Lock
+	// bucket (see versions).
+	manifestVersions, dataVersions map[string][]transfer.Version
 }
 
 // fenced runs step only once the lock is proven held.
@@ -114,6 +125,12 @@ func (p *purger) run(ctx context.Context) error {
 		sel = p.o.Select
 	}
 	p.rep.Kept, p.rep.Removed = sel(backups)
+	p.rep.Retained.First = []RetainedKey{}
+	if p.o.ObjectLock {
+		if err := p.keepRetainedBackups(ctx); err != nil {
+			return err
+		}
+	}
 	if err := p.fenced(ctx, p.deleteManifests); err != nil {
 		return err
 	}
@@ -121,10 +138,16 @@ func (p *purger) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	doomed, err := p.orphans(ctx, referenced)
+	orphans, err := p.orphans(ctx, referenced)
 	if err != nil {
 		return err
 	}
+	if p.o.ObjectLock {
+		if orphans, err = p.dropRetained(ctx, orphans); err != nil {
+			return err
+		}
+	}
+	doomed := p.count(orphans)
 	// The index forgets the doomed objects before they go: a crash in
 	// between leaves objects no one references (the next purge takes them),
 	// never an index that offers a deleted object to the next backup.
@@ -146,6 +169,9 @@ func (p *purger) deleteManifests(ctx context.Context) error {
 		keys[i] = p.node.Root() + manifest.ManifestKey(b.ID)
 	}
 	p.o.Logger.Info("deleting manifests", "node", p.node.Name, "count", len(keys))
+	if p.o.ObjectLock {
+		return p.deleteVersions(ctx, keys, p.manifestVersions)
+	}
 	return p.c.DeleteMany(ctx, keys, p.o.Parallel)
 }
 
@@ -166,9 +192,9 @@ func (p *purger) mark(ctx context.Context) (map[string][]string, error) {
 
 // orphans lists the objects under data/ that nothing references and that
 // are older than the grace period.
-func (p *purger) orphans(ctx context.Context, referenced map[string][]string) ([]string, error) {
+func (p *purger) orphans(ctx context.Context, referenced map[string][]string) ([]transfer.ObjectInfo, error) {
 	cutoff := p.o.Now().Add(-p.o.Grace)
-	var doomed []string
+	var orphans []transfer.ObjectInfo
 	for o, err := range p.c.List(ctx, p.node.Root()+manifest.DataDir+"/") {
 		if err != nil {
 			return nil, err
@@ -179,13 +205,22 @@ func (p *purger) orphans(ctx context.Context, referenced map[string][]string) ([
 		case o.LastModified.After(cutoff):
 			p.rep.YoungOrphans++
 		default:
-			doomed = append(doomed, o.Key)
-			p.rep.BytesDeleted += o.Size
-			p.rep.EarlyDeletion.add(o.StorageClass, o.Size, o.LastModified, p.o.Now())
+			orphans = append(orphans, o)
 		}
 	}
-	p.rep.ObjectsDeleted = len(doomed)
-	return doomed, nil
+	return orphans, nil
+}
+
+// count reports the objects to delete and returns their keys.
+func (p *purger) count(doomed []transfer.ObjectInfo) []string {
+	keys := make([]string, len(doomed))
+	for i, o := range doomed {
+		keys[i] = o.Key
+		p.rep.BytesDeleted += o.Size
+		p.rep.EarlyDeletion.add(o.StorageClass, o.Size, o.LastModified, p.o.Now())
+	}
+	p.rep.ObjectsDeleted = len(keys)
+	return keys
 }
 
 func (p *purger) sweep(ctx context.Context, doomed []string) error {
@@ -193,6 +228,9 @@ func (p *purger) sweep(ctx context.Context, doomed []string) error {
 		return nil
 	}
 	p.o.Logger.Info("deleting unreferenced objects", "node", p.node.Name, "count", len(doomed), "bytes", p.rep.BytesDeleted)
+	if p.o.ObjectLock {
+		return p.deleteVersions(ctx, doomed, p.dataVersions)
+	}
 	return p.c.DeleteMany(ctx, doomed, p.o.Parallel)
 }
 

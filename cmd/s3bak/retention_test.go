@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/s3bak/s3bak/pkg/catalog"
+	"github.com/s3bak/s3bak/pkg/manifest"
+)
+
+// newLockBucket is newBucket with S3 Object Lock enabled (MinIO enables
+// versioning with it, as S3 does).
+func newLockBucket(t *testing.T) string {
+	t.Helper()
+	name := strings.TrimRight(strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace("l"+t.Name())), "-")
+	if len(name) > 50 {
+		name = name[:50]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := rawClient(minio).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name), ObjectLockEnabledForBucket: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// retentionOf is key's Object Lock retention as MinIO reports it (zero
+// when it has none).
+func retentionOf(t *testing.T, bucket, key string) (string, time.Time) {
+	t.Helper()
+	out, err := rawClient(minio).GetObjectRetention(context.Background(), &s3.GetObjectRetentionInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		if strings.Contains(err.Error(), "NoSuchObjectLockConfiguration") {
+			return "", time.Time{}
+		}
+		t.Fatalf("GetObjectRetention %s: %v", key, err)
+	}
+	return string(out.Retention.Mode), aws.ToTime(out.Retention.RetainUntilDate)
+}
+
+// versionsOf lists every version and delete marker under prefix.
+func versionsOf(t *testing.T, bucket, prefix string) (versions map[string]int, markers []string) {
+	t.Helper()
+	versions = map[string]int{}
+	p := s3.NewListObjectVersionsPaginator(rawClient(minio), &s3.ListObjectVersionsInput{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range page.Versions {
+			versions[aws.ToString(v.Key)]++
+		}
+		for _, m := range page.DeleteMarkers {
+			markers = append(markers, aws.ToString(m.Key))
+		}
+	}
+	return versions, markers
+}
+
+// manifestOf reads backup id's manifest of prod/cass-1.
+func manifestOf(t *testing.T, bucket, id string) *manifest.Manifest {
+	t.Helper()
+	m, err := catalog.Load(context.Background(), testClient(t, bucket), manifest.Node{Cluster: "prod", Name: "cass-1"}, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestObjectLockRetention backs up with --retain-days to a bucket with
+// Object Lock: the manifest and every object it references are retained
+// (governance) until at least the backup's start plus the days, the lock,
+// index, markers and run records are not; a second, differential backup
+// with a longer retention extends the reused objects' retention; a purge
+// that would remove the first backup cannot, says so, exits 0, deletes an
+// unprotected orphan's version outright and leaves no delete marker; and
+// the first backup still restores byte-identical.
+func TestObjectLockRetention(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	n := buildNode(t)
+	bucket := newLockBucket(t)
+	r := mustRun(t, append(n.backupArgs(bucket), "--retain-days", "2", "--output", "json")...)
+	var first backupOutput
+	if err := json.Unmarshal([]byte(r.stdout), &first); err != nil {
+		t.Fatal(err)
+	}
+	root := "prod/cass-1/"
+	m1 := manifestOf(t, bucket, first.BackupID)
+	want1 := m1.Started.Add(48 * time.Hour)
+	referenced := referencedKeys(manifest.Node{Cluster: "prod", Name: "cass-1"}, m1)
+	if len(referenced) < 2 { // a pack and the large file
+		t.Fatalf("the first backup references only %v", referenced)
+	}
+	for _, k := range append([]string{root + manifest.ManifestKey(first.BackupID)}, referenced...) {
+		mode, until := retentionOf(t, bucket, k)
+		if mode != "GOVERNANCE" || until.Before(want1) || until.After(want1.Add(time.Hour)) {
+			t.Errorf("%s: retention %s until %s, want GOVERNANCE until %s", k, mode, until, want1)
+		}
+	}
+	for _, k := range bucketKeys(t, bucket) {
+		if strings.Contains(k, "/data/") || strings.Contains(k, "/backups/") {
+			continue
+		}
+		if mode, _ := retentionOf(t, bucket, k); mode != "" {
+			t.Errorf("%s is retained (%s): only manifests and data are", k, mode)
+		}
+	}
+	if m1.Meta[metaRetainUntil] == "" || m1.Meta[metaRetentionMode] != "GOVERNANCE" {
+		t.Errorf("manifest meta: %v", m1.Meta)
+	}
+
+	// A second backup of the same files, retained longer: the objects it
+	// reuses are extended to its own expiry.
+	snapshotAgain(t, n, "day2")
+	n.tag = "day2"
+	r = mustRun(t, append(n.backupArgs(bucket), "--retain-days", "5", "--retention-mode", "governance", "--output", "json")...)
+	var second backupOutput
+	if err := json.Unmarshal([]byte(r.stdout), &second); err != nil {
+		t.Fatal(err)
+	}
+	if second.Uploaded != 0 {
+		t.Fatalf("the second backup uploaded %d contents: want all reused", second.Uploaded)
+	}
+	want2 := manifestOf(t, bucket, second.BackupID).Started.Add(5 * 24 * time.Hour)
+	for _, k := range referenced {
+		if mode, until := retentionOf(t, bucket, k); mode != "GOVERNANCE" || until.Before(want2) {
+			t.Errorf("%s reused by the second backup: retention %s until %s, want at least %s", k, mode, until, want2)
+		}
+	}
+
+	// An orphan nobody protects, beside the protected data.
+	orphan := root + "data/ff/orphan.raw"
+	if _, err := rawClient(minio).PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(orphan),
+		Body: strings.NewReader("orphan"), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c}); err != nil {
+		t.Fatal(err)
+	}
+	node := []string{"--bucket", bucket, "--cluster", "prod", "--node", "cass-1"}
+	r = mustRun(t, append([]string{"purge", "--keep-last", "1", "--grace", "0s", "--output", "json"}, node...)...)
+	var reps []struct {
+		Kept     []struct{ ID string } `json:"kept"`
+		Removed  []struct{ ID string } `json:"removed"`
+		Retained struct {
+			Backups int `json:"backups"`
+			Objects int `json:"objects"`
+			First   []struct {
+				Key   string    `json:"key"`
+				Mode  string    `json:"mode"`
+				Until time.Time `json:"until"`
+			} `json:"first"`
+		} `json:"retained"`
+		ObjectsDeleted int `json:"objects_deleted"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &reps); err != nil || len(reps) != 1 {
+		t.Fatalf("purge output: %v\n%s", err, r.stdout)
+	}
+	rep := reps[0]
+	if rep.Retained.Backups != 1 || len(rep.Removed) != 0 || len(rep.Kept) != 2 || len(rep.Retained.First) == 0 ||
+		!strings.Contains(rep.Retained.First[0].Key, first.BackupID) {
+		t.Errorf("purge report: the first backup is not reported kept for its retention: %+v", rep)
+	}
+	if rep.ObjectsDeleted != 1 {
+		t.Errorf("purge deleted %d objects, want the orphan only", rep.ObjectsDeleted)
+	}
+	versions, markers := versionsOf(t, bucket, root)
+	for _, k := range markers {
+		if strings.Contains(k, "/data/") || strings.Contains(k, "/backups/") {
+			t.Errorf("purge left a delete marker on %s", k)
+		}
+	}
+	if versions[orphan] != 0 {
+		t.Errorf("the orphan has %d versions left", versions[orphan])
+	}
+	for _, k := range append([]string{root + manifest.ManifestKey(first.BackupID)}, referenced...) {
+		if versions[k] == 0 {
+			t.Errorf("%s is gone", k)
+		}
+	}
+
+	target := filepath.Join(t.TempDir(), "restore")
+	mustRun(t, append([]string{"restore", "--target", target, "--backup", first.BackupID}, node...)...)
+	n.tag = "nightly"
+	compareTree(t, target, n.want)
+	mustRun(t, append([]string{"verify", "--deep", "--backup", first.BackupID}, node...)...)
+}
+
+// TestRetainDaysNeedsObjectLock: --retain-days on a bucket without Object
+// Lock stops before anything is written, saying how to enable it.
+func TestRetainDaysNeedsObjectLock(t *testing.T) {
+	t.Parallel()
+	n := buildNode(t)
+	bucket := newBucket(t)
+	r := s3bak(t, append(n.backupArgs(bucket), "--retain-days", "7")...)
+	wantExit(t, r, 1, "has no S3 Object Lock", "object-lock-enabled-for-bucket")
+	if keys := listKeys(t, bucket, "prod/cass-1/data/"); len(keys) != 0 {
+		t.Fatalf("a refused backup wrote %v", keys)
+	}
+	r = s3bak(t, append(n.backupArgs(bucket), "--retention-mode", "compliance")...)
+	wantExit(t, r, exitUsage, "--retention-mode needs --retain-days")
+	r = s3bak(t, append(n.backupArgs(bucket), "--retain-days", "3", "--retention-mode", "forever")...)
+	wantExit(t, r, exitUsage, "want governance or compliance")
+}
