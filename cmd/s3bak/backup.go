@@ -56,8 +56,8 @@ type backupOptions struct {
 	topology bool
 	cqlsh    string
 
-	// beforeManifest extends the retention of reused objects (--retain-days).
-	beforeManifest func(context.Context, *manifest.Manifest) error
+	// retention is --retain-days' (nil without).
+	retention *backupRetention
 }
 
 func newBackupCommand(g *globalOptions) *cobra.Command {
@@ -150,7 +150,7 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 		return err
 	}
 	g.opened(node, client)
-	if o.beforeManifest, err = g.retentionHook(ctx, client, node, g.logger); err != nil {
+	if o.retention, err = g.retention(ctx, client, node); err != nil {
 		return err
 	}
 	if done, err := o.alreadyBackedUp(ctx, g, client, node, nodetool); done || err != nil {
@@ -213,9 +213,12 @@ func (o *backupOptions) backupSet(ctx context.Context, cmd *cobra.Command, g *gl
 	logger := g.runLogger(start, "cluster", node.Cluster, "node", node.Name, "tag", set.Tag)
 	res, err := backup.New(client, enc, up, backup.Options{
 		Node: node, Tool: toolVersion(), Concurrency: g.concurrency, Logger: logger, Progress: bar, Full: o.full,
-		Budget: buffers, PackSize: packSize, BeforeManifest: o.beforeManifest,
+		Budget: buffers, PackSize: packSize, BeforeManifest: o.retention.hook(),
 	}).RunLocked(ctx, set, backup.SessionOptions{Lease: o.lock.lease, BreakLock: o.lock.breakLock, Checkpoint: o.checkpoint})
 	bar.Finish()
+	if err == nil {
+		err = o.retention.afterManifest(ctx, res.Manifest)
+	}
 	if err != nil {
 		return err
 	}

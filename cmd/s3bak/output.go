@@ -88,7 +88,8 @@ type verifyOutput struct {
 	Objects         int             `json:"objects"` // stored contents checked
 	Bytes           int64           `json:"bytes"`   // stored bytes checked (deep: downloaded)
 	Problems        []verifyProblem `json:"problems"`
-	Catalog         *catalogOutput  `json:"catalog,omitempty"` // unless --skip-catalog
+	Catalog         *catalogOutput  `json:"catalog,omitempty"`   // unless --skip-catalog
+	Retention       *retentionCheck `json:"retention,omitempty"` // on an Object Lock bucket (see retention.go)
 	OK              bool            `json:"ok"`
 }
 

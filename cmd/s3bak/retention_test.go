@@ -118,7 +118,7 @@ func TestObjectLockRetention(t *testing.T) {
 		}
 	}
 	if m1.Meta[metaRetainUntil] == "" || m1.Meta[metaRetentionMode] != "GOVERNANCE" {
-		t.Errorf("manifest meta: %v", m1.Meta)
+		t.Errorf("manifest meta %v: no retention recorded (does pkg/backup still call Options.BeforeManifest?)", m1.Meta)
 	}
 
 	// A second backup of the same files, retained longer: the objects it
@@ -193,6 +193,35 @@ func TestObjectLockRetention(t *testing.T) {
 	n.tag = "nightly"
 	compareTree(t, target, n.want)
 	mustRun(t, append([]string{"verify", "--deep", "--backup", first.BackupID}, node...)...)
+
+	// verify: the second backup's objects are retained as long as it is;
+	// once its manifest is retained longer (by hand, here), they are
+	// reported short — a warning, not a failure.
+	var v verifyOutput
+	r = mustRun(t, append([]string{"verify", "--backup", second.BackupID, "--output", "json"}, node...)...)
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Retention == nil {
+		t.Fatalf("verify output: %v %s", err, r.stdout)
+	}
+	if v.Retention.Until.Before(want2) || len(v.Retention.Short) != 0 || v.Retention.Objects != len(referenced) {
+		t.Errorf("verify's retention: %+v, want until %s and nothing short", v.Retention, want2)
+	}
+	later := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second)
+	if _, err := rawClient(minio).PutObjectRetention(ctx, &s3.PutObjectRetentionInput{Bucket: aws.String(bucket),
+		Key: aws.String(root + manifest.ManifestKey(second.BackupID)), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+		Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionModeGovernance, RetainUntilDate: &later}}); err != nil {
+		t.Fatal(err)
+	}
+	r = mustRun(t, append([]string{"verify", "--backup", second.BackupID, "--output", "json"}, node...)...)
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Retention == nil {
+		t.Fatalf("verify output: %v %s", err, r.stdout)
+	}
+	if len(v.Retention.Short) != len(referenced) || !v.OK {
+		t.Errorf("verify's retention after the manifest's was extended: %+v (ok %t), want every object short", v.Retention, v.OK)
+	}
+	r = mustRun(t, append([]string{"verify", "--backup", second.BackupID}, node...)...)
+	if !strings.Contains(r.stdout, "WARNING retention of s3://"+bucket+"/"+referenced[0]) {
+		t.Errorf("verify does not warn of %s:\n%s", referenced[0], r.stdout)
+	}
 }
 
 // TestRetainDaysNeedsObjectLock: --retain-days on a bucket without Object
@@ -206,6 +235,11 @@ func TestRetainDaysNeedsObjectLock(t *testing.T) {
 	if keys := listKeys(t, bucket, "prod/cass-1/data/"); len(keys) != 0 {
 		t.Fatalf("a refused backup wrote %v", keys)
 	}
+	// The configuration file's retain-days: is the flag's (S3BAK_RETAIN_DAYS too).
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	writeFile(t, cfg, []byte("retain-days: 7\nretention-mode: compliance\n"))
+	r = s3bak(t, append(n.backupArgs(bucket), "--config", cfg)...)
+	wantExit(t, r, 1, "has no S3 Object Lock")
 	r = s3bak(t, append(n.backupArgs(bucket), "--retention-mode", "compliance")...)
 	wantExit(t, r, exitUsage, "--retention-mode needs --retain-days")
 	r = s3bak(t, append(n.backupArgs(bucket), "--retain-days", "3", "--retention-mode", "forever")...)

@@ -136,6 +136,7 @@ func verifyNode(ctx context.Context, g *globalOptions, client *transfer.Client, 
 	if len(res.Problems) > 0 {
 		return done(fmt.Errorf("backup %s: %d of %s failed verification: %w", m.ID, len(res.Problems), units.Plural(res.Objects, "object"), restore.ErrVerify))
 	}
+	out.Retention = checkRetention(ctx, w, client, node, m, asJSON, g.concurrency)
 	if o.skipCatalog {
 		return done(nil)
 	}
