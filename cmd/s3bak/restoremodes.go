@@ -207,7 +207,8 @@ func (r *restoreModes) reportDataDirs(g *globalOptions, o *restoreOptions, local
 	fmt.Fprintln(w, "before Cassandra starts on this host:")
 	fmt.Fprintln(w, "  chown -R the restored files to Cassandra's user if this restore ran as another user")
 	if hasTopo {
-		fmt.Fprint(w, topo.Describe())
+		first, _, _ := strings.Cut(topo.Describe(), "\n") // the rest is the initial_token line, below
+		fmt.Fprintf(w, "  %s\n", first)
 		if line := topo.InitialToken(); line != "" {
 			fmt.Fprintf(w, "  in cassandra.yaml:\n    num_tokens: %d\n    %s\n", len(topo.Tokens), line)
 		}

@@ -65,6 +65,17 @@ type LoadScript struct {
 	Tokens   TokenMatch
 }
 
+// oneLine keeps a text written into a comment on its line: a newline in a
+// path or an error message would end the comment and run the rest.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
 // Quote makes s one shell word: single quotes, and each single quote in s
 // closes the quoting, is escaped with a backslash, and reopens it. Nothing is special inside single
 // quotes, so any byte but NUL goes through.
@@ -105,9 +116,9 @@ func (s LoadScript) header(w func(string, ...any)) {
 		bytes += t.Bytes
 	}
 	w("#!/usr/bin/env bash")
-	w("# Loads into Cassandra the sstables of %s,", s.Backup)
-	w("# restored by s3bak into %s, with %s.", s.Target, s.method())
-	w("# Written by %s. Review it, then run it with bash on the host it names.", s.Generated)
+	w("# Loads into Cassandra the sstables of %s,", oneLine(s.Backup))
+	w("# restored by s3bak into %s, with %s.", oneLine(s.Target), oneLine(s.method()))
+	w("# Written by %s. Review it, then run it with bash on the host it names.", oneLine(s.Generated))
 	w("#")
 	w("# %d %s, %d sstable files, %d bytes. Each table must exist first, with its schema: run the", len(s.Tables), plural(len(s.Tables), "table"), files, bytes)
 	w("# schema.cql of its restored directory with cqlsh where it does not. Only sstable components are")
@@ -150,7 +161,7 @@ func (s LoadScript) nodetoolImport(w func(string, ...any)) {
 		w("# removes them. To give every row to the replicas that own it in this cluster, load with")
 		w("# sstableloader instead: s3bak restore --load-script FILE --loader sstableloader --loader-hosts HOSTS.")
 	default:
-		w("# This host's tokens could not be compared with the backup's (%s): import checks", t.Why)
+		w("# This host's tokens could not be compared with the backup's (%s): import checks", oneLine(t.Why))
 		w("# that every row belongs to this node and fails a table that has others. Then load with sstableloader")
 		w("# (--loader sstableloader), or add --no-tokens below: rows this node does not own are never read.")
 	}

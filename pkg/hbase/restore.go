@@ -102,7 +102,7 @@ func RestoreSteps(snaps []SnapshotInfo, target string) string {
 // --hbase-root ("": a placeholder to fill in).
 func Where(target, root string) string {
 	var b strings.Builder
-	b.WriteString("Run these steps on this host (the restored tree is here) as the hbase user, with the target cluster's\n")
+	fmt.Fprintf(&b, "Run these steps on this host (the restored tree is in %s) as the hbase user, with the target cluster's\n", target)
 	b.WriteString("hbase-site.xml and core-site.xml (as on an HBase master or gateway host), or copy the tree to such a host first.\n")
 	if root == "" {
 		b.WriteString("Set HBASE_ROOTDIR to the cluster's hbase.rootdir (or give restore --hbase-root):\n")
