@@ -173,6 +173,11 @@ func restoreThroughView(ctx context.Context, g *globalOptions, o *restoreOptions
 	})
 	bar.Finish()
 	view.Close(err != nil)
+	if errors.Is(err, restore.ErrExists) {
+		// The engine's advice (an empty directory) does not fit a node.
+		return nil, 0, fmt.Errorf("restore into the data directories: %w; nothing was replaced. The node's table directories hold files of the backup's names: "+
+			"move the tables' sstables away first (a restore replaces the node's data), or pass --force to replace them", err)
+	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("restore into the data directories: %w", err)
 	}
