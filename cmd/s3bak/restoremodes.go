@@ -146,7 +146,7 @@ func (r *restoreModes) refuseRunning(force bool) error {
 	if why == "" || force {
 		return nil
 	}
-	return fmt.Errorf("Cassandra is running on this host (%s): stop it (nodetool drain, then stop the service) before restoring into its data directories, or pass --force if it is another Cassandra than the one of --data-dir", why)
+	return fmt.Errorf("not restoring into the data directories: Cassandra is running on this host (%s): stop it (nodetool drain, then stop the service) before restoring into its data directories, or pass --force if it is another Cassandra than the one of --data-dir", why)
 }
 
 func restoreThroughView(ctx context.Context, g *globalOptions, o *restoreOptions, client *transfer.Client, node manifest.Node,
