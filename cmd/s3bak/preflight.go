@@ -30,9 +30,11 @@ func (p *preflightFlags) run(ctx context.Context, c *transfer.Client, node manif
 		return nil, &usageError{fmt.Errorf("--resolve: %w", err)}
 	}
 	s3c, awsCfg := c.SDK()
+	kms, kmsKey := c.KMS()
 	return preflight.Run(ctx, preflight.Options{
 		Bucket: c.Bucket, AWS: awsCfg, S3: s3c, Resolve: resolve,
 		Objects: c, Root: node.Root(),
+		Settings: c, KMS: kms, KMSKeyID: kmsKey, RequireObjectLock: c.Retaining(),
 		EstimateBytes: estimate, NATPricePerGB: p.natPricePerGB,
 	}), nil
 }
@@ -111,7 +113,8 @@ func (p *preflightFlags) gate(ctx context.Context, g *globalOptions, cl *transfe
 	case preflight.VerdictFail:
 		// A bucket, credentials or permissions problem is not a routing
 		// problem: say what it is, and --allow-nat cannot help.
-		for _, id := range []string{preflight.CheckCredentials, preflight.CheckBucket, preflight.CheckPermissions} {
+		for _, id := range []string{preflight.CheckCredentials, preflight.CheckBucket, preflight.CheckPermissions,
+			preflight.CheckEncryption, preflight.CheckObjectLock} {
 			if c, ok := rep.Check(id); ok && c.Status == preflight.StatusFail {
 				return fmt.Errorf("preflight %s check failed: %s; %s", id, c.Detail, c.Hint)
 			}

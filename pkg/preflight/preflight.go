@@ -4,7 +4,7 @@
 // gateway or an internet gateway.
 //
 // Run makes the checks in order (credentials, imds, bucket, permissions,
-// region, dns, route, endpoint, policy, cost) and returns a Report the caller keeps for the
+// encryption, object-lock, region, dns, route, endpoint, policy, cost) and returns a Report the caller keeps for the
 // rest of the run.
 //
 // Verdict: any FAIL fails; otherwise any UNKNOWN leaves the verdict unknown.
@@ -66,6 +66,17 @@ type Options struct {
 	// prefix, ending in "/"). Without it the check is N/A.
 	Objects Objects
 	Root    string
+	// Settings, when given, reads the bucket's default encryption and
+	// Object Lock configuration (the encryption and object-lock checks).
+	Settings Settings
+	// KMS says the backup encrypts with SSE-KMS, with KMSKeyID (""
+	// the account's aws/s3 key): the encryption check then proves the key
+	// usable through Objects.
+	KMS      bool
+	KMSKeyID string
+	// RequireObjectLock (--retain-days) makes a bucket without Object Lock,
+	// or one whose configuration cannot be read, fail the object-lock check.
+	RequireObjectLock bool
 	// Resolve replaces DNS for the listed hosts (see ParseResolve).
 	Resolve map[string][]netip.Addr
 	// Resolver answers hosts not in Resolve. Default net.DefaultResolver.
@@ -145,6 +156,7 @@ func (r *runner) runCustom(ctx context.Context, ep string) {
 	r.add(c)
 	r.rep.Facts.BucketRegion = region
 	r.permissions(ctx, c)
+	r.storage(ctx, c)
 	r.skip(why, CheckRegion, CheckDNS, CheckRoute, CheckEndpoint, CheckPolicy, CheckCost)
 }
 
@@ -154,6 +166,7 @@ func (r *runner) runAWS(ctx context.Context) {
 	r.add(c)
 	r.rep.Facts.BucketRegion = bucketRegion
 	r.permissions(ctx, c)
+	r.storage(ctx, c)
 	if idErr != nil {
 		r.skip("needs the VPC's region from IMDS", CheckRegion)
 	} else {

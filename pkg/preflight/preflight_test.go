@@ -66,7 +66,7 @@ func TestReportOutputNeverShowsSecrets(t *testing.T) {
 	if err := json.Unmarshal(js.Bytes(), &doc); err != nil {
 		t.Fatal(err)
 	}
-	ids := []string{CheckCredentials, CheckIMDS, CheckBucket, CheckPermissions, CheckRegion, CheckDNS, CheckRoute, CheckEndpoint, CheckPolicy, CheckCost}
+	ids := []string{CheckCredentials, CheckIMDS, CheckBucket, CheckPermissions, CheckEncryption, CheckObjectLock, CheckRegion, CheckDNS, CheckRoute, CheckEndpoint, CheckPolicy, CheckCost}
 	if doc.Verdict != "pass" || len(doc.Checks) != len(ids) {
 		t.Fatalf("json = %s", js.String())
 	}

@@ -210,3 +210,9 @@ func ParseStorageClass(s string) (types.StorageClass, error) {
 	}
 	return "", fmt.Errorf("--storage-class %q: want one of %s", s, strings.Join(names, ", "))
 }
+
+// KMS tells whether the client encrypts with SSE-KMS, and with which key
+// ("" the account's aws/s3 key), for preflight's probe of the key.
+func (c *Client) KMS() (bool, string) {
+	return c.enc.mode == types.ServerSideEncryptionAwsKms, aws.ToString(c.enc.kmsKey)
+}
