@@ -30,7 +30,7 @@ type Part struct {
 // short can be continued by another process from its recorded parts.
 func (c *Client) StartMultipart(ctx context.Context, key string) (Upload, error) {
 	in := &s3.CreateMultipartUploadInput{Bucket: &c.Bucket, Key: &key}
-	if c.wireChecksum {
+	if c.partChecksums() {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
 	}
 	c.enc.create(in)
@@ -51,7 +51,7 @@ func (c *Client) UploadPart(ctx context.Context, u Upload, n int32, b []byte) (P
 		Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b))),
 	}
 	var crc string
-	if c.wireChecksum {
+	if c.partChecksums() {
 		var sum [4]byte
 		binary.BigEndian.PutUint32(sum[:], crc32.Checksum(b, castagnoli))
 		crc = base64.StdEncoding.EncodeToString(sum[:])
@@ -64,6 +64,11 @@ func (c *Client) UploadPart(ctx context.Context, u Upload, n int32, b []byte) (P
 	}
 	return Part{Number: n, ETag: aws.ToString(out.ETag), CRC32C: crc, Size: int64(len(b))}, nil
 }
+
+// partChecksums tells whether parts carry a CRC32C: with wire checksums,
+// and always on an upload with a retention, for which S3 wants a checksum
+// with every part.
+func (c *Client) partChecksums() bool { return c.wireChecksum || c.ret != nil }
 
 // ListParts returns the parts of u the server has, by number.
 func (c *Client) ListParts(ctx context.Context, u Upload) (map[int32]Part, error) {
