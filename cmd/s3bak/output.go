@@ -73,6 +73,8 @@ type restoreOutput struct {
 	TableDirs map[string]string `json:"table_dirs,omitempty"`
 	// LoadScript is the script written by --load-script.
 	LoadScript string `json:"load_script,omitempty"`
+
+	tables []cassandra.TableDir // restored, for restore --all-nodes --load-script
 }
 
 // verifyOutput is verify's summary with --output json. OK is false when

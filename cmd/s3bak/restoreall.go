@@ -47,6 +47,9 @@ func runRestoreAll(cmd *cobra.Command, g *globalOptions, o *restoreOptions) erro
 		return err
 	}
 	g.run.tag = o.sel.tag
+	if err := o.modes.checkScriptFree(); err != nil {
+		return err
+	}
 	filter := cassandra.Filter(o.keyspaces, o.tables)
 	budget := g.limits.buffers(2) // shared by every node restored at once
 	var (
@@ -92,9 +95,18 @@ func runRestoreAll(cmd *cobra.Command, g *globalOptions, o *restoreOptions) erro
 				fmt.Fprintf(g.stdout, "  %s\n", line)
 			}
 		}
-		if len(outs) > 0 {
-			fmt.Fprintf(g.stdout, "load each node's tables into the new cluster with sstableloader, e.g.:\n"+
+		if len(outs) > 0 && o.modes.loadScript == "" {
+			fmt.Fprintf(g.stdout, "load each node's tables into the new cluster with sstableloader (or let restore write the script: --load-script FILE --loader sstableloader --loader-hosts HOSTS), e.g.:\n"+
 				"  sstableloader -d HOST1,HOST2 %s\n", filepath.Join(o.target, "NODE", "KEYSPACE", "TABLE-ID"))
+		}
+	}
+	if len(outs) > 0 && o.modes.loadScript != "" {
+		msg, err := o.modes.writeClusterScript(o, outs)
+		if err != nil {
+			return err
+		}
+		if o.output != "json" {
+			fmt.Fprint(g.stdout, msg)
 		}
 	}
 	switch {
@@ -126,6 +138,9 @@ func restoreOneNode(cmd *cobra.Command, g *globalOptions, o *restoreOptions, cli
 		return out, err
 	}
 	out.Kind, out.Files, out.Bytes, out.DurationSeconds = m.Kind, res.Files, res.Bytes, time.Since(start).Seconds()
+	if m.Kind == "cassandra" {
+		out.tables = cassandra.Tables(backupFiles(m, filter))
+	}
 	if t, ok := cassandra.TopologyFromMeta(m.Meta); ok && m.Kind == "cassandra" {
 		out.Topology = &t
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,8 +59,8 @@ func (r *restoreModes) check(cmd *cobra.Command, target string, allNodes bool) e
 		return &usageError{errors.New("--into-data-dirs needs --data-dir for every data_file_directories entry of cassandra.yaml")}
 	case r.intoLiveIDs && !r.intoDataDirs:
 		return &usageError{errors.New("--into-live-table-ids goes with --into-data-dirs")}
-	case r.loadScript != "" && allNodes:
-		return &usageError{errors.New("--load-script writes the script of one node's backup: not with --all-nodes")}
+	case r.loadScript != "" && allNodes && r.loader != cassandra.LoaderSSTableLoader:
+		return &usageError{errors.New("--all-nodes --load-script loads a whole cluster's night into another cluster: give --loader sstableloader --loader-hosts HOSTS")}
 	case r.loader != cassandra.LoaderNodetool && r.loader != cassandra.LoaderSSTableLoader:
 		return &usageError{fmt.Errorf("--loader %q: want nodetool or sstableloader", r.loader)}
 	case r.loader == cassandra.LoaderSSTableLoader && len(r.loaderHosts) == 0:
@@ -234,8 +235,8 @@ func tagNote(tag string) string {
 // so that what it needs (this host's tokens, 3.x's live directories, a
 // free file name) fails the command early.
 func (r *restoreModes) prepareLoadScript(ctx context.Context, m *manifest.Manifest, filter func(string) bool, target string) (*cassandra.LoadScript, error) {
-	if _, err := os.Lstat(r.loadScript); err == nil {
-		return nil, &usageError{fmt.Errorf("--load-script %s exists: remove it or choose another name", r.loadScript)}
+	if err := r.checkScriptFree(); err != nil {
+		return nil, err
 	}
 	abs, err := filepath.Abs(target)
 	if err != nil {
@@ -299,5 +300,38 @@ func (r *restoreModes) writeLoadScript(s *cassandra.LoadScript) (string, error) 
 		return "", fmt.Errorf("write the load script %s: %w", r.loadScript, err)
 	}
 	return fmt.Sprintf("load script for %s written to %s (%s): review it, then run it: bash %s\n",
-		units.Plural(len(s.Tables), "table"), r.loadScript, s.Loader, cassandra.Quote(r.loadScript)), nil
+		units.Plural(s.TableCount(), "table"), r.loadScript, s.Loader, cassandra.Quote(r.loadScript)), nil
+}
+
+// checkScriptFree refuses, before anything is restored, a --load-script
+// that exists: the script is written once, never over a file.
+func (r *restoreModes) checkScriptFree() error {
+	if r.loadScript == "" {
+		return nil
+	}
+	if _, err := os.Lstat(r.loadScript); err == nil {
+		return &usageError{fmt.Errorf("--load-script %s exists: remove it or choose another name", r.loadScript)}
+	}
+	return nil
+}
+
+// writeClusterScript writes the sstableloader script of restore
+// --all-nodes: every restored node's tables, from TARGET/<node>/.
+func (r *restoreModes) writeClusterScript(o *restoreOptions, outs []restoreOutput) (string, error) {
+	abs, err := filepath.Abs(o.target)
+	if err != nil {
+		return "", err
+	}
+	slices.SortFunc(outs, func(a, b restoreOutput) int { return strings.Compare(a.Node, b.Node) })
+	s := &cassandra.LoadScript{
+		Backup:    fmt.Sprintf("the backups of tag %s of %s of cluster %s", o.sel.tag, units.Plural(len(outs), "node"), outs[0].Cluster),
+		Generated: fmt.Sprintf("%s at %s", toolVersion(), time.Now().UTC().Format(time.RFC3339)),
+		Target:    abs, Loader: r.loader, Hosts: r.loaderHosts,
+	}
+	for _, out := range outs {
+		if len(out.tables) > 0 {
+			s.Nodes = append(s.Nodes, cassandra.NodeTables{Node: out.Node, Tables: out.tables})
+		}
+	}
+	return r.writeLoadScript(s)
 }

@@ -357,7 +357,7 @@ func readText(t *testing.T, p string) string {
 // backup, and stops at the first failure.
 func checkScriptHeader(t *testing.T, text string, says ...string) {
 	t.Helper()
-	if !strings.HasPrefix(text, "#!/usr/bin/env bash\n# Loads into Cassandra the sstables of backup ") || !strings.Contains(text, "\nset -euo pipefail\n") {
+	if !strings.HasPrefix(text, "#!/usr/bin/env bash\n# Loads into Cassandra the sstables of ") || !strings.Contains(text, "\nset -euo pipefail\n") {
 		t.Fatalf("script header:\n%s", text)
 	}
 	for _, s := range says {
@@ -388,7 +388,7 @@ func TestLoadScriptSSTableLoaderOtherTopology(t *testing.T) {
 		t.Fatalf("restore does not say how to run the script:\n%s", r.stdout)
 	}
 	text := readText(t, script)
-	checkScriptHeader(t, text, "of prod/n2", "sstableloader -d 10.0.9.1,10.0.9.2", "SSTableLoader.java")
+	checkScriptHeader(t, text, "sstables of backup ", "of prod/n2", "sstableloader -d 10.0.9.1,10.0.9.2", "SSTableLoader.java")
 	bin := t.TempDir()
 	writeScript(t, filepath.Join(bin, "sstableloader"), standInSSTableLoader)
 	out := runScript(t, script, bin, "WANT_HOSTS=10.0.9.1,10.0.9.2")
@@ -523,4 +523,41 @@ func TestLoadScriptCassandra3NeverOverwritesLiveSSTables(t *testing.T) {
 		t.Fatalf("the restored table has no sstable of generation 1: %v", restored)
 	}
 	compareMaps(t, after, want)
+}
+
+// TestLoadScriptAllNodesSSTableLoader: restore --all-nodes of a night
+// writes one sstableloader script for every node's tables (a whole
+// cluster into one of another size); run against the stand-in, it streams
+// each node's every table from that node's tree. --all-nodes with the
+// nodetool loader is a usage error.
+func TestLoadScriptAllNodesSSTableLoader(t *testing.T) {
+	t.Parallel()
+	n := buildNode(t)
+	bucket := newBucket(t)
+	for _, node := range []string{"n1", "n2"} {
+		backupNight(t, n, bucket, node, n.tag, "4.1")
+	}
+	target, script := filepath.Join(t.TempDir(), "night"), filepath.Join(t.TempDir(), "load-all.sh")
+	base := []string{"restore", "--bucket", bucket, "--cluster", "prod", "--all-nodes", "--tag", n.tag, "--target", target, "--load-script", script}
+	wantExit(t, s3bakWithin(t, base...), exitUsage, "--loader sstableloader")
+	r := mustRunWithin(t, append(base, "--loader", "sstableloader", "--loader-hosts", "10.1.0.1")...)
+	if !strings.Contains(r.stdout, "bash "+cassandra.Quote(script)) {
+		t.Fatalf("restore does not say how to run the script:\n%s", r.stdout)
+	}
+	for _, node := range []string{"n1", "n2"} {
+		compareTree(t, filepath.Join(target, node), n.want)
+	}
+	checkScriptHeader(t, readText(t, script), "the backups of tag "+n.tag+" of 2 nodes of cluster prod", "once per\n# replica restored", "# node n2\n")
+	bin := t.TempDir()
+	writeScript(t, filepath.Join(bin, "sstableloader"), standInSSTableLoader)
+	runScript(t, script, bin, "WANT_HOSTS=10.1.0.1")
+	var want []string
+	for _, node := range []string{"n1", "n2"} {
+		for _, tb := range cassandra.Tables(backupFilesOf(n.want)) {
+			want = append(want, "-d 10.1.0.1 "+filepath.Join(target, node, ".sstableloader", tb.Keyspace, tb.Table))
+		}
+	}
+	if got := readText(t, filepath.Join(bin, "calls")); got != strings.Join(want, "\n")+"\n" {
+		t.Fatalf("sstableloader calls:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
 }

@@ -2,6 +2,7 @@ package cassandra
 
 import (
 	"fmt"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -63,6 +64,33 @@ type LoadScript struct {
 	// where refresh finds the files.
 	LiveDirs map[string]string
 	Tokens   TokenMatch
+	// Nodes (sstableloader only) are several nodes' restored trees under
+	// Target, restore --all-nodes: Target/<node>/<ks>/<table-dir>. Empty:
+	// Tables, directly under Target.
+	Nodes []NodeTables
+}
+
+// NodeTables are one node's restored tables.
+type NodeTables struct {
+	Node   string
+	Tables []TableDir
+}
+
+// TableCount is the number of table directories the script loads.
+func (s LoadScript) TableCount() int {
+	n := 0
+	for _, src := range s.sources() {
+		n += len(src.Tables)
+	}
+	return n
+}
+
+// sources are the restored trees: (directory under Target, tables).
+func (s LoadScript) sources() []NodeTables {
+	if len(s.Nodes) > 0 {
+		return s.Nodes
+	}
+	return []NodeTables{{Tables: s.Tables}}
 }
 
 // oneLine keeps a text written into a comment on its line: a newline in a
@@ -105,22 +133,24 @@ func (s LoadScript) String() string {
 		s.nodetoolImport(w)
 	}
 	w("")
-	w("echo %s", Quote(fmt.Sprintf("loaded %d %s of %s", len(s.Tables), plural(len(s.Tables), "table"), s.Backup)))
+	w("echo %s", Quote("loaded the tables of "+s.Backup))
 	return b.String()
 }
 
 func (s LoadScript) header(w func(string, ...any)) {
-	files, bytes := 0, int64(0)
-	for _, t := range s.Tables {
-		files += t.Files
-		bytes += t.Bytes
+	files, bytes, tables := 0, int64(0), s.TableCount()
+	for _, src := range s.sources() {
+		for _, t := range src.Tables {
+			files += t.Files
+			bytes += t.Bytes
+		}
 	}
 	w("#!/usr/bin/env bash")
 	w("# Loads into Cassandra the sstables of %s,", oneLine(s.Backup))
 	w("# restored by s3bak into %s, with %s.", oneLine(s.Target), oneLine(s.method()))
 	w("# Written by %s. Review it, then run it with bash on the host it names.", oneLine(s.Generated))
 	w("#")
-	w("# %d %s, %d sstable files, %d bytes. Each table must exist first, with its schema: run the", len(s.Tables), plural(len(s.Tables), "table"), files, bytes)
+	w("# %d %s, %d sstable files, %d bytes. Each table must exist first, with its schema: run the", tables, plural(tables, "table"), files, bytes)
 	w("# schema.cql of its restored directory with cqlsh where it does not. Only sstable components are")
 	w("# loaded: a snapshot's manifest.json and schema.cql never go into a live table directory, and")
 	w("# secondary indexes (.<index>/ directories) are rebuilt by Cassandra as it loads the sstables.")
@@ -237,14 +267,17 @@ func (s LoadScript) sstableloader(w func(string, ...any)) {
 	w("# that own it in the cluster it loads into, whatever its size and tokens. It takes the keyspace and")
 	w("# the table from the last two directories of its path (SSTableLoader.java: the keyspace is the")
 	w("# parent directory's name), without a table id: each table's sstables are hard-linked (no copy)")
-	w("# into \"$restored\"/.sstableloader/KEYSPACE/TABLE first, leaving manifest.json and schema.cql out.")
+	w("# into RESTORED-TREE/.sstableloader/KEYSPACE/TABLE first, leaving manifest.json and schema.cql out.")
+	if len(s.Nodes) > 0 {
+		w("# Every node's tables are loaded: the rows of each replica of a range are streamed, once per")
+		w("# replica restored, and the cluster keeps the newest of each (compaction merges the copies).")
+	}
 	w("hosts=%s", Quote(strings.Join(s.Hosts, ",")))
-	w("stage=\"$restored\"/.sstableloader")
 	w("sstable_re='^[a-z]{2}-[0-9a-z_]+-(big|bti)-.+$'")
 	w("")
 	w("load_table() { # KEYSPACE TABLE RESTORED-DIR")
 	w("\tlocal ks=$1 table=$2 src=$3 f")
-	w("\tlocal dir=$stage/$ks/$table")
+	w("\tlocal dir=${src%%/*/*}/.sstableloader/$ks/$table # RESTORED-TREE is the parent of KEYSPACE/TABLE-DIR")
 	w("\t[[ -d $src ]] || { echo \"load: no directory $src\" >&2; exit 1; }")
 	w("\tmkdir -p -- \"$dir\"")
 	w("\tfor f in \"$src\"/*; do")
@@ -255,8 +288,13 @@ func (s LoadScript) sstableloader(w func(string, ...any)) {
 	w("\tsstableloader -d \"$hosts\" \"$dir\"")
 	w("}")
 	w("")
-	for _, tb := range s.Tables {
-		w("load_table %s %s \"$restored\"/%s", Quote(tb.Keyspace), Quote(tb.Table), Quote(tb.Dir()))
+	for _, src := range s.sources() {
+		if src.Node != "" {
+			w("# node %s", oneLine(src.Node))
+		}
+		for _, tb := range src.Tables {
+			w("load_table %s %s \"$restored\"/%s", Quote(tb.Keyspace), Quote(tb.Table), Quote(path.Join(src.Node, tb.Dir())))
+		}
 	}
 }
 
