@@ -215,9 +215,9 @@ func (r *restoreModes) reportDataDirs(g *globalOptions, o *restoreOptions, local
 	if hasTopo {
 		first, _, _ := strings.Cut(topo.Describe(), "\n") // the rest is the initial_token line, below
 		fmt.Fprintf(w, "  %s\n", first)
-		if line := topo.InitialToken(); line != "" {
-			fmt.Fprintf(w, "  in cassandra.yaml:\n    num_tokens: %d\n    %s\n", len(topo.Tokens), line)
-		}
+	}
+	if line := topo.InitialToken(); line != "" {
+		fmt.Fprintf(w, "  in cassandra.yaml:\n    num_tokens: %d\n    %s\n", len(topo.Tokens), line)
 	} else {
 		fmt.Fprintln(w, "  the backup recorded no tokens: give this host the backed-up node's tokens (initial_token) yourself, from nodetool ring of the cluster")
 	}

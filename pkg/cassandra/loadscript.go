@@ -173,7 +173,9 @@ func (s LoadScript) method() string {
 // nodetoolImport: one nodetool import per table.
 func (s LoadScript) nodetoolImport(w func(string, ...any)) {
 	w("")
-	w("# Run on the node that loads the data (nodetool talks to it). nodetool import KEYSPACE TABLE DIR")
+	w("# Run on the node that loads the data (nodetool talks to it). Cassandra reads and moves the restored")
+	w("# files itself: they must be its user's (chown -R it \"$restored\" first if the restore ran as another).")
+	w("# nodetool import KEYSPACE TABLE DIR")
 	w("# verifies the directory's sstables and moves them into the live table directory under fresh")
 	w("# generations, never over a live sstable; the restored directory is left without them.")
 	w("# Options: Cassandra's src/java/org/apache/cassandra/tools/nodetool/Import.java (cassandra-4.0):")
@@ -212,7 +214,8 @@ func (s LoadScript) nodetoolImport(w func(string, ...any)) {
 // refresh: Cassandra 3.x, whose nodetool has no import.
 func (s LoadScript) refresh(w func(string, ...any)) {
 	w("")
-	w("# Run on the node that loads the data. Cassandra 3.x has no nodetool import: nodetool refresh loads the")
+	w("# Run on the node that loads the data, as Cassandra's user: the copies it makes are Cassandra's files.")
+	w("# Cassandra 3.x has no nodetool import: nodetool refresh loads the")
 	w("# sstables it finds in the live table directory (and renames them to generations of its own,")
 	w("# ColumnFamilyStore.loadNewSSTables). Copied there under their own names, restored sstables could")
 	w("# replace live ones: generations restart per table and node. So each restored sstable is copied under")
