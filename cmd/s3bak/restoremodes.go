@@ -115,8 +115,8 @@ func runRestoreIntoDataDirs(cmd *cobra.Command, g *globalOptions, o *restoreOpti
 	if err := o.modes.cassandraOnly(m); err != nil {
 		return err
 	}
-	user := cassandra.Filter(o.keyspaces, o.tables)
-	tables := cassandra.Tables(backupFiles(m, user))
+	keep := cassandra.IntoDataDirsFilter(cassandra.Filter(o.keyspaces, o.tables), o.keyspaces)
+	tables := cassandra.Tables(backupFiles(m, keep))
 	if len(tables) == 0 {
 		return notFound(fmt.Errorf("backup %s has no sstable to restore into the data directories: %w (keyspaces in it: %s)",
 			m.ID, restore.ErrNoMatch, strings.Join(keyspacesOf(m), ", ")))
@@ -128,7 +128,6 @@ func runRestoreIntoDataDirs(cmd *cobra.Command, g *globalOptions, o *restoreOpti
 	if err := place.MismatchError(); err != nil {
 		return err
 	}
-	keep := func(p string) bool { return (user == nil || user(p)) && cassandra.LiveFile(p) }
 	res, elapsed, err := restoreThroughView(ctx, g, o, client, node, m, place, keep)
 	if err != nil {
 		return err
@@ -207,7 +206,7 @@ func (r *restoreModes) reportDataDirs(g *globalOptions, o *restoreOptions, local
 		fmt.Fprintf(w, "  %s → %s\n", t.Name(), place.Dir[t.Dir()])
 	}
 	if skipped := len(backupFiles(m, cassandra.Filter(o.keyspaces, o.tables))) - res.Files; skipped > 0 {
-		fmt.Fprintf(w, "not put into live directories: %s that are not sstables (manifest.json, schema.cql; restore them with --target to see them)\n",
+		fmt.Fprintf(w, "not put into live directories: %s that are not sstables (manifest.json, schema.cql) or of the node-local keyspaces (system, system_schema: name them with --keyspace to restore them); restore with --target to see them\n",
 			units.Plural(skipped, "file"))
 	}
 	fmt.Fprintln(w, "before Cassandra starts on this host:")

@@ -93,6 +93,24 @@ func LiveFile(p string) bool {
 	return ok
 }
 
+// nodeLocalKeyspaces hold a node's own identity and view of the cluster
+// (host id, tokens, peers, local schema): put into another host's data
+// directories they make it impersonate the backed-up node.
+var nodeLocalKeyspaces = map[string]bool{"system": true, "system_schema": true, "system_cluster_metadata": true, "system_accord": true}
+
+// IntoDataDirsFilter keeps what a restore into data directories writes:
+// the sstables (LiveFile) that user keeps (nil: all), leaving out the
+// node-local keyspaces unless keyspaces names them.
+func IntoDataDirsFilter(user func(string) bool, keyspaces []string) func(string) bool {
+	return func(p string) bool {
+		ks, _, _ := strings.Cut(p, "/")
+		if nodeLocalKeyspaces[ks] && !slices.Contains(keyspaces, ks) {
+			return false
+		}
+		return (user == nil || user(p)) && LiveFile(p)
+	}
+}
+
 // IDMismatch is a table whose live directory on this node has another
 // table id than the backup's: the table was dropped and created again, or
 // the schema was created anew, after the backup.

@@ -29,6 +29,27 @@ func TestLiveFile(t *testing.T) {
 	}
 }
 
+// TestIntoDataDirsFilter: sstables of the user's filter go in; the
+// node-local keyspaces only when named.
+func TestIntoDataDirsFilter(t *testing.T) {
+	keep := IntoDataDirsFilter(nil, nil)
+	for p, want := range map[string]bool{
+		"ks/t-01/nb-1-big-Data.db":                true,
+		"ks/t-01/schema.cql":                      false,
+		"system/local-7ad5/nb-1-big-Data.db":      false,
+		"system_schema/tables-1/nb-1-big-Data.db": false,
+		"system_auth/roles-5bc5/nb-1-big-Data.db": true, // replicated: the cluster's, not the node's
+	} {
+		if got := keep(p); got != want {
+			t.Errorf("%s: %v, want %v", p, got, want)
+		}
+	}
+	keep = IntoDataDirsFilter(Filter([]string{"system"}, nil), []string{"system"})
+	if !keep("system/local-7ad5/nb-1-big-Data.db") || keep("ks/t-01/nb-1-big-Data.db") {
+		t.Error("--keyspace system does not restore system alone")
+	}
+}
+
 func mkdirs(t *testing.T, dirs ...string) {
 	t.Helper()
 	for _, d := range dirs {
