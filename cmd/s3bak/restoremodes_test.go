@@ -78,8 +78,9 @@ func loadNodetool(t *testing.T, version string) string {
 // calls print a Cassandra version's samples (pkg/cassandra/testdata/
 // nodetool/, their sources in the README there). `import [--no-tokens] KS
 // TABLE DIR` and `refresh KS TABLE` print nothing on success, as Cassandra's
-// nodetool does (Import.java prints only failed directories, to stderr;
-// Refresh.java nothing); each checks its arguments, and import that DIR
+// nodetool does (src/java/org/apache/cassandra/tools/nodetool/Import.java
+// prints only failed directories, to stderr; Refresh.java of 3.11 prints
+// nothing, 4.0's a deprecation line); each checks its arguments, and import that DIR
 // exists and holds sstables. Every call is appended to the file calls
 // beside it.
 const standInLoadNodetool = `#!/bin/sh
