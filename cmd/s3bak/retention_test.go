@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
@@ -70,7 +73,12 @@ func versionsOf(t *testing.T, bucket, prefix string) (versions map[string]int, m
 // manifestOf reads backup id's manifest of prod/cass-1.
 func manifestOf(t *testing.T, bucket, id string) *manifest.Manifest {
 	t.Helper()
-	m, err := catalog.Load(context.Background(), testClient(t, bucket), manifest.Node{Cluster: "prod", Name: "cass-1"}, id)
+	return manifestOfNode(t, bucket, manifest.Node{Cluster: "prod", Name: "cass-1"}, id)
+}
+
+func manifestOfNode(t *testing.T, bucket string, node manifest.Node, id string) *manifest.Manifest {
+	t.Helper()
+	m, err := catalog.Load(context.Background(), testClient(t, bucket), node, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,4 +252,137 @@ func TestRetainDaysNeedsObjectLock(t *testing.T) {
 	wantExit(t, r, exitUsage, "--retention-mode needs --retain-days")
 	r = s3bak(t, append(n.backupArgs(bucket), "--retain-days", "3", "--retention-mode", "forever")...)
 	wantExit(t, r, exitUsage, "want governance or compliance")
+}
+
+// TestIAMPoliciesOnAnObjectLockBucket runs docs/iam's roles on a bucket
+// with Object Lock: the backup role backs up with --retain-days and
+// extends what a second backup reuses; the purge role purges, keeping the
+// retained backup (exit 0), and its own credentials cannot delete the
+// retained manifest's version either — S3 refuses, not only s3bak; the
+// restore role verifies the retention and restores the backup.
+func TestIAMPoliciesOnAnObjectLockBucket(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	n := buildNode(t)
+	n.extra = []string{"--prefix", iamPrefix, "--retain-days", "1"}
+	bucket := newLockBucket(t)
+	roles := map[string][]string{}
+	for _, role := range []string{"backup", "restore", "purge"} {
+		roles[role] = assumeRole(t, rolePolicy(t, role, bucket))
+	}
+	node := []string{"--bucket", bucket, "--prefix", iamPrefix, "--cluster", "prod", "--node", "cass-1"}
+	cmd := func(args ...string) []string { return append(args, node...) }
+	ok := func(r result, what string) result {
+		t.Helper()
+		if r.code != 0 {
+			t.Fatalf("%s: exit %d\nstdout: %s\nstderr: %s", what, r.code, r.stdout, r.stderr)
+		}
+		return r
+	}
+
+	r := ok(asRole(t, roles["backup"], cmd("preflight", "--retain-days", "1", "--output", "json")...), "preflight as the backup role")
+	if c := preflightCheck(t, r.stdout, "object-lock"); c.Status != "PASS" {
+		t.Errorf("object-lock as the backup role: %+v", c)
+	}
+	var first backupOutput
+	r = ok(asRole(t, roles["backup"], append(n.backupArgs(bucket), "--output", "json")...), "backup as the backup role")
+	if err := json.Unmarshal([]byte(r.stdout), &first); err != nil {
+		t.Fatal(err)
+	}
+	snapshotAgain(t, n, "day2")
+	n.tag = "day2"
+	n.extra = []string{"--prefix", iamPrefix, "--retain-days", "2"}
+	ok(asRole(t, roles["backup"], n.backupArgs(bucket)...), "second backup as the backup role")
+	m1 := manifestOfNode(t, bucket, manifest.Node{Prefix: iamPrefix, Cluster: "prod", Name: "cass-1"}, first.BackupID)
+	for _, k := range referencedKeys(manifest.Node{Prefix: iamPrefix, Cluster: "prod", Name: "cass-1"}, m1) {
+		if _, until := retentionOf(t, bucket, k); until.Before(time.Now().Add(47 * time.Hour)) {
+			t.Errorf("%s: retained until %s, want two days from now", k, until)
+		}
+	}
+
+	r = ok(asRole(t, roles["purge"], cmd("purge", "--keep-last", "1", "--grace", "0s")...), "purge as the purge role")
+	if !strings.Contains(r.stdout, "S3 Object Lock retention kept 1 backup") || !strings.Contains(r.stdout, "retained s3://"+bucket+"/") {
+		t.Errorf("purge does not report the retained backup:\n%s", r.stdout)
+	}
+	// The purge role may delete versions, yet S3 refuses this one.
+	mkey := iamPrefix + "/prod/cass-1/" + manifest.ManifestKey(first.BackupID)
+	head, err := rawClient(minio).HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(mkey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, kv := range roles["purge"] {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	purger := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(minio.URL), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env["AWS_SESSION_TOKEN"])})
+	if _, err := purger.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(mkey), VersionId: head.VersionId}); err == nil {
+		t.Fatal("the purge role deleted a retained manifest's version")
+	}
+
+	r = ok(asRole(t, roles["restore"], cmd("verify", "--backup", first.BackupID, "--output", "json")...), "verify as the restore role")
+	var v verifyOutput
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Retention == nil || v.Retention.Error != "" || len(v.Retention.Short) != 0 {
+		t.Errorf("verify's retention as the restore role: %v %+v", err, v.Retention)
+	}
+	target := filepath.Join(t.TempDir(), "restore")
+	ok(asRole(t, roles["restore"], cmd("restore", "--target", target, "--backup", first.BackupID)...), "restore as the restore role")
+	n.tag = "nightly"
+	compareTree(t, target, n.want)
+}
+
+// TestPurgeOnAnObjectLockBucketDeletesVersions: backups without retention
+// on an Object Lock bucket (versioned) are purged version by version: the
+// removed backup's manifest and the object only it referenced leave no
+// version and no delete marker behind, and the kept backup verifies.
+func TestPurgeOnAnObjectLockBucketDeletesVersions(t *testing.T) {
+	t.Parallel()
+	n := buildNode(t)
+	bucket := newLockBucket(t)
+	snap := filepath.Join(n.dataDirs[1], "shop", "orders-0123456789abcdef0123456789abcdef", "snapshots", n.tag)
+	unique := make([]byte, 1<<20)
+	rand.Read(unique)
+	writeFile(t, filepath.Join(snap, "nb-9-big-Data.db"), unique)
+	var first backupOutput
+	r := mustRun(t, append(n.backupArgs(bucket), "--output", "json")...)
+	if err := json.Unmarshal([]byte(r.stdout), &first); err != nil {
+		t.Fatal(err)
+	}
+	dirs := snapshotAgain(t, n, "day2")
+	for _, d := range dirs {
+		os.Remove(filepath.Join(d, "nb-9-big-Data.db")) // in one of them: the first backup alone has it
+	}
+	mustRun(t, n.backupArgs(bucket)...)
+	root := "prod/cass-1/"
+	before, _ := versionsOf(t, bucket, root+"data/")
+	node := []string{"--bucket", bucket, "--cluster", "prod", "--node", "cass-1"}
+	r = mustRun(t, append([]string{"purge", "--keep-last", "1", "--grace", "0s", "--output", "json"}, node...)...)
+	var reps []struct {
+		Removed        []struct{ ID string } `json:"removed"`
+		ObjectsDeleted int                   `json:"objects_deleted"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &reps); err != nil || len(reps) != 1 || len(reps[0].Removed) != 1 || reps[0].ObjectsDeleted != 1 {
+		t.Fatalf("purge: %v %s", err, r.stdout)
+	}
+	after, markers := versionsOf(t, bucket, root)
+	for _, k := range markers {
+		if strings.Contains(k, "/data/") || strings.Contains(k, "/backups/") {
+			t.Errorf("purge left a delete marker on %s", k)
+		}
+	}
+	if after[root+manifest.ManifestKey(first.BackupID)] != 0 {
+		t.Errorf("the removed backup's manifest has versions left")
+	}
+	gone := 0
+	for k := range before {
+		if after[k] == 0 {
+			gone++
+		}
+	}
+	if gone != 1 {
+		t.Errorf("%d data objects are gone, want the one only the first backup used", gone)
+	}
+	mustRun(t, append([]string{"verify", "--deep"}, node...)...)
 }
