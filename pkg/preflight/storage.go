@@ -86,7 +86,7 @@ func probeKMS(ctx context.Context, obj Objects, root string) (string, error) {
 	_, _ = rand.Read(rnd[:])
 	key := root + ProbePrefix + "kms-" + hex.EncodeToString(rnd[:])
 	body := []byte("s3bak preflight KMS probe; safe to delete\n")
-	if _, err := obj.Put(ctx, key, body, "text/plain", transfer.Cond{}); err != nil {
+	if _, err := obj.Put(ctx, key, body, "text/plain", transfer.Cond{IfAbsent: true}); err != nil {
 		return key, fmt.Errorf("PutObject: %w", err)
 	}
 	got, _, err := obj.GetSmall(ctx, key, int64(len(body)))
