@@ -191,7 +191,8 @@ func (l ObjectLock) String() string {
 func (c *Client) ObjectLockConfig(ctx context.Context) (ObjectLock, error) {
 	out, err := c.s3.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: &c.Bucket})
 	if err != nil {
-		if hasCode(err, "ObjectLockConfigurationNotFoundError", "NoSuchObjectLockConfiguration") {
+		// A store that does not implement Object Lock has none.
+		if hasCode(err, "ObjectLockConfigurationNotFoundError", "NoSuchObjectLockConfiguration", "NotImplemented") {
 			return ObjectLock{}, nil
 		}
 		return ObjectLock{}, c.classify("GetObjectLockConfiguration", "", err)
