@@ -466,6 +466,16 @@ func TestLoadScriptNodetoolImport(t *testing.T) {
 		t.Fatalf("same tokens:\n%s", text)
 	}
 	wantExit(t, s3bakWithin(t, append(base, "--target", target, "--force", "--load-script", script)...), exitUsage, "exists")
+
+	// --cassandra-version 3 overrides the recorded 4.1: refresh, which
+	// needs the live table directories.
+	script3 := filepath.Join(t.TempDir(), "load3.sh")
+	restore3 := append(base, "--target", filepath.Join(t.TempDir(), "r3"), "--load-script", script3, "--cassandra-version", "3.11")
+	wantExit(t, s3bakWithin(t, restore3...), exitUsage, "Cassandra 3.x", "--data-dir")
+	wantExit(t, s3bakWithin(t, append(restore3, "--data-dir", t.TempDir())...), exitFailed, "has no directory", "schema.cql")
+	if _, err := os.Stat(script3); !os.IsNotExist(err) {
+		t.Fatalf("a refused load script was written: %v", err)
+	}
 }
 
 // TestLoadScriptCassandra3NeverOverwritesLiveSSTables: a 3.11 node's
