@@ -173,11 +173,11 @@ func (s LoadScript) method() string {
 // nodetoolImport: one nodetool import per table.
 func (s LoadScript) nodetoolImport(w func(string, ...any)) {
 	w("")
-	w("# Run on the node that loads the data (nodetool talks to it). Cassandra reads and moves the restored")
-	w("# files itself: they must be its user's (chown -R it \"$restored\" first if the restore ran as another).")
-	w("# nodetool import KEYSPACE TABLE DIR")
+	w("# Run on the node that loads the data (nodetool talks to it). nodetool import KEYSPACE TABLE DIR")
 	w("# verifies the directory's sstables and moves them into the live table directory under fresh")
-	w("# generations, never over a live sstable; the restored directory is left without them.")
+	w("# generations, never over a live sstable; the restored directory is left without them. Cassandra")
+	w("# moves them itself: make them its user's first if the restore ran as another user, e.g.")
+	w("# chown -R cassandra: \"$restored\"")
 	w("# Options: Cassandra's src/java/org/apache/cassandra/tools/nodetool/Import.java (cassandra-4.0):")
 	w("# -t/--no-tokens \"Don't verify that all tokens in the new sstable are owned by the current node\".")
 	options := ""
