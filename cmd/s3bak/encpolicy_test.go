@@ -62,6 +62,8 @@ func kmsMinIO(t *testing.T) *miniotest.Server {
 // write is refused (AccessDenied), so the policy does bite. Preflight
 // proves the KMS key usable, and fails naming a key that is not.
 func TestBucketPolicyDenyingUnencryptedPutsPasses(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testDeadlineLock)
+	defer cancel()
 	server := kmsMinIO(t)
 	p, err := faultproxy.New(server.URL)
 	if err != nil {
@@ -76,12 +78,12 @@ func TestBucketPolicyDenyingUnencryptedPutsPasses(t *testing.T) {
 	sse := []string{"--sse", "aws:kms", "--sse-kms-key-id", "s3bak-test"}
 	with := func(args ...string) []string { return append(append(args, node...), sse...) }
 
-	r := mustRun(t, with("preflight", "--output", "json")...)
+	r := mustRunCtx(t, ctx, with("preflight", "--output", "json")...)
 	enc := preflightCheck(t, r.stdout, preflight.CheckEncryption)
 	if enc.Status != preflight.StatusPass || !strings.Contains(enc.Detail, "KMS key s3bak-test usable") {
 		t.Errorf("preflight's encryption check: %+v", enc)
 	}
-	r = s3bak(t, append(append([]string{"preflight", "--output", "json"}, node...), "--sse", "aws:kms", "--sse-kms-key-id", "no-such-key")...)
+	r = runCtx(t, ctx, append(append([]string{"preflight", "--output", "json"}, node...), "--sse", "aws:kms", "--sse-kms-key-id", "no-such-key")...)
 	wantExit(t, r, 1)
 	if c := preflightCheck(t, r.stdout, preflight.CheckEncryption); c.Status != preflight.StatusFail || !strings.Contains(c.Detail, "no-such-key is not usable") {
 		t.Errorf("preflight with a missing KMS key: %+v", c)
@@ -92,15 +94,15 @@ func TestBucketPolicyDenyingUnencryptedPutsPasses(t *testing.T) {
 		for _, d := range n.dataDirs {
 			args = append(args, "--data-dir", d)
 		}
-		mustRun(t, append(args, sse...)...)
+		mustRunCtx(t, ctx, append(args, sse...)...)
 	}
 	backup(n.tag)
 	snapshotAgain(t, n, "day2")
 	backup("day2")
-	mustRun(t, with("verify", "--deep")...)
-	mustRun(t, with("purge", "--keep-last", "1", "--grace", "0s")...)
+	mustRunCtx(t, ctx, with("verify", "--deep")...)
+	mustRunCtx(t, ctx, with("purge", "--keep-last", "1", "--grace", "0s")...)
 	target := filepath.Join(t.TempDir(), "restore")
-	mustRun(t, with("restore", "--target", target)...)
+	mustRunCtx(t, ctx, with("restore", "--target", target)...)
 	compareTree(t, target, n.want)
 	if denied.Applied() != 0 {
 		t.Fatalf("the policy refused %d of s3bak's writes", denied.Applied())
@@ -110,7 +112,7 @@ func TestBucketPolicyDenyingUnencryptedPutsPasses(t *testing.T) {
 	}
 
 	// Without --sse the policy refuses, naming the write.
-	r = s3bak(t, append([]string{"backup", "--tag", "day2", "--again", "--skip-preflight", "--data-dir", n.dataDirs[0], "--data-dir", n.dataDirs[1]}, node...)...)
+	r = runCtx(t, ctx, append([]string{"backup", "--tag", "day2", "--again", "--skip-preflight", "--data-dir", n.dataDirs[0], "--data-dir", n.dataDirs[1]}, node...)...)
 	if r.code == 0 || denied.Applied() == 0 || !strings.Contains(r.stderr, "access denied") {
 		t.Fatalf("an unencrypted backup passed the policy: exit %d, %d refused\n%s", r.code, denied.Applied(), r.stderr)
 	}
@@ -136,23 +138,25 @@ func preflightCheck(t *testing.T, out, id string) preflight.Check {
 // The bucket's default encryption is reported ("no default encryption").
 func TestPreflightReportsObjectLock(t *testing.T) {
 	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), testDeadlineLock)
+	defer cancel()
 	plain, locked := newBucket(t), newLockBucket(t)
 	args := func(bucket string, more ...string) []string {
 		return append([]string{"preflight", "--output", "json", "--bucket", bucket, "--cluster", "prod", "--node", "cass-1"}, more...)
 	}
-	r := mustRun(t, args(plain)...)
+	r := mustRunCtx(t, ctx, args(plain)...)
 	if c := preflightCheck(t, r.stdout, preflight.CheckObjectLock); c.Status != preflight.StatusPass || !strings.Contains(c.Detail, "not configured") {
 		t.Errorf("object-lock on a plain bucket: %+v", c)
 	}
 	if c := preflightCheck(t, r.stdout, preflight.CheckEncryption); c.Status != preflight.StatusPass || !strings.Contains(c.Detail, "no default encryption") {
 		t.Errorf("encryption on a plain bucket: %+v", c)
 	}
-	r = s3bak(t, args(plain, "--retain-days", "3")...)
+	r = runCtx(t, ctx, args(plain, "--retain-days", "3")...)
 	wantExit(t, r, 1)
 	if c := preflightCheck(t, r.stdout, preflight.CheckObjectLock); c.Status != preflight.StatusFail || !strings.Contains(c.Hint, "object-lock-enabled-for-bucket") {
 		t.Errorf("object-lock on a plain bucket with --retain-days: %+v", c)
 	}
-	r = mustRun(t, args(locked, "--retain-days", "3")...)
+	r = mustRunCtx(t, ctx, args(locked, "--retain-days", "3")...)
 	if c := preflightCheck(t, r.stdout, preflight.CheckObjectLock); c.Status != preflight.StatusPass || !strings.Contains(c.Detail, "backups are retained") {
 		t.Errorf("object-lock on an Object Lock bucket: %+v", c)
 	}

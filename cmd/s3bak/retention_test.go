@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +21,52 @@ import (
 	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/manifest"
 )
+
+// testDeadlineLock bounds each test of this file and of encpolicy_test.go:
+// its runs are cancelled then, and the test fails instead of hanging.
+const testDeadlineLock = 5 * time.Minute
+
+// runCtx is s3bak run under ctx.
+func runCtx(t *testing.T, ctx context.Context, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(ctx, append(args, "--log-format", "json"), &out, &errb)
+	if ctx.Err() != nil {
+		t.Fatalf("s3bak %s: past the test's deadline", strings.Join(args, " "))
+	}
+	return result{code, out.String(), errb.String()}
+}
+
+func mustRunCtx(t *testing.T, ctx context.Context, args ...string) result {
+	t.Helper()
+	r := runCtx(t, ctx, args...)
+	if r.code != 0 {
+		t.Fatalf("s3bak %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// asRoleCtx is asRole (the built binary with a role's credentials), killed
+// at ctx's deadline.
+func asRoleCtx(t *testing.T, ctx context.Context, creds []string, args ...string) result {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, s3bakBin, append(args, "--log-format", "json")...)
+	cmd.Env = append(os.Environ(), creds...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("s3bak %s: past the test's deadline", strings.Join(args, " "))
+	}
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
 
 // newLockBucket is newBucket with S3 Object Lock enabled (MinIO enables
 // versioning with it, as S3 does).
@@ -95,11 +144,11 @@ func manifestOfNode(t *testing.T, bucket string, node manifest.Node, id string) 
 // the first backup still restores byte-identical.
 func TestObjectLockRetention(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), testDeadlineLock)
 	defer cancel()
 	n := buildNode(t)
 	bucket := newLockBucket(t)
-	r := mustRun(t, append(n.backupArgs(bucket), "--retain-days", "2", "--output", "json")...)
+	r := mustRunCtx(t, ctx, append(n.backupArgs(bucket), "--retain-days", "2", "--output", "json")...)
 	var first backupOutput
 	if err := json.Unmarshal([]byte(r.stdout), &first); err != nil {
 		t.Fatal(err)
@@ -133,7 +182,7 @@ func TestObjectLockRetention(t *testing.T) {
 	// reuses are extended to its own expiry.
 	snapshotAgain(t, n, "day2")
 	n.tag = "day2"
-	r = mustRun(t, append(n.backupArgs(bucket), "--retain-days", "5", "--retention-mode", "governance", "--output", "json")...)
+	r = mustRunCtx(t, ctx, append(n.backupArgs(bucket), "--retain-days", "5", "--retention-mode", "governance", "--output", "json")...)
 	var second backupOutput
 	if err := json.Unmarshal([]byte(r.stdout), &second); err != nil {
 		t.Fatal(err)
@@ -155,7 +204,7 @@ func TestObjectLockRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	node := []string{"--bucket", bucket, "--cluster", "prod", "--node", "cass-1"}
-	r = mustRun(t, append([]string{"purge", "--keep-last", "1", "--grace", "0s", "--output", "json"}, node...)...)
+	r = mustRunCtx(t, ctx, append([]string{"purge", "--keep-last", "1", "--grace", "0s", "--output", "json"}, node...)...)
 	var reps []struct {
 		Kept     []struct{ ID string } `json:"kept"`
 		Removed  []struct{ ID string } `json:"removed"`
@@ -197,16 +246,16 @@ func TestObjectLockRetention(t *testing.T) {
 	}
 
 	target := filepath.Join(t.TempDir(), "restore")
-	mustRun(t, append([]string{"restore", "--target", target, "--backup", first.BackupID}, node...)...)
+	mustRunCtx(t, ctx, append([]string{"restore", "--target", target, "--backup", first.BackupID}, node...)...)
 	n.tag = "nightly"
 	compareTree(t, target, n.want)
-	mustRun(t, append([]string{"verify", "--deep", "--backup", first.BackupID}, node...)...)
+	mustRunCtx(t, ctx, append([]string{"verify", "--deep", "--backup", first.BackupID}, node...)...)
 
 	// verify: the second backup's objects are retained as long as it is;
 	// once its manifest is retained longer (by hand, here), they are
 	// reported short — a warning, not a failure.
 	var v verifyOutput
-	r = mustRun(t, append([]string{"verify", "--backup", second.BackupID, "--output", "json"}, node...)...)
+	r = mustRunCtx(t, ctx, append([]string{"verify", "--backup", second.BackupID, "--output", "json"}, node...)...)
 	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Retention == nil {
 		t.Fatalf("verify output: %v %s", err, r.stdout)
 	}
@@ -219,14 +268,14 @@ func TestObjectLockRetention(t *testing.T) {
 		Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionModeGovernance, RetainUntilDate: &later}}); err != nil {
 		t.Fatal(err)
 	}
-	r = mustRun(t, append([]string{"verify", "--backup", second.BackupID, "--output", "json"}, node...)...)
+	r = mustRunCtx(t, ctx, append([]string{"verify", "--backup", second.BackupID, "--output", "json"}, node...)...)
 	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Retention == nil {
 		t.Fatalf("verify output: %v %s", err, r.stdout)
 	}
 	if len(v.Retention.Short) != len(referenced) || !v.OK {
 		t.Errorf("verify's retention after the manifest's was extended: %+v (ok %t), want every object short", v.Retention, v.OK)
 	}
-	r = mustRun(t, append([]string{"verify", "--backup", second.BackupID}, node...)...)
+	r = mustRunCtx(t, ctx, append([]string{"verify", "--backup", second.BackupID}, node...)...)
 	if !strings.Contains(r.stdout, "WARNING retention of s3://"+bucket+"/"+referenced[0]) {
 		t.Errorf("verify does not warn of %s:\n%s", referenced[0], r.stdout)
 	}
@@ -236,9 +285,11 @@ func TestObjectLockRetention(t *testing.T) {
 // Lock stops before anything is written, saying how to enable it.
 func TestRetainDaysNeedsObjectLock(t *testing.T) {
 	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), testDeadlineLock)
+	defer cancel()
 	n := buildNode(t)
 	bucket := newBucket(t)
-	r := s3bak(t, append(n.backupArgs(bucket), "--retain-days", "7")...)
+	r := runCtx(t, ctx, append(n.backupArgs(bucket), "--retain-days", "7")...)
 	wantExit(t, r, 1, "has no S3 Object Lock", "object-lock-enabled-for-bucket")
 	if keys := listKeys(t, bucket, "prod/cass-1/data/"); len(keys) != 0 {
 		t.Fatalf("a refused backup wrote %v", keys)
@@ -246,11 +297,11 @@ func TestRetainDaysNeedsObjectLock(t *testing.T) {
 	// The configuration file's retain-days: is the flag's (S3BAK_RETAIN_DAYS too).
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
 	writeFile(t, cfg, []byte("retain-days: 7\nretention-mode: compliance\n"))
-	r = s3bak(t, append(n.backupArgs(bucket), "--config", cfg)...)
+	r = runCtx(t, ctx, append(n.backupArgs(bucket), "--config", cfg)...)
 	wantExit(t, r, 1, "has no S3 Object Lock")
-	r = s3bak(t, append(n.backupArgs(bucket), "--retention-mode", "compliance")...)
+	r = runCtx(t, ctx, append(n.backupArgs(bucket), "--retention-mode", "compliance")...)
 	wantExit(t, r, exitUsage, "--retention-mode needs --retain-days")
-	r = s3bak(t, append(n.backupArgs(bucket), "--retain-days", "3", "--retention-mode", "forever")...)
+	r = runCtx(t, ctx, append(n.backupArgs(bucket), "--retain-days", "3", "--retention-mode", "forever")...)
 	wantExit(t, r, exitUsage, "want governance or compliance")
 }
 
@@ -262,7 +313,7 @@ func TestRetainDaysNeedsObjectLock(t *testing.T) {
 // restore role verifies the retention and restores the backup.
 func TestIAMPoliciesOnAnObjectLockBucket(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), testDeadlineLock)
 	defer cancel()
 	n := buildNode(t)
 	n.extra = []string{"--prefix", iamPrefix, "--retain-days", "1"}
@@ -281,19 +332,19 @@ func TestIAMPoliciesOnAnObjectLockBucket(t *testing.T) {
 		return r
 	}
 
-	r := ok(asRole(t, roles["backup"], cmd("preflight", "--retain-days", "1", "--output", "json")...), "preflight as the backup role")
+	r := ok(asRoleCtx(t, ctx, roles["backup"], cmd("preflight", "--retain-days", "1", "--output", "json")...), "preflight as the backup role")
 	if c := preflightCheck(t, r.stdout, "object-lock"); c.Status != "PASS" {
 		t.Errorf("object-lock as the backup role: %+v", c)
 	}
 	var first backupOutput
-	r = ok(asRole(t, roles["backup"], append(n.backupArgs(bucket), "--output", "json")...), "backup as the backup role")
+	r = ok(asRoleCtx(t, ctx, roles["backup"], append(n.backupArgs(bucket), "--output", "json")...), "backup as the backup role")
 	if err := json.Unmarshal([]byte(r.stdout), &first); err != nil {
 		t.Fatal(err)
 	}
 	snapshotAgain(t, n, "day2")
 	n.tag = "day2"
 	n.extra = []string{"--prefix", iamPrefix, "--retain-days", "2"}
-	ok(asRole(t, roles["backup"], n.backupArgs(bucket)...), "second backup as the backup role")
+	ok(asRoleCtx(t, ctx, roles["backup"], n.backupArgs(bucket)...), "second backup as the backup role")
 	m1 := manifestOfNode(t, bucket, manifest.Node{Prefix: iamPrefix, Cluster: "prod", Name: "cass-1"}, first.BackupID)
 	for _, k := range referencedKeys(manifest.Node{Prefix: iamPrefix, Cluster: "prod", Name: "cass-1"}, m1) {
 		if _, until := retentionOf(t, bucket, k); until.Before(time.Now().Add(47 * time.Hour)) {
@@ -301,7 +352,7 @@ func TestIAMPoliciesOnAnObjectLockBucket(t *testing.T) {
 		}
 	}
 
-	r = ok(asRole(t, roles["purge"], cmd("purge", "--keep-last", "1", "--grace", "0s")...), "purge as the purge role")
+	r = ok(asRoleCtx(t, ctx, roles["purge"], cmd("purge", "--keep-last", "1", "--grace", "0s")...), "purge as the purge role")
 	if !strings.Contains(r.stdout, "S3 Object Lock retention kept 1 backup") || !strings.Contains(r.stdout, "retained s3://"+bucket+"/") {
 		t.Errorf("purge does not report the retained backup:\n%s", r.stdout)
 	}
@@ -322,13 +373,13 @@ func TestIAMPoliciesOnAnObjectLockBucket(t *testing.T) {
 		t.Fatal("the purge role deleted a retained manifest's version")
 	}
 
-	r = ok(asRole(t, roles["restore"], cmd("verify", "--backup", first.BackupID, "--output", "json")...), "verify as the restore role")
+	r = ok(asRoleCtx(t, ctx, roles["restore"], cmd("verify", "--backup", first.BackupID, "--output", "json")...), "verify as the restore role")
 	var v verifyOutput
 	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Retention == nil || v.Retention.Error != "" || len(v.Retention.Short) != 0 {
 		t.Errorf("verify's retention as the restore role: %v %+v", err, v.Retention)
 	}
 	target := filepath.Join(t.TempDir(), "restore")
-	ok(asRole(t, roles["restore"], cmd("restore", "--target", target, "--backup", first.BackupID)...), "restore as the restore role")
+	ok(asRoleCtx(t, ctx, roles["restore"], cmd("restore", "--target", target, "--backup", first.BackupID)...), "restore as the restore role")
 	n.tag = "nightly"
 	compareTree(t, target, n.want)
 }
@@ -339,6 +390,8 @@ func TestIAMPoliciesOnAnObjectLockBucket(t *testing.T) {
 // version and no delete marker behind, and the kept backup verifies.
 func TestPurgeOnAnObjectLockBucketDeletesVersions(t *testing.T) {
 	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), testDeadlineLock)
+	defer cancel()
 	n := buildNode(t)
 	bucket := newLockBucket(t)
 	snap := filepath.Join(n.dataDirs[1], "shop", "orders-0123456789abcdef0123456789abcdef", "snapshots", n.tag)
@@ -346,7 +399,7 @@ func TestPurgeOnAnObjectLockBucketDeletesVersions(t *testing.T) {
 	rand.Read(unique)
 	writeFile(t, filepath.Join(snap, "nb-9-big-Data.db"), unique)
 	var first backupOutput
-	r := mustRun(t, append(n.backupArgs(bucket), "--output", "json")...)
+	r := mustRunCtx(t, ctx, append(n.backupArgs(bucket), "--output", "json")...)
 	if err := json.Unmarshal([]byte(r.stdout), &first); err != nil {
 		t.Fatal(err)
 	}
@@ -354,11 +407,11 @@ func TestPurgeOnAnObjectLockBucketDeletesVersions(t *testing.T) {
 	for _, d := range dirs {
 		os.Remove(filepath.Join(d, "nb-9-big-Data.db")) // in one of them: the first backup alone has it
 	}
-	mustRun(t, n.backupArgs(bucket)...)
+	mustRunCtx(t, ctx, n.backupArgs(bucket)...)
 	root := "prod/cass-1/"
 	before, _ := versionsOf(t, bucket, root+"data/")
 	node := []string{"--bucket", bucket, "--cluster", "prod", "--node", "cass-1"}
-	r = mustRun(t, append([]string{"purge", "--keep-last", "1", "--grace", "0s", "--output", "json"}, node...)...)
+	r = mustRunCtx(t, ctx, append([]string{"purge", "--keep-last", "1", "--grace", "0s", "--output", "json"}, node...)...)
 	var reps []struct {
 		Removed        []struct{ ID string } `json:"removed"`
 		ObjectsDeleted int                   `json:"objects_deleted"`
@@ -384,5 +437,5 @@ func TestPurgeOnAnObjectLockBucketDeletesVersions(t *testing.T) {
 	if gone != 1 {
 		t.Errorf("%d data objects are gone, want the one only the first backup used", gone)
 	}
-	mustRun(t, append([]string{"verify", "--deep"}, node...)...)
+	mustRunCtx(t, ctx, append([]string{"verify", "--deep"}, node...)...)
 }
