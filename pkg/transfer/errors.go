@@ -86,7 +86,11 @@ func (c *Client) classify(op, key string, err error) error {
 			return fmt.Errorf("%s s3://%s/%s: this host's clock is too far from the server's to sign requests (RequestTimeTooSkewed): set it right (NTP, chrony) (%v)",
 				op, c.Bucket, key, err)
 		case "AccessDenied":
-			return fmt.Errorf("%s s3://%s/%s: access denied: %s: %w", op, c.Bucket, key, deniedHint(op, c.Bucket, key), err)
+			hint := deniedHint(op, c.Bucket, key)
+			if c.ret != nil && iamAction[op] == "s3:PutObject" {
+				hint += "; a write with an Object Lock retention (--retain-days) also needs s3:PutObjectRetention"
+			}
+			return fmt.Errorf("%s s3://%s/%s: access denied: %s: %w", op, c.Bucket, key, hint, err)
 		case "NoSuchKey", "NotFound", "NoSuchUpload":
 			return fmt.Errorf("%s %s: %w (%v)", op, key, ErrNotFound, err)
 		case "PreconditionFailed", "ConditionalRequestConflict":
