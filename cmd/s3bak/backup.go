@@ -224,11 +224,11 @@ func (o *backupOptions) backupSet(ctx context.Context, cmd *cobra.Command, g *gl
 	}
 	m := res.Manifest
 	g.run.id = m.ID
-	g.run.stats = &runStats{files: len(m.Files), bytesRead: m.RawBytes() - res.UnreadBytes, bytesUploaded: res.UploadedBytes, bytesStored: m.StoredBytes()}
+	g.run.stats = &runStats{files: int(m.Count()), bytesRead: m.RawBytes() - res.UnreadBytes, bytesUploaded: res.UploadedBytes, bytesStored: m.StoredBytes()}
 	if o.output == "json" {
 		return writeJSON(g.stdout, backupOutput{
 			Cluster: m.Cluster, Node: m.Node, Kind: m.Kind, Tag: m.Tag, BackupID: m.ID, Started: m.Started,
-			DurationSeconds: time.Since(start).Seconds(), Files: len(m.Files), RawBytes: m.RawBytes(), ReadBytes: m.RawBytes() - res.UnreadBytes, StoredBytes: m.StoredBytes(),
+			DurationSeconds: time.Since(start).Seconds(), Files: int(m.Count()), RawBytes: m.RawBytes(), ReadBytes: m.RawBytes() - res.UnreadBytes, StoredBytes: m.StoredBytes(),
 			Uploaded: res.Uploaded, UploadedBytes: res.UploadedBytes, Packs: res.Packs, Reused: res.Reused,
 			Duplicates: res.Duplicates, Unread: res.Unread, Manifest: res.ManifestKey, Tool: m.Tool,
 		})
@@ -241,7 +241,7 @@ func (o *backupOptions) backupSet(ctx context.Context, cmd *cobra.Command, g *gl
 		reused += fmt.Sprintf(", %s within this backup", units.Plural(res.Duplicates, "duplicate"))
 	}
 	_, err = fmt.Fprintf(g.stdout, "backup %s of %s/%s: %s, %s raw, %s stored; uploaded %s (%s; the small ones in %s)%s; %s\n",
-		m.ID, m.Cluster, m.Node, units.Plural(len(m.Files), "file"), units.Human(m.RawBytes()), units.Human(m.StoredBytes()),
+		m.ID, m.Cluster, m.Node, units.Plural(int(m.Count()), "file"), units.Human(m.RawBytes()), units.Human(m.StoredBytes()),
 		units.Plural(res.Uploaded, "content"), units.Human(res.UploadedBytes), units.Plural(res.Packs, "pack"),
 		reused, time.Since(start).Round(time.Millisecond))
 	return err

@@ -236,7 +236,7 @@ func TestPurgeKeepsWhatKeptBackupsUse(t *testing.T) {
 	if !strings.Contains(v.stdout, "2 backups") || !strings.Contains(v.stdout, "0 orphans") {
 		t.Fatalf("verify after purge: %s", v.stdout)
 	}
-	// The index forgot what was deleted: a new backup of a tree that has
+	// What was deleted is not offered: a new backup of a tree that has
 	// the deleted content again uploads it again instead of referencing
 	// the deleted object.
 	snapshotAgain(t, n, n.tag+"x")

@@ -112,12 +112,12 @@ func TestKilledInTheMiddleOfALargeFileContinuesIt(t *testing.T) {
 	c := testClient(t, bucket)
 	nd := manifest.Node{Cluster: "prod", Name: "cass-1"}
 	waitFor(t, "a checkpoint recording 60% of the file in parts", func() bool {
-		x, err := catalog.LoadIndex(ctx, c, nd)
+		ps, err := catalog.LoadPartials(ctx, c, nd)
 		if err != nil {
 			return false
 		}
-		for _, k := range x.PartialKeys() {
-			if pt := x.Partial(k); pt != nil && pt.Stored() >= size*6/10 {
+		for _, pt := range ps {
+			if pt != nil && pt.Stored() >= size*6/10 {
 				return true
 			}
 		}

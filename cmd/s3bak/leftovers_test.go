@@ -49,7 +49,7 @@ func TestListShowsABackupWithAStaleMarkerOnceAsComplete(t *testing.T) {
 	if !strings.Contains(p.stdout, "1 pending marker cleaned") {
 		t.Fatalf("purge did not clean the stale marker:\n%s", p.stdout)
 	}
-	if keys := listKeys(t, bucket, nd.Root()+catalog.PendingDir+"/"); len(keys) != 0 {
+	if keys := listKeys(t, bucket, nd.Root()+manifest.PendingDir+"/"); len(keys) != 0 {
 		t.Fatalf("pending markers left: %v", keys)
 	}
 }

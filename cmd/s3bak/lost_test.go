@@ -102,7 +102,8 @@ func TestSymlinkedDirectoriesAndExactNamesRoundTrip(t *testing.T) {
 			t.Errorf("%q: restored %q, %v; want %q", name, got, err, b)
 		}
 	}
-	// The manifest says which names need their exact bytes.
+	// The manifest says which names need their exact bytes (their records'
+	// "pb": base64 of the name).
 	keys := listKeys(t, bucket, "prod/cass-1/backups/")
 	if len(keys) != 1 {
 		t.Fatalf("manifests: %v", keys)
@@ -124,8 +125,8 @@ func TestSymlinkedDirectoriesAndExactNamesRoundTrip(t *testing.T) {
 		t.Fatalf("the stored manifest is not a zstd stream: %v", err)
 	}
 	zr.Close()
-	if !regexp.MustCompile(`"schema":\s*2\b`).Match(raw.Bytes()) || bytes.Count(raw.Bytes(), []byte(`"path_b64"`)) != 2 {
-		t.Errorf("the manifest does not carry the two exact names (schema 2, path_b64):\n%.2000s", raw.String())
+	if !regexp.MustCompile(`"schema":\s*3\b`).Match(raw.Bytes()) || bytes.Count(raw.Bytes(), []byte(`"pb":`)) != 2 {
+		t.Errorf("the manifest does not carry the two exact names (schema 3, pb):\n%.2000s", raw.String())
 	}
 }
 

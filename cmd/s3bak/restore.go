@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/s3bak/s3bak/pkg/cassandra"
+	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/hbase"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/restore"
@@ -84,10 +85,14 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 		return err
 	}
 	node := o.sel.node(local)
-	m, err := o.sel.load(ctx, client, node)
+	// The manifest is read file by file from a local copy, as often as
+	// the restore needs: a million files are never in memory at once.
+	src, err := o.sel.fetch(ctx, client, node)
 	if err != nil {
 		return err
 	}
+	defer src.Close()
+	m := src.Manifest()
 	g.run.tag, g.run.id = m.Tag, m.ID
 	if err := o.modes.cassandraOnly(m); err != nil {
 		return err
@@ -95,17 +100,17 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	filter := cassandra.Filter(o.keyspaces, o.tables)
 	var script *cassandra.LoadScript
 	if o.modes.loadScript != "" {
-		if script, err = o.modes.prepareLoadScript(ctx, m, filter, o.target); err != nil {
+		whole, err := readAll(src)
+		if err != nil {
+			return err
+		}
+		if script, err = o.modes.prepareLoadScript(ctx, whole, filter, o.target); err != nil {
 			return err
 		}
 	}
-	var total int64
-	files := 0
-	for _, f := range m.Files {
-		if filter == nil || filter(f.Path) {
-			total += f.Size
-			files++
-		}
+	total, files, err := restoreTotals(src, filter)
+	if err != nil {
+		return err
 	}
 	bar := g.progress(total, files, "restore")
 	start := time.Now()
@@ -113,13 +118,13 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	if from := o.sel.describeFrom(local); from != "" {
 		logger.Info("restoring another node's backup", "from_node", node.Name, "local_node", local.Name, "id", m.ID)
 	}
-	res, err := restore.Run(ctx, client, node, m, restore.Options{
+	res, err := restore.RunSource(ctx, client, node, src, restore.Options{
 		Target: o.target, Force: o.force, Concurrency: g.concurrency, Filter: filter, Logger: logger, Progress: bar,
 		Budget: g.limits.buffers(2), Buffered: !o.directIO, FollowSymlinks: o.follow,
 	})
 	bar.Finish()
 	if errors.Is(err, restore.ErrNoMatch) {
-		return notFound(fmt.Errorf("%w (keyspaces in it: %s)", err, strings.Join(keyspacesOf(m), ", ")))
+		return notFound(fmt.Errorf("%w (keyspaces in it: %s)", err, strings.Join(keyspacesOf(src), ", ")))
 	}
 	if err != nil {
 		return err
@@ -135,7 +140,7 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 			}
 			written = o.modes.loadScript
 		case m.Kind == "cassandra":
-			steps = strings.TrimLeft(cassandra.RestoreSteps(o.target, res.Paths), "\n")
+			steps = strings.TrimLeft(cassandra.RestoreSteps(o.target, res.Dirs), "\n")
 		case m.Kind == "hbase":
 			snaps, serr := hbase.SnapshotsFromMeta(m.Meta)
 			if serr != nil {
@@ -168,10 +173,48 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	return err
 }
 
-// keyspacesOf lists the keyspaces (first path elements) of m's files.
-func keyspacesOf(m *manifest.Manifest) []string {
+// restoreTotals are the files a restore brings back and their bytes: the
+// manifest's totals, or with a filter a pass over its files.
+func restoreTotals(src *catalog.Local, filter func(string) bool) (int64, int, error) {
+	m := src.Manifest()
+	if filter == nil {
+		return m.RawBytes(), int(m.Count()), nil
+	}
+	var total int64
+	files := 0
+	for f, err := range src.Files() {
+		if err != nil {
+			return 0, 0, err
+		}
+		if filter(f.Path) {
+			total += f.Size
+			files++
+		}
+	}
+	return total, files, nil
+}
+
+// readAll reads a manifest's files into memory, for what needs them all
+// at once (a load script's tables).
+func readAll(src *catalog.Local) (*manifest.Manifest, error) {
+	m := *src.Manifest()
+	for f, err := range src.Files() {
+		if err != nil {
+			return nil, err
+		}
+		m.Files = append(m.Files, f)
+	}
+	return &m, nil
+}
+
+// keyspacesOf lists the keyspaces (first path elements) of a backup's
+// files (in path order, so each keyspace's files come together).
+func keyspacesOf(src restore.Source) []string {
 	var ks []string
-	for _, f := range m.Files {
+	for f, err := range src.Files() {
+		if err != nil {
+			break
+		}
 		k, _, _ := strings.Cut(f.Path, "/")
 		if !slices.Contains(ks, k) {
 			ks = append(ks, k)

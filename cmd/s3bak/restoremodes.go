@@ -119,7 +119,7 @@ func runRestoreIntoDataDirs(cmd *cobra.Command, g *globalOptions, o *restoreOpti
 	tables := cassandra.Tables(backupFiles(m, keep))
 	if len(tables) == 0 {
 		return notFound(fmt.Errorf("backup %s has no sstable to restore into the data directories: %w (keyspaces in it: %s)",
-			m.ID, restore.ErrNoMatch, strings.Join(keyspacesOf(m), ", ")))
+			m.ID, restore.ErrNoMatch, strings.Join(keyspacesOf(restore.Files(m.Files)), ", ")))
 	}
 	place, err := cassandra.PlaceTables(o.modes.dataDirs, tables, o.modes.intoLiveIDs)
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/s3bak/s3bak/pkg/catalog"
+	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
@@ -32,7 +34,7 @@ func slowNode(t *testing.T, extra int) *node {
 }
 
 // startSlowBackup runs the real binary on a slowNode in the background and
-// returns once the node's index says it stored at least stored contents.
+// returns once the node's checkpoints record at least stored files.
 func startSlowBackup(t *testing.T, stored int) (*node, string, *exec.Cmd, *strings.Builder) {
 	t.Helper()
 	n := slowNode(t, 1500)
@@ -49,7 +51,7 @@ func startSlowBackup(t *testing.T, stored int) (*node, string, *exec.Cmd, *strin
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	c := testClient(t, bucket)
 	nd := manifest.Node{Cluster: "prod", Name: "cass-1"}
-	waitFor(t, fmt.Sprintf("a checkpoint of the index with %d stored contents", stored), func() bool { return indexedObjects(c, nd) >= stored })
+	waitFor(t, fmt.Sprintf("checkpoints recording %d stored files", stored), func() bool { return checkpointed(c, nd) >= stored })
 	return n, bucket, cmd, &out
 }
 
@@ -65,12 +67,29 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 	}
 }
 
-func indexedObjects(c *transfer.Client, nd manifest.Node) int {
-	x, err := catalog.LoadIndex(context.Background(), c, nd)
+// checkpointed counts the files the node's checkpoints record.
+func checkpointed(c *transfer.Client, nd manifest.Node) int {
+	ctx := context.Background()
+	keys, err := catalog.CheckpointKeys(ctx, c, nd)
 	if err != nil {
 		return 0
 	}
-	return x.Len()
+	n := 0
+	for _, k := range keys {
+		if _, ok := manifest.CheckpointID(k); !ok {
+			continue
+		}
+		b, err := c.GetBytes(ctx, k, 1<<30)
+		if err != nil {
+			continue
+		}
+		raw, err := chunk.Inflate(b, 1<<30)
+		if err != nil {
+			continue
+		}
+		n += bytes.Count(raw, []byte("\n"))
+	}
+	return n
 }
 
 func TestKilledBackupResumes(t *testing.T) {
@@ -103,7 +122,7 @@ func TestKilledBackupResumes(t *testing.T) {
 	if strings.Contains(l.stdout, "incomplete") || !strings.Contains(l.stdout, "complete") {
 		t.Fatalf("after the rerun, list says:\n%s", l.stdout)
 	}
-	if keys := listKeys(t, bucket, nd.Root()+catalog.PendingDir+"/"); len(keys) != 0 {
+	if keys := listKeys(t, bucket, nd.Root()+manifest.PendingDir+"/"); len(keys) != 0 {
 		t.Fatalf("pending markers left: %v", keys)
 	}
 }

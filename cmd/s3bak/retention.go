@@ -14,6 +14,7 @@ import (
 
 	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/restore"
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
@@ -66,7 +67,7 @@ func (g *globalOptions) retention(ctx context.Context, c *transfer.Client, node 
 }
 
 // hook is backup.Options.BeforeManifest (nil without retention).
-func (r *backupRetention) hook() func(context.Context, *manifest.Manifest) error {
+func (r *backupRetention) hook() func(context.Context, *manifest.Manifest, []string) error {
 	if r == nil {
 		return nil
 	}
@@ -76,13 +77,14 @@ func (r *backupRetention) hook() func(context.Context, *manifest.Manifest) error
 // beforeManifest extends, right before the manifest is written, the
 // retention of every object the backup references and did not store
 // itself, so that no backup exists whose data can be deleted before it
-// expires; and records the date in the manifest's meta. A manifest whose
-// files are not held in memory is left to afterManifest.
-func (r *backupRetention) beforeManifest(ctx context.Context, m *manifest.Manifest) error {
-	if len(m.Files) == 0 {
-		return nil
+// expires; and records the date in the manifest's meta. keys are the
+// distinct objects the manifest references, relative to the node's root.
+func (r *backupRetention) beforeManifest(ctx context.Context, m *manifest.Manifest, keys []string) error {
+	full := make([]string, len(keys))
+	for i, k := range keys {
+		full[i] = r.node.Root() + k
 	}
-	if err := r.extend(ctx, m); err != nil {
+	if err := r.extendKeys(ctx, m, full); err != nil {
 		return fmt.Errorf("%w (no manifest was written; a rerun continues)", err)
 	}
 	if m.Meta == nil {
@@ -122,8 +124,16 @@ func (r *backupRetention) until(m *manifest.Manifest) time.Time {
 
 // extend retains every object m references until r.until(m).
 func (r *backupRetention) extend(ctx context.Context, m *manifest.Manifest) error {
+	keys, err := referencedKeys(r.node, restore.Files(m.Files))
+	if err != nil {
+		return err
+	}
+	return r.extendKeys(ctx, m, keys)
+}
+
+// extendKeys retains the objects keys (full keys) until r.until(m).
+func (r *backupRetention) extendKeys(ctx context.Context, m *manifest.Manifest, keys []string) error {
 	until := r.until(m)
-	keys := referencedKeys(r.node, m)
 	start := time.Now()
 	extended, err := r.c.ExtendAll(ctx, keys, until, r.mode, r.parallel)
 	if err != nil {
@@ -137,10 +147,13 @@ func (r *backupRetention) extend(ctx context.Context, m *manifest.Manifest) erro
 
 // referencedKeys is every distinct object (content or pack) m references,
 // as full keys.
-func referencedKeys(node manifest.Node, m *manifest.Manifest) []string {
+func referencedKeys(node manifest.Node, files restore.Source) ([]string, error) {
 	seen := map[string]bool{}
 	var keys []string
-	for _, f := range m.Files {
+	for f, err := range files.Files() {
+		if err != nil {
+			return nil, err
+		}
 		k := node.Root() + f.Key
 		if f.Key == "" || seen[k] {
 			continue
@@ -148,7 +161,7 @@ func referencedKeys(node manifest.Node, m *manifest.Manifest) []string {
 		seen[k] = true
 		keys = append(keys, k)
 	}
-	return keys
+	return keys, nil
 }
 
 // retentionCheck is verify's view of a backup's Object Lock retention: the
@@ -175,7 +188,7 @@ type retentionObject struct {
 // restores today; what is at risk is tomorrow's purge by someone who may
 // delete, and the fix (a backup with --retain-days, or PutObjectRetention)
 // is not verify's to make. Nil on a bucket without Object Lock.
-func checkRetention(ctx context.Context, w io.Writer, c *transfer.Client, node manifest.Node, m *manifest.Manifest, quiet bool, parallel int) *retentionCheck {
+func checkRetention(ctx context.Context, w io.Writer, c *transfer.Client, node manifest.Node, m *manifest.Manifest, files restore.Source, quiet bool, parallel int) *retentionCheck {
 	l, err := c.ObjectLockConfig(ctx)
 	if err == nil && !l.Enabled {
 		return nil
@@ -187,7 +200,7 @@ func checkRetention(ctx context.Context, w io.Writer, c *transfer.Client, node m
 		}
 	}
 	if err == nil {
-		err = rc.check(ctx, c, node, m, parallel)
+		err = rc.check(ctx, c, node, m, files, parallel)
 	}
 	if err != nil {
 		rc.Error = err.Error()
@@ -218,7 +231,7 @@ func expiryOf(m *manifest.Manifest, own transfer.ObjectRetention) time.Time {
 
 // check reads the retention of the manifest and of every object m
 // references.
-func (rc *retentionCheck) check(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifest.Manifest, parallel int) error {
+func (rc *retentionCheck) check(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifest.Manifest, files restore.Source, parallel int) error {
 	mkey := node.Root() + manifest.ManifestKey(m.ID)
 	own, err := c.GetRetention(ctx, mkey, "")
 	if err != nil {
@@ -238,7 +251,10 @@ func (rc *retentionCheck) check(ctx context.Context, c *transfer.Client, node ma
 	if rc.Until.IsZero() {
 		return nil // a backup made without --retain-days: nothing to compare
 	}
-	keys := referencedKeys(node, m)
+	keys, err := referencedKeys(node, files)
+	if err != nil {
+		return err
+	}
 	rc.Objects = len(keys)
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)

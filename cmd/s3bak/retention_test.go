@@ -20,6 +20,7 @@ import (
 
 	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/restore"
 )
 
 // testDeadlineLock bounds each test of this file and of encpolicy_test.go:
@@ -156,8 +157,8 @@ func TestObjectLockRetention(t *testing.T) {
 	root := "prod/cass-1/"
 	m1 := manifestOf(t, bucket, first.BackupID)
 	want1 := m1.Started.Add(48 * time.Hour)
-	referenced := referencedKeys(manifest.Node{Cluster: "prod", Name: "cass-1"}, m1)
-	if len(referenced) < 2 { // a pack and the large file
+	referenced, err := referencedKeys(manifest.Node{Cluster: "prod", Name: "cass-1"}, restore.Files(m1.Files))
+	if err != nil || len(referenced) < 2 { // a pack and the large file
 		t.Fatalf("the first backup references only %v", referenced)
 	}
 	for _, k := range append([]string{root + manifest.ManifestKey(first.BackupID)}, referenced...) {
@@ -346,7 +347,11 @@ func TestIAMPoliciesOnAnObjectLockBucket(t *testing.T) {
 	n.extra = []string{"--prefix", iamPrefix, "--retain-days", "2"}
 	ok(asRoleCtx(t, ctx, roles["backup"], n.backupArgs(bucket)...), "second backup as the backup role")
 	m1 := manifestOfNode(t, bucket, manifest.Node{Prefix: iamPrefix, Cluster: "prod", Name: "cass-1"}, first.BackupID)
-	for _, k := range referencedKeys(manifest.Node{Prefix: iamPrefix, Cluster: "prod", Name: "cass-1"}, m1) {
+	keys, err := referencedKeys(manifest.Node{Prefix: iamPrefix, Cluster: "prod", Name: "cass-1"}, restore.Files(m1.Files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
 		if _, until := retentionOf(t, bucket, k); until.Before(time.Now().Add(47 * time.Hour)) {
 			t.Errorf("%s: retained until %s, want two days from now", k, until)
 		}

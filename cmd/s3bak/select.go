@@ -56,7 +56,17 @@ func (s *selectFlags) node(local manifest.Node) manifest.Node {
 	return catalog.NodeOf(local, s.fromNode)
 }
 
-// load reads the selected backup's manifest of node.
+// fetch copies the selected backup's manifest of node to read it file by
+// file (catalog.Local).
+func (s *selectFlags) fetch(ctx context.Context, c *transfer.Client, node manifest.Node) (*catalog.Local, error) {
+	id, err := catalog.Select(ctx, c, node, s.backupID, s.tag)
+	if err != nil {
+		return nil, err
+	}
+	return catalog.Fetch(ctx, c, node, id, "")
+}
+
+// load reads the selected backup's manifest of node whole.
 func (s *selectFlags) load(ctx context.Context, c *transfer.Client, node manifest.Node) (*manifest.Manifest, error) {
 	id, err := catalog.Select(ctx, c, node, s.backupID, s.tag)
 	if err != nil {

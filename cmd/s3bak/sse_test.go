@@ -115,7 +115,7 @@ func TestEncryptedBackupAndRestore(t *testing.T) {
 							r.header.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"), r.header.Get("X-Amz-Server-Side-Encryption-Bucket-Key-Enabled"))
 					}
 				}
-				for _, k := range []string{"/data/packs/", "/data/", "/backups/", "/pending/", "/index.json.zst", "/lock.json"} {
+				for _, k := range []string{"/data/packs/", "/data/", "/backups/", "/pending/", "/backups.json.zst", "/lock.json"} {
 					if strings.Contains(r.path, k) {
 						kinds[k]++
 						break
@@ -125,7 +125,7 @@ func TestEncryptedBackupAndRestore(t *testing.T) {
 					kinds["multipart"]++
 				}
 			}
-			for _, k := range []string{"/data/packs/", "/data/", "/backups/", "/pending/", "/index.json.zst", "/lock.json", "multipart"} {
+			for _, k := range []string{"/data/packs/", "/data/", "/backups/", "/pending/", "/backups.json.zst", "/lock.json", "multipart"} {
 				if kinds[k] == 0 {
 					t.Errorf("no encrypted write of %s seen: %v", k, kinds)
 				}

@@ -68,7 +68,7 @@ func runVerify(cmd *cobra.Command, g *globalOptions, o *verifyOptions) error {
 	}
 	g.run.tag, g.run.id = m.Tag, m.ID
 	if err == nil {
-		g.run.stats = &runStats{files: len(m.Files), bytesRead: out.Bytes, bytesStored: m.StoredBytes()}
+		g.run.stats = &runStats{files: int(m.Count()), bytesRead: out.Bytes, bytesStored: m.StoredBytes()}
 	}
 	if o.output == "json" {
 		if werr := writeJSON(g.stdout, out); werr != nil && err == nil {
@@ -83,23 +83,25 @@ func runVerify(cmd *cobra.Command, g *globalOptions, o *verifyOptions) error {
 // the output is JSON, and returns its summary; the manifest is nil when
 // the backup could not be read at all.
 func verifyNode(ctx context.Context, g *globalOptions, client *transfer.Client, node manifest.Node, o *verifyOptions, w io.Writer, bar bool) (verifyOutput, *manifest.Manifest, error) {
-	m, err := o.sel.load(ctx, client, node)
+	src, err := o.sel.fetch(ctx, client, node)
 	if err != nil {
 		return verifyOutput{Cluster: node.Cluster, Node: node.Name, Problems: []verifyProblem{}}, nil, err
 	}
+	defer src.Close()
+	m := src.Manifest()
 	start := time.Now()
 	var pb progressBar = nopBar{}
 	if o.deep && bar {
-		pb = g.progress(m.RawBytes(), len(m.Files), "verify")
+		pb = g.progress(m.RawBytes(), int(m.Count()), "verify")
 	}
 	// A deep check downloads and decodes as a restore does, from the same
 	// share of --max-memory.
-	res, err := restore.Verify(ctx, client, node, m, restore.VerifyOptions{
+	res, err := restore.VerifySource(ctx, client, node, src, restore.VerifyOptions{
 		Deep: o.deep, Concurrency: g.concurrency, Progress: pb, Budget: g.limits.buffers(2),
 	})
 	pb.Finish()
 	out := verifyOutput{Cluster: m.Cluster, Node: m.Node, Tag: m.Tag, BackupID: m.ID, Deep: o.deep,
-		Files: len(m.Files), Problems: []verifyProblem{}}
+		Files: int(m.Count()), Problems: []verifyProblem{}}
 	if res == nil {
 		return out, m, err
 	}
@@ -120,8 +122,8 @@ func verifyNode(ctx context.Context, g *globalOptions, client *transfer.Client, 
 	// err now says that an object could not be checked (the server or the
 	// network failed): exit 1, unless what was checked found damage.
 	if err != nil {
-		if len(res.Problems) > 0 {
-			return done(fmt.Errorf("backup %s: %s failed verification before it stopped: %w (%v)", m.ID, units.Plural(len(res.Problems), "object"), restore.ErrVerify, err))
+		if res.Failed > 0 {
+			return done(fmt.Errorf("backup %s: %s failed verification before it stopped: %w (%v)", m.ID, units.Plural(res.Failed, "object"), restore.ErrVerify, err))
 		}
 		return done(err)
 	}
@@ -131,12 +133,12 @@ func verifyNode(ctx context.Context, g *globalOptions, client *transfer.Client, 
 	}
 	if !asJSON {
 		fmt.Fprintf(w, "backup %s of %s/%s: %s checked (%s), %s\n", m.ID, m.Cluster, m.Node,
-			units.Plural(res.Objects, "stored content"), how, units.Plural(len(res.Problems), "problem"))
+			units.Plural(res.Objects, "stored content"), how, units.Plural(res.Failed, "problem"))
 	}
-	if len(res.Problems) > 0 {
-		return done(fmt.Errorf("backup %s: %d of %s failed verification: %w", m.ID, len(res.Problems), units.Plural(res.Objects, "object"), restore.ErrVerify))
+	if res.Failed > 0 {
+		return done(fmt.Errorf("backup %s: %d of %s failed verification: %w", m.ID, res.Failed, units.Plural(res.Objects, "object"), restore.ErrVerify))
 	}
-	out.Retention = checkRetention(ctx, w, client, node, m, asJSON, g.concurrency)
+	out.Retention = checkRetention(ctx, w, client, node, m, src, asJSON, g.concurrency)
 	if o.skipCatalog {
 		return done(nil)
 	}

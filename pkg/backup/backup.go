@@ -4,10 +4,12 @@
 package backup
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,16 +43,22 @@ type Options struct {
 	// Budget bounds the bytes held in buffers by all files at once (nil:
 	// unbounded).
 	Budget *budget.Budget
+	// TempDir holds the manifest while it is written and the catalog's
+	// records ("" is TMPDIR): some 100 bytes a file, on disk instead of in
+	// memory.
+	TempDir string
 	// PackSize is the size of the packs that small files are stored in
 	// together (DefaultPackSize when 0, no packing when negative, e.g.
 	// NoPacking). A file whose stored form is at most a sixteenth of it is
 	// packed.
 	PackSize int64
 	// BeforeManifest, when set, runs once every content is stored and
-	// right before the manifest is written (m.Files complete): s3bak's
-	// --retain-days extends the Object Lock retention of the objects the
-	// backup reuses there. Its error fails the backup, with no manifest.
-	BeforeManifest func(ctx context.Context, m *manifest.Manifest) error
+	// right before the manifest is written, with the distinct objects the
+	// manifest references (keys relative to the node's root; m holds no
+	// files): s3bak's --retain-days extends the Object Lock retention of
+	// the objects the backup reuses there, and may add to m.Meta. Its
+	// error fails the backup, with no manifest.
+	BeforeManifest func(ctx context.Context, m *manifest.Manifest, keys []string) error
 }
 
 // NoPacking as Options.PackSize stores every file in an object of its own;
@@ -130,13 +138,21 @@ func (e *Engine) newManifest(set *source.Set) *manifest.Manifest {
 		Schema: manifest.SchemaVersion, ID: manifest.NewID(started), Kind: set.Kind,
 		Cluster: e.opts.Node.Cluster, Node: e.opts.Node.Name, Tag: set.Tag,
 		Started: started, Tool: e.opts.Tool, Meta: set.Meta,
-		Files: make([]manifest.File, len(set.Files)),
 	}
 }
 
 func (e *Engine) run(ctx context.Context, m *manifest.Manifest, set *source.Set) (*Result, error) {
 	res := &Result{Manifest: m}
+	// The manifest lists files in path order, and is written as they are
+	// stored: in that order, with a bounded window of files ahead.
+	slices.SortFunc(set.Files, func(a, b source.File) int { return manifest.ComparePaths(a.Path, b.Path) })
 	st := &state{e: e, res: res, linked: linkedInodes(set)}
+	st.keys.forget = true
+	out, err := newOrdered(e.opts.TempDir)
+	if err != nil {
+		return nil, err
+	}
+	defer out.close()
 	if size := e.packSize(); size > 0 {
 		// The packs' memory is carved out of the budget for the whole run,
 		// so that no file ever waits for it (packSize keeps it to a quarter).
@@ -147,7 +163,7 @@ func (e *Engine) run(ctx context.Context, m *manifest.Manifest, set *source.Set)
 		defer release()
 		st.packs = newPacker(ctx, e, size)
 	}
-	err := st.files(ctx, m, set)
+	err = st.files(ctx, out, set)
 	packs, perr := st.packs.close()
 	res.Packs = packs
 	if err == nil {
@@ -157,7 +173,7 @@ func (e *Engine) run(ctx context.Context, m *manifest.Manifest, set *source.Set)
 		return nil, err
 	}
 	res.touched = st.touched
-	return e.finish(ctx, m, res)
+	return e.finish(ctx, m, out, res)
 }
 
 // packSize is the pack size in use: Options.PackSize, but no more than a
@@ -183,39 +199,56 @@ func (e *Engine) packSize() int64 {
 // minPackSize is the smallest pack worth making.
 const minPackSize = 256 << 10
 
-// files stores every file of set, concurrently, into m.
-func (st *state) files(ctx context.Context, m *manifest.Manifest, set *source.Set) error {
+// files stores every file of set, concurrently, writing each one's
+// record to out in set's order.
+func (st *state) files(ctx context.Context, out *ordered, set *source.Set) error {
 	e := st.e
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.opts.Concurrency)
 	for i, f := range set.Files {
+		if err := out.reserve(gctx); err != nil {
+			break // g.Wait has the cause
+		}
 		g.Go(func() error {
 			mf, err := st.file(gctx, f)
 			if err != nil {
 				return fmt.Errorf("back up %s (%s): %w", f.Path, f.Abs, err)
 			}
-			m.Files[i] = mf
-			return nil
+			return out.put(i, mf)
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return out.end(len(set.Files))
 }
 
 // finish writes the manifest, last, once every content is stored.
-func (e *Engine) finish(ctx context.Context, m *manifest.Manifest, res *Result) (*Result, error) {
+func (e *Engine) finish(ctx context.Context, m *manifest.Manifest, out *ordered, res *Result) (*Result, error) {
 	m.Finished = e.opts.Now().UTC()
 	if e.opts.BeforeManifest != nil {
-		if err := e.opts.BeforeManifest(ctx, m); err != nil {
+		if err := e.opts.BeforeManifest(ctx, m, out.referenced()); err != nil {
 			return nil, err
 		}
 	}
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("refusing to write an invalid manifest: %w", err)
 	}
-	b, err := m.EncodeStored()
+	head, tail, err := out.w.Finish(m)
+	if err != nil {
+		return nil, err
+	}
+	// The conditional PUT holds the stored manifest, some 60 bytes a file,
+	// while nothing else is held.
+	release, err := e.opts.Budget.Acquire(ctx, out.size()+int64(len(head)+len(tail)))
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	b, err := out.bytes(head, tail)
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +264,7 @@ func (e *Engine) finish(ctx context.Context, m *manifest.Manifest, res *Result) 
 		}
 		return nil, fmt.Errorf("write manifest: %w", err)
 	}
-	e.opts.Logger.Info("backup complete", "id", m.ID, "files", len(m.Files), "raw_bytes", m.RawBytes(),
+	e.opts.Logger.Info("backup complete", "id", m.ID, "files", m.Count(), "raw_bytes", m.RawBytes(),
 		"uploaded_objects", res.Uploaded, "uploaded_bytes", res.UploadedBytes, "packs", res.Packs, "reused", res.Reused, "duplicates", res.Duplicates, "unread", res.Unread,
 		"manifest", res.ManifestKey)
 	return res, nil
@@ -239,19 +272,21 @@ func (e *Engine) finish(ctx context.Context, m *manifest.Manifest, res *Result) 
 
 type inode struct{ dev, ino uint64 }
 
-// linkedInodes finds the inodes that more than one file of set shares.
+// linkedInodes finds the inodes that more than one file of set shares,
+// with a sorted list of 16 bytes a file rather than a map of every inode.
 func linkedInodes(set *source.Set) map[inode]bool {
-	seen := make(map[inode]bool, len(set.Files))
-	linked := map[inode]bool{}
+	all := make([]inode, 0, len(set.Files))
 	for _, f := range set.Files {
-		if f.Ino == 0 {
-			continue
+		if f.Ino != 0 {
+			all = append(all, inode{f.Dev, f.Ino})
 		}
-		k := inode{f.Dev, f.Ino}
-		if seen[k] {
-			linked[k] = true
+	}
+	slices.SortFunc(all, func(a, b inode) int { return cmp.Or(cmp.Compare(a.dev, b.dev), cmp.Compare(a.ino, b.ino)) })
+	linked := map[inode]bool{}
+	for i := 1; i < len(all); i++ {
+		if all[i] == all[i-1] {
+			linked[all[i]] = true
 		}
-		seen[k] = true
 	}
 	return linked
 }
@@ -267,8 +302,11 @@ type state struct {
 	// those go through inodes, which costs a result per file kept for the
 	// whole run — a million files would hold hundreds of megabytes.
 	linked map[inode]bool
-	keys   onceMap[string, manifest.File]
-	packs  *packer // nil: no packing
+	// keys shares the storing of a content between files of it in flight
+	// at once; a file of a content stored earlier in the run finds it in
+	// Known (a million contents would otherwise stay in the map).
+	keys  onceMap[string, manifest.File]
+	packs *packer // nil: no packing
 
 	touchMu sync.Mutex
 	touched map[string]bool // large objects this run uploaded (or continued)
@@ -328,11 +366,14 @@ func (s *state) storeOnce(ctx context.Context, mf *manifest.File, key string, st
 	return nil
 }
 
-// onceMap runs fn once per key; callers of a key in progress wait for its
-// result (or their context).
+// onceMap runs fn once per key at a time; callers of a key in progress
+// wait for its result (or their context).
 type onceMap[K comparable, V any] struct {
 	mu sync.Mutex
 	m  map[K]*onceResult[V]
+	// forget drops a key once done: the map then holds what is in flight,
+	// not every key of the run, and a later caller runs fn again.
+	forget bool
 }
 
 type onceResult[V any] struct {
@@ -355,6 +396,11 @@ func (o *onceMap[K, V]) do(ctx context.Context, k K, fn func() (V, error)) (v V,
 	if !ok {
 		r.v, r.err = fn()
 		close(r.done)
+		if o.forget {
+			o.mu.Lock()
+			delete(o.m, k)
+			o.mu.Unlock()
+		}
 		return r.v, true, r.err
 	}
 	select {

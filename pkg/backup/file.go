@@ -22,7 +22,7 @@ import (
 // file the catalog knows by fingerprint is not even opened.
 func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.File, error) {
 	fp := f.Fingerprint()
-	mf := manifest.File{Path: f.Path, Size: f.Size, ModTime: f.ModTime.UTC(), Mode: f.Mode.Perm()}
+	mf := manifest.File{Path: f.Path, Size: f.Size, ModTime: f.ModTime.UTC(), Mode: f.Mode.Perm(), Ino: f.Ino, Digest: f.Digest}
 	if k := e.opts.Known; k != nil && !e.opts.Full {
 		if k.Lookup(fp, &mf) {
 			s.count(func(r *Result) { r.Reused++; r.Unread++; r.UnreadBytes += f.Size })

@@ -24,7 +24,7 @@ func TestLostObjectIsStoredAgain(t *testing.T) {
 	}
 	root := e.opts.Node.Root()
 	var own, pack string
-	for _, f := range first.Manifest.Files {
+	for _, f := range stored(t, e, first).Files {
 		if manifest.IsPackKey(f.Key) {
 			pack = f.Key
 		} else {
@@ -48,7 +48,7 @@ func TestLostObjectIsStoredAgain(t *testing.T) {
 	if second.Uploaded == 0 {
 		t.Fatal("nothing was uploaded again")
 	}
-	for _, f := range second.Manifest.Files {
+	for _, f := range stored(t, e2, second).Files {
 		info, err := client.Head(ctx, root+f.Key)
 		if err != nil {
 			t.Fatalf("the second backup references %s (%s): %v", f.Key, f.Path, err)

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
@@ -17,7 +16,7 @@ func TestSmallFilesArePacked(t *testing.T) {
 	set := writeSet(t, 2, 3<<20, 300)
 	e, _, _ := engine(t, "packed", nil, 2, 8)
 	e.opts.PackSize = 256 << 10 // several packs from 300 small files
-	idx := catalog.NewIndex(e.opts.Node)
+	idx := newMemKnown()
 	e.opts.Known = idx
 	res, err := e.Run(context.Background(), set)
 	if err != nil {
@@ -29,7 +28,7 @@ func TestSmallFilesArePacked(t *testing.T) {
 	}
 	seen := map[where]bool{}
 	packs := map[string]bool{}
-	for _, f := range res.Manifest.Files {
+	for _, f := range stored(t, e, res).Files {
 		packed := manifest.IsPackKey(f.Key)
 		if packed != strings.Contains(f.Path, "Statistics") {
 			t.Fatalf("%s (%d bytes) stored at %s", f.Path, f.Size, f.Key)
@@ -69,7 +68,7 @@ func TestFailedPackIsNotRecorded(t *testing.T) {
 	e, enc, _ := engine(t, "lost", nil, 2, 4)
 	up := bad.NewUploader(transfer.UploaderOptions{PartSize: transfer.MinPartSize, Concurrency: 2})
 	e = New(bad, enc, up, e.opts)
-	idx := catalog.NewIndex(e.opts.Node)
+	idx := newMemKnown()
 	e.opts.Known = idx
 	_, err = e.Run(context.Background(), set)
 	if err == nil || !strings.Contains(err.Error(), "upload pack") {

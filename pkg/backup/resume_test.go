@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/restore"
 	"github.com/s3bak/s3bak/pkg/source"
+	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
 // cancelAfter cancels the run once n bytes of the file were read, mid-file.
@@ -73,12 +76,8 @@ func TestInterruptedLargeFileContinuesWhereItStopped(t *testing.T) {
 		t.Fatal("the interrupted run succeeded")
 	}
 	node := manifest.Node{Cluster: "c", Name: "resume-mid-file"}
-	idx, err := catalog.LoadIndex(ctx, client, node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(idx.PartialKeys()) != 1 {
-		t.Fatalf("the index records %d partial uploads, want 1", len(idx.PartialKeys()))
+	if n := len(partials(t, node)); n != 1 {
+		t.Fatalf("the checkpoint records %d partial uploads, want 1", n)
 	}
 	first := partBytes.Swap(0)
 
@@ -91,15 +90,36 @@ func TestInterruptedLargeFileContinuesWhereItStopped(t *testing.T) {
 	if second >= int64(len(raw))/2 {
 		t.Fatalf("the rerun sent %d bytes of parts, not less than half the %d-byte file", second, len(raw))
 	}
-	if idx, _ := catalog.LoadIndex(ctx, client, node); idx == nil || len(idx.PartialKeys()) != 0 {
+	if n := len(partials(t, node)); n != 0 {
 		t.Fatal("the completed upload is still recorded as partial")
 	}
+	m, err := catalog.Load(ctx, client, node, res.Manifest.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	target := t.TempDir()
-	if _, err := restore.Run(ctx, client, node, res.Manifest, restore.Options{Target: target}); err != nil {
+	if _, err := restore.Run(ctx, client, node, m, restore.Options{Target: target}); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	got, err := os.ReadFile(filepath.Join(target, "ks/t-1/nb-1-big-Data.db"))
 	if err != nil || !bytes.Equal(got, raw) {
 		t.Fatalf("restored file differs (%v)", err)
 	}
+}
+
+// partials reads the node's recorded partial uploads.
+func partials(t *testing.T, node manifest.Node) map[string]*catalog.Partial {
+	t.Helper()
+	b, err := client.GetBytes(context.Background(), node.Root()+manifest.PartialsKey, 1<<20)
+	if errors.Is(err, transfer.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ps map[string]*catalog.Partial
+	if err := json.Unmarshal(b, &ps); err != nil {
+		t.Fatal(err)
+	}
+	return ps
 }

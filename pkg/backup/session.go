@@ -18,16 +18,17 @@ import (
 type SessionOptions struct {
 	Lease     time.Duration // the lock's lease (default lock.DefaultLease)
 	BreakLock bool          // take the node's lock even from a live holder
-	// Checkpoint is how often the index is saved during the run, so that a
-	// killed run's successor skips what it uploaded (default 5s).
+	// Checkpoint is how often the run records what it stored, so that a
+	// killed run's successor skips it (default 5s).
 	Checkpoint time.Duration
 }
 
 // RunLocked is a backup as cron runs it: it holds the node's lock, marks
 // the backup pending, aborts multipart uploads that dead runs left, decides
-// what to upload from the node's index (saved as it goes, so a rerun after
-// a crash resumes), writes the manifest last, then records the backup in
-// the index and clears the pending markers of this tag.
+// what to read and upload from what the node has stored (catalog.Known:
+// the last backup and the checkpoints of killed runs), checkpoints as it
+// goes (so a rerun after a crash resumes), writes the manifest last, then
+// updates the backup summaries and clears the pending markers of this tag.
 func (e *Engine) RunLocked(ctx context.Context, set *source.Set, o SessionOptions) (*Result, error) {
 	node := e.opts.Node
 	if err := node.Validate(); err != nil {
@@ -50,23 +51,23 @@ func (e *Engine) RunLocked(ctx context.Context, set *source.Set, o SessionOption
 
 func (e *Engine) locked(ctx context.Context, l *lock.Lock, m *manifest.Manifest, set *source.Set, o SessionOptions) (*Result, error) {
 	node := e.opts.Node
-	idx, err := catalog.OpenIndex(ctx, e.client, node, e.opts.Logger.Warn)
+	known, err := catalog.OpenKnown(ctx, e.client, node, catalog.KnownOptions{ID: m.ID, Dir: e.opts.TempDir, Logger: e.opts.Logger})
 	if err != nil {
-		return nil, fmt.Errorf("read the node's index: %w", err)
+		return nil, fmt.Errorf("read what the node has stored: %w", err)
 	}
-	e.opts.Known = idx
-	// An object the index offers may be gone (a lifecycle rule, a person,
-	// a bug): its contents are forgotten, so their files are uploaded again
-	// instead of being referenced by a backup that could not restore them.
-	lost, err := idx.Reconcile(ctx, e.client, node)
+	defer known.Close()
+	// The lookup tables live for the whole run: out of the budget first.
+	release, err := e.opts.Budget.Carve(ctx, known.Memory(), 0)
 	if err != nil {
 		return nil, err
 	}
-	if len(lost) > 0 {
-		e.opts.Logger.Warn("objects the node's index offered are not in the bucket as recorded: their files are read and uploaded again; older backups that reference them fail verify (run s3bak verify)",
+	defer release()
+	e.opts.Known = known
+	if lost := known.Lost; len(lost) > 0 {
+		e.opts.Logger.Warn("objects the last backup references are not in the bucket as recorded: their files are read and uploaded again; the backups that reference them fail verify (run s3bak verify)",
 			"objects", len(lost), "first", lost[0].Key, "why", lost[0].Why)
 	}
-	if err := e.abortLeftovers(ctx, idx.PartialUploads()); err != nil {
+	if err := e.abortLeftovers(ctx, known.PartialUploads()); err != nil {
 		return nil, err
 	}
 	host, _ := os.Hostname()
@@ -74,39 +75,58 @@ func (e *Engine) locked(ctx context.Context, l *lock.Lock, m *manifest.Manifest,
 	if err := catalog.WritePending(ctx, e.client, node, p); err != nil {
 		return nil, fmt.Errorf("mark backup %s as started: %w", m.ID, err)
 	}
-	// Only the lock's holder may write the manifest or the index: a run
+	// Only the lock's holder may write the manifest or a checkpoint: a run
 	// that lost its lock (broken, or taken over while this one was paused)
 	// would reference objects the new holder may be deleting.
 	e.fence = l.Fence
 	save := func(ctx context.Context) error {
-		if !idx.Dirty() {
+		if !known.Dirty() {
 			return nil // nothing to write, so nothing to fence
 		}
 		if err := l.Fence(ctx); err != nil {
 			return err
 		}
-		return catalog.SaveIndex(ctx, e.client, node, idx)
+		return known.Save(ctx)
 	}
 	stop := e.checkpoint(ctx, save, o.Checkpoint)
 	res, runErr := e.run(ctx, m, set)
 	stop()
-	if runErr == nil {
-		idx.AddBackup(res.Manifest)
-		e.dropStalePartials(ctx, idx, res.touched)
-	}
-	// Saved even after a failure: what was uploaded is stored, and the
-	// rerun should not upload it again.
-	saveErr := save(context.WithoutCancel(ctx))
 	if runErr != nil {
+		// Saved after a failure: what was uploaded is stored, and the
+		// rerun should not upload it again.
+		if err := save(context.WithoutCancel(ctx)); err != nil {
+			e.opts.Logger.Warn("checkpoint failed", "err", err)
+		}
 		return nil, runErr
 	}
-	if saveErr != nil {
-		// The backup is complete (its manifest is written); a stale index
-		// costs the next run some re-reading, and list reads the manifest.
-		e.opts.Logger.Warn("backup complete, but its index was not updated", "err", saveErr)
+	e.dropStalePartials(ctx, known, res.touched)
+	e.complete(ctx, l, known, set)
+	return res, nil
+}
+
+// complete tidies up after the manifest is written: the summaries list
+// reads gain the backup, the checkpoints it supersedes go, and so do the
+// pending markers of its snapshot. The backup is complete whatever fails
+// here; each failure is a warning.
+func (e *Engine) complete(ctx context.Context, l *lock.Lock, known *catalog.Known, set *source.Set) {
+	node := e.opts.Node
+	err := l.Fence(ctx)
+	if err == nil {
+		err = known.SavePartials(ctx)
+	}
+	if err != nil {
+		e.opts.Logger.Warn("backup complete, but its partial uploads were not updated", "err", err)
+	}
+	known.Done(ctx)
+	if _, err := catalog.UpdateSummaries(ctx, e.client, node); err != nil {
+		e.opts.Logger.Warn("backup complete, but the summaries list reads were not updated (list reads the manifest instead)", "err", err)
+	}
+	// The index of an older s3bak would offer that s3bak contents purged
+	// since: gone with the first backup that no longer keeps it.
+	if err := e.client.Delete(ctx, node.Root()+manifest.LegacyIndexKey); err != nil {
+		e.opts.Logger.Warn("could not remove the index of an older s3bak", "err", err)
 	}
 	e.clearPending(ctx, set)
-	return res, nil
 }
 
 // abortLeftovers drops the node's unfinished multipart uploads: this run
@@ -132,18 +152,18 @@ func (e *Engine) abortLeftovers(ctx context.Context, keep map[string]bool) error
 
 // dropStalePartials abandons the partial uploads a complete backup did not
 // continue: their files are gone from the snapshot or changed.
-func (e *Engine) dropStalePartials(ctx context.Context, idx *catalog.Index, touched map[string]bool) {
-	for _, key := range idx.PartialKeys() {
+func (e *Engine) dropStalePartials(ctx context.Context, known *catalog.Known, touched map[string]bool) {
+	for _, key := range known.PartialKeys() {
 		if touched[key] {
 			continue
 		}
-		if p := idx.Partial(key); p != nil {
-			e.abandon(ctx, idx, transfer.Upload{Key: e.opts.Node.Root() + key, ID: p.UploadID}, key)
+		if p := known.Partial(key); p != nil {
+			e.abandon(ctx, known, transfer.Upload{Key: e.opts.Node.Root() + key, ID: p.UploadID}, key)
 		}
 	}
 }
 
-// checkpoint saves the index every interval while the run goes on.
+// checkpoint saves what the run stored every interval while it goes on.
 func (e *Engine) checkpoint(ctx context.Context, save func(context.Context) error, every time.Duration) (stop func()) {
 	if every <= 0 {
 		every = 5 * time.Second
@@ -162,7 +182,7 @@ func (e *Engine) checkpoint(ctx context.Context, save func(context.Context) erro
 			case <-t.C:
 			}
 			if err := save(ctx); err != nil && ctx.Err() == nil {
-				e.opts.Logger.Warn("index checkpoint failed", "err", err)
+				e.opts.Logger.Warn("checkpoint failed", "err", err)
 			}
 		}
 	})

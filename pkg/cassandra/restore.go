@@ -29,12 +29,13 @@ func Filter(keyspaces, tables []string) func(string) bool {
 }
 
 // RestoreSteps tells the operator how to load restored files into
-// Cassandra, one command per table directory.
+// Cassandra, one command per table directory. paths are the restored
+// files' directories (or the files: <ks>/<table>-<id>/… either way).
 func RestoreSteps(target string, paths []string) string {
 	var dirs []string
 	for _, p := range paths {
 		parts := strings.SplitN(p, "/", 3)
-		if len(parts) < 3 {
+		if len(parts) < 2 {
 			continue
 		}
 		d := path.Join(parts[0], parts[1])

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
@@ -22,20 +24,30 @@ type Audit struct {
 	Uploads     []transfer.Upload     `json:"unfinished_uploads"`
 }
 
-// References reads the manifests ids of node and maps every object key
-// (the full key in the bucket) they use to the backups that use it.
+// References reads the manifests ids of node, file by file, and maps
+// every object key (the full key in the bucket) they use to the backups
+// that use it: memory for each object, not for each file.
 func References(ctx context.Context, c *transfer.Client, node manifest.Node, ids []string) (map[string][]string, error) {
 	refs := map[string][]string{}
 	var mu sync.Mutex
-	err := EachManifest(ctx, c, node, ids, func(m *manifest.Manifest) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, f := range m.Files {
-			k := node.Root() + f.Key
-			refs[k] = append(refs[k], m.ID)
-		}
-	})
-	return refs, err
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for _, id := range ids {
+		g.Go(func() error {
+			keys := map[string]bool{} // this backup's: packs hold thousands of its files
+			err := Stream(gctx, c, node, id, func(_ *manifest.Manifest, f *manifest.File) error {
+				keys[f.Key] = true
+				return nil
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			for k := range keys {
+				refs[node.Root()+k] = append(refs[node.Root()+k], id)
+			}
+			return err
+		})
+	}
+	return refs, g.Wait()
 }
 
 // AuditNode reads every manifest of the node and lists its objects and

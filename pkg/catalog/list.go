@@ -59,10 +59,6 @@ const (
 	Incomplete = "incomplete"
 )
 
-// PendingDir holds a marker per backup that started and has not finished:
-// written before the first upload, deleted after the manifest.
-const PendingDir = "pending"
-
 // Pending is a started backup's marker.
 type Pending struct {
 	ID      string    `json:"id"`
@@ -74,7 +70,7 @@ type Pending struct {
 }
 
 // PendingKey is the marker's key relative to the node's root.
-func PendingKey(id string) string { return PendingDir + "/" + id + ".json" }
+func PendingKey(id string) string { return manifest.PendingKey(id) }
 
 // WritePending marks a backup as started.
 func WritePending(ctx context.Context, c *transfer.Client, node manifest.Node, p Pending) error {
@@ -88,7 +84,7 @@ func WritePending(ctx context.Context, c *transfer.Client, node manifest.Node, p
 // ListPending returns the node's markers of unfinished backups.
 func ListPending(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Pending, error) {
 	var out []Pending
-	for o, err := range c.List(ctx, node.Root()+PendingDir+"/") {
+	for o, err := range c.List(ctx, node.Root()+manifest.PendingDir+"/") {
 		if err != nil {
 			return nil, err
 		}
@@ -112,7 +108,7 @@ func ListPending(ctx context.Context, c *transfer.Client, node manifest.Node) ([
 }
 
 // List summarises the backups of the given nodes: the complete ones from
-// each node's index (reading only the manifests it does not know yet) and
+// each node's summaries (reading the headers of the manifests they lack) and
 // the unfinished ones from their markers, oldest first per node.
 func List(ctx context.Context, c *transfer.Client, nodes []manifest.Node) ([]Summary, error) {
 	var out []Summary
@@ -152,7 +148,7 @@ func listNode(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Su
 			missing = append(missing, id)
 		}
 	}
-	err = EachManifest(ctx, c, node, missing, func(m *manifest.Manifest) {
+	err = EachHeader(ctx, c, node, missing, func(m *manifest.Manifest) {
 		mu.Lock()
 		out = append(out, summarize(m))
 		mu.Unlock()
@@ -172,15 +168,11 @@ func listNode(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Su
 	return out, nil
 }
 
-// knownSummaries are the summaries written beside the node's index (a few
-// kilobytes), else the index's own (a bucket written before they were
-// kept apart), else none: list then reads every manifest.
+// knownSummaries are the node's stored summaries (a few kilobytes), else
+// none: list then reads every manifest's header.
 func knownSummaries(ctx context.Context, c *transfer.Client, node manifest.Node) []Summary {
 	if s, err := LoadSummaries(ctx, c, node); err == nil {
 		return s
-	}
-	if x, err := LoadIndex(ctx, c, node); err == nil {
-		return x.Summaries()
 	}
 	return nil
 }

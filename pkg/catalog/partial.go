@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/s3bak/s3bak/pkg/manifest"
@@ -11,7 +10,7 @@ import (
 
 // Partial is a large file's multipart upload that a run started and did
 // not finish: its upload id, the parts stored, and the chunks those parts
-// hold. It is saved with the index's checkpoints, so that the run after a
+// hold. It is saved with the run's checkpoints, so that the run after a
 // crash continues the file where its parts end instead of starting over —
 // a 300 GB file killed at 95% sends 5% again, not all of it.
 type Partial struct {
@@ -70,63 +69,4 @@ func (p *Partial) Fits(size, chunkSize int64, crcs []uint32) string {
 		}
 	}
 	return ""
-}
-
-// Partial returns the recorded partial upload of key, if any.
-func (x *Index) Partial(key string) *Partial {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	p, ok := x.Partials[key]
-	if !ok {
-		return nil
-	}
-	cp := *p
-	cp.Chunks, cp.Parts = slices.Clone(p.Chunks), slices.Clone(p.Parts)
-	return &cp
-}
-
-// SetPartial records p (a copy) for the next checkpoint.
-func (x *Index) SetPartial(p *Partial) {
-	cp := *p
-	cp.Chunks, cp.Parts = slices.Clone(p.Chunks), slices.Clone(p.Parts)
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.Partials == nil {
-		x.Partials = map[string]*Partial{}
-	}
-	x.Partials[p.Key] = &cp
-	x.dirty = true
-}
-
-// DropPartial forgets key's partial upload: completed, or abandoned.
-func (x *Index) DropPartial(key string) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if _, ok := x.Partials[key]; ok {
-		delete(x.Partials, key)
-		x.dirty = true
-	}
-}
-
-// PartialUploads are the upload ids of the recorded partial uploads, which
-// a new run must not abort as a dead run's leftovers.
-func (x *Index) PartialUploads() map[string]bool {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	ids := make(map[string]bool, len(x.Partials))
-	for _, p := range x.Partials {
-		ids[p.UploadID] = true
-	}
-	return ids
-}
-
-// PartialKeys are the keys of the recorded partial uploads.
-func (x *Index) PartialKeys() []string {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	keys := make([]string, 0, len(x.Partials))
-	for k := range x.Partials {
-		keys = append(keys, k)
-	}
-	return keys
 }

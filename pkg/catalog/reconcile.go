@@ -19,25 +19,28 @@ import (
 // sequential requests.
 const reconcileLists = 16
 
-// Lost is an object the index offered that is not in the bucket as
+// Lost is an object a record offered that is not in the bucket as
 // recorded.
 type Lost struct {
 	Key string
 	Why string
 }
 
-// Reconcile lists the node's data/ and forgets every content whose object
-// is missing or shorter than the index records, so that a backup never
-// references an object that is not there: a lifecycle rule, a person or a
-// bug may delete an object, and the index would otherwise offer it to
-// every later backup while the file is still on disk. The forgotten
-// contents are read and uploaded again by the backup that follows. It
-// costs one LIST request per 1,000 objects, 16 at a time, and memory for a
-// sorted list of the index's keys.
-func (x *Index) Reconcile(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Lost, error) {
-	want := x.expectedObjects()
-	dirs := make([]string, 0, len(want))
-	for d := range want {
+// reconcile lists the node's data/ and returns what of want is missing
+// or shorter than recorded, so that a backup never references an object
+// that is not there: a lifecycle rule, a person or a bug may delete an
+// object while the file it holds is still on disk. The files of what is
+// lost are read and uploaded again. It costs one LIST request per 1,000
+// objects, 16 at a time.
+func reconcile(ctx context.Context, c *transfer.Client, node manifest.Node, want map[string]expected) ([]Lost, error) {
+	byDir := map[string][]expected{}
+	for _, e := range want {
+		d := path.Dir(e.key)
+		byDir[d] = append(byDir[d], e)
+	}
+	dirs := make([]string, 0, len(byDir))
+	for d, es := range byDir {
+		slices.SortFunc(es, func(a, b expected) int { return strings.Compare(a.key, b.key) })
 		dirs = append(dirs, d)
 	}
 	lost := make([][]Lost, len(dirs))
@@ -45,56 +48,22 @@ func (x *Index) Reconcile(ctx context.Context, c *transfer.Client, node manifest
 	g.SetLimit(reconcileLists)
 	for i, dir := range dirs {
 		g.Go(func() (err error) {
-			lost[i], err = missingIn(gctx, c, node.Root(), dir+"/", want[dir])
+			lost[i], err = missingIn(gctx, c, node.Root(), dir+"/", byDir[dir])
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("list the node's stored objects: %w", err)
 	}
-	all := slices.Concat(lost...)
-	if len(all) > 0 {
-		keys := make([]string, len(all))
-		for i, l := range all {
-			keys[i] = l.Key
-		}
-		x.Forget(nil, keys) // backup summaries stay: verify reports what they lost
-	}
-	return all, nil
+	return slices.Concat(lost...), nil
 }
 
-// expected is an object the index offers and the least size it must have.
+// expected is an object a record references and the least size it must
+// have.
 type expected struct {
 	key  string
 	size int64
 	pack bool
-}
-
-// expectedObjects groups the index's objects by directory, each group
-// sorted by key as a listing returns them.
-func (x *Index) expectedObjects() map[string][]expected {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	byKey := map[string]expected{}
-	for _, o := range x.Objects {
-		e := expected{key: o.Key, size: o.StoredSize, pack: manifest.IsPackKey(o.Key)}
-		if e.pack {
-			e.size = o.Offset + o.StoredSize
-		}
-		if prev, ok := byKey[o.Key]; ok {
-			e.size = max(e.size, prev.size)
-		}
-		byKey[o.Key] = e
-	}
-	out := map[string][]expected{}
-	for _, e := range byKey {
-		d := path.Dir(e.key)
-		out[d] = append(out[d], e)
-	}
-	for _, es := range out {
-		slices.SortFunc(es, func(a, b expected) int { return strings.Compare(a.key, b.key) })
-	}
-	return out
 }
 
 // missingIn walks the listing of dir (under the node's root) beside want

@@ -1,10 +1,13 @@
 package catalog
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -13,35 +16,22 @@ import (
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
-// saveSummaries writes the backups' summaries beside the index when they
-// changed, so that list reads a few kilobytes instead of an index that
-// grows with every file ever stored. They are a cache of a cache: list
-// falls back to the index, and reads the manifests neither knows.
-func (x *Index) saveSummaries(ctx context.Context, c *transfer.Client, node manifest.Node) error {
-	x.mu.Lock()
-	b, err := json.Marshal(x.Backups)
-	same := bytes.Equal(b, x.savedSummaries)
-	x.mu.Unlock()
-	if err != nil || same {
-		return err
-	}
-	if err := c.PutBytes(ctx, node.Root()+SummariesKey, compress(b), "application/zstd"); err != nil {
-		return fmt.Errorf("write backup summaries: %w", err)
-	}
-	x.mu.Lock()
-	x.savedSummaries = b
-	x.mu.Unlock()
-	return nil
-}
+// maxSummariesSize bounds the decompressed summaries read from the bucket.
+const maxSummariesSize = 256 << 20
 
-// LoadSummaries reads the backups' summaries written beside the index.
+// The summaries of a node's complete backups sit in one small object
+// (manifest.SummariesKey), so that list reads a few kilobytes instead of
+// every manifest. They are a cache: list reads the manifests they lack,
+// and only the holder of the node's lock writes them.
+
+// LoadSummaries reads the node's backup summaries.
 func LoadSummaries(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Summary, error) {
-	key := node.Root() + SummariesKey
+	key := node.Root() + manifest.SummariesKey
 	b, err := c.GetBytes(ctx, key, MaxManifestSize)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := chunk.Inflate(b, maxIndexSize)
+	raw, err := chunk.Inflate(b, maxSummariesSize)
 	if err != nil {
 		return nil, fmt.Errorf("summaries s3://%s/%s: %w", c.Bucket, key, err)
 	}
@@ -57,8 +47,94 @@ func LoadSummaries(ctx context.Context, c *transfer.Client, node manifest.Node) 
 	return out, nil
 }
 
+// SaveSummaries writes the node's backup summaries.
+func SaveSummaries(ctx context.Context, c *transfer.Client, node manifest.Node, s []Summary) error {
+	s = slices.Clone(s)
+	sortByID(s)
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	if err := c.PutBytes(ctx, node.Root()+manifest.SummariesKey, compress(b), "application/zstd"); err != nil {
+		return fmt.Errorf("write backup summaries: %w", err)
+	}
+	return nil
+}
+
+// UpdateSummaries brings the node's summaries up to date with its
+// manifests — adding those of manifests they lack (reading only their
+// headers) and dropping those of backups that are gone — and saves them
+// when they changed. Under the node's lock.
+func UpdateSummaries(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Summary, error) {
+	old, err := LoadSummaries(ctx, c, node)
+	if err != nil && !errors.Is(err, transfer.ErrNotFound) {
+		old = nil // damaged: made anew from the manifests
+	}
+	ids, err := IDs(ctx, c, node)
+	if err != nil {
+		return nil, err
+	}
+	fresh, changed, err := summariesOf(ctx, c, node, ids, old)
+	if err != nil {
+		return nil, err
+	}
+	if changed || len(old) != len(fresh) {
+		if err := SaveSummaries(ctx, c, node, fresh); err != nil {
+			return nil, err
+		}
+	}
+	return fresh, nil
+}
+
+// summariesOf returns the summaries of ids: known ones as they are, the
+// others from their manifests' headers.
+func summariesOf(ctx context.Context, c *transfer.Client, node manifest.Node, ids []string, known []Summary) ([]Summary, bool, error) {
+	byID := map[string]Summary{}
+	for _, s := range known {
+		byID[s.ID] = s
+	}
+	var (
+		mu      sync.Mutex
+		out     []Summary
+		missing []string
+	)
+	for _, id := range ids {
+		if s, ok := byID[id]; ok {
+			out = append(out, s)
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	err := EachHeader(ctx, c, node, missing, func(m *manifest.Manifest) {
+		mu.Lock()
+		out = append(out, summarize(m))
+		mu.Unlock()
+	})
+	sortByID(out)
+	return out, len(missing) > 0, err
+}
+
 func compress(b []byte) []byte {
 	e, _ := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
 	defer e.Close()
 	return e.EncodeAll(b, nil)
+}
+
+// sortByID orders summaries oldest first: ids sort as their times do.
+func sortByID(s []Summary) {
+	slices.SortFunc(s, func(a, b Summary) int { return strings.Compare(a.ID, b.ID) })
+}
+
+// RebuildSummaries makes the node's summaries anew from its manifests'
+// headers and saves them. Under the node's lock.
+func RebuildSummaries(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Summary, error) {
+	ids, err := IDs(ctx, c, node)
+	if err != nil {
+		return nil, err
+	}
+	s, _, err := summariesOf(ctx, c, node, ids, nil)
+	if err != nil {
+		return nil, err
+	}
+	return s, SaveSummaries(ctx, c, node, s)
 }

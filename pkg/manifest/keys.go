@@ -13,14 +13,55 @@ import (
 //	<prefix>/<cluster>/<node>/data/packs/<random>.pack                 small files' contents, many to an object
 //	<prefix>/<cluster>/<node>/backups/<id>.json                       manifests
 //	<prefix>/<cluster>/<node>/runs/<start>-<command>.json             run records (pkg/runlog), the last N kept
+//	<prefix>/<cluster>/<node>/pending/<id>.json                       markers of backups started and not complete
+//	<prefix>/<cluster>/<node>/checkpoints/<id>-<seq>.zst              what a running (or killed) backup has stored so far
+//	<prefix>/<cluster>/<node>/checkpoints/partials.json               large files' unfinished multipart uploads
+//	<prefix>/<cluster>/<node>/backups.json.zst                        a summary of each complete backup, for list
+//	<prefix>/<cluster>/<node>/lock                                    the node's lock (pkg/lock)
 //
 // Contents are addressed by their SHA-256, so a file stored once is never
 // stored again and equal names with different contents never collide.
 const (
-	DataDir    = "data"
-	BackupsDir = "backups"
-	RunsDir    = "runs"
+	DataDir        = "data"
+	BackupsDir     = "backups"
+	RunsDir        = "runs"
+	PendingDir     = "pending"
+	CheckpointsDir = "checkpoints"
+	// SummariesKey holds the summaries of the node's complete backups:
+	// what list reads.
+	SummariesKey = "backups.json.zst"
+	// PartialsKey holds the large files' unfinished multipart uploads.
+	PartialsKey = CheckpointsDir + "/partials.json"
+	// LegacyIndexKey is the index of s3bak before stream manifests: every
+	// content and fingerprint in one object. It is no longer read; purge
+	// removes it.
+	LegacyIndexKey = "index.json.zst"
 )
+
+// PendingKey is the key, relative to the node's root, of backup id's
+// pending marker.
+func PendingKey(id string) string { return PendingDir + "/" + id + ".json" }
+
+// CheckpointKey is the key, relative to the node's root, of the seq-th
+// checkpoint of backup id: the records of the files it stored since the
+// one before.
+func CheckpointKey(id string, seq int) string {
+	return fmt.Sprintf("%s/%s-%06d.zst", CheckpointsDir, id, seq)
+}
+
+// CheckpointID returns the backup id of a checkpoint key, relative or not.
+func CheckpointID(key string) (string, bool) {
+	if path.Base(path.Dir(key)) != CheckpointsDir {
+		return "", false
+	}
+	rest, ok := strings.CutSuffix(path.Base(key), ".zst")
+	i := strings.LastIndexByte(rest, '-')
+	if !ok || i < 0 {
+		return "", false
+	}
+	id := rest[:i]
+	return id, CheckName("backup id", id) == nil
+}
 
 // Node locates one node's backups in the bucket.
 type Node struct {

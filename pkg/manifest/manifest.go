@@ -13,11 +13,10 @@ import (
 	"io"
 	"io/fs"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/source"
@@ -34,7 +33,7 @@ const SchemaVersion = 1
 // display name. MaxSchema is the newest schema this s3bak reads.
 const (
 	SchemaExactNames = 2
-	MaxSchema        = SchemaExactNames
+	MaxSchema        = SchemaStream
 )
 
 // Manifest is one backup of one node.
@@ -50,6 +49,12 @@ type Manifest struct {
 	Tool     string            `json:"tool"`
 	Meta     map[string]string `json:"meta,omitempty"`
 	Files    []File            `json:"files"`
+
+	// FileCount, Raw and Stored are the number of files and their raw and
+	// stored bytes: a stream manifest's header states them, so that its
+	// files need not be read (or held) to know them.
+	FileCount   int64 `json:"-"`
+	Raw, Stored int64 `json:"-"`
 }
 
 // File is one backed-up file.
@@ -70,6 +75,12 @@ type File struct {
 	Compression chunk.Mode `json:"compression"`
 	ChunkSize   int64      `json:"chunk_size,omitempty"`
 	Chunks      []Chunk    `json:"chunks,omitempty"`
+	// Ino and Digest are the inode and the database's own digest the
+	// content was read from (see source.File.Fingerprint): with the path,
+	// size and time they let the next backup know an unchanged file
+	// without reading it. Stream manifests only.
+	Ino    uint64 `json:"-"`
+	Digest string `json:"-"`
 }
 
 // Chunk is one entry of a file's chunk index: its stored length and the
@@ -79,20 +90,48 @@ type Chunk struct {
 	CRC32C uint32 `json:"c"`
 }
 
-// RawBytes and StoredBytes sum the files.
-func (m *Manifest) RawBytes() (n int64) {
+// RawBytes is the files' size: the sum of Files when they are read, else
+// what the header states.
+func (m *Manifest) RawBytes() int64 {
+	if len(m.Files) == 0 {
+		return m.Raw
+	}
+	return m.rawBytes()
+}
+
+// StoredBytes sums the stored sizes; a deduplicated object counts once per file.
+func (m *Manifest) StoredBytes() int64 {
+	if len(m.Files) == 0 {
+		return m.Stored
+	}
+	return m.storedBytes()
+}
+
+// Count is the number of files: len(Files) when they are read, else what
+// the header states.
+func (m *Manifest) Count() int64 {
+	if len(m.Files) == 0 {
+		return m.FileCount
+	}
+	return int64(len(m.Files))
+}
+
+func (m *Manifest) rawBytes() (n int64) {
 	for _, f := range m.Files {
 		n += f.Size
 	}
 	return n
 }
 
-// StoredBytes sums the stored sizes; a deduplicated object counts once per file.
-func (m *Manifest) StoredBytes() (n int64) {
+func (m *Manifest) storedBytes() (n int64) {
 	for _, f := range m.Files {
 		n += f.StoredSize
 	}
 	return n
+}
+
+func sortFiles(files []File) {
+	slices.SortFunc(files, func(a, b File) int { return ComparePaths(a.Path, b.Path) })
 }
 
 // ChunksOf turns an encoder's layout into manifest chunk entries.
@@ -154,24 +193,33 @@ func (m *Manifest) Encode() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// EncodeStored returns the manifest as it is stored in the bucket: its
-// JSON compressed with zstd, written file by file into the compressor, so
-// that only the compressed form is ever whole in memory — a tenth of the
-// JSON, which is some 400 bytes a file. Decode reads it, and plain JSON.
+// EncodeStored returns the manifest as it is stored in the bucket: a
+// stream manifest (SchemaStream) of its files in ComparePaths order. A
+// backup writes its manifest with a Writer as its files are stored; this
+// is for a manifest already whole in memory.
 func (m *Manifest) EncodeStored() ([]byte, error) {
+	files := slices.Clone(m.Files)
+	sortFiles(files)
 	var b bytes.Buffer
-	zw, err := zstd.NewWriter(&b, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	w, err := NewWriter(&b)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.WriteJSON(zw); err != nil {
-		zw.Close()
+	for i := range files {
+		if err := w.Add(&files[i]); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("encode manifest: %w", err)
+		}
+	}
+	if err := w.Close(); err != nil {
 		return nil, err
 	}
-	if err := zw.Close(); err != nil {
+	c := *m
+	head, tail, err := w.Finish(&c)
+	if err != nil {
 		return nil, err
 	}
-	return b.Bytes(), nil
+	return slices.Concat(head, b.Bytes(), tail), nil
 }
 
 // WriteJSON writes the manifest as JSON to w, one file at a time: a whole
@@ -218,10 +266,26 @@ func (m *Manifest) WriteJSON(w io.Writer) error {
 	return bw.Flush()
 }
 
-// Decode parses and validates a manifest. A manifest comes from a bucket
-// that other hosts write to, so nothing in it is trusted: every path, key,
-// size and chunk index is checked before anything acts on it.
+// Decode parses and validates a whole manifest, stream or older. A
+// manifest comes from a bucket that other hosts write to, so nothing in it
+// is trusted: every path, key, size and chunk index is checked before
+// anything acts on it. Errors wrap ErrCorrupt.
 func Decode(b []byte) (*Manifest, error) {
+	x, err := NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	defer x.Close()
+	m, err := x.ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", x.m.ID, err)
+	}
+	return m, nil
+}
+
+// decodeDocument decodes a manifest of schema 1 or 2: one JSON document,
+// compressed or not.
+func decodeDocument(b []byte) (*Manifest, error) {
 	if bytes.HasPrefix(b, zstdMagic) {
 		raw, err := decompress(b)
 		if err != nil {
@@ -231,16 +295,20 @@ func Decode(b []byte) (*Manifest, error) {
 	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("manifest is not valid JSON: %w", err)
+		return nil, fmt.Errorf("%w: not valid JSON: %v", ErrCorrupt, err)
+	}
+	if m.Schema >= SchemaStream {
+		return nil, fmt.Errorf("%w: a schema %d manifest must be a stream", ErrCorrupt, m.Schema)
 	}
 	if bytes.Contains(b, pathB64Key) {
 		if err := m.exactPaths(b); err != nil {
-			return nil, fmt.Errorf("manifest %s: %w", m.ID, err)
+			return nil, fmt.Errorf("%w: manifest %s: %v", ErrCorrupt, m.ID, err)
 		}
 	}
 	if err := m.Validate(); err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", m.ID, err)
+		return nil, fmt.Errorf("%w: manifest %s: %v", ErrCorrupt, m.ID, err)
 	}
+	m.FileCount, m.Raw, m.Stored = int64(len(m.Files)), m.rawBytes(), m.storedBytes()
 	return &m, nil
 }
 
@@ -280,13 +348,8 @@ func CheckName(what, s string) error {
 
 // Validate checks everything a restore relies on.
 func (m *Manifest) Validate() error {
-	if m.Schema < 1 || m.Schema > MaxSchema {
-		return fmt.Errorf("schema version %d is not supported by this s3bak (it reads up to %d): upgrade s3bak", m.Schema, MaxSchema)
-	}
-	for what, v := range map[string]string{"backup id": m.ID, "cluster": m.Cluster, "node": m.Node} {
-		if err := CheckName(what, v); err != nil {
-			return err
-		}
+	if err := m.validateHeader(); err != nil {
+		return err
 	}
 	seen := make(map[string]bool, len(m.Files))
 	for i := range m.Files {
@@ -307,6 +370,19 @@ func (m *Manifest) Validate() error {
 			if seen[dir] {
 				return fmt.Errorf("file %q is also the directory of %q", dir, p)
 			}
+		}
+	}
+	return nil
+}
+
+// validateHeader checks the schema and the names that become keys.
+func (m *Manifest) validateHeader() error {
+	if m.Schema < 1 || m.Schema > MaxSchema {
+		return fmt.Errorf("schema version %d is not supported by this s3bak (it reads up to %d): upgrade s3bak", m.Schema, MaxSchema)
+	}
+	for what, v := range map[string]string{"backup id": m.ID, "cluster": m.Cluster, "node": m.Node} {
+		if err := CheckName(what, v); err != nil {
+			return err
 		}
 	}
 	return nil

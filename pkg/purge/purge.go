@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/s3bak/s3bak/pkg/catalog"
@@ -148,10 +147,11 @@ func (p *purger) run(ctx context.Context) error {
 		}
 	}
 	doomed := p.count(orphans)
-	// The index forgets the doomed objects before they go: a crash in
-	// between leaves objects no one references (the next purge takes them),
-	// never an index that offers a deleted object to the next backup.
-	if err := p.fenced(ctx, func(ctx context.Context) error { return p.updateIndex(ctx, doomed) }); err != nil {
+	if err := p.fenced(ctx, p.updateSummaries); err != nil {
+		return err
+	}
+	// Before the sweep: a checkpoint must never offer a deleted object.
+	if err := p.fenced(ctx, p.staleCheckpoints); err != nil {
 		return err
 	}
 	if err := p.fenced(ctx, func(ctx context.Context) error { return p.sweep(ctx, doomed) }); err != nil {
@@ -281,24 +281,38 @@ func (p *purger) cleanUp(ctx context.Context) error {
 	return nil
 }
 
-// updateIndex drops what was deleted from the node's index, so no later
-// backup references an object that is gone.
-func (p *purger) updateIndex(ctx context.Context, deleted []string) error {
+// updateSummaries drops the removed backups from the summaries list
+// reads, and removes the index of an older s3bak, which would offer that
+// s3bak the objects about to be deleted.
+func (p *purger) updateSummaries(ctx context.Context) error {
 	if p.o.DryRun {
 		return nil
 	}
-	idx, err := catalog.OpenIndex(ctx, p.c, p.node, p.o.Logger.Warn)
-	if err != nil {
-		return fmt.Errorf("update the node's index: %w", err)
+	if _, err := catalog.UpdateSummaries(ctx, p.c, p.node); err != nil {
+		return fmt.Errorf("update the node's backup summaries: %w", err)
 	}
-	ids := make([]string, len(p.rep.Removed))
-	for i, b := range p.rep.Removed {
-		ids[i] = b.ID
+	if err := p.c.Delete(ctx, p.node.Root()+manifest.LegacyIndexKey); err != nil {
+		return fmt.Errorf("remove the index of an older s3bak: %w", err)
 	}
-	rel := make([]string, len(deleted))
-	for i, k := range deleted {
-		rel[i] = strings.TrimPrefix(k, p.node.Root())
+	return nil
+}
+
+// staleCheckpoints removes the checkpoints of killed runs older than the
+// grace period: the objects they record are unreferenced, and go too.
+func (p *purger) staleCheckpoints(ctx context.Context) error {
+	cutoff := p.o.Now().Add(-p.o.Grace)
+	for o, err := range p.c.List(ctx, p.node.Root()+manifest.CheckpointsDir+"/") {
+		if err != nil {
+			return err
+		}
+		if _, ok := manifest.CheckpointID(o.Key); !ok || o.LastModified.After(cutoff) {
+			continue
+		}
+		if !p.o.DryRun {
+			if err := p.c.Delete(ctx, o.Key); err != nil {
+				return err
+			}
+		}
 	}
-	idx.Forget(ids, rel)
-	return catalog.SaveIndex(ctx, p.c, p.node, idx)
+	return nil
 }

@@ -19,22 +19,21 @@ import (
 // and verifies it; the temporary name (see tempName) starts with a dot and
 // ends in ".s3bak-tmp", so nothing mistakes it for the real file, and a
 // restore into the same target removes it if this one is killed.
-func (r *restorer) fetch(ctx context.Context, f manifest.File) (string, error) {
+func (r *restorer) fetch(ctx context.Context, f manifest.File) error {
 	return r.stage(f, func(w io.WriterAt) error { return r.download(ctx, f, w, false) })
 }
 
 // stage writes a file into a temporary file next to its final place with
-// write, and gives it its mode and time. It returns the temporary file's
-// path relative to the target.
-func (r *restorer) stage(f manifest.File, write func(io.WriterAt) error) (string, error) {
+// write, and gives it its mode and time. Its name is r.tempOf the file's.
+func (r *restorer) stage(f manifest.File, write func(io.WriterAt) error) error {
 	final := filepath.FromSlash(f.Path)
 	dir := filepath.Dir(final)
 	if err := r.t.mkdirAll(dir); err != nil {
-		return "", fmt.Errorf("create directory: %w", err)
+		return fmt.Errorf("create directory: %w", err)
 	}
-	tmp, rel, err := r.t.createTemp(dir, filepath.Base(final))
+	tmp, rel, err := r.t.createTemp(dir, filepath.Base(final), r.nonce)
 	if err != nil {
-		return "", fmt.Errorf("create temporary file: %w", err)
+		return fmt.Errorf("create temporary file: %w", err)
 	}
 	ok := false
 	defer func() {
@@ -53,19 +52,19 @@ func (r *restorer) stage(f manifest.File, write func(io.WriterAt) error) (string
 		err = cerr
 	}
 	if err != nil {
-		return "", err
+		return err
 	}
 	if err := tmp.Chmod(f.Mode.Perm()); err != nil {
-		return "", err
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return "", err
+		return err
 	}
 	if err := r.t.chtimes(rel, f.ModTime); err != nil {
-		return "", err
+		return err
 	}
 	ok = true
-	return rel, nil
+	return nil
 }
 
 // download writes the file's bytes into w with parallel ranged GETs and

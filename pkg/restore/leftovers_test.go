@@ -19,7 +19,7 @@ import (
 
 func TestTempNames(t *testing.T) {
 	for range 100 {
-		if n := tempName("nb-1-big-Data.db"); !isTempName(n) || !strings.HasPrefix(n, ".nb-1-big-Data.db.") {
+		if n := tempName("nb-1-big-Data.db", newNonce()); !isTempName(n) || !strings.HasPrefix(n, ".nb-1-big-Data.db.") {
 			t.Fatalf("tempName made %q, which isTempName does not recognise", n)
 		}
 	}
@@ -280,7 +280,7 @@ func TestRootKeepsWritesInside(t *testing.T) {
 	if err := td.mkdirAll(filepath.Join("ks", "t-1")); err == nil {
 		t.Fatal("mkdir through a link accepted")
 	}
-	if f, _, err := td.createTemp("ks", "x"); err == nil {
+	if f, _, err := td.createTemp("ks", "x", 1); err == nil {
 		f.Close()
 		t.Fatal("a file created through a link that leads outside")
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 
 	"github.com/s3bak/s3bak/pkg/chunk"
@@ -56,11 +55,34 @@ func splitPacked(files []manifest.File) (runs []packRun, rest []manifest.File) {
 
 // fetchRun gets a run's bytes with one GET and stages each of its files,
 // decoded and checked (CRC32C per chunk, size and SHA-256) like any other.
-func (r *restorer) fetchRun(ctx context.Context, run packRun) ([]staged, error) {
+func (r *restorer) fetchRun(ctx context.Context, run packRun) error {
+	return r.fetchPacked(ctx, run, func(f manifest.File, raw []byte, err error) error {
+		if err == nil {
+			err = r.stage(f, func(w io.WriterAt) error {
+				if _, err := w.WriteAt(raw, 0); err != nil {
+					return fmt.Errorf("write %d bytes: %w", len(raw), err)
+				}
+				r.opts.Progress.Add(int64(len(raw)))
+				return nil
+			})
+		}
+		if err != nil {
+			return fmt.Errorf("restore %s: %w", f.Path, err)
+		}
+		return nil
+	})
+}
+
+// fetchPacked gets a run's bytes with one GET and hands each of its files'
+// decoded and checked bytes, or why they failed their check, to each: a
+// file that fails is read once more first, its bytes may have been
+// damaged on the way. An error of each, or a run that cannot be read,
+// ends it.
+func (r *restorer) fetchPacked(ctx context.Context, run packRun, each func(f manifest.File, raw []byte, err error) error) error {
 	n := run.end - run.start
 	release, err := r.budget.Acquire(ctx, 2*n)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer release()
 	buf := r.bufs.get(n)
@@ -68,41 +90,23 @@ func (r *restorer) fetchRun(ctx context.Context, run packRun) ([]staged, error) 
 	key := r.root + run.key
 	load := func() error { return get(ctx, r.c, key, run.start, *buf, false) }
 	if err := readChecked(ctx, load); err != nil {
-		return nil, err
+		return err
 	}
-	var out []staged
 	for _, f := range run.files {
 		stored := (*buf)[f.Offset-run.start : f.Offset-run.start+f.StoredSize]
-		tmp, err := r.stage(f, func(w io.WriterAt) error {
-			raw, err := r.decodePacked(f, key, stored)
-			if errors.Is(err, ErrVerify) && ctx.Err() == nil {
-				// Read the run again before a file of it is called corrupt:
-				// its bytes may have been damaged on the way. A file that
-				// fails again ends the run.
-				if err := load(); err != nil {
-					return err
-				}
-				raw, err = r.decodePacked(f, key, stored)
-				err = again(err)
-			}
-			if err != nil {
+		raw, err := r.decodePacked(f, key, stored)
+		if errors.Is(err, ErrVerify) && ctx.Err() == nil {
+			if err := load(); err != nil {
 				return err
 			}
-			if _, err := w.WriteAt(raw, 0); err != nil {
-				return fmt.Errorf("write %d bytes: %w", len(raw), err)
-			}
-			r.opts.Progress.Add(int64(len(raw)))
-			return nil
-		})
-		if err != nil {
-			for _, s := range out {
-				r.t.remove(s.tmp)
-			}
-			return nil, fmt.Errorf("restore %s: %w", f.Path, err)
+			raw, err = r.decodePacked(f, key, stored)
+			err = again(err)
 		}
-		out = append(out, staged{tmp, filepath.FromSlash(f.Path)})
+		if err := each(f, raw, err); err != nil {
+			return err
+		}
 	}
-	return out, nil
+	return nil
 }
 
 // decodePacked decodes a packed file's stored bytes and checks them.

@@ -11,12 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sync"
 	"syscall"
 
 	"golang.org/x/sync/errgroup"
@@ -66,7 +67,7 @@ const DefaultMaxMemory = 256 << 20
 type Result struct {
 	Files int
 	Bytes int64
-	Paths []string // restored paths, relative to the target
+	Dirs  []string // directories of the restored files, relative to the target, slash-separated, sorted
 }
 
 // ErrExists means a file to restore is already on disk and Force is off.
@@ -78,8 +79,60 @@ var ErrNoMatch = errors.New("nothing to restore")
 // ErrVerify means restored bytes do not match the manifest.
 var ErrVerify = errors.New("verification failed")
 
+// Source is a backup's files in path order. Files reads them afresh each
+// time it is called: a restore passes over them three times (plan, fetch,
+// commit) rather than holding a million of them in memory.
+type Source interface {
+	Files() iter.Seq2[manifest.File, error]
+}
+
+// Files is a Source of files in memory.
+type Files []manifest.File
+
+// Files yields the files.
+func (fs Files) Files() iter.Seq2[manifest.File, error] {
+	return func(yield func(manifest.File, error) bool) {
+		for _, f := range fs {
+			if !yield(f, nil) {
+				return
+			}
+		}
+	}
+}
+
+// filtered is the files of a source a filter keeps.
+type filtered struct {
+	src  Source
+	keep func(string) bool
+}
+
+func (s filtered) Files() iter.Seq2[manifest.File, error] {
+	return func(yield func(manifest.File, error) bool) {
+		for f, err := range s.src.Files() {
+			if err == nil && s.keep != nil && !s.keep(f.Path) {
+				continue
+			}
+			if !yield(f, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
 // Run restores the files of m kept by the filter under o.Target.
 func Run(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifest.Manifest, o Options) (*Result, error) {
+	// The manifest was validated on load; check again, it is cheap and
+	// Run may be handed a manifest from elsewhere.
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", m.ID, err)
+	}
+	return RunSource(ctx, c, node, Files(m.Files), o)
+}
+
+// RunSource restores the files of src kept by the filter under o.Target,
+// reading src file by file: its memory does not grow with the number of
+// files.
+func RunSource(ctx context.Context, c *transfer.Client, node manifest.Node, src Source, o Options) (*Result, error) {
 	if o.Target == "" {
 		return nil, errors.New("no target directory: set --target")
 	}
@@ -95,14 +148,13 @@ func Run(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifes
 	if o.Budget == nil {
 		o.Budget = budget.New(cmp.Or(o.MaxMemory, DefaultMaxMemory))
 	}
-	// The manifest was validated on load; check again, it is cheap and
-	// Run may be handed a manifest from elsewhere.
-	if err := m.Validate(); err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", m.ID, err)
+	sel := filtered{src, o.Filter}
+	p, err := planOf(src, sel)
+	if err != nil {
+		return nil, err
 	}
-	files := selectFiles(m, o.Filter)
-	if len(files) == 0 && len(m.Files) > 0 {
-		return nil, fmt.Errorf("backup %s has no file that matches the filters: %w", m.ID, ErrNoMatch)
+	if p.files == 0 && p.all > 0 {
+		return nil, fmt.Errorf("the backup has no file that matches the filters: %w", ErrNoMatch)
 	}
 	abs, err := filepath.Abs(o.Target)
 	if err != nil {
@@ -113,7 +165,7 @@ func Run(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifes
 		return nil, err
 	}
 	defer t.close()
-	res, err := run(ctx, c, node, t, files, o)
+	res, err := run(ctx, c, node, t, sel, p, o)
 	if err != nil {
 		// A failed restore leaves no directory it made (the empty ones:
 		// with --force, files already moved into place stay).
@@ -124,17 +176,46 @@ func Run(ctx context.Context, c *transfer.Client, node manifest.Node, m *manifes
 	return res, nil
 }
 
-func run(ctx context.Context, c *transfer.Client, node manifest.Node, t *targetDir, files []manifest.File, o Options) (*Result, error) {
-	dirs := dirsOf(files)
-	if err := t.checkLinks(dirs); err != nil {
+// survey is what a first pass over the files learns.
+type survey struct {
+	all, files int // in the backup, and kept by the filter
+	bytes      int64
+	dirs       []string // of the kept files, native separators, sorted
+}
+
+// planOf reads the files once: how many, how big, in which directories.
+// A damaged manifest fails here, before anything is written.
+func planOf(src, sel Source) (survey, error) {
+	var p survey
+	for _, err := range src.Files() {
+		if err != nil {
+			return p, err
+		}
+		p.all++
+	}
+	dirs := map[string]bool{}
+	for f, err := range sel.Files() {
+		if err != nil {
+			return p, err
+		}
+		p.files++
+		p.bytes += f.Size
+		dirs[filepath.Dir(filepath.FromSlash(f.Path))] = true
+	}
+	p.dirs = slices.Sorted(maps.Keys(dirs))
+	return p, nil
+}
+
+func run(ctx context.Context, c *transfer.Client, node manifest.Node, t *targetDir, files Source, p survey, o Options) (*Result, error) {
+	if err := t.checkLinks(p.dirs); err != nil {
 		return nil, err
 	}
-	t.removeStaleTemps(dirs)
+	t.removeStaleTemps(p.dirs)
 	t.shared()
 	if err := checkTarget(t, files, o.Force); err != nil {
 		return nil, err
 	}
-	if len(files) == 0 {
+	if p.files == 0 {
 		return &Result{}, nil // an empty backup
 	}
 	// As many decoders as CPUs: more workers than that may wait on the
@@ -144,22 +225,8 @@ func run(ctx context.Context, c *transfer.Client, node manifest.Node, t *targetD
 		return nil, err
 	}
 	defer dec.Close()
-	r := &restorer{c: c, root: node.Root(), t: t, dec: dec, budget: o.Budget, bufs: newBuffers(poolLimit(o.Budget)), opts: o}
-	return r.run(ctx, files)
-}
-
-// dirsOf lists the directories of files, relative to the target, sorted.
-func dirsOf(files []manifest.File) []string {
-	set := map[string]bool{}
-	for _, f := range files {
-		set[filepath.Dir(filepath.FromSlash(f.Path))] = true
-	}
-	dirs := make([]string, 0, len(set))
-	for d := range set {
-		dirs = append(dirs, d)
-	}
-	slices.Sort(dirs)
-	return dirs
+	r := &restorer{c: c, root: node.Root(), t: t, dec: dec, budget: o.Budget, bufs: newBuffers(poolLimit(o.Budget)), opts: o, nonce: newNonce()}
+	return r.run(ctx, files, p)
 }
 
 // poolLimit is how many idle buffer bytes a restore keeps: as many as its
@@ -171,21 +238,14 @@ func poolLimit(b *budget.Budget) int64 {
 	return DefaultMaxMemory
 }
 
-func selectFiles(m *manifest.Manifest, keep func(string) bool) []manifest.File {
-	var out []manifest.File
-	for _, f := range m.Files {
-		if keep == nil || keep(f.Path) {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 // checkTarget refuses before a byte is downloaded: existing files (unless
 // forced) and a file system too small for what is restored on it.
-func checkTarget(t *targetDir, files []manifest.File, force bool) error {
+func checkTarget(t *targetDir, files Source, force bool) error {
 	if !force {
-		for _, f := range files {
+		for f, err := range files.Files() {
+			if err != nil {
+				return err
+			}
 			rel := filepath.FromSlash(f.Path)
 			if _, err := t.lstat(rel); err == nil {
 				return fmt.Errorf("%s: %w; restore into an empty directory, or pass --force to replace existing files", t.path(rel), ErrExists)
@@ -198,7 +258,7 @@ func checkTarget(t *targetDir, files []manifest.File, force bool) error {
 // checkSpace compares, for each file system the restore writes on (the
 // target's, and with --follow-symlinks those its links lead to), the bytes
 // free with the bytes restored there.
-func checkSpace(t *targetDir, files []manifest.File) error {
+func checkSpace(t *targetDir, files Source) error {
 	type fsys struct {
 		dir  string // a directory on it, relative
 		need int64
@@ -230,7 +290,10 @@ func checkSpace(t *targetDir, files []manifest.File) error {
 		}
 		return d, nil
 	}
-	for _, f := range files {
+	for f, err := range files.Files() {
+		if err != nil {
+			return err
+		}
 		d, err := dev(filepath.Dir(filepath.FromSlash(f.Path)))
 		if err != nil {
 			return err
@@ -266,101 +329,140 @@ type restorer struct {
 	budget *budget.Budget // shared by every file and worker
 	bufs   *buffers
 	opts   Options
-
-	mu    sync.Mutex
-	temps []staged
+	nonce  uint64 // of the temporary names (tempName)
 }
 
-// staged is a verified file under its temporary name, both relative to
-// the target.
-type staged struct{ tmp, final string }
+// batchFiles is how many files are planned at once: their packed files
+// grouped into one GET per run of a pack, the others fetched one by one.
+const batchFiles = 4096
 
-func (r *restorer) run(ctx context.Context, files []manifest.File) (*Result, error) {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.opts.Concurrency)
-	runs, rest := splitPacked(files)
-	for _, run := range runs {
-		g.Go(func() error {
-			done, err := r.fetchRun(gctx, run)
-			if err != nil {
-				return err
-			}
-			r.mu.Lock()
-			r.temps = append(r.temps, done...)
-			r.mu.Unlock()
-			return nil
-		})
-	}
-	for _, f := range rest {
-		g.Go(func() error {
-			tmp, err := r.fetch(gctx, f)
-			if err != nil {
-				return fmt.Errorf("restore %s: %w", f.Path, err)
-			}
-			r.mu.Lock()
-			r.temps = append(r.temps, staged{tmp, filepath.FromSlash(f.Path)})
-			r.mu.Unlock()
-			return nil
-		})
-	}
-	err := g.Wait()
+func (r *restorer) run(ctx context.Context, files Source, p survey) (*Result, error) {
+	err := r.fetchAll(ctx, files)
 	if err == nil {
 		err = ctx.Err()
 	}
 	if err != nil {
-		r.removeTemps()
+		r.removeTemps(files, -1)
 		return nil, fmt.Errorf("%w (nothing was moved into place)", err)
 	}
-	return r.commit(files)
+	return r.commit(files, p)
+}
+
+// fetchAll downloads and verifies every file under its temporary name,
+// a batch of files at a time.
+func (r *restorer) fetchAll(ctx context.Context, files Source) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.opts.Concurrency)
+	dispatch := func(batch []manifest.File) {
+		runs, rest := splitPacked(batch)
+		for _, run := range runs {
+			g.Go(func() error { return r.fetchRun(gctx, run) })
+		}
+		for _, f := range rest {
+			g.Go(func() error {
+				if err := r.fetch(gctx, f); err != nil {
+					return fmt.Errorf("restore %s: %w", f.Path, err)
+				}
+				return nil
+			})
+		}
+	}
+	var batch []manifest.File
+	var readErr error
+	for f, err := range files.Files() {
+		if err != nil {
+			readErr = err
+			break
+		}
+		if gctx.Err() != nil {
+			break
+		}
+		if batch = append(batch, f); len(batch) == batchFiles {
+			dispatch(batch)
+			batch = nil
+		}
+	}
+	if readErr == nil {
+		dispatch(batch)
+	}
+	err := g.Wait()
+	if readErr != nil {
+		return readErr
+	}
+	return err
+}
+
+// tempOf is the relative temporary name of the file at final.
+func (r *restorer) tempOf(final string) string {
+	return filepath.Join(filepath.Dir(final), tempName(filepath.Base(final), r.nonce))
 }
 
 // commit makes every verified file durable, moves them into place and
 // makes the renames durable. Without --force nothing was there before, so a
 // rename that fails takes back the ones before it: all files or none.
-func (r *restorer) commit(files []manifest.File) (*Result, error) {
+func (r *restorer) commit(files Source, p survey) (*Result, error) {
 	dirs := map[string]bool{}
-	for _, s := range r.temps {
-		dirs[filepath.Dir(s.final)] = true
+	for _, d := range p.dirs {
+		dirs[d] = true
 	}
 	if err := r.syncFilesystems(dirs); err != nil {
-		r.removeTemps()
+		r.removeTemps(files, -1)
 		return nil, fmt.Errorf("%w (nothing was moved into place)", err)
 	}
-	for i, s := range r.temps {
-		if err := r.t.rename(s.tmp, s.final); err != nil {
-			for _, rest := range r.temps[i:] {
-				r.t.remove(rest.tmp)
-			}
+	i := 0
+	for f, err := range files.Files() {
+		final := filepath.FromSlash(f.Path)
+		if err == nil {
+			err = r.t.rename(r.tempOf(final), final)
+		}
+		if err != nil {
+			r.removeTemps(files, i)
 			what := "the files before it are in place"
 			if !r.opts.Force {
-				for _, done := range r.temps[:i] {
-					r.t.remove(done.final)
-				}
+				r.removeFinals(files, i)
 				what = "nothing was left in place"
 			}
-			r.temps = nil
-			return nil, fmt.Errorf("move %s into place: %w (%s)", r.t.path(s.final), err, what)
+			return nil, fmt.Errorf("move %s into place: %w (%s)", r.t.path(final), err, what)
 		}
+		i++
 	}
-	r.temps = nil
 	for d := range dirs {
 		if err := r.syncDir(d); err != nil {
 			return nil, err
 		}
 	}
-	res := &Result{Files: len(files)}
-	for _, f := range files {
-		res.Bytes += f.Size
-		res.Paths = append(res.Paths, f.Path)
+	res := &Result{Files: p.files, Bytes: p.bytes}
+	for _, d := range p.dirs {
+		res.Dirs = append(res.Dirs, filepath.ToSlash(d))
 	}
 	return res, nil
 }
 
-func (r *restorer) removeTemps() {
-	for _, s := range r.temps {
-		r.t.remove(s.tmp)
+// removeTemps removes the temporary files of the files from the from-th
+// on (all of them when from < 0): those not moved into place.
+func (r *restorer) removeTemps(files Source, from int) {
+	i := 0
+	for f, err := range files.Files() {
+		if err != nil {
+			return
+		}
+		if i >= from {
+			r.t.remove(r.tempOf(filepath.FromSlash(f.Path)))
+		}
+		i++
 	}
-	r.temps = nil
+}
+
+// removeFinals removes the first n files moved into place.
+func (r *restorer) removeFinals(files Source, n int) {
+	i := 0
+	for f, err := range files.Files() {
+		if err != nil || i >= n {
+			return
+		}
+		r.t.remove(filepath.FromSlash(f.Path))
+		i++
+	}
 }
 
 // syncFilesystems flushes the written files with one syncfs per file

@@ -28,10 +28,16 @@ var ErrSymlink = errors.New("symbolic link in the target")
 // same target recognises what a killed one left (isTempName).
 const tempSuffix = ".s3bak-tmp"
 
-// tempName is a fresh temporary name for a file called base.
-func tempName(base string) string {
-	return "." + base + "." + strconv.FormatUint(uint64(rand.Uint32()), 10) + tempSuffix
+// tempName is the temporary name of a file called base in the restore
+// whose random number is nonce: one number a restore, so that a pass over
+// the manifest finds each file's temporary name again instead of holding
+// a million of them.
+func tempName(base string, nonce uint64) string {
+	return "." + base + "." + strconv.FormatUint(nonce, 10) + tempSuffix
 }
+
+// newNonce is a restore's random number for its temporary names.
+func newNonce() uint64 { return rand.Uint64() }
 
 // isTempName tells whether name is one tempName makes (in this version or
 // an earlier one, whose os.CreateTemp pattern was the same).
@@ -219,16 +225,13 @@ func (t *targetDir) remove(rel string) error {
 	return os.Remove(t.path(rel))
 }
 
-// createTemp creates a temporary file for the file base in the directory
-// dir and returns it with its relative path.
-func (t *targetDir) createTemp(dir, base string) (*os.File, string, error) {
-	for try := 0; ; try++ {
-		rel := filepath.Join(dir, tempName(base))
-		f, err := t.openFile(rel, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-		if err == nil || !errors.Is(err, fs.ErrExist) || try == 100 {
-			return f, rel, err
-		}
-	}
+// createTemp creates the temporary file tempName(base, nonce) in the
+// directory dir and returns it with its relative path. One that exists is
+// another restore's (a 64-bit number alike): an error, never shared.
+func (t *targetDir) createTemp(dir, base string, nonce uint64) (*os.File, string, error) {
+	rel := filepath.Join(dir, tempName(base, nonce))
+	f, err := t.openFile(rel, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	return f, rel, err
 }
 
 // mkdirAll creates dir and its missing parents under the target,
