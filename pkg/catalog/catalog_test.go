@@ -249,4 +249,3 @@ func TestMarkerOfACompleteBackupIsNotListedAsIncomplete(t *testing.T) {
 		t.Fatalf("the complete backup is listed from its marker, not its manifest: %+v", got[0])
 	}
 }
-
