@@ -414,15 +414,29 @@ func TestPurgeOnAnObjectLockBucketDeletesVersions(t *testing.T) {
 	}
 	mustRunCtx(t, ctx, n.backupArgs(bucket)...)
 	root := "prod/cass-1/"
+	// An orphan under a legal hold: S3 refuses its delete, the purge goes on.
+	held := root + "data/ee/held.raw"
+	if _, err := rawClient(minio).PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(held),
+		Body: strings.NewReader("held"), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+		ObjectLockLegalHoldStatus: types.ObjectLockLegalHoldStatusOn}); err != nil {
+		t.Fatal(err)
+	}
 	before, _ := versionsOf(t, bucket, root+"data/")
 	node := []string{"--bucket", bucket, "--cluster", "prod", "--node", "cass-1"}
 	r = mustRunCtx(t, ctx, append([]string{"purge", "--keep-last", "1", "--grace", "0s", "--output", "json"}, node...)...)
 	var reps []struct {
 		Removed        []struct{ ID string } `json:"removed"`
 		ObjectsDeleted int                   `json:"objects_deleted"`
+		Retained       struct {
+			Objects int `json:"objects"`
+			First   []struct{ Key, Mode string }
+		} `json:"retained"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &reps); err != nil || len(reps) != 1 || len(reps[0].Removed) != 1 || reps[0].ObjectsDeleted != 1 {
 		t.Fatalf("purge: %v %s", err, r.stdout)
+	}
+	if ret := reps[0].Retained; ret.Objects != 1 || len(ret.First) != 1 || ret.First[0].Key != held || ret.First[0].Mode != "REFUSED" {
+		t.Errorf("the held orphan is not reported: %+v", ret)
 	}
 	after, markers := versionsOf(t, bucket, root)
 	for _, k := range markers {
@@ -441,6 +455,9 @@ func TestPurgeOnAnObjectLockBucketDeletesVersions(t *testing.T) {
 	}
 	if gone != 1 {
 		t.Errorf("%d data objects are gone, want the one only the first backup used", gone)
+	}
+	if after[held] != 1 {
+		t.Errorf("the held orphan has %d versions", after[held])
 	}
 	mustRunCtx(t, ctx, append([]string{"verify", "--deep"}, node...)...)
 }

@@ -229,7 +229,7 @@ func (p *purger) sweep(ctx context.Context, doomed []string) error {
 	}
 	p.o.Logger.Info("deleting unreferenced objects", "node", p.node.Name, "count", len(doomed), "bytes", p.rep.BytesDeleted)
 	if p.o.ObjectLock {
-		return p.deleteVersions(ctx, doomed, p.dataVersions)
+		return p.sweepVersions(ctx, doomed)
 	}
 	return p.c.DeleteMany(ctx, doomed, p.o.Parallel)
 }

@@ -2,6 +2,7 @@ package purge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -169,11 +170,45 @@ func (p *purger) dropRetained(ctx context.Context, doomed []transfer.ObjectInfo)
 
 // deleteVersions deletes every version of keys (their delete markers
 // included) as listed: a plain delete on an Object Lock bucket would only
-// add a delete marker, hiding the object while it stays billed.
+// add a delete marker, hiding the object while it stays billed. A refused
+// manifest version fails the purge (its backup would stay while its data
+// went); see sweepVersions for data.
 func (p *purger) deleteVersions(ctx context.Context, keys []string, versions map[string][]transfer.Version) error {
 	var all []transfer.Version
 	for _, k := range keys {
 		all = append(all, versions[k]...)
 	}
 	return p.c.DeleteVersions(ctx, all, p.o.Parallel)
+}
+
+// sweepVersions deletes the doomed objects' versions. Versions S3 refuses
+// although their retention had passed (a legal hold, a retention set
+// meanwhile) stay and are reported as retained, not a failure; only when
+// it refuses every version is the purge failed: that is a policy without
+// s3:DeleteObjectVersion, not protected data.
+func (p *purger) sweepVersions(ctx context.Context, doomed []string) error {
+	err := p.deleteVersions(ctx, doomed, p.dataVersions)
+	var refused *transfer.RefusedError
+	if !errors.As(err, &refused) || len(refused.Refused) == refused.Of {
+		return err
+	}
+	size := map[transfer.Version]int64{}
+	for _, k := range doomed {
+		for _, v := range p.dataVersions[k] {
+			size[transfer.Version{Key: v.Key, VersionID: v.VersionID}] = v.Size
+		}
+	}
+	keys := map[string]bool{}
+	for _, v := range refused.Refused {
+		if !keys[v.Key] {
+			keys[v.Key] = true
+			p.rep.Retained.Objects++
+			p.rep.Retained.add(v.Key, transfer.ObjectRetention{Mode: "REFUSED"})
+		}
+		p.rep.Retained.Bytes += size[v]
+		p.rep.BytesDeleted -= size[v]
+	}
+	p.rep.ObjectsDeleted -= len(keys)
+	p.o.Logger.Warn("S3 refused to delete some versions whose retention had passed (a legal hold?): they stay", "versions", len(refused.Refused), "first", refused.Refused[0].Key)
+	return nil
 }

@@ -342,19 +342,52 @@ func (c *Client) ListVersions(ctx context.Context, prefix string) iter.Seq2[Vers
 
 // DeleteVersions removes exactly the versions given (and delete markers),
 // DeleteBatch a request, a few requests at once. Deleting a version leaves
-// no delete marker, so on an Object Lock bucket nothing is hidden: what is
-// still protected is refused by S3 and reported, never masked.
+// no delete marker, so on an Object Lock bucket nothing is hidden: a
+// version S3 still protects (a retention, a legal hold) is refused and
+// stays. When S3 refused some versions and failed nothing else, the error
+// is a *RefusedError listing them.
 func (c *Client) DeleteVersions(ctx context.Context, versions []Version, parallel int) error {
+	var mu sync.Mutex
+	var refused []Version
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, parallel))
 	for start := 0; start < len(versions); start += DeleteBatch {
 		batch := versions[start:min(start+DeleteBatch, len(versions))]
-		g.Go(func() error { return c.deleteVersionBatch(gctx, batch) })
+		g.Go(func() error {
+			r, err := c.deleteVersionBatch(gctx, batch)
+			mu.Lock()
+			refused = append(refused, r...)
+			mu.Unlock()
+			return err
+		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if len(refused) > 0 {
+		return &RefusedError{Bucket: c.Bucket, Refused: refused, Of: len(versions)}
+	}
+	return nil
 }
 
-func (c *Client) deleteVersionBatch(ctx context.Context, versions []Version) error {
+// RefusedError is the versions S3 refused to delete (AccessDenied): still
+// retained or under a legal hold — or, when it refuses them all, a policy
+// without s3:DeleteObjectVersion.
+type RefusedError struct {
+	Bucket  string
+	Refused []Version
+	Of      int // versions asked to delete
+}
+
+func (e *RefusedError) Error() string {
+	v := e.Refused[0]
+	return fmt.Sprintf("DeleteObjects s3://%s/%s version %s: access denied, and %d more of %d versions: still under Object Lock retention or a legal hold, or the policy does not allow s3:DeleteObjectVersion on arn:aws:s3:::%s/%s",
+		e.Bucket, v.Key, v.VersionID, len(e.Refused)-1, e.Of, e.Bucket, v.Key)
+}
+
+// deleteVersionBatch deletes one request's versions and returns those S3
+// refused.
+func (c *Client) deleteVersionBatch(ctx context.Context, versions []Version) ([]Version, error) {
 	ids := make([]types.ObjectIdentifier, len(versions))
 	for i := range versions {
 		ids[i] = types.ObjectIdentifier{Key: &versions[i].Key, VersionId: &versions[i].VersionID}
@@ -363,21 +396,23 @@ func (c *Client) deleteVersionBatch(ctx context.Context, versions []Version) err
 		Bucket: &c.Bucket, Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
 	})
 	if err != nil {
-		return c.classify("DeleteObjects", versions[0].Key, err)
+		return nil, c.classify("DeleteObjects", versions[0].Key, err)
 	}
+	var refused []Version
 	for _, e := range out.Errors {
-		if aws.ToString(e.Code) == "NoSuchKey" || aws.ToString(e.Code) == "NoSuchVersion" {
+		switch code := aws.ToString(e.Code); {
+		case code == "NoSuchKey" || code == "NoSuchVersion":
+			continue
+		case code == "AccessDenied" || strings.Contains(aws.ToString(e.Message), "WORM protected"):
+			// S3 answers AccessDenied; MinIO InvalidRequest, "Object is
+			// WORM protected and cannot be overwritten".
+			refused = append(refused, Version{Key: aws.ToString(e.Key), VersionID: aws.ToString(e.VersionId)})
 			continue
 		}
-		hint := aws.ToString(e.Message)
-		if aws.ToString(e.Code) == "AccessDenied" {
-			hint = "access denied: the version is still under Object Lock retention or a legal hold, or the policy does not allow s3:DeleteObjectVersion on arn:aws:s3:::" +
-				c.Bucket + "/" + aws.ToString(e.Key)
-		}
-		return fmt.Errorf("DeleteObjects s3://%s/%s version %s: %s: %s (%d of the batch of %d failed)",
-			c.Bucket, aws.ToString(e.Key), aws.ToString(e.VersionId), aws.ToString(e.Code), hint, len(out.Errors), len(versions))
+		return refused, fmt.Errorf("DeleteObjects s3://%s/%s version %s: %s: %s (%d of the batch of %d failed)",
+			c.Bucket, aws.ToString(e.Key), aws.ToString(e.VersionId), aws.ToString(e.Code), aws.ToString(e.Message), len(out.Errors), len(versions))
 	}
-	return nil
+	return refused, nil
 }
 
 // BucketEncryption is a bucket's default encryption: what S3 applies to an

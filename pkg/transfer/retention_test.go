@@ -114,8 +114,9 @@ func TestRetentionIsExtendedNeverShortened(t *testing.T) {
 			held = append(held, v)
 		}
 	}
-	if err := plain.DeleteVersions(ctx, held, 1); err == nil {
-		t.Error("a retained version was deleted")
+	var refused *RefusedError
+	if err := plain.DeleteVersions(ctx, held, 1); !errors.As(err, &refused) || len(refused.Refused) != len(held) {
+		t.Errorf("deleting a retained version: %v, want it refused", err)
 	}
 	if err := plain.DeleteVersions(ctx, free, 1); err != nil {
 		t.Fatal(err)
