@@ -205,6 +205,15 @@ func TestObjectLockRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	node := []string{"--bucket", bucket, "--cluster", "prod", "--node", "cass-1"}
+	// A dry run says the same and changes nothing.
+	r = mustRunCtx(t, ctx, append([]string{"purge", "--keep-last", "1", "--grace", "0s", "--dry-run"}, node...)...)
+	if !strings.Contains(r.stdout, "S3 Object Lock retention kept 1 backup and 0 unreferenced objects") ||
+		!strings.Contains(r.stdout, "Object Lock retention (governance) until") {
+		t.Errorf("purge --dry-run does not report the retained backup:\n%s", r.stdout)
+	}
+	if v, _ := versionsOf(t, bucket, orphan); v[orphan] != 1 {
+		t.Fatalf("purge --dry-run deleted the orphan")
+	}
 	r = mustRunCtx(t, ctx, append([]string{"purge", "--keep-last", "1", "--grace", "0s", "--output", "json"}, node...)...)
 	var reps []struct {
 		Kept     []struct{ ID string } `json:"kept"`
