@@ -145,7 +145,7 @@ func (e *Engine) run(ctx context.Context, m *manifest.Manifest, set *source.Set)
 	res := &Result{Manifest: m}
 	// The manifest lists files in path order, and is written as they are
 	// stored: in that order, with a bounded window of files ahead.
-	slices.SortFunc(set.Files, func(a, b source.File) int { return manifest.ComparePaths(a.Path, b.Path) })
+	set.Sort()
 	st := &state{e: e, res: res, linked: linkedInodes(set)}
 	st.keys.forget = true
 	out, err := newOrdered(e.opts.TempDir)

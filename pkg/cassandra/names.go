@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -37,8 +38,10 @@ func (n SSTableName) Prefix() string { return n.Version + "-" + n.ID + "-" + n.F
 // `nodetool refresh` renames generations the same way, and no component's
 // content depends on its generation. Other clashing files (manifest.json,
 // schema.cql) get a ".dataN" suffix, so nothing is dropped.
+//
+// Clashing paths are found by sorting the files by path (stable: the first
+// data directory's file keeps its name), not with a map of every path.
 func renameCollisions(files []source.File) ([]source.File, error) {
-	taken := map[string]bool{}
 	maxGen := map[string]int{} // restored directory → highest integer generation
 	for _, f := range files {
 		if n, ok := ParseSSTableName(path.Base(f.Path)); ok {
@@ -50,11 +53,13 @@ func renameCollisions(files []source.File) ([]source.File, error) {
 	}
 	type group struct{ srcDir, prefix string }
 	renamed := map[group]string{} // → new prefix
-	var out []source.File
-	for i, f := range files {
-		if !taken[f.Path] {
-			taken[f.Path] = true
-			out = append(out, f)
+	slices.SortStableFunc(files, func(a, b source.File) int { return source.ComparePaths(a.Path, b.Path) })
+	prev := ""
+	for i := range files {
+		f := &files[i]
+		clash := i > 0 && f.Path == prev
+		prev = f.Path
+		if !clash {
 			continue
 		}
 		dir, base := path.Dir(f.Path), path.Base(f.Path)
@@ -74,13 +79,10 @@ func renameCollisions(files []source.File) ([]source.File, error) {
 			}
 			f.Path = dir + "/" + np + n.Component
 		}
-		if taken[f.Path] {
-			return nil, fmt.Errorf("cannot find a free name for %s", f.Abs)
-		}
-		taken[f.Path] = true
-		out = append(out, f)
 	}
 	// A component that did not clash itself must follow its group's rename.
+	// (A name still taken twice is refused by source.Set.Check.)
+	out := files
 	for i, f := range out {
 		n, ok := ParseSSTableName(path.Base(f.Path))
 		if !ok {

@@ -15,8 +15,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/klauspost/compress/zstd"
-
+	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
@@ -147,7 +146,7 @@ func (k *Known) readCheckpoint(ctx context.Context, key string, want map[string]
 		return err
 	}
 	defer body.Close()
-	dec, err := zstd.NewReader(body, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20))
+	dec, err := chunk.NewCatalogReader(body)
 	if err != nil {
 		return err
 	}
@@ -342,7 +341,7 @@ func (k *Known) SavePartials(ctx context.Context) error {
 // putRecords stores the run's record bytes [from, to) compressed under key.
 func (k *Known) putRecords(ctx context.Context, key string, from, to int64) error {
 	var b bytes.Buffer
-	zw, err := zstd.NewWriter(&b, zstd.WithEncoderConcurrency(1))
+	zw, err := chunk.NewCatalogWriter(&b)
 	if err != nil {
 		return err
 	}

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/transfer"
@@ -115,7 +113,7 @@ func summariesOf(ctx context.Context, c *transfer.Client, node manifest.Node, id
 }
 
 func compress(b []byte) []byte {
-	e, _ := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	e, _ := chunk.NewCatalogWriter(nil)
 	defer e.Close()
 	return e.EncodeAll(b, nil)
 }

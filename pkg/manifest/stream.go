@@ -16,6 +16,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/s3bak/s3bak/pkg/chunk"
+	"github.com/s3bak/s3bak/pkg/source"
 )
 
 // SchemaStream is the schema of a manifest that is read and written as a
@@ -162,36 +163,8 @@ func ParseRecord(line []byte) (File, error) {
 	return f, nil
 }
 
-// ComparePaths orders manifest paths as a depth-first walk of sorted
-// directories meets them: component by component, a directory's files
-// before a sibling whose name merely starts with the directory's ("a/b"
-// before "a.b"). That is byte order with '/' below every other byte.
-func ComparePaths(a, b string) int {
-	n := min(len(a), len(b))
-	for i := 0; i < n; i++ {
-		ca, cb := a[i], b[i]
-		if ca == cb {
-			continue
-		}
-		if ca == '/' {
-			return -1
-		}
-		if cb == '/' {
-			return 1
-		}
-		if ca < cb {
-			return -1
-		}
-		return 1
-	}
-	switch {
-	case len(a) < len(b):
-		return -1
-	case len(a) > len(b):
-		return 1
-	}
-	return 0
-}
+// ComparePaths orders manifest paths: see source.ComparePaths.
+func ComparePaths(a, b string) int { return source.ComparePaths(a, b) }
 
 // order checks that path may follow prev in a manifest: after it, and not
 // inside it (a file cannot also be a directory). In ComparePaths order a
@@ -228,7 +201,7 @@ type Writer struct {
 
 // NewWriter writes records to w.
 func NewWriter(w io.Writer) (*Writer, error) {
-	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	zw, err := chunk.NewCatalogWriter(w)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +272,7 @@ func (w *Writer) Finish(m *Manifest) (head, tail []byte, err error) {
 }
 
 func frame(b []byte) ([]byte, error) {
-	zw, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	zw, err := chunk.NewCatalogWriter(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +314,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if !bytes.Equal(magic, zstdMagic) {
 		return legacyReader(br)
 	}
-	dec, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20))
+	dec, err := chunk.NewCatalogReader(br)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -74,27 +75,64 @@ func (s *Set) TotalSize() int64 {
 // manifest could not hold or a restore could not recreate, naming the file.
 // Names are kept as their exact bytes (not UTF-8, a backslash: all fine on
 // Linux), so this refuses only what cannot be a relative path under a
-// restore target, and two files of the same path.
+// restore target, and two files of the same path. It sorts the files (Sort):
+// then a path listed twice, or a file that is also another's directory,
+// is next to the other, and no map of every path is needed.
 func (s *Set) Check() error {
-	seen := make(map[string]string, len(s.Files))
 	for _, f := range s.Files {
 		if err := CheckPath(f.Path); err != nil {
 			return fmt.Errorf("cannot back up %s: its name cannot be restored as it is: %w", f.Abs, err)
 		}
-		if other, ok := seen[f.Path]; ok {
-			return fmt.Errorf("cannot back up both %s and %s: both would be restored as %q", other, f.Abs, f.Path)
-		}
-		seen[f.Path] = f.Abs
 	}
-	for p, abs := range seen {
-		for dir := p; strings.Contains(dir, "/"); {
-			dir = dir[:strings.LastIndexByte(dir, '/')]
-			if other, ok := seen[dir]; ok {
-				return fmt.Errorf("cannot back up both %s and %s: %q would have to be both a file and the directory of %q", other, abs, dir, p)
-			}
+	s.Sort()
+	for i := 1; i < len(s.Files); i++ {
+		prev, f := &s.Files[i-1], &s.Files[i]
+		switch {
+		case prev.Path == f.Path:
+			return fmt.Errorf("cannot back up both %s and %s: both would be restored as %q", prev.Abs, f.Abs, f.Path)
+		case strings.HasPrefix(f.Path, prev.Path+"/"):
+			return fmt.Errorf("cannot back up both %s and %s: %q would have to be both a file and the directory of %q", prev.Abs, f.Abs, prev.Path, f.Path)
 		}
 	}
 	return nil
+}
+
+// Sort orders the files by path as manifests list them (ComparePaths),
+// keeping the order of files of the same path.
+func (s *Set) Sort() {
+	slices.SortStableFunc(s.Files, func(a, b File) int { return ComparePaths(a.Path, b.Path) })
+}
+
+// ComparePaths orders paths as a depth-first walk of sorted directories
+// meets them: component by component, a directory's files before a
+// sibling whose name merely starts with the directory's ("a/b" before
+// "a.b"). That is byte order with '/' below every other byte. A file is
+// then directly followed by the paths under it, if any.
+func ComparePaths(a, b string) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		ca, cb := a[i], b[i]
+		if ca == cb {
+			continue
+		}
+		if ca == '/' {
+			return -1
+		}
+		if cb == '/' {
+			return 1
+		}
+		if ca < cb {
+			return -1
+		}
+		return 1
+	}
+	switch {
+	case len(a) < len(b):
+		return -1
+	case len(a) > len(b):
+		return 1
+	}
+	return 0
 }
 
 // CheckPath reports whether p is safe to join under a restore target: a
