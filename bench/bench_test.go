@@ -1,11 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // The bench is a program (make bench); these check the parts whose
@@ -119,4 +125,122 @@ func TestSpawnerRSSFloor(t *testing.T) {
 		t.Fatalf("peak RSS %d bytes (stages %v) while the parent holds %d MiB", m.rss, m.stageRSS, len(hold)>>20)
 	}
 	t.Logf("floor: %v bytes", m.stageRSS)
+}
+
+func TestFilesFlag(t *testing.T) {
+	cfg, err := parseFlags(nil)
+	if err != nil || !slices.Equal(cfg.files, []int{40000}) || !slices.Contains(allSections, "files") {
+		t.Fatalf("defaults: -files %v, sections %v, %v", cfg.files, allSections, err)
+	}
+	cfg, err = parseFlags([]string{"-files", "200000, 8000,40000,1_000_000,8000"})
+	if err != nil || !slices.Equal(cfg.files, []int{8000, 40000, 200000, 1000000}) {
+		t.Fatalf("-files 200000,8000,40000,1_000_000,8000: %v, %v", cfg.files, err)
+	}
+	for _, bad := range []string{"", "7", "lots", "8000,-1", ","} {
+		if _, err := parseFlags([]string{"-files", bad}); err == nil || !strings.Contains(err.Error(), "-files") {
+			t.Errorf("-files %q: %v; want an error naming the flag", bad, err)
+		}
+	}
+	p := planFiles(8*20+5, rand.New(rand.NewPCG(1, 6)))
+	if len(p.specs) != 160 || len(p.tables) != 20 {
+		t.Fatalf("planFiles(165): %d files in %d tables, want 160 in 20", len(p.specs), len(p.tables))
+	}
+	for _, s := range p.specs {
+		if s.size < 1<<10 || s.size > 6<<10 || !strings.HasPrefix(s.rel, "telemetry/") || !strings.Contains(s.rel, "/snapshots/bench/nb-") {
+			t.Fatalf("%s: %d bytes", s.rel, s.size)
+		}
+	}
+	dir := t.TempDir()
+	a, err := writeTreeParallel(filepath.Join(dir, "a"), p, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := writeTree(filepath.Join(dir, "b"), planFiles(165, rand.New(rand.NewPCG(1, 6))), 3)
+	if err != nil || !maps.Equal(a.files, b.files) || a.bytes != b.bytes {
+		t.Fatalf("writeTreeParallel and writeTree differ (%d/%d files): %v", len(a.files), len(b.files), err)
+	}
+}
+
+func TestFilesTargets(t *testing.T) {
+	s := &section{Name: "files"}
+	add := func(n int, op string, wall, rss float64, info map[string]any) {
+		r := s.filesRow(n, op)
+		r.Runs, r.PeakRSSMiB = []roundRun{{Round: 1, WallS: wall, RSSMiB: rss}}, 0
+		r.Info = info
+		r.finish()
+	}
+	for _, n := range []int{40000, 200000} {
+		for _, st := range filesSteps {
+			add(n, st.op, 0.2, 50, nil)
+		}
+	}
+	add(40000, "backup", 2, 100, map[string]any{"files_per_s": 20000.0, "catalog_bytes_per_file": 80.0})
+	add(200000, "backup", 12, 300, map[string]any{"files_per_s": 16666.7, "catalog_bytes_per_file": 130.0})
+	add(200000, "restore", 10, 100, map[string]any{"files_per_s": 20000.0})
+	add(200000, "list", 0.7, 20, nil)
+	got := map[string]*bool{}
+	for _, tg := range filesTargets(s) {
+		got[tg.Name] = tg.Met
+	}
+	no, yes := false, true
+	want := map[string]*bool{
+		"files: peak RSS ≤ 256 MiB, every command (40000 files), largest: s3bak backup":  &yes,
+		"files: peak RSS ≤ 256 MiB, every command (200000 files), largest: s3bak backup": &no,
+		"files: backup time per file at 200000 files ≤ 1.5× that at 40,000":              &yes, // 1.2×
+		"files: backup ≥ 20000 files/s (200000 files)":                                   &no,
+		"files: restore ≥ 10000 files/s (200000 files)":                                  &yes,
+		"files: second backup, unchanged, ≤ 30 s at 1,000,000 files":                     nil,
+		"files: list (100 backups) ≤ 0.5 s, every N":                                     &no,
+		"files: list (100 backups) peak RSS ≤ 64 MiB, every N":                           &yes,
+		"files: catalog ≤ 120 bytes per file, every N":                                   &no,
+	}
+	for name, w := range want {
+		g, ok := got[name]
+		if !ok {
+			t.Errorf("no target %q in %v", name, got)
+			continue
+		}
+		if (g == nil) != (w == nil) || (g != nil && *g != *w) {
+			t.Errorf("%s: met %v, want %v", name, ptr(g), ptr(w))
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d targets, want %d", len(got), len(want))
+	}
+	for _, tg := range filesTargets(nil) {
+		if tg.Met != nil || tg.Note != "section not run" {
+			t.Errorf("section not run: %+v", tg)
+		}
+	}
+}
+
+func ptr(b *bool) any {
+	if b == nil {
+		return nil
+	}
+	return *b
+}
+
+func TestManifestCopyHeader(t *testing.T) {
+	enc, _ := zstd.NewWriter(nil)
+	head := []byte(`{"schema":3,"id":"20261130T150000Z.123","started":"2026-11-30T15:00:00.123Z","finished":"2026-11-30T15:00:02Z"}` + "\n")
+	first := enc.EncodeAll(head, nil)
+	body := append(slices.Clone(first), enc.EncodeAll(bytes.Repeat([]byte(`{"p":"a"}`+"\n"), 5000), nil)...)
+	n, err := zstdFrameLen(body)
+	if err != nil || n != len(first) {
+		t.Fatalf("zstdFrameLen: %d, %v; want %d", n, err, len(first))
+	}
+	if _, err := zstdFrameLen(first[:len(first)-1]); err == nil {
+		t.Error("a frame cut short was measured")
+	}
+	at := time.Date(2020, 1, 1, 1, 0, 0, 0, time.UTC)
+	old, _ := time.Parse(time.RFC3339Nano, "2026-11-30T15:00:00.123Z")
+	nh, err := rewriteHeader(head, map[string][2]any{"id": {"20261130T150000Z.123", "20200101T010000Z.000"}, "started": {old, at}})
+	want := `{"schema":3,"id":"20200101T010000Z.000","started":"2020-01-01T01:00:00Z","finished":"2026-11-30T15:00:02Z"}` + "\n"
+	if err != nil || string(nh) != want {
+		t.Fatalf("rewriteHeader: %s, %v", nh, err)
+	}
+	if _, err := rewriteHeader(head, map[string][2]any{"id": {"other", "x"}}); err == nil {
+		t.Error("a field that is not there was rewritten")
+	}
 }

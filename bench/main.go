@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +32,7 @@ type config struct {
 	small     int   // files of the small-files section
 	minSmall  int   // small sstable components in the default set
 	manifests int   // manifests of the list section
+	files     []int // file counts of the files section, ascending
 	pct       float64
 	rounds    int
 	sections  map[string]bool
@@ -41,7 +44,7 @@ type config struct {
 }
 
 // allSections lists the sections in the order they run.
-var allSections = []string{"default", "incremental", "small", "big", "list"}
+var allSections = []string{"default", "incremental", "small", "big", "list", "files"}
 
 func main() {
 	if os.Getenv(spawnEnv) == "1" {
@@ -74,6 +77,7 @@ func parseFlags(args []string) (*config, error) {
 	small := fs.Int("small", 10000, "number of ~4 KiB files of the small-files section")
 	minSmall := fs.Int("min-small", 2000, "small sstable components (Statistics, Filter, TOC…) in the default set, at least")
 	manifests := fs.Int("manifests", 10000, "manifests the list section generates")
+	files := fs.String("files", "40000", "file counts of the files section (issue #14), comma-separated: a row each, e.g. 8000,40000,200000 (1000000: the issue's 1M row)")
 	pct := fs.Float64("incremental-pct", 5, "percent of new sstable files (and bytes) for the second backup")
 	rounds := fs.Int("rounds", 3, "interleaved rounds; medians are taken over them")
 	sections := fs.String("sections", strings.Join(allSections, ","), "sections to run: "+strings.Join(allSections, ","))
@@ -91,6 +95,9 @@ func parseFlags(args []string) (*config, error) {
 	if cfg.rounds < 1 || cfg.small < 1 || cfg.manifests < 1 || cfg.pct <= 0 {
 		return nil, fmt.Errorf("-rounds, -small, -manifests and -incremental-pct must be positive")
 	}
+	if cfg.files, err = parseCounts(*files); err != nil {
+		return nil, fmt.Errorf("-files: %w", err)
+	}
 	if cfg.sections, err = pickSet(*sections, allSections); err != nil {
 		return nil, fmt.Errorf("-sections: %w", err)
 	}
@@ -101,6 +108,30 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("-tools: s3bak is what is measured; keep it")
 	}
 	return cfg, nil
+}
+
+// parseCounts parses a comma-separated list of file counts, each at least
+// one sstable (8 files); they come back ascending, without repeats.
+func parseCounts(list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		f = strings.ReplaceAll(strings.TrimSpace(f), "_", "")
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < len(components) {
+			return nil, fmt.Errorf("%q: want a number of files, at least %d (one sstable)", f, len(components))
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no file count given")
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 func pickSet(list string, known []string) (map[string]bool, error) {

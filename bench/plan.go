@@ -41,6 +41,10 @@ func (t *table) snapDir(tag string) string {
 // and Digest.crc32 right after it (it holds the Data.db's CRC32).
 var components = []string{"Data.db", "Digest.crc32", "Index.db", "Summary.db", "Filter.db", "Statistics.db", "CompressionInfo.db", "TOC.txt"}
 
+// componentKinds is what each component's bytes look like.
+var componentKinds = map[string]kind{"Data.db": kData, "Digest.crc32": kDigest, "Index.db": kIndex, "Summary.db": kSummary,
+	"Filter.db": kFilter, "Statistics.db": kStats, "CompressionInfo.db": kCompInfo, "TOC.txt": kTOC}
+
 // sstable adds the next generation of the table: a Data.db of data bytes,
 // an Index.db of index bytes and the small components sized after them.
 func (t *table) sstable(tag string, data, index int64, r *rand.Rand) []fileSpec {
@@ -55,11 +59,9 @@ func (t *table) sstable(tag string, data, index int64, r *rand.Rand) []fileSpec 
 		"Statistics.db":      4<<10 + r.Int64N(8<<10),
 		"CompressionInfo.db": 30 + 8*((data+16<<10-1)/(16<<10)),
 	}
-	kinds := map[string]kind{"Data.db": kData, "Digest.crc32": kDigest, "Index.db": kIndex, "Summary.db": kSummary,
-		"Filter.db": kFilter, "Statistics.db": kStats, "CompressionInfo.db": kCompInfo, "TOC.txt": kTOC}
 	out := make([]fileSpec, 0, len(components))
 	for _, c := range components {
-		out = append(out, fileSpec{rel: prefix + c, size: sizes[c], kind: kinds[c]})
+		out = append(out, fileSpec{rel: prefix + c, size: sizes[c], kind: componentKinds[c]})
 	}
 	return out
 }
@@ -147,4 +149,32 @@ func planExtra(p *plan, tag string, base *tree, pct float64, r *rand.Rand) *plan
 		extra.specs = append(extra.specs, p.tables[i%len(p.tables)].sstable(tag, data, data/8, r)...)
 	}
 	return extra
+}
+
+// filesTables are the tables of the files section: one keyspace, ~20
+// tables, names of the usual lengths (a path's length is part of what
+// every manifest record stores).
+var filesTables = []string{"events_by_day", "events_by_user", "sessions", "session_pages", "users", "user_devices",
+	"user_settings", "orders", "order_items", "order_status", "payments", "refunds", "products", "product_prices",
+	"inventory_by_store", "stores", "audit_log", "notifications", "metrics_1m", "metrics_1h"}
+
+// planFiles is a snapshot of n files (rounded down to a multiple of 8):
+// n/8 sstables of the 8 components, each component 1–6 KiB (Digest.crc32
+// and TOC.txt as their content decides), spread over the tables of one
+// keyspace.
+func planFiles(n int, r *rand.Rand) *plan {
+	p := &plan{tag: "bench"}
+	for _, name := range filesTables {
+		p.tables = append(p.tables, newTable("telemetry", name, r))
+	}
+	p.specs = make([]fileSpec, 0, n/len(components)*len(components))
+	for i := range n / len(components) {
+		t := p.tables[i%len(p.tables)]
+		t.gen++
+		prefix := fmt.Sprintf("%s/nb-%d-big-", t.snapDir(p.tag), t.gen)
+		for _, c := range components {
+			p.specs = append(p.specs, fileSpec{rel: prefix + c, size: 1<<10 + r.Int64N(5<<10+1), kind: componentKinds[c]})
+		}
+	}
+	return p
 }

@@ -3,13 +3,20 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
 // printSection prints a section as a markdown table.
 func printSection(w io.Writer, s *section) {
-	fmt.Fprintf(w, "\n## %s\n\n%d files, %s raw\n\n", s.Title, s.Files, human(s.RawBytes))
+	if s.Layout == "files" {
+		fmt.Fprintf(w, "\n## %s\n\n", s.Title)
+	} else {
+		fmt.Fprintf(w, "\n## %s\n\n%d files, %s raw\n\n", s.Title, s.Files, human(s.RawBytes))
+	}
 	switch s.Layout {
+	case "files":
+		printFiles(w, s)
 	case "incremental":
 		printIncremental(w, s)
 	case "list":
@@ -65,6 +72,51 @@ func printList(w io.Writer, s *section) {
 			backups = fmt.Sprint(n)
 		}
 		fmt.Fprintf(w, "| %s | %.2f | %.0f | %s |\n", r.Tool, r.MedianWallS, r.PeakRSSMiB, backups)
+	}
+}
+
+// printFiles prints one line per file count, the shape of issue #14's
+// table: each command's median wall time and peak RSS.
+func printFiles(w io.Writer, s *section) {
+	fmt.Fprintln(w, "| files | backup | backup files/s | 2nd backup, unchanged | 2nd: unread files / bytes read | "+
+		"list (100 backups) | restore | restore files/s | verify | verify --deep | index rebuild | purge (keep 1) | catalog bytes/file |")
+	fmt.Fprintln(w, "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	var counts []int
+	for _, r := range s.Rows {
+		if !slices.Contains(counts, r.Files) {
+			counts = append(counts, r.Files)
+		}
+	}
+	for _, n := range counts {
+		cells := []string{fmt.Sprint(n)}
+		wallRSS := func(op string) string {
+			r := s.findFiles(n, op)
+			if r == nil {
+				return ""
+			}
+			if bad := r.problem(); bad != "" {
+				return bad
+			}
+			return fmt.Sprintf("%.2f s / %.0f MiB", r.MedianWallS, r.PeakRSSMiB)
+		}
+		perS := func(op string) string {
+			if r := s.findFiles(n, op); r != nil && r.Info["files_per_s"] != nil {
+				v := r.Info["files_per_s"]
+				return fmt.Sprintf("%.0f", v)
+			}
+			return ""
+		}
+		unread := ""
+		if r := s.findFiles(n, "again"); r != nil && r.Info != nil {
+			unread = fmt.Sprintf("%v / %v", r.Info["unread_files"], r.Info["read_bytes"])
+		}
+		catalog := ""
+		if r := s.findFiles(n, "backup"); r != nil && r.Info["catalog_bytes_per_file"] != nil {
+			catalog = fmt.Sprint(r.Info["catalog_bytes_per_file"])
+		}
+		cells = append(cells, wallRSS("backup"), perS("backup"), wallRSS("again"), unread, wallRSS("list"),
+			wallRSS("restore"), perS("restore"), wallRSS("verify"), wallRSS("deep"), wallRSS("rebuild"), wallRSS("purge"), catalog)
+		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
 	}
 }
 

@@ -31,7 +31,8 @@ type section struct {
 // row is one tool doing one thing, over the rounds.
 type row struct {
 	Tool        string         `json:"tool"`
-	Op          string         `json:"op"` // upload, download, backup, list, …
+	Op          string         `json:"op"`              // upload, download, backup, list, …
+	Files       int            `json:"files,omitempty"` // the files section: the snapshot's file count
 	Runs        []roundRun     `json:"runs"`
 	MedianWallS float64        `json:"median_wall_s"`
 	MedianCPUS  float64        `json:"median_cpu_s,omitempty"`        // user + system of the tool's processes
@@ -165,7 +166,7 @@ func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
 
 func (c *config) describe() map[string]any {
 	return map[string]any{
-		"size": c.size, "big": c.big, "small": c.small, "min_small": c.minSmall, "manifests": c.manifests,
+		"size": c.size, "big": c.big, "small": c.small, "min_small": c.minSmall, "manifests": c.manifests, "files": c.files,
 		"incremental_pct": c.pct, "rounds": c.rounds, "sections": keys(c.sections), "tools": keys(c.tools), "seed": c.seed,
 	}
 }

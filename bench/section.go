@@ -29,6 +29,8 @@ func (b *bench) runSection(ctx context.Context, name string) (*section, error) {
 		return b.generated(ctx, "big", "One large file ("+human(b.cfg.big)+" Data.db)", planBig(b.cfg.big, b.rng(2)))
 	case "list":
 		return b.listSection(ctx)
+	case "files":
+		return b.filesSection(ctx)
 	}
 	return nil, fmt.Errorf("unknown section %q", name)
 }
