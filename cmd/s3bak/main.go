@@ -17,6 +17,7 @@ import (
 	"github.com/s3bak/s3bak/pkg/cassandra"
 	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/lock"
+	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/restore"
 )
 
@@ -117,7 +118,7 @@ func exitCode(ctx context.Context, err error) int {
 		return ce.code
 	case errors.As(err, &ue):
 		return exitUsage
-	case errors.Is(err, restore.ErrVerify):
+	case errors.Is(err, restore.ErrVerify), errors.Is(err, manifest.ErrCorrupt):
 		return exitVerify
 	case errors.As(err, &tag), errors.Is(err, catalog.ErrNoBackup):
 		return exitNotFound

@@ -62,7 +62,13 @@ const fixedOverhead = 64 << 20
 // it does not exit 0 within two minutes; it returns the peak RSS.
 func runBounded(t *testing.T, args ...string) int64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	return runBoundedFor(t, 2*time.Minute, args...)
+}
+
+// runBoundedFor is runBounded with a deadline of d.
+func runBoundedFor(t *testing.T, d time.Duration, args ...string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, s3bakBin, append(args, "--log-format", "json")...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=8")
@@ -76,7 +82,7 @@ func runBounded(t *testing.T, args ...string) int64 {
 	err := cmd.Wait()
 	rss := peak()
 	if ctx.Err() != nil {
-		t.Fatalf("s3bak %v did not finish in 2 minutes (hung):\n%s", args, tail(out.Bytes()))
+		t.Fatalf("s3bak %v did not finish in %s (hung):\n%s", args, d, tail(out.Bytes()))
 	}
 	if err != nil {
 		t.Fatalf("s3bak %v: %v\n%s", args, err, tail(out.Bytes()))
