@@ -193,7 +193,7 @@ func (o *backupOptions) backupSet(ctx context.Context, cmd *cobra.Command, g *gl
 	if err := o.recordTopology(ctx, g.logger, set); err != nil {
 		return err
 	}
-	buffers := g.limits.buffers(5)
+	buffers := g.limits.backupBuffers(set.Memory(), g.logger)
 	// A small --max-memory gets smaller parts and chunks rather than a
 	// stream that cannot fit (an explicit --chunk-size is kept).
 	stream := backup.StreamShape(buffers.Size(),

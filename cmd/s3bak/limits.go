@@ -46,6 +46,29 @@ func (l *limits) register(f *pflag.FlagSet) {
 // every core decoding with a few chunks in flight.
 func (l *limits) buffers(eighths int64) *budget.Budget { return budget.New(l.maxMemory / 8 * eighths) }
 
+// backupBuffers is a backup's budget of transfer buffers: five eighths of
+// --max-memory, less what the snapshot's list of files holds beyond the
+// three eighths left for what no budget counts. The files of a big node
+// cost memory too (some 170 bytes each), and it comes out of the same
+// bound: a million files leave less for buffers, and the backup runs with
+// smaller ones rather than over --max-memory. A list that leaves less than
+// minBuffers is warned about: the bound cannot hold then.
+func (l *limits) backupBuffers(files int64, log *slog.Logger) *budget.Budget {
+	size := l.maxMemory / 8 * 5
+	if over := files - l.maxMemory/8*3; over > 0 {
+		size -= over
+	}
+	if size < minBuffers {
+		log.Warn("the snapshot's list of files takes most of --max-memory: the backup goes on with the smallest buffers and may use more; raise --max-memory",
+			"files_bytes", files, "max_memory", l.maxMemory)
+		size = minBuffers
+	}
+	return budget.New(size)
+}
+
+// minBuffers is the least a backup's transfer buffers get.
+const minBuffers = 8 << 20
+
 // apply lowers the process's priority when --nice asks for it. Failing to
 // is not fatal: a backup at normal priority beats no backup.
 func (l *limits) apply(logger *slog.Logger) {

@@ -169,7 +169,7 @@ func listed(t *testing.T, p string) source.File {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return source.File{Path: "ks/t-1/" + filepath.Base(p), Abs: p, Size: fi.Size(), Mode: fi.Mode().Perm(), ModTime: fi.ModTime()}
+	return source.File{Path: "ks/t-1/" + filepath.Base(p), Dir: filepath.Dir(p), Name: filepath.Base(p), Size: fi.Size(), Mode: fi.Mode().Perm(), ModTime: fi.ModTime()}
 }
 
 // TestFileThatChangesWhileReadFailsTheBackup: only the listed size is read,

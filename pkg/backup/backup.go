@@ -212,7 +212,7 @@ func (st *state) files(ctx context.Context, out *ordered, set *source.Set) error
 		g.Go(func() error {
 			mf, err := st.file(gctx, f)
 			if err != nil {
-				return fmt.Errorf("back up %s (%s): %w", f.Path, f.Abs, err)
+				return fmt.Errorf("back up %s (%s): %w", f.Path, f.Abs(), err)
 			}
 			return out.put(i, mf)
 		})

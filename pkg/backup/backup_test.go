@@ -71,7 +71,7 @@ func writeSet(t *testing.T, large, largeSize, small int) *source.Set {
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		set.Files = append(set.Files, source.File{Path: "ks/t-1/" + name, Abs: p, Size: int64(size), Mode: 0o644, ModTime: time.Now()})
+		set.Files = append(set.Files, source.File{Path: "ks/t-1/" + name, Dir: filepath.Dir(p), Name: filepath.Base(p), Size: int64(size), Mode: 0o644, ModTime: time.Now()})
 	}
 	for i := range large {
 		add(fmt.Sprintf("nb-%d-big-Data.db", i), largeSize)
@@ -175,12 +175,13 @@ func TestHardLinksAreReadOnce(t *testing.T) {
 	set := writeSet(t, 0, 0, 3)
 	first := set.Files[0]
 	link := first
-	link.Path, link.Abs = "ks/t-1/linked-Statistics.db", first.Abs+".link"
-	if err := os.Link(first.Abs, link.Abs); err != nil {
+	link.Path = "ks/t-1/linked-Statistics.db"
+	link.SetAbs(first.Abs() + ".link")
+	if err := os.Link(first.Abs(), link.Abs()); err != nil {
 		t.Fatal(err)
 	}
 	for i := range set.Files {
-		fi, err := os.Stat(set.Files[i].Abs)
+		fi, err := os.Stat(set.Files[i].Abs())
 		if err != nil {
 			t.Fatal(err)
 		}

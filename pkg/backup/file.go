@@ -30,7 +30,7 @@ func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.F
 			return mf, nil
 		}
 	}
-	fh, err := os.Open(f.Abs)
+	fh, err := os.Open(f.Abs())
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return manifest.File{}, fmt.Errorf("open: %w (it was deleted after the snapshot was listed: was the snapshot cleared, e.g. by nodetool clearsnapshot, while the backup ran? take a new snapshot and back it up)", err)

@@ -60,7 +60,7 @@ func TestInterruptedLargeFileContinuesWhereItStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	fi, _ := os.Stat(abs)
-	set := &source.Set{Kind: "cassandra", Tag: "t", Files: []source.File{{Path: "ks/t-1/nb-1-big-Data.db", Abs: abs, Size: fi.Size(), Mode: 0o644, ModTime: fi.ModTime()}}}
+	set := &source.Set{Kind: "cassandra", Tag: "t", Files: []source.File{{Path: "ks/t-1/nb-1-big-Data.db", Dir: filepath.Dir(abs), Name: filepath.Base(abs), Size: fi.Size(), Mode: 0o644, ModTime: fi.ModTime()}}}
 	newEngine := func(progress *cancelAfter) *Engine {
 		e, _, _ := engine(t, "resume-mid-file", nil, 2, 4)
 		e.via(c)

@@ -261,7 +261,22 @@ func wantTable(ks, table string, o Options) bool {
 // collect lists the files of every snapshot directory. Index sstables live
 // in ".<index>/" subdirectories. Ephemeral (repair) snapshots are skipped.
 func collect(ctx context.Context, dirs []snapDir, log *slog.Logger) ([]source.File, error) {
-	w := &walker{ctx: ctx, log: log, seen: map[dirID]string{}}
+	// Counted first, then listed into a slice of that size: a million
+	// files appended one by one would hold up to twice their slice.
+	counter := &walker{ctx: ctx, log: slog.New(slog.DiscardHandler), counting: true}
+	if err := counter.walk(dirs); err != nil {
+		return nil, err
+	}
+	w := &walker{ctx: ctx, log: log, files: make([]source.File, 0, counter.n)}
+	if err := w.walk(dirs); err != nil {
+		return nil, err
+	}
+	return renameCollisions(w.files)
+}
+
+// walk lists the snapshot directories' files.
+func (w *walker) walk(dirs []snapDir) error {
+	w.seen = map[dirID]string{}
 	for _, d := range dirs {
 		w.seen[d.id] = d.abs
 	}
@@ -270,10 +285,10 @@ func collect(ctx context.Context, dirs []snapDir, log *slog.Logger) ([]source.Fi
 			continue
 		}
 		if err := w.dir(d.abs, d.keyspace+"/"+d.tableDir); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return renameCollisions(w.files)
+	return nil
 }
 
 // walker lists a snapshot directory's files, in name order. It follows
@@ -284,6 +299,10 @@ type walker struct {
 	log   *slog.Logger
 	seen  map[dirID]string // → the path it was read from
 	files []source.File
+	// counting only counts the files (n), reading no more than the
+	// directories.
+	counting bool
+	n        int
 }
 
 func (w *walker) dir(abs, rel string) error {
@@ -300,12 +319,16 @@ func (w *walker) dir(abs, rel string) error {
 		if err != nil {
 			return fmt.Errorf("read snapshot: %w", err)
 		}
+		if fi == nil && w.counting {
+			w.n++
+			continue
+		}
 		if fi == nil {
 			f, err := statFile(p)
 			if err != nil {
 				return err
 			}
-			f.Path = r
+			f.Path, f.Dir = r, abs // abs is shared by the directory's files
 			f.Digest = dataDigest(p)
 			w.files = append(w.files, f)
 			continue
@@ -351,7 +374,7 @@ func statFile(p string) (source.File, error) {
 	if !fi.Mode().IsRegular() {
 		return source.File{}, fmt.Errorf("snapshot file %s is not a regular file (%v): snapshots hold hard links, not symlinks", p, fi.Mode().Type())
 	}
-	f := source.File{Abs: p, Size: fi.Size(), Mode: fi.Mode().Perm(), ModTime: fi.ModTime()}
+	f := source.File{Size: fi.Size(), Mode: fi.Mode().Perm(), ModTime: fi.ModTime()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		f.Dev, f.Ino = uint64(st.Dev), st.Ino
 	}

@@ -92,8 +92,8 @@ func TestDiscoverRenamesGenerationsThatClash(t *testing.T) {
 		}
 		gens[n.ID]++
 		// Every component of the renamed sstable comes from d2.
-		if n.ID == "2" && !strings.HasPrefix(f.Abs, d2) {
-			t.Fatalf("%s renamed but read from %s", f.Path, f.Abs)
+		if n.ID == "2" && !strings.HasPrefix(f.Abs(), d2) {
+			t.Fatalf("%s renamed but read from %s", f.Path, f.Abs())
 		}
 	}
 	if gens["1"] != 8 || gens["2"] != 8 {
@@ -246,7 +246,7 @@ func TestDiscoverFollowsSymlinkedDirectories(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, f := range set.Files {
-		got[f.Path] = f.Abs
+		got[f.Path] = f.Abs()
 	}
 	for p, abs := range want {
 		g, ok := got[p]

@@ -3,7 +3,6 @@ package cassandra
 import (
 	"fmt"
 	"path"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,19 +64,19 @@ func renameCollisions(files []source.File) ([]source.File, error) {
 		dir, base := path.Dir(f.Path), path.Base(f.Path)
 		n, ok := ParseSSTableName(base)
 		if !ok {
-			f.Path = fmt.Sprintf("%s.data%d", f.Path, i)
+			f.Rename(fmt.Sprintf("%s.data%d", f.Path, i))
 		} else {
 			if _, err := strconv.Atoi(n.ID); err != nil {
 				return nil, fmt.Errorf("sstable %s exists in two data directories with the same id %s", base, n.ID)
 			}
-			g := group{filepath.Dir(f.Abs), n.Prefix()}
+			g := group{f.Dir, n.Prefix()}
 			np, ok := renamed[g]
 			if !ok {
 				maxGen[dir]++
 				np = fmt.Sprintf("%s-%d-%s-", n.Version, maxGen[dir], n.Format)
 				renamed[g] = np
 			}
-			f.Path = dir + "/" + np + n.Component
+			f.Rename(dir + "/" + np + n.Component)
 		}
 	}
 	// A component that did not clash itself must follow its group's rename.
@@ -88,8 +87,8 @@ func renameCollisions(files []source.File) ([]source.File, error) {
 		if !ok {
 			continue
 		}
-		if np, ok := renamed[group{filepath.Dir(f.Abs), n.Prefix()}]; ok {
-			out[i].Path = path.Dir(f.Path) + "/" + np + n.Component
+		if np, ok := renamed[group{f.Dir, n.Prefix()}]; ok {
+			out[i].Rename(path.Dir(f.Path) + "/" + np + n.Component)
 		}
 	}
 	return out, nil

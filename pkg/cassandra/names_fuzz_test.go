@@ -82,7 +82,7 @@ func snapshotFiles(b []byte) []source.File {
 			continue
 		}
 		seen[abs] = true
-		files = append(files, source.File{Path: rel, Abs: abs})
+		files = append(files, source.File{Path: rel, Dir: filepath.Dir(abs), Name: filepath.Base(abs)})
 	}
 	return files
 }
@@ -125,7 +125,7 @@ func FuzzRenameCollisions(f *testing.F) {
 		taken := map[string]bool{}
 		for i, o := range out {
 			f := in[i]
-			if o.Abs != f.Abs || path.Dir(o.Path) != path.Dir(f.Path) || source.CheckPath(o.Path) != nil {
+			if o.Abs() != f.Abs() || path.Dir(o.Path) != path.Dir(f.Path) || source.CheckPath(o.Path) != nil {
 				t.Fatalf("file %d: %+v came out as %+v", i, f, o)
 			}
 			if taken[o.Path] {
@@ -140,7 +140,7 @@ func FuzzRenameCollisions(f *testing.F) {
 				}
 				continue
 			}
-			g := group{filepath.Dir(f.Abs), n.Prefix()}
+			g := group{filepath.Dir(f.Abs()), n.Prefix()}
 			if p, ok := newPrefix[g]; ok && !strings.HasPrefix(newBase, p) {
 				t.Fatalf("%s renamed to %s: other components of its sstable got %s", f.Path, o.Path, p)
 			}

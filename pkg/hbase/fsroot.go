@@ -68,7 +68,8 @@ func (r *fsRoot) stat(rel string) (source.File, error) {
 	if !fi.Mode().IsRegular() {
 		return source.File{}, fmt.Errorf("%s is not a regular file (%s)", abs, fi.Mode().Type())
 	}
-	f := source.File{Path: rel, Abs: real, Size: fi.Size(), Mode: fi.Mode(), ModTime: fi.ModTime()}
+	f := source.File{Path: rel, Size: fi.Size(), Mode: fi.Mode(), ModTime: fi.ModTime()}
+	f.SetAbs(real)
 	f.Dev, f.Ino = inode(fi)
 	return f, nil
 }
@@ -83,9 +84,9 @@ func (r *fsRoot) read(rel string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if f.Size > limit {
-		return nil, fmt.Errorf("%s: %d bytes, over the %d-byte limit", f.Abs, f.Size, limit)
+		return nil, fmt.Errorf("%s: %d bytes, over the %d-byte limit", f.Abs(), f.Size, limit)
 	}
-	h, err := os.Open(f.Abs)
+	h, err := os.Open(f.Abs())
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +94,7 @@ func (r *fsRoot) read(rel string, limit int64) ([]byte, error) {
 	// The file may grow after stat: never read more than the limit.
 	b, err := io.ReadAll(io.LimitReader(h, limit+1))
 	if err == nil && int64(len(b)) > limit {
-		err = fmt.Errorf("%s: over the %d-byte limit", f.Abs, limit)
+		err = fmt.Errorf("%s: over the %d-byte limit", f.Abs(), limit)
 	}
 	return b, err
 }

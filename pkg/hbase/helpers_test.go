@@ -120,7 +120,7 @@ func restoreSet(t testing.TB, set *source.Set) string {
 		if err := source.CheckPath(f.Path); err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, at(target, f.Path), readFile(t, f.Abs))
+		writeFile(t, at(target, f.Path), readFile(t, f.Abs()))
 	}
 	return target
 }

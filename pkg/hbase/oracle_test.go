@@ -99,7 +99,7 @@ func TestOracleDiscover(t *testing.T) {
 				t.Errorf("%s: missing %s", tc.snap, p)
 				continue
 			}
-			if f.Size != size || f.Abs != at(root, p) || !f.Mode.IsRegular() || f.Ino == 0 || f.ModTime.IsZero() {
+			if f.Size != size || f.Abs() != at(root, p) || !f.Mode.IsRegular() || f.Ino == 0 || f.ModTime.IsZero() {
 				t.Errorf("%s: %+v, want size %d at %s", p, f, size, at(root, p))
 			}
 		}

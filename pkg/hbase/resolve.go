@@ -105,7 +105,7 @@ func (r *fsRoot) resolve(n need) (source.File, error) {
 			return source.File{}, err
 		}
 		if n.checkSize && f.Size != n.size {
-			return source.File{}, fmt.Errorf("%s: %d bytes, the snapshot manifest says %d", f.Abs, f.Size, n.size)
+			return source.File{}, fmt.Errorf("%s: %d bytes, the snapshot manifest says %d", f.Abs(), f.Size, n.size)
 		}
 		f.Path = n.t.archivePath()
 		return f, nil

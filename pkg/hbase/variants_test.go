@@ -27,8 +27,8 @@ func wantFile(t *testing.T, set map[string]source.File, p, abs string) {
 	f, ok := set[p]
 	if !ok {
 		t.Errorf("missing %s", p)
-	} else if f.Abs != abs {
-		t.Errorf("%s read from %s, want %s", p, f.Abs, abs)
+	} else if f.Abs() != abs {
+		t.Errorf("%s read from %s, want %s", p, f.Abs(), abs)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // File is one regular file of a snapshot.
@@ -20,11 +21,14 @@ type File struct {
 	// Path is where the file goes on restore: slash-separated, relative to the
 	// restore target, never absolute and never containing "..".
 	Path string
-	// Abs is where the file is read on this node.
-	Abs     string
-	Size    int64
-	Mode    fs.FileMode
-	ModTime time.Time
+	// Dir is the directory the file is read from on this node, and Name
+	// its name there (see Abs). Name is "" when it is Path's last element,
+	// as it is for all but renamed files: a node's million files then
+	// share their directories' strings instead of holding a path each.
+	Dir, Name string
+	Size      int64
+	Mode      fs.FileMode
+	ModTime   time.Time
 	// Dev and Ino identify the inode, so hard links (Cassandra snapshots are
 	// hard links of live sstables) are read once. Zero when unknown.
 	Dev, Ino uint64
@@ -32,6 +36,31 @@ type File struct {
 	// one (Cassandra's Digest.crc32 of a Data.db): a cheap extra check that a
 	// file the index knows is still the same content.
 	Digest string
+}
+
+// Abs is where the file is read on this node.
+func (f *File) Abs() string {
+	name := f.Name
+	if name == "" {
+		name = path.Base(f.Path)
+	}
+	return filepath.Join(f.Dir, name)
+}
+
+// SetAbs makes abs where the file is read (after Path is set).
+func (f *File) SetAbs(abs string) {
+	f.Dir, f.Name = filepath.Dir(abs), filepath.Base(abs)
+	if f.Name == path.Base(f.Path) {
+		f.Name = ""
+	}
+}
+
+// Rename restores the file as p, still reading it where it is.
+func (f *File) Rename(p string) {
+	if f.Name == "" {
+		f.Name = path.Base(f.Path)
+	}
+	f.Path = p
 }
 
 // Fingerprint identifies a file's content without reading it: its name,
@@ -62,6 +91,16 @@ type Set struct {
 	Meta map[string]string
 }
 
+// Memory is about what the set holds in memory: its files and their
+// names (the directories' strings are shared).
+func (s *Set) Memory() int64 {
+	n := int64(cap(s.Files)) * int64(unsafe.Sizeof(File{}))
+	for _, f := range s.Files {
+		n += int64(len(f.Path) + len(f.Name) + len(f.Digest))
+	}
+	return n
+}
+
 // TotalSize is the sum of the sizes of all files.
 func (s *Set) TotalSize() int64 {
 	var n int64
@@ -81,7 +120,7 @@ func (s *Set) TotalSize() int64 {
 func (s *Set) Check() error {
 	for _, f := range s.Files {
 		if err := CheckPath(f.Path); err != nil {
-			return fmt.Errorf("cannot back up %s: its name cannot be restored as it is: %w", f.Abs, err)
+			return fmt.Errorf("cannot back up %s: its name cannot be restored as it is: %w", f.Abs(), err)
 		}
 	}
 	s.Sort()
@@ -89,9 +128,9 @@ func (s *Set) Check() error {
 		prev, f := &s.Files[i-1], &s.Files[i]
 		switch {
 		case prev.Path == f.Path:
-			return fmt.Errorf("cannot back up both %s and %s: both would be restored as %q", prev.Abs, f.Abs, f.Path)
+			return fmt.Errorf("cannot back up both %s and %s: both would be restored as %q", prev.Abs(), f.Abs(), f.Path)
 		case strings.HasPrefix(f.Path, prev.Path+"/"):
-			return fmt.Errorf("cannot back up both %s and %s: %q would have to be both a file and the directory of %q", prev.Abs, f.Abs, prev.Path, f.Path)
+			return fmt.Errorf("cannot back up both %s and %s: %q would have to be both a file and the directory of %q", prev.Abs(), f.Abs(), prev.Path, f.Path)
 		}
 	}
 	return nil

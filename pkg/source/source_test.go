@@ -9,7 +9,7 @@ import (
 // TestCheckRefusesBeforeUpload: a set is checked at discovery, naming the
 // file on disk, for what a manifest would refuse only at its end.
 func TestCheckRefusesBeforeUpload(t *testing.T) {
-	ok := &Set{Files: []File{{Path: "ks/t/a\xff", Abs: "/d/1"}, {Path: "ks/t/a\xfe", Abs: "/d/2"}, {Path: `ks/t/b\c`, Abs: "/d/3"}}}
+	ok := &Set{Files: []File{{Path: "ks/t/a\xff", Dir: filepath.Dir("/d/1"), Name: filepath.Base("/d/1")}, {Path: "ks/t/a\xfe", Dir: filepath.Dir("/d/2"), Name: filepath.Base("/d/2")}, {Path: `ks/t/b\c`, Dir: filepath.Dir("/d/3"), Name: filepath.Base("/d/3")}}}
 	err := ok.Check()
 	if filepath.Separator == '/' && err != nil {
 		t.Fatalf("exact names refused: %v", err)
@@ -18,9 +18,9 @@ func TestCheckRefusesBeforeUpload(t *testing.T) {
 		files []File
 		want  []string
 	}{
-		"twice":        {[]File{{Path: "ks/t/a", Abs: "/d1/a"}, {Path: "ks/t/a", Abs: "/d2/a"}}, []string{"/d1/a", "/d2/a"}},
-		"file and dir": {[]File{{Path: "ks/t/a", Abs: "/d1/a"}, {Path: "ks/t/a/b", Abs: "/d2/a/b"}}, []string{"/d1/a", "/d2/a/b"}},
-		"escapes":      {[]File{{Path: "../a", Abs: "/d1/a"}}, []string{"/d1/a", "escapes"}},
+		"twice":        {[]File{{Path: "ks/t/a", Dir: filepath.Dir("/d1/a"), Name: filepath.Base("/d1/a")}, {Path: "ks/t/a", Dir: filepath.Dir("/d2/a"), Name: filepath.Base("/d2/a")}}, []string{"/d1/a", "/d2/a"}},
+		"file and dir": {[]File{{Path: "ks/t/a", Dir: filepath.Dir("/d1/a"), Name: filepath.Base("/d1/a")}, {Path: "ks/t/a/b", Dir: filepath.Dir("/d2/a/b"), Name: filepath.Base("/d2/a/b")}}, []string{"/d1/a", "/d2/a/b"}},
+		"escapes":      {[]File{{Path: "../a", Dir: filepath.Dir("/d1/a"), Name: filepath.Base("/d1/a")}}, []string{"/d1/a", "escapes"}},
 	} {
 		err := (&Set{Files: tc.files}).Check()
 		for _, w := range tc.want {
