@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -202,7 +201,7 @@ func (o *backupOptions) backupSet(ctx context.Context, cmd *cobra.Command, g *gl
 	if stream.ChunkSize != o.chunkSize {
 		g.logger.Info("smaller chunks to fit --max-memory", "chunk_size", units.Format(stream.ChunkSize), "part_size", units.Format(stream.PartSize))
 	}
-	enc, err := chunk.NewEncoder(chunk.Options{Mode: mode, ChunkSize: int(stream.ChunkSize), Level: o.zstdLevel, Workers: runtime.GOMAXPROCS(0)})
+	enc, err := chunk.NewEncoder(chunk.Options{Mode: mode, ChunkSize: int(stream.ChunkSize), Level: o.zstdLevel, Workers: g.limits.encoders()})
 	if err != nil {
 		return &usageError{err}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 
 	"github.com/spf13/pflag"
@@ -64,6 +65,14 @@ func (l *limits) backupBuffers(files int64, log *slog.Logger) *budget.Budget {
 		size = minBuffers
 	}
 	return budget.New(size)
+}
+
+// encoders is how many zstd encoders a backup keeps: one per CPU, but no
+// more than one per 8 MiB of --max-memory — each holds a megabyte or two
+// of state that no budget counts, which at 16 MiB on a many-core host
+// was most of the bound.
+func (l *limits) encoders() int {
+	return max(1, min(runtime.GOMAXPROCS(0), int(l.maxMemory/(8<<20))))
 }
 
 // minBuffers is the least a backup's transfer buffers get.
