@@ -110,10 +110,13 @@ func (b *bench) filesCount(ctx context.Context, sec *section, n int) error {
 	for _, st := range filesSteps {
 		sec.filesRow(n, st.op).bytes = t.bytes
 	}
+	var loads []string
 	for round := 1; round <= b.cfg.rounds; round++ {
+		before := loadAvg()
 		if err := b.filesRound(ctx, sec, t, round); err != nil {
 			return err
 		}
+		loads = append(loads, before+" → "+loadAvg())
 	}
 	for _, st := range filesSteps {
 		r := sec.filesRow(n, st.op)
@@ -130,6 +133,7 @@ func (b *bench) filesCount(ctx context.Context, sec *section, n int) error {
 		note += fmt.Sprintf("; catalog after the first backup: manifest %v bytes + checkpoints %v + summaries %v = %v bytes; %v packs, %s stored",
 			c["manifest_bytes"], c["checkpoint_bytes"], c["summaries_bytes"], c["catalog_bytes"], c["packs"], human(toInt(c["stored_bytes"])))
 	}
+	note += "; load average (1 min) before → after each round: " + strings.Join(loads, ", ")
 	sec.Notes = append(sec.Notes, note)
 	return nil
 }
@@ -500,4 +504,14 @@ func (b *bench) checkSummaries(ctx context.Context, root string) error {
 		return fmt.Errorf("%d manifests, want %d", manifests, filesBackups)
 	}
 	return nil
+}
+
+// loadAvg is the machine's 1-minute load average: on a shared machine it
+// says whether others competed for the CPUs meanwhile.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
