@@ -79,6 +79,8 @@ type targetDir struct {
 	exclusive bool
 
 	mu      sync.Mutex
+	handles map[string]*dirHandle // open directories (see inDir)
+	tick    uint64
 	known   map[string]bool // directories known to exist
 	created []string        // directories this restore created, relative
 	outer   []string        // directories created to make the target, absolute, in order
@@ -170,6 +172,7 @@ func (t *targetDir) shared() {
 }
 
 func (t *targetDir) close() {
+	t.closeDirs()
 	if t.root != nil {
 		t.root.Close()
 	}
@@ -182,11 +185,13 @@ func (t *targetDir) close() {
 // path is rel's absolute path, for messages.
 func (t *targetDir) path(rel string) string { return filepath.Join(t.abs, rel) }
 
-func (t *targetDir) lstat(rel string) (fs.FileInfo, error) {
-	if t.root != nil {
-		return t.root.Lstat(rel)
-	}
-	return os.Lstat(t.path(rel))
+func (t *targetDir) lstat(rel string) (fi fs.FileInfo, err error) {
+	dir, name := split(rel)
+	err = t.inDir(dir, func(r *os.Root) (err error) {
+		fi, err = r.Lstat(name)
+		return err
+	})
+	return fi, err
 }
 
 // statDir is what rel is as a directory: with follow, a link to one is one.
@@ -205,33 +210,38 @@ func (t *targetDir) openFile(rel string, flag int, perm fs.FileMode) (*os.File, 
 }
 
 func (t *targetDir) chtimes(rel string, tm time.Time) error {
-	if t.root != nil {
-		return t.root.Chtimes(rel, tm, tm)
-	}
-	return os.Chtimes(t.path(rel), tm, tm)
+	dir, name := split(rel)
+	return t.inDir(dir, func(r *os.Root) error { return r.Chtimes(name, tm, tm) })
 }
 
+// rename moves from to to, both in one directory (a temporary file to
+// its final name).
 func (t *targetDir) rename(from, to string) error {
-	if t.root != nil {
-		return t.root.Rename(from, to)
+	dir, name := split(from)
+	if filepath.Dir(to) != dir {
+		if t.root != nil {
+			return t.root.Rename(from, to)
+		}
+		return os.Rename(t.path(from), t.path(to))
 	}
-	return os.Rename(t.path(from), t.path(to))
+	return t.inDir(dir, func(r *os.Root) error { return r.Rename(name, filepath.Base(to)) })
 }
 
 func (t *targetDir) remove(rel string) error {
-	if t.root != nil {
-		return t.root.Remove(rel)
-	}
-	return os.Remove(t.path(rel))
+	dir, name := split(rel)
+	return t.inDir(dir, func(r *os.Root) error { return r.Remove(name) })
 }
 
 // createTemp creates the temporary file tempName(base, nonce) in the
 // directory dir and returns it with its relative path. One that exists is
 // another restore's (a 64-bit number alike): an error, never shared.
-func (t *targetDir) createTemp(dir, base string, nonce uint64) (*os.File, string, error) {
-	rel := filepath.Join(dir, tempName(base, nonce))
-	f, err := t.openFile(rel, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	return f, rel, err
+func (t *targetDir) createTemp(dir, base string, nonce uint64) (f *os.File, rel string, err error) {
+	name := tempName(base, nonce)
+	err = t.inDir(dir, func(r *os.Root) (err error) {
+		f, err = r.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		return err
+	})
+	return f, filepath.Join(dir, name), err
 }
 
 // mkdirAll creates dir and its missing parents under the target,
