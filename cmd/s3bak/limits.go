@@ -42,7 +42,7 @@ func (l *limits) register(f *pflag.FlagSet) {
 
 // buffers is a budget of transfer buffers of eighths/8 of --max-memory;
 // the rest is left for what no budget counts (compressor and decompressor
-// state, idle pooled buffers, the Go runtime, the index). A backup needs
+// state, idle pooled buffers, the Go runtime). A backup needs
 // room for a compressing stream beside many small files; a restore keeps
 // every core decoding with a few chunks in flight.
 func (l *limits) buffers(eighths int64) *budget.Budget { return budget.New(l.maxMemory / 8 * eighths) }

@@ -27,7 +27,7 @@ const (
 )
 
 // manifestKeyOf tells the keys of node's manifests: of the small objects a
-// backup writes, only they are retained (the lock, index, markers and run
+// backup writes, only they are retained (the lock, summaries, checkpoints, markers and run
 // records are rewritten and deleted by design).
 func manifestKeyOf(node manifest.Node) func(string) bool {
 	dir := node.Root() + manifest.BackupsDir + "/"

@@ -206,7 +206,7 @@ func runStatus(cmd *cobra.Command, g *globalOptions, o *statusOptions) error {
 	return nil
 }
 
-// readNodeStatus fills in one node: its backups (from its index's
+// readNodeStatus fills in one node: its backups (from its
 // summaries and markers, as list reads them) and its latest run record.
 func readNodeStatus(ctx context.Context, c *transfer.Client, node manifest.Node, st *nodeStatus, tag string, maxAge time.Duration, now time.Time) {
 	var mu sync.Mutex

@@ -32,7 +32,7 @@ func (s *storageFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&s.sseCKeyFile, "sse-c-key-file", "", "SSE-C: encrypt with this customer key (a file of 32 bytes, raw or base64), needed again for every read")
 	f.StringVar(&s.storageClass, "storage-class", "",
 		"storage class of data objects and packs: STANDARD, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR "+
-			"(manifests, index, markers and the lock stay STANDARD)")
+			"(manifests, checkpoints, summaries, markers and the lock stay STANDARD)")
 	f.IntVar(&s.retainDays, "retain-days", 0,
 		"backup: protect the manifest and every object the backup references with S3 Object Lock until at least N days after its start "+
 			"(the bucket must have Object Lock enabled; reused objects' retention is extended)")

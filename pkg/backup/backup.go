@@ -33,7 +33,7 @@ type Options struct {
 	Logger      *slog.Logger
 	Progress    progress.Counter
 	Now         func() time.Time
-	// Known is what is stored already (the node's index): a file it knows by
+	// Known is what is stored already (catalog.Known): a file it knows by
 	// fingerprint is not read, a content it knows is not uploaded. Every
 	// file stored is recorded in it. Nil stores everything.
 	Known Known

@@ -21,7 +21,7 @@ const DefaultPackSize = 8 << 20
 // uploading.
 const packsInMemory = 3
 
-// packFiles also ends a pack: the index records of a pack's files wait for
+// packFiles also ends a pack: the catalog records of a pack's files wait for
 // its upload, and tiny files (a few dozen stored bytes each) would fill an
 // 8 MiB pack with a hundred thousand of them — all held in memory, and all
 // read again after a crash.
@@ -29,8 +29,8 @@ const packFiles = 4096
 
 // packer gathers the stored forms of small files into packs, one after the
 // other, and uploads each pack once it is full (and the last one when the
-// run ends). A packed content is not recorded in the node's index until its
-// pack is stored, so that an index checkpoint never offers a content that
+// run ends). A packed content is not recorded for checkpoints until its
+// pack is stored, so that a checkpoint never offers a content that
 // a crash could still lose.
 type packer struct {
 	ctx   context.Context // the run's: uploads outlive the file workers
@@ -99,7 +99,7 @@ func (p *packer) add(ctx context.Context, obj []byte, raw int64) (key string, of
 	return cur.key, off, nil
 }
 
-// deferRecord holds back the index record of a content that sits in a pack
+// deferRecord holds back the catalog record of a content that sits in a pack
 // not stored yet, and reports whether it did.
 func (p *packer) deferRecord(fingerprint string, f *manifest.File) bool {
 	if p == nil || !manifest.IsPackKey(f.Key) {

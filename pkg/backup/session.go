@@ -131,7 +131,7 @@ func (e *Engine) complete(ctx context.Context, l *lock.Lock, known *catalog.Know
 
 // abortLeftovers drops the node's unfinished multipart uploads: this run
 // holds the lock, so any upload under the node's data is a dead run's —
-// except those the index records as partial uploads, which this run may
+// except those the checkpoints record as partial uploads, which this run may
 // continue.
 func (e *Engine) abortLeftovers(ctx context.Context, keep map[string]bool) error {
 	prefix := e.opts.Node.Root() + manifest.DataDir + "/"

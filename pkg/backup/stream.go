@@ -14,7 +14,7 @@ import (
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
-// resumer is the part of the node's index that remembers unfinished
+// resumer is the part of the node's catalog that remembers unfinished
 // uploads of large files between runs; *catalog.Index is one.
 type resumer interface {
 	Partial(key string) *catalog.Partial
@@ -23,7 +23,7 @@ type resumer interface {
 }
 
 // streamLarge compresses a large file into a multipart upload whose parts
-// end at chunk boundaries, recording each stored part in the node's index
+// end at chunk boundaries, recording each stored part for the checkpoints
 // (saved at the next checkpoint). A run killed mid-file leaves that record
 // behind, and the next run continues the same upload from the chunk after
 // its last part — after checking that the file's chunks still have the

@@ -83,7 +83,7 @@ func missingIn(ctx context.Context, c *transfer.Client, root, dir string, want [
 		}
 		if i < len(want) && want[i].key == key {
 			if w := want[i]; (w.pack && o.Size < w.size) || (!w.pack && o.Size != w.size) {
-				lost = append(lost, Lost{w.key, fmt.Sprintf("%d bytes, the index records %d", o.Size, w.size)})
+				lost = append(lost, Lost{w.key, fmt.Sprintf("%d bytes, a backup records %d", o.Size, w.size)})
 			}
 			i++
 		}

@@ -17,7 +17,7 @@ import (
 //	<prefix>/<cluster>/<node>/checkpoints/<id>-<seq>.zst              what a running (or killed) backup has stored so far
 //	<prefix>/<cluster>/<node>/checkpoints/partials.json               large files' unfinished multipart uploads
 //	<prefix>/<cluster>/<node>/backups.json.zst                        a summary of each complete backup, for list
-//	<prefix>/<cluster>/<node>/lock                                    the node's lock (pkg/lock)
+//	<prefix>/<cluster>/<node>/lock.json                               the node's lock (pkg/lock: lock.Key)
 //
 // Contents are addressed by their SHA-256, so a file stored once is never
 // stored again and equal names with different contents never collide.

@@ -34,7 +34,7 @@ type File struct {
 	Dev, Ino uint64
 	// Digest is a content checksum the database recorded itself, when it has
 	// one (Cassandra's Digest.crc32 of a Data.db): a cheap extra check that a
-	// file the index knows is still the same content.
+	// file the catalog knows is still the same content.
 	Digest string
 }
 

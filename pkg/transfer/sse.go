@@ -184,7 +184,7 @@ func (e encryption) head(in *s3.HeadObjectInput) {
 	}
 }
 
-// Storage classes s3bak stores data in. Manifests, the index, markers and
+// Storage classes s3bak stores data in. Manifests, checkpoints, summaries, markers and
 // the lock are always STANDARD: they are small and read often.
 var storageClasses = []types.StorageClass{
 	types.StorageClassStandard, types.StorageClassStandardIa, types.StorageClassOnezoneIa,
