@@ -241,24 +241,14 @@ func (e *Engine) finish(ctx context.Context, m *manifest.Manifest, out *ordered,
 	if err != nil {
 		return nil, err
 	}
-	// The conditional PUT holds the stored manifest, some 60 bytes a file,
-	// while nothing else is held.
-	release, err := e.opts.Budget.Acquire(ctx, out.size()+int64(len(head)+len(tail)))
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	b, err := out.bytes(head, tail)
-	if err != nil {
-		return nil, err
-	}
+	body, size := out.object(head, tail)
 	res.ManifestKey = e.opts.Node.Root() + manifest.ManifestKey(m.ID)
 	if e.fence != nil {
 		if err := e.fence(ctx); err != nil {
 			return nil, fmt.Errorf("before writing manifest %s: %w", m.ID, err)
 		}
 	}
-	if err := e.client.PutBytesIfAbsent(ctx, res.ManifestKey, b, "application/zstd"); err != nil {
+	if _, err := e.client.PutReader(ctx, res.ManifestKey, body, size, "application/zstd", transfer.Cond{IfAbsent: true}); err != nil {
 		if errors.Is(err, transfer.ErrExists) {
 			return nil, fmt.Errorf("a backup %s of node %s already exists (two runs in the same second?): %w", m.ID, m.Node, err)
 		}

@@ -114,16 +114,54 @@ func (o *ordered) size() int64 {
 	return fi.Size()
 }
 
-// bytes is the stored manifest: head, the records, tail.
-func (o *ordered) bytes(head, tail []byte) ([]byte, error) {
-	var b bytes.Buffer
-	b.Grow(int(o.size()) + len(head) + len(tail))
-	b.Write(head)
-	if _, err := io.Copy(&b, io.NewSectionReader(o.f, 0, o.size())); err != nil {
-		return nil, fmt.Errorf("read the manifest back: %w", err)
+// object is the stored manifest — head, the records, tail — read from
+// the temporary file as it is sent (and again for a retry), never whole in
+// memory; and its size.
+func (o *ordered) object(head, tail []byte) (*io.SectionReader, int64) {
+	parts := concat{
+		{bytes.NewReader(head), int64(len(head))},
+		{o.f, o.size()},
+		{bytes.NewReader(tail), int64(len(tail))},
 	}
-	b.Write(tail)
-	return b.Bytes(), nil
+	n := parts.size()
+	return io.NewSectionReader(parts, 0, n), n
+}
+
+// concat reads its parts one after the other.
+type concat []struct {
+	r io.ReaderAt
+	n int64
+}
+
+func (c concat) size() (n int64) {
+	for _, p := range c {
+		n += p.n
+	}
+	return n
+}
+
+func (c concat) ReadAt(b []byte, off int64) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	done := 0
+	for _, p := range c {
+		if off >= p.n {
+			off -= p.n
+			continue
+		}
+		want := min(int64(len(b)-done), p.n-off)
+		n, err := p.r.ReadAt(b[done:done+int(want)], off)
+		done += n
+		if err != nil && !(err == io.EOF && int64(n) == want) {
+			return done, err
+		}
+		off = 0
+		if done == len(b) {
+			return done, nil
+		}
+	}
+	return done, io.EOF
 }
 
 func (o *ordered) close() { o.f.Close() }

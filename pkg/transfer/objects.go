@@ -93,9 +93,15 @@ type Cond struct {
 
 // Put stores a small object in one request and returns its ETag.
 func (c *Client) Put(ctx context.Context, key string, b []byte, contentType string, cond Cond) (string, error) {
+	return c.PutReader(ctx, key, bytes.NewReader(b), int64(len(b)), contentType, cond)
+}
+
+// PutReader is Put of the size bytes of body, read (and re-read for a
+// retry) from it rather than held in memory: a big node's manifest.
+func (c *Client) PutReader(ctx context.Context, key string, body io.ReadSeeker, size int64, contentType string, cond Cond) (string, error) {
 	in := &s3.PutObjectInput{
-		Bucket: &c.Bucket, Key: &key, Body: bytes.NewReader(b),
-		ContentLength: aws.Int64(int64(len(b))),
+		Bucket: &c.Bucket, Key: &key, Body: body,
+		ContentLength: aws.Int64(size),
 	}
 	if contentType != "" {
 		in.ContentType = &contentType
@@ -115,7 +121,7 @@ func (c *Client) Put(ctx context.Context, key string, b []byte, contentType stri
 	if err != nil {
 		err = c.classify("PutObject", key, err)
 		if errors.Is(err, ErrExists) && (cond.IfAbsent || cond.IfMatch != "") {
-			etag, own, rerr := c.ownWrite(ctx, key, b)
+			etag, own, rerr := c.ownWrite(ctx, key, body, size)
 			if own {
 				return etag, nil
 			}
@@ -138,7 +144,7 @@ func (c *Client) Put(ctx context.Context, key string, b []byte, contentType stri
 // carries a random token and a fresh lease, a manifest its id and times),
 // so equal bytes are our bytes. An object that is gone, or of another
 // size, is not ours; err says that it could not be read.
-func (c *Client) ownWrite(ctx context.Context, key string, b []byte) (etag string, own bool, err error) {
+func (c *Client) ownWrite(ctx context.Context, key string, body io.ReadSeeker, size int64) (etag string, own bool, err error) {
 	in := &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key}
 	c.enc.get(in)
 	out, err := c.s3.GetObject(ctx, in)
@@ -150,14 +156,43 @@ func (c *Client) ownWrite(ctx context.Context, key string, b []byte) (etag strin
 		return "", false, err
 	}
 	defer out.Body.Close()
-	if out.ContentLength != nil && *out.ContentLength != int64(len(b)) {
+	if out.ContentLength != nil && *out.ContentLength != size {
 		return "", false, nil
 	}
-	got, err := io.ReadAll(io.LimitReader(out.Body, int64(len(b))+1))
+	if _, err := body.Seek(0, io.SeekStart); err != nil {
+		return "", false, err
+	}
+	same, err := sameBytes(body, out.Body, size)
 	if err != nil {
 		return "", false, fmt.Errorf("read %s: %w", key, err)
 	}
-	return aws.ToString(out.ETag), bytes.Equal(got, b), nil
+	return aws.ToString(out.ETag), same, nil
+}
+
+// sameBytes reports whether ours and stored hold the same size bytes (and
+// stored no more), a piece at a time.
+func sameBytes(ours, stored io.Reader, size int64) (bool, error) {
+	a, b := make([]byte, 64<<10), make([]byte, 64<<10)
+	for size > 0 {
+		n := int(min(size, int64(len(a))))
+		if _, err := io.ReadFull(ours, a[:n]); err != nil {
+			return false, err
+		}
+		if _, err := io.ReadFull(stored, b[:n]); err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return false, nil
+			}
+			return false, err
+		}
+		if !bytes.Equal(a[:n], b[:n]) {
+			return false, nil
+		}
+		size -= int64(n)
+	}
+	if n, _ := stored.Read(b[:1]); n > 0 {
+		return false, nil
+	}
+	return true, nil
 }
 
 // Get opens an object, or the n bytes at off when n > 0. Reading a whole
