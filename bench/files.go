@@ -353,51 +353,86 @@ func (b *bench) copyManifest(ctx context.Context, bucket string, first *backupOu
 	if err != nil {
 		return err
 	}
-	k, err := zstdFrameLen(body)
-	if err != nil {
-		return fmt.Errorf("manifest %s: %w", first.Manifest, err)
+	sm, err := parseStreamManifest(body)
+	if err != nil || sm.id != first.ID {
+		return fmt.Errorf("manifest %s: not a stream manifest of backup %s (%v)", first.Manifest, first.ID, err)
 	}
-	dec, err := zstd.NewReader(nil)
-	if err != nil {
-		return err
-	}
-	head, err := dec.DecodeAll(body[:k], nil)
-	dec.Close()
-	if err != nil {
-		return fmt.Errorf("manifest %s: header: %w", first.Manifest, err)
-	}
-	var h struct {
-		ID       string    `json:"id"`
-		Started  time.Time `json:"started"`
-		Finished time.Time `json:"finished"`
-	}
-	if err := json.Unmarshal(bytes.TrimSpace(head), &h); err != nil || h.ID != first.ID {
-		return fmt.Errorf("manifest %s: its first frame is not the header of backup %s (%v): %s", first.Manifest, first.ID, err, oneLine(string(head), 200))
-	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
-	if err != nil {
-		return err
-	}
-	defer enc.Close()
-	took := h.Finished.Sub(h.Started)
+	defer sm.close()
 	base := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range copies {
 		at := base.Add(time.Duration(i) * time.Hour)
 		id := at.Format("20060102T150405Z.000")
-		nh, err := rewriteHeader(head, map[string][2]any{"id": {h.ID, id}, "started": {h.Started, at}, "finished": {h.Finished, at.Add(took)}})
+		nh, err := sm.header(id, at)
 		if err != nil {
 			return err
 		}
 		key := strings.TrimSuffix(first.Manifest, first.ID+".json") + id + ".json"
 		c := exec.CommandContext(ctx, b.bin.s5cmd, "--endpoint-url", b.srv.URL, "pipe", bucketURL+key)
 		c.Env = b.env
-		c.Stdin = io.MultiReader(bytes.NewReader(enc.EncodeAll(nh, nil)), bytes.NewReader(body[k:]))
+		c.Stdin = io.MultiReader(bytes.NewReader(nh), bytes.NewReader(sm.rest))
 		if out, err := c.CombinedOutput(); err != nil {
 			return fmt.Errorf("s5cmd pipe %s: %w: %s", key, err, oneLine(string(out), 200))
 		}
 	}
 	return nil
 }
+
+// streamManifest is a stored stream manifest (schema 3: zstd frames, the
+// first of them the header line), to store copies of under other ids.
+type streamManifest struct {
+	id                string
+	started, finished time.Time
+	head              []byte // the header line
+	rest              []byte // the stored frames after the header's
+	enc               *zstd.Encoder
+}
+
+// parseStreamManifest splits a stored manifest into its header and the
+// rest; an error when it is not a stream manifest.
+func parseStreamManifest(body []byte) (*streamManifest, error) {
+	k, err := zstdFrameLen(body)
+	if err != nil {
+		return nil, err
+	}
+	dec, err := zstd.NewReader(nil)
+	if err != nil {
+		return nil, err
+	}
+	head, err := dec.DecodeAll(body[:k], nil)
+	dec.Close()
+	if err != nil {
+		return nil, fmt.Errorf("header: %w", err)
+	}
+	if !bytes.HasPrefix(head, []byte(`{"schema":`)) || bytes.IndexByte(head, '\n') != len(head)-1 {
+		return nil, fmt.Errorf("the first zstd frame is not one header line: %s", oneLine(string(head), 200))
+	}
+	var h struct {
+		ID       string    `json:"id"`
+		Started  time.Time `json:"started"`
+		Finished time.Time `json:"finished"`
+	}
+	if err := json.Unmarshal(head, &h); err != nil {
+		return nil, fmt.Errorf("header: %w", err)
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, err
+	}
+	return &streamManifest{id: h.ID, started: h.Started, finished: h.Finished, head: head, rest: body[k:], enc: enc}, nil
+}
+
+// header is the first frame of the copy with id, started at (and finished
+// as long after as the original).
+func (m *streamManifest) header(id string, at time.Time) ([]byte, error) {
+	nh, err := rewriteHeader(m.head, map[string][2]any{"id": {m.id, id}, "started": {m.started, at},
+		"finished": {m.finished, at.Add(m.finished.Sub(m.started))}})
+	if err != nil {
+		return nil, err
+	}
+	return m.enc.EncodeAll(nh, nil), nil
+}
+
+func (m *streamManifest) close() { m.enc.Close() }
 
 // rewriteHeader replaces, in a manifest's header line, each field's JSON
 // value by another, leaving everything else (the order of the fields, the

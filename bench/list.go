@@ -17,8 +17,8 @@ import (
 
 // listSection times `s3bak list` over a node with many backups: one real
 // small backup, its manifest copied under many backup ids, then list
-// without the node's index (it reads every manifest), `s3bak index
-// rebuild`, and list with the index.
+// without the node's summaries (it reads every manifest's header), `s3bak
+// index rebuild`, and list with the summaries.
 func (b *bench) listSection(ctx context.Context) (*section, error) {
 	dir := filepath.Join(b.dir, "list")
 	defer os.RemoveAll(dir)
@@ -41,12 +41,16 @@ func (b *bench) listSection(ctx context.Context) (*section, error) {
 	if !rebuild {
 		sec.Notes = append(sec.Notes, "`s3bak index rebuild` does not exist in this build: its row and the indexed list are skipped")
 	}
-	rows := []*row{sec.row("list, no index (reads every manifest)", "list", 0)}
+	rows := []*row{sec.row("list, no summaries (reads every manifest)", "list", 0)}
 	if rebuild {
-		rows = append(rows, sec.row("index rebuild", "index", 0), sec.row("list, with the index", "list", 0))
+		rows = append(rows, sec.row("index rebuild", "index", 0), sec.row("list, with the summaries", "list", 0))
 	}
 	for round := 1; round <= b.cfg.rounds; round++ {
-		_, _ = b.run(ctx, b.s5cmd("rm", "s3://"+bucket+"/bench/cat-node/index.json.zst")) // absent after a failed round
+		// The summaries (index.json.zst before stream manifests) the real
+		// backup or the round before wrote; absent after a failed round.
+		for _, key := range []string{"backups.json.zst", "index.json.zst"} {
+			_, _ = b.run(ctx, b.s5cmd("rm", "s3://"+bucket+"/bench/cat-node/"+key))
+		}
 		for _, r := range rows {
 			if r.Error == "" {
 				b.listStep(ctx, j, r, round, n+1)
@@ -102,8 +106,29 @@ func (b *bench) seedManifests(ctx context.Context, sec *section, j *job, up stri
 	if err != nil {
 		return fmt.Errorf("read the real manifest: %w", err)
 	}
-	// Manifests are stored as zstd-compressed JSON (older ones as plain
-	// JSON): the copies are stored the same way.
+	dir := filepath.Join(up, "bench", j.node, "backups")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	base := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	// A stream manifest (schema 3) is copied with its header frame
+	// rewritten; the manifests of older s3bak are zstd-compressed JSON
+	// (older still, plain JSON), and the copies are stored the same way.
+	if sm, err := parseStreamManifest(m.stdout); err == nil && sm.id == st.ID {
+		defer sm.close()
+		for i := range b.cfg.manifests {
+			at := base.Add(time.Duration(i) * time.Hour)
+			id := at.Format("20060102T150405Z")
+			head, err := sm.header(id, at)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dir, id+".json"), append(head, sm.rest...), 0o644); err != nil {
+				return err
+			}
+		}
+		return b.uploadManifests(ctx, sec, up, j.bucket, len(m.stdout), st.Files)
+	}
 	raw := m.stdout
 	compressed := bytes.HasPrefix(raw, []byte{0x28, 0xb5, 0x2f, 0xfd})
 	if compressed {
@@ -121,11 +146,6 @@ func (b *bench) seedManifests(ctx context.Context, sec *section, j *job, up stri
 	}
 	defer zw.Close()
 	took := manifestDuration(doc)
-	dir := filepath.Join(up, "bench", j.node, "backups")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	base := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range b.cfg.manifests {
 		at := base.Add(time.Duration(i) * time.Hour)
 		id := at.Format("20060102T150405Z")
@@ -138,12 +158,17 @@ func (b *bench) seedManifests(ctx context.Context, sec *section, j *job, up stri
 			return err
 		}
 	}
+	return b.uploadManifests(ctx, sec, up, j.bucket, len(m.stdout), st.Files)
+}
+
+// uploadManifests uploads the copies written under up.
+func (b *bench) uploadManifests(ctx context.Context, sec *section, up, bucket string, size, files int) error {
 	start := time.Now()
-	if _, err := b.run(ctx, b.s5cmd("cp", up+"/*", "s3://"+j.bucket+"/")); err != nil {
+	if _, err := b.run(ctx, b.s5cmd("cp", up+"/*", "s3://"+bucket+"/")); err != nil {
 		return fmt.Errorf("upload the manifests: %w", err)
 	}
 	sec.Notes = append(sec.Notes, fmt.Sprintf("each manifest is %d bytes (%d files); s5cmd uploaded the %d copies in %s",
-		len(m.stdout), st.Files, b.cfg.manifests, time.Since(start).Round(time.Millisecond)))
+		size, files, b.cfg.manifests, time.Since(start).Round(time.Millisecond)))
 	return nil
 }
 
