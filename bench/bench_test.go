@@ -243,4 +243,20 @@ func TestManifestCopyHeader(t *testing.T) {
 	if _, err := rewriteHeader(head, map[string][2]any{"id": {"other", "x"}}); err == nil {
 		t.Error("a field that is not there was rewritten")
 	}
+	sm, err := parseStreamManifest(body)
+	if err != nil || sm.id != "20261130T150000Z.123" || !bytes.Equal(sm.rest, body[len(first):]) {
+		t.Fatalf("parseStreamManifest: %+v, %v", sm, err)
+	}
+	defer sm.close()
+	frame, err := sm.header("20200101T010000Z.000", at)
+	dec, _ := zstd.NewReader(nil)
+	defer dec.Close()
+	got, derr := dec.DecodeAll(frame, nil)
+	want = `{"schema":3,"id":"20200101T010000Z.000","started":"2020-01-01T01:00:00Z","finished":"2020-01-01T01:00:01.877Z"}` + "\n"
+	if err != nil || derr != nil || string(got) != want {
+		t.Fatalf("header of the copy: %s, %v, %v", got, err, derr)
+	}
+	if _, err := parseStreamManifest(enc.EncodeAll([]byte(`{"id":"x"}`), nil)); err == nil {
+		t.Error("a JSON manifest was taken for a stream manifest")
+	}
 }
