@@ -197,7 +197,7 @@ func (o *backupOptions) backupSet(ctx context.Context, cmd *cobra.Command, g *gl
 	// stream that cannot fit (an explicit --chunk-size is kept).
 	stream := backup.StreamShape(buffers.Size(),
 		backup.Stream{ChunkSize: o.chunkSize, PartSize: o.partSize, Concurrency: 2},
-		largestFile(set), cmd.Flags().Changed("chunk-size"))
+		set.LargestFile(), cmd.Flags().Changed("chunk-size"))
 	if stream.ChunkSize != o.chunkSize {
 		g.logger.Info("smaller chunks to fit --max-memory", "chunk_size", units.Format(stream.ChunkSize), "part_size", units.Format(stream.PartSize))
 	}
@@ -207,7 +207,7 @@ func (o *backupOptions) backupSet(ctx context.Context, cmd *cobra.Command, g *gl
 	}
 	defer enc.Close()
 	up := client.NewUploader(transfer.UploaderOptions{PartSize: stream.PartSize, Concurrency: stream.Concurrency})
-	bar := g.progress(set.TotalSize(), len(set.Files), "backup")
+	bar := g.progress(set.TotalSize(), set.Count(), "backup")
 	start := time.Now()
 	logger := g.runLogger(start, "cluster", node.Cluster, "node", node.Name, "tag", set.Tag)
 	res, err := backup.New(client, enc, up, backup.Options{
@@ -268,7 +268,7 @@ func (o *backupOptions) discover(ctx context.Context, logger *slog.Logger) (*sou
 	if len(o.dataDirs) == 0 || o.tag == "" {
 		return nil, &usageError{errors.New("set --data-dir and --tag (Cassandra), or --hbase-root and --hbase-snapshot (HBase)")}
 	}
-	set, err := cassandra.Discover(ctx, cassandra.Options{
+	set, err := cassandra.DiscoverGroups(ctx, cassandra.Options{
 		DataDirs: o.dataDirs, Tag: o.tag, Keyspaces: o.keyspaces, Tables: o.tables, IncludeSystem: o.includeSystem,
 		Logger: logger,
 	})
@@ -277,12 +277,4 @@ func (o *backupOptions) discover(ctx context.Context, logger *slog.Logger) (*sou
 		return nil, fmt.Errorf("find snapshot: %w", err)
 	}
 	return set, err
-}
-
-func largestFile(set *source.Set) int64 {
-	var n int64
-	for _, f := range set.Files {
-		n = max(n, f.Size)
-	}
-	return n
 }

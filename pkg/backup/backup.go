@@ -144,9 +144,10 @@ func (e *Engine) newManifest(set *source.Set) *manifest.Manifest {
 func (e *Engine) run(ctx context.Context, m *manifest.Manifest, set *source.Set) (*Result, error) {
 	res := &Result{Manifest: m}
 	// The manifest lists files in path order, and is written as they are
-	// stored: in that order, with a bounded window of files ahead.
+	// stored: in that order, with a bounded window of files ahead. (A
+	// grouped set's groups come sorted.)
 	set.Sort()
-	st := &state{e: e, res: res, linked: linkedInodes(set)}
+	st := &state{e: e, res: res}
 	st.keys.forget = true
 	out, err := newOrdered(e.opts.TempDir)
 	if err != nil {
@@ -200,30 +201,41 @@ func (e *Engine) packSize() int64 {
 const minPackSize = 256 << 10
 
 // files stores every file of set, concurrently, writing each one's
-// record to out in set's order.
+// record to out in set's order. A grouped set is listed a group at a
+// time, the next while the last one's files are still being stored.
 func (st *state) files(ctx context.Context, out *ordered, set *source.Set) error {
 	e := st.e
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.opts.Concurrency)
-	for i, f := range set.Files {
-		if err := out.reserve(gctx); err != nil {
-			break // g.Wait has the cause
-		}
-		g.Go(func() error {
-			mf, err := st.file(gctx, f)
-			if err != nil {
-				return fmt.Errorf("back up %s (%s): %w", f.Path, f.Abs(), err)
+	n := 0
+	listErr := set.Each(gctx, func(files []source.File) error {
+		linked := linkedInodes(files)
+		for _, f := range files {
+			if err := out.reserve(gctx); err != nil {
+				return err // g.Wait has the cause, unless ctx was cancelled
 			}
-			return out.put(i, mf)
-		})
-	}
+			i := n
+			n++
+			g.Go(func() error {
+				mf, err := st.file(gctx, f, linked)
+				if err != nil {
+					return fmt.Errorf("back up %s (%s): %w", f.Path, f.Abs(), err)
+				}
+				return out.put(i, mf)
+			})
+		}
+		return nil
+	})
 	if err := g.Wait(); err != nil {
 		return err
+	}
+	if listErr != nil {
+		return fmt.Errorf("list the snapshot's files: %w", listErr)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return out.end(len(set.Files))
+	return out.end(n)
 }
 
 // finish writes the manifest, last, once every content is stored.
@@ -262,11 +274,12 @@ func (e *Engine) finish(ctx context.Context, m *manifest.Manifest, out *ordered,
 
 type inode struct{ dev, ino uint64 }
 
-// linkedInodes finds the inodes that more than one file of set shares,
-// with a sorted list of 16 bytes a file rather than a map of every inode.
-func linkedInodes(set *source.Set) map[inode]bool {
-	all := make([]inode, 0, len(set.Files))
-	for _, f := range set.Files {
+// linkedInodes finds the inodes that more than one of files shares, with
+// a sorted list of 16 bytes a file rather than a map of every inode. (The
+// files of a Cassandra table, a group: tables never share a file.)
+func linkedInodes(files []source.File) map[inode]bool {
+	all := make([]inode, 0, len(files))
+	for _, f := range files {
 		if f.Ino != 0 {
 			all = append(all, inode{f.Dev, f.Ino})
 		}
@@ -284,14 +297,13 @@ func linkedInodes(set *source.Set) map[inode]bool {
 // state shares work between files of one run: hard links are read once and
 // equal contents are uploaded once.
 type state struct {
-	e      *Engine
-	mu     sync.Mutex
-	res    *Result
+	e   *Engine
+	mu  sync.Mutex
+	res *Result
+	// inodes reads a file of several names once: only the inodes several
+	// files share (linkedInodes) go through it, which costs a result per
+	// file kept for the whole run.
 	inodes onceMap[inode, manifest.File]
-	// linked are the inodes more than one file of the set shares: only
-	// those go through inodes, which costs a result per file kept for the
-	// whole run — a million files would hold hundreds of megabytes.
-	linked map[inode]bool
 	// keys shares the storing of a content between files of it in flight
 	// at once; a file of a content stored earlier in the run finds it in
 	// Known (a million contents would otherwise stay in the map).
@@ -313,8 +325,8 @@ func (s *state) touch(key string) {
 	s.touched[key] = true
 }
 
-func (s *state) file(ctx context.Context, f source.File) (manifest.File, error) {
-	if f.Ino == 0 || !s.linked[inode{f.Dev, f.Ino}] {
+func (s *state) file(ctx context.Context, f source.File, linked map[inode]bool) (manifest.File, error) {
+	if f.Ino == 0 || !linked[inode{f.Dev, f.Ino}] {
 		return s.e.store(ctx, s, f)
 	}
 	mf, first, err := s.inodes.do(ctx, inode{f.Dev, f.Ino}, func() (manifest.File, error) { return s.e.store(ctx, s, f) })

@@ -56,8 +56,32 @@ func (e *TagNotFoundError) Error() string {
 		e.Tag, strings.Join(e.DataDirs, ", "), have, e.Tag)
 }
 
-// Discover walks every data directory for the tag.
+// Discover walks every data directory for the tag and lists every file
+// of the snapshot at once (a grouped set made whole, see DiscoverGroups).
 func Discover(ctx context.Context, o Options) (*source.Set, error) {
+	set, err := DiscoverGroups(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	files := make([]source.File, 0, set.Totals.Files)
+	err = set.Each(ctx, func(g []source.File) error {
+		files = append(files, g...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	set.Files, set.Groups = files, nil
+	return set, set.Check()
+}
+
+// DiscoverGroups walks every data directory for the tag and returns the
+// snapshot as a grouped set, a table at a time: each table's files (from
+// every data directory it has) are listed when the backup reaches the
+// table, so memory holds one table's list, not a node's million files. A
+// first pass lists every table once, dropping the lists, for the totals and
+// to refuse a file that cannot be backed up before anything is read.
+func DiscoverGroups(ctx context.Context, o Options) (*source.Set, error) {
 	if len(o.DataDirs) == 0 {
 		return nil, errors.New("no Cassandra data directory: set --data-dir (repeat it for every data_file_directories entry)")
 	}
@@ -89,15 +113,60 @@ func Discover(ctx context.Context, o Options) (*source.Set, error) {
 		sort.Strings(existing)
 		return nil, &TagNotFoundError{Tag: o.Tag, DataDirs: o.DataDirs, Existing: existing}
 	}
-	files, err := collect(ctx, once(found, log), log)
+	tables := tableGroups(once(found, log))
+	quiet := slog.New(slog.DiscardHandler) // the second listing logs
+	for _, g := range tables {
+		set.Groups = append(set.Groups, source.Group{Key: g.key, List: func(ctx context.Context) ([]source.File, error) { return g.list(ctx, log) }})
+		files, err := g.list(ctx, quiet)
+		if err != nil {
+			return nil, err
+		}
+		t := &set.Totals
+		t.Files += len(files)
+		for _, f := range files {
+			t.Bytes += f.Size
+			t.Largest = max(t.Largest, f.Size)
+		}
+		t.Memory = max(t.Memory, source.FilesMemory(files))
+	}
+	return set, nil
+}
+
+// tableGroup is one restored table directory's snapshot directories (one
+// per data directory that has the table).
+type tableGroup struct {
+	key  string
+	dirs []snapDir
+	all  []snapDir // every snapshot directory: a symlink to one is not followed
+}
+
+func (g tableGroup) list(ctx context.Context, log *slog.Logger) ([]source.File, error) {
+	files, err := collect(ctx, g.dirs, g.all, log)
 	if err != nil {
 		return nil, err
 	}
-	set.Files = files
-	if err := set.Check(); err != nil {
-		return nil, err
+	return files, source.CheckFiles(files)
+}
+
+// tableGroups groups the snapshot directories by restored table
+// directory, in path order.
+func tableGroups(dirs []snapDir) []*tableGroup {
+	byKey := map[string]*tableGroup{}
+	var keys []string
+	for _, d := range dirs {
+		key := d.keyspace + "/" + d.tableDir
+		if byKey[key] == nil {
+			byKey[key] = &tableGroup{key: key, all: dirs}
+			keys = append(keys, key)
+		}
+		byKey[key].dirs = append(byKey[key].dirs, d)
 	}
-	return set, nil
+	slices.SortFunc(keys, source.ComparePaths)
+	out := make([]*tableGroup, len(keys))
+	for i, k := range keys {
+		out[i] = byKey[k]
+	}
+	return out
 }
 
 // snapDir is one <ks>/<table>-<id>/snapshots/<tag>/ directory.
@@ -260,24 +329,25 @@ func wantTable(ks, table string, o Options) bool {
 
 // collect lists the files of every snapshot directory. Index sstables live
 // in ".<index>/" subdirectories. Ephemeral (repair) snapshots are skipped.
-func collect(ctx context.Context, dirs []snapDir, log *slog.Logger) ([]source.File, error) {
-	// Counted first, then listed into a slice of that size: a million
-	// files appended one by one would hold up to twice their slice.
+func collect(ctx context.Context, dirs, all []snapDir, log *slog.Logger) ([]source.File, error) {
+	// Counted first, then listed into a slice of that size: files
+	// appended one by one would hold up to twice their slice.
 	counter := &walker{ctx: ctx, log: slog.New(slog.DiscardHandler), counting: true}
-	if err := counter.walk(dirs); err != nil {
+	if err := counter.walk(dirs, all); err != nil {
 		return nil, err
 	}
 	w := &walker{ctx: ctx, log: log, files: make([]source.File, 0, counter.n)}
-	if err := w.walk(dirs); err != nil {
+	if err := w.walk(dirs, all); err != nil {
 		return nil, err
 	}
 	return renameCollisions(w.files)
 }
 
-// walk lists the snapshot directories' files.
-func (w *walker) walk(dirs []snapDir) error {
+// walk lists the snapshot directories' files; a directory among all (every
+// snapshot directory) reached through a symlink is not read again.
+func (w *walker) walk(dirs, all []snapDir) error {
 	w.seen = map[dirID]string{}
-	for _, d := range dirs {
+	for _, d := range all {
 		w.seen[d.id] = d.abs
 	}
 	for _, d := range dirs {

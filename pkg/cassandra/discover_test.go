@@ -3,6 +3,7 @@ package cassandra
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -288,5 +289,68 @@ func mustSymlink(t *testing.T, target, link string) {
 	}
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDiscoverGroupsListsATableAtATime: a grouped set lists each restored
+// table directory's files (from every data directory that has the table)
+// on its own, in path order, and adds up to the whole set: the same files,
+// in the same order, with the totals of a first pass.
+func TestDiscoverGroupsListsATableAtATime(t *testing.T) {
+	ctx := context.Background()
+	tables := fixtureTables(t, "nb")
+	d1, d2 := t.TempDir(), t.TempDir()
+	for i, tb := range tables {
+		if _, err := testfixture.WriteSnapshot(d1, "t", tb, true); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 { // half the tables in the second data directory too
+			other := tb
+			other.Source = tables[(i+1)%len(tables)].Source
+			if _, err := testfixture.WriteSnapshot(d2, "t", other, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	o := Options{DataDirs: []string{d1, d2}, Tag: "t"}
+	grouped, err := DiscoverGroups(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := Discover(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grouped.Files != nil || len(grouped.Groups) < 2 {
+		t.Fatalf("grouped set: %d files, %d groups", len(grouped.Files), len(grouped.Groups))
+	}
+	var all []source.File
+	var largest int64
+	prev := ""
+	err = grouped.Each(ctx, func(files []source.File) error {
+		for _, f := range files {
+			if prev != "" && source.ComparePaths(prev, f.Path) >= 0 {
+				return fmt.Errorf("%s listed after %s", f.Path, prev)
+			}
+			prev = f.Path
+			largest = max(largest, f.Size)
+		}
+		all = append(all, files...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != len(whole.Files) || grouped.Count() != len(all) || grouped.TotalSize() != whole.TotalSize() || grouped.LargestFile() != largest {
+		t.Fatalf("grouped: %d files (%d counted), %d bytes, largest %d; whole: %d files, %d bytes",
+			len(all), grouped.Count(), grouped.TotalSize(), grouped.LargestFile(), len(whole.Files), whole.TotalSize())
+	}
+	for i := range all {
+		if all[i].Path != whole.Files[i].Path || all[i].Abs() != whole.Files[i].Abs() {
+			t.Fatalf("file %d: %s from %s, whole set %s from %s", i, all[i].Path, all[i].Abs(), whole.Files[i].Path, whole.Files[i].Abs())
+		}
+	}
+	if grouped.Memory() <= 0 || grouped.Memory() >= source.FilesMemory(whole.Files) {
+		t.Fatalf("a group's memory %d, the whole set's %d", grouped.Memory(), source.FilesMemory(whole.Files))
 	}
 }

@@ -367,29 +367,32 @@ func (r *restorer) fetchAll(ctx context.Context, files Source) error {
 			})
 		}
 	}
+	readErr := inBatches(gctx, files, dispatch)
+	err := g.Wait()
+	if readErr != nil {
+		return readErr
+	}
+	return err
+}
+
+// inBatches hands dispatch the files of src batchFiles at a time, until
+// they end or ctx is done; it returns the error reading them, if any.
+func inBatches(ctx context.Context, src Source, dispatch func([]manifest.File)) error {
 	var batch []manifest.File
-	var readErr error
-	for f, err := range files.Files() {
+	for f, err := range src.Files() {
 		if err != nil {
-			readErr = err
-			break
+			return err
 		}
-		if gctx.Err() != nil {
-			break
+		if ctx.Err() != nil {
+			return nil
 		}
 		if batch = append(batch, f); len(batch) == batchFiles {
 			dispatch(batch)
 			batch = nil
 		}
 	}
-	if readErr == nil {
-		dispatch(batch)
-	}
-	err := g.Wait()
-	if readErr != nil {
-		return readErr
-	}
-	return err
+	dispatch(batch)
+	return nil
 }
 
 // tempOf is the relative temporary name of the file at final.

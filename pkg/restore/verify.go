@@ -89,24 +89,7 @@ func VerifySource(ctx context.Context, c *transfer.Client, node manifest.Node, s
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(o.Concurrency, 1))
-	var batch []manifest.File
-	var readErr error
-	for f, err := range src.Files() {
-		if err != nil {
-			readErr = err
-			break
-		}
-		if gctx.Err() != nil {
-			break
-		}
-		if batch = append(batch, f); len(batch) == batchFiles {
-			v.dispatch(gctx, g, batch)
-			batch = nil
-		}
-	}
-	if readErr == nil {
-		v.dispatch(gctx, g, batch)
-	}
+	readErr := inBatches(gctx, src, func(batch []manifest.File) { v.dispatch(gctx, g, batch) })
 	werr := g.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -4,6 +4,7 @@
 package source
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io/fs"
@@ -86,16 +87,71 @@ type Set struct {
 	// Tag is the snapshot's name (Cassandra tag, HBase snapshot names joined).
 	Tag   string
 	Files []File
+	// Groups, when set instead of Files, lists the files a part at a time
+	// (a Cassandra table), so that a node of a million files never holds
+	// them all; Totals describes them all.
+	Groups []Group
+	Totals Totals
 	// Meta is recorded in the backup manifest as is (data dirs, HBase
 	// snapshot names and tables, …): small strings for people and restore.
 	Meta map[string]string
 }
 
-// Memory is about what the set holds in memory: its files and their
-// names (the directories' strings are shared).
+// Group is a part of a grouped set: the files under one directory (Key,
+// relative), listed afresh by each call of List, checked and sorted by
+// path. Groups come in the order of their keys (ComparePaths), and no
+// path of one is a path, or the directory of a path, of another.
+type Group struct {
+	Key  string
+	List func(ctx context.Context) ([]File, error)
+}
+
+// Totals describes a grouped set's files, from a first pass.
+type Totals struct {
+	Files   int
+	Bytes   int64
+	Largest int64 // the largest file's size
+	Memory  int64 // what the largest group holds in memory
+}
+
+// Each hands fn the set's files: all of them, or one group at a time.
+func (s *Set) Each(ctx context.Context, fn func([]File) error) error {
+	if s.Groups == nil {
+		return fn(s.Files)
+	}
+	for _, g := range s.Groups {
+		files, err := g.List(ctx)
+		if err != nil {
+			return err
+		}
+		if err := fn(files); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Count is the number of files.
+func (s *Set) Count() int {
+	if s.Groups != nil {
+		return s.Totals.Files
+	}
+	return len(s.Files)
+}
+
+// Memory is about what the set holds in memory at most: its files and
+// their names (the directories' strings are shared), or its largest group.
 func (s *Set) Memory() int64 {
-	n := int64(cap(s.Files)) * int64(unsafe.Sizeof(File{}))
-	for _, f := range s.Files {
+	if s.Groups != nil {
+		return s.Totals.Memory
+	}
+	return FilesMemory(s.Files)
+}
+
+// FilesMemory is about what files hold in memory.
+func FilesMemory(files []File) int64 {
+	n := int64(cap(files)) * int64(unsafe.Sizeof(File{}))
+	for _, f := range files {
 		n += int64(len(f.Path) + len(f.Name) + len(f.Digest))
 	}
 	return n
@@ -103,9 +159,24 @@ func (s *Set) Memory() int64 {
 
 // TotalSize is the sum of the sizes of all files.
 func (s *Set) TotalSize() int64 {
+	if s.Groups != nil {
+		return s.Totals.Bytes
+	}
 	var n int64
 	for _, f := range s.Files {
 		n += f.Size
+	}
+	return n
+}
+
+// LargestFile is the size of the largest file.
+func (s *Set) LargestFile() int64 {
+	if s.Groups != nil {
+		return s.Totals.Largest
+	}
+	var n int64
+	for _, f := range s.Files {
+		n = max(n, f.Size)
 	}
 	return n
 }
@@ -117,15 +188,18 @@ func (s *Set) TotalSize() int64 {
 // restore target, and two files of the same path. It sorts the files (Sort):
 // then a path listed twice, or a file that is also another's directory,
 // is next to the other, and no map of every path is needed.
-func (s *Set) Check() error {
-	for _, f := range s.Files {
+func (s *Set) Check() error { return CheckFiles(s.Files) }
+
+// CheckFiles is Set.Check of files (which it sorts).
+func CheckFiles(files []File) error {
+	for _, f := range files {
 		if err := CheckPath(f.Path); err != nil {
 			return fmt.Errorf("cannot back up %s: its name cannot be restored as it is: %w", f.Abs(), err)
 		}
 	}
-	s.Sort()
-	for i := 1; i < len(s.Files); i++ {
-		prev, f := &s.Files[i-1], &s.Files[i]
+	Sort(files)
+	for i := 1; i < len(files); i++ {
+		prev, f := &files[i-1], &files[i]
 		switch {
 		case prev.Path == f.Path:
 			return fmt.Errorf("cannot back up both %s and %s: both would be restored as %q", prev.Abs(), f.Abs(), f.Path)
@@ -138,8 +212,11 @@ func (s *Set) Check() error {
 
 // Sort orders the files by path as manifests list them (ComparePaths),
 // keeping the order of files of the same path.
-func (s *Set) Sort() {
-	slices.SortStableFunc(s.Files, func(a, b File) int { return ComparePaths(a.Path, b.Path) })
+func (s *Set) Sort() { Sort(s.Files) }
+
+// Sort orders files by path (ComparePaths), stably.
+func Sort(files []File) {
+	slices.SortStableFunc(files, func(a, b File) int { return ComparePaths(a.Path, b.Path) })
 }
 
 // ComparePaths orders paths as a depth-first walk of sorted directories
