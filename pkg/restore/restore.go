@@ -149,7 +149,7 @@ func RunSource(ctx context.Context, c *transfer.Client, node manifest.Node, src 
 		o.Budget = budget.New(cmp.Or(o.MaxMemory, DefaultMaxMemory))
 	}
 	sel := filtered{src, o.Filter}
-	p, err := planOf(src, sel)
+	p, err := planOf(src, o.Filter)
 	if err != nil {
 		return nil, err
 	}
@@ -181,28 +181,26 @@ type survey struct {
 	all, files int // in the backup, and kept by the filter
 	bytes      int64
 	dirs       []string // of the kept files, native separators, sorted
+	dirBytes   map[string]int64
 }
 
 // planOf reads the files once: how many, how big, in which directories.
 // A damaged manifest fails here, before anything is written.
-func planOf(src, sel Source) (survey, error) {
-	var p survey
-	for _, err := range src.Files() {
+func planOf(src Source, keep func(string) bool) (survey, error) {
+	p := survey{dirBytes: map[string]int64{}}
+	for f, err := range src.Files() {
 		if err != nil {
 			return p, err
 		}
 		p.all++
-	}
-	dirs := map[string]bool{}
-	for f, err := range sel.Files() {
-		if err != nil {
-			return p, err
+		if keep != nil && !keep(f.Path) {
+			continue
 		}
 		p.files++
 		p.bytes += f.Size
-		dirs[filepath.Dir(filepath.FromSlash(f.Path))] = true
+		p.dirBytes[filepath.Dir(filepath.FromSlash(f.Path))] += f.Size
 	}
-	p.dirs = slices.Sorted(maps.Keys(dirs))
+	p.dirs = slices.Sorted(maps.Keys(p.dirBytes))
 	return p, nil
 }
 
@@ -212,7 +210,7 @@ func run(ctx context.Context, c *transfer.Client, node manifest.Node, t *targetD
 	}
 	t.removeStaleTemps(p.dirs)
 	t.shared()
-	if err := checkTarget(t, files, o.Force); err != nil {
+	if err := checkTarget(t, files, o.Force, p.dirBytes); err != nil {
 		return nil, err
 	}
 	if p.files == 0 {
@@ -240,7 +238,7 @@ func poolLimit(b *budget.Budget) int64 {
 
 // checkTarget refuses before a byte is downloaded: existing files (unless
 // forced) and a file system too small for what is restored on it.
-func checkTarget(t *targetDir, files Source, force bool) error {
+func checkTarget(t *targetDir, files Source, force bool, dirBytes map[string]int64) error {
 	if !force {
 		for f, err := range files.Files() {
 			if err != nil {
@@ -252,13 +250,13 @@ func checkTarget(t *targetDir, files Source, force bool) error {
 			}
 		}
 	}
-	return checkSpace(t, files)
+	return checkSpace(t, dirBytes)
 }
 
 // checkSpace compares, for each file system the restore writes on (the
 // target's, and with --follow-symlinks those its links lead to), the bytes
-// free with the bytes restored there.
-func checkSpace(t *targetDir, files Source) error {
+// free with the bytes restored there (dirBytes: by directory).
+func checkSpace(t *targetDir, dirBytes map[string]int64) error {
 	type fsys struct {
 		dir  string // a directory on it, relative
 		need int64
@@ -290,16 +288,13 @@ func checkSpace(t *targetDir, files Source) error {
 		}
 		return d, nil
 	}
-	for f, err := range files.Files() {
-		if err != nil {
-			return err
-		}
-		d, err := dev(filepath.Dir(filepath.FromSlash(f.Path)))
+	for dir, n := range dirBytes {
+		d, err := dev(dir)
 		if err != nil {
 			return err
 		}
 		if byDev[d] != nil {
-			byDev[d].need += f.Size
+			byDev[d].need += n
 		}
 	}
 	for _, s := range byDev {
