@@ -15,6 +15,7 @@ import (
 
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/pagecache"
 	"github.com/s3bak/s3bak/pkg/source"
 )
 
@@ -47,6 +48,11 @@ func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.F
 	if fi.Size() != f.Size {
 		return manifest.File{}, fmt.Errorf("size changed from %d to %d bytes since the snapshot was listed: %w", f.Size, fi.Size(), chunk.ErrChanged)
 	}
+	// Read through the page cache (twice for a large file), and leave it
+	// as it was: a node's whole snapshot must not evict the pages the
+	// database serves from.
+	cache := pagecache.Before(fh, f.Size)
+	defer cache.Drop(fh, f.Size)
 	if f.Size <= int64(e.enc.Options().ChunkSize) {
 		err = e.storeSmall(ctx, s, fh, &mf)
 	} else {

@@ -1,0 +1,27 @@
+// Package pagecache lets a reader of cold files leave the page cache as it
+// found it. A backup reads a whole node's sstables once; read through the
+// page cache they would evict the pages the database itself serves from
+// (its hot sstables, which a snapshot hard-links). The reader notes which
+// of a file's pages were cached before it read them, and afterwards
+// drops those it brought in, and only those.
+package pagecache
+
+// Resident is the part of a file that was in the page cache before it
+// was read: byte ranges, merged, few for a whole file.
+type Resident struct {
+	ranges [][2]int64
+	ok     bool // false: unknown, and Drop drops nothing
+}
+
+// window is how much of a file is mapped at once to ask which pages are
+// cached: a map of its own, one byte a page, of 64 KiB.
+const window = 256 << 20
+
+// Bytes is how much of the file was cached (0 when unknown).
+func (r *Resident) Bytes() int64 {
+	var n int64
+	for _, rg := range r.ranges {
+		n += rg[1] - rg[0]
+	}
+	return n
+}

@@ -1,0 +1,62 @@
+//go:build linux
+
+package pagecache
+
+import (
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Before notes which pages of the first size bytes of f are cached.
+func Before(f *os.File, size int64) *Resident {
+	r := &Resident{ok: true}
+	page := int64(os.Getpagesize())
+	vec := make([]byte, (min(window, size)+page-1)/page)
+	for off := int64(0); off < size; off += window {
+		n := min(window, size-off)
+		m, err := unix.Mmap(int(f.Fd()), off, int(n), unix.PROT_READ, unix.MAP_SHARED)
+		if err != nil {
+			return &Resident{}
+		}
+		pages := (n + page - 1) / page
+		_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(n), uintptr(unsafe.Pointer(&vec[0])))
+		unix.Munmap(m)
+		if errno != 0 {
+			return &Resident{}
+		}
+		for i := int64(0); i < pages; i++ {
+			if vec[i]&1 != 0 {
+				r.add(off+i*page, min(off+(i+1)*page, size))
+			}
+		}
+	}
+	return r
+}
+
+func (r *Resident) add(start, end int64) {
+	if k := len(r.ranges); k > 0 && r.ranges[k-1][1] == start {
+		r.ranges[k-1][1] = end
+		return
+	}
+	r.ranges = append(r.ranges, [2]int64{start, end})
+}
+
+// Drop drops from the page cache the pages of the first size bytes of f
+// that were not cached Before.
+func (r *Resident) Drop(f *os.File, size int64) {
+	if r == nil || !r.ok {
+		return
+	}
+	at := int64(0)
+	for _, rg := range r.ranges {
+		if rg[0] > at {
+			unix.Fadvise(int(f.Fd()), at, rg[0]-at, unix.FADV_DONTNEED)
+		}
+		at = rg[1]
+	}
+	if at < size {
+		unix.Fadvise(int(f.Fd()), at, 0, unix.FADV_DONTNEED) // to the end, its last partial page too
+	}
+}
