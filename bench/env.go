@@ -26,8 +26,14 @@ type bench struct {
 	// serverPID is MinIO's, for its CPU time; 0 when not found.
 	serverPID int
 
-	defaultSet  *tree // generated once, for the default and incremental sections
+	defaultSet  *tree // generated once, for the default, incremental and network sections
 	defaultPlan *plan
+	smallSet    *tree // generated once, for the small and network sections
+
+	// proxy is the network section's, started by its first part; while via
+	// is set the tools' endpoint is the proxy's, not MinIO's.
+	proxy *netProxy
+	via   bool
 }
 
 // tools are the binaries compared; an empty path means absent.
@@ -61,6 +67,9 @@ func setup(ctx context.Context, cfg *config) (*bench, error) {
 
 // close stops MinIO and removes the temporary directory.
 func (b *bench) close() {
+	if b.proxy != nil {
+		b.proxy.Close()
+	}
 	if b.srv != nil {
 		b.srv.Stop()
 	}

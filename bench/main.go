@@ -41,10 +41,23 @@ type config struct {
 	workDir   string
 	keep      bool
 	seed      uint64
+	// The network section's proxy: first-byte delay of every request, and
+	// the cap of each direction of each connection (bytes/s; 0: none).
+	netLatency   time.Duration
+	netBandwidth int64
 }
 
 // allSections lists the sections in the order they run.
-var allSections = []string{"default", "incremental", "small", "big", "list", "files"}
+var allSections = []string{"default", "incremental", "small", "network", "big", "list", "files"}
+
+// sectionParts are the sections a name of -sections runs: the network
+// section is two, the default set's and the small files' through the proxy.
+func sectionParts(name string) []string {
+	if name == "network" {
+		return []string{"network-default", "network-small"}
+	}
+	return []string{name}
+}
 
 func main() {
 	if os.Getenv(spawnEnv) == "1" {
@@ -71,9 +84,12 @@ func main() {
 
 func parseFlags(args []string) (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	cfg := &config{size: 1 << 30, big: 4 << 30}
+	cfg := &config{size: 1 << 30, big: 4 << 30, netBandwidth: 80e6}
 	fs.Var(&units.Size{P: &cfg.size, Min: 1}, "size", "total size of the default snapshot set")
 	fs.Var(&units.Size{P: &cfg.big, Min: 1}, "big", "size of the one large Data.db of the big section")
+	fs.DurationVar(&cfg.netLatency, "net-latency", 20*time.Millisecond, "network section: delay of every response's first byte, after its request")
+	fs.Var(&units.Size{P: &cfg.netBandwidth, Rate: true, Zero: "no cap"}, "net-bandwidth",
+		"network section: cap of each direction of each connection, bytes a second (80MB = 80×10⁶; 0: no cap)")
 	small := fs.Int("small", 10000, "number of ~4 KiB files of the small-files section")
 	minSmall := fs.Int("min-small", 2000, "small sstable components (Statistics, Filter, TOC…) in the default set, at least")
 	manifests := fs.Int("manifests", 10000, "manifests the list section generates")
@@ -94,6 +110,9 @@ func parseFlags(args []string) (*config, error) {
 	var err error
 	if cfg.rounds < 1 || cfg.small < 1 || cfg.manifests < 1 || cfg.pct <= 0 {
 		return nil, fmt.Errorf("-rounds, -small, -manifests and -incremental-pct must be positive")
+	}
+	if cfg.netLatency < 0 {
+		return nil, fmt.Errorf("-net-latency must not be negative")
 	}
 	if cfg.files, err = parseCounts(*files); err != nil {
 		return nil, fmt.Errorf("-files: %w", err)
@@ -170,12 +189,14 @@ func run(ctx context.Context, cfg *config) (bool, error) {
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
-		sec, err := b.runSection(ctx, name)
-		if err != nil {
-			return false, fmt.Errorf("section %s: %w", name, err)
+		for _, part := range sectionParts(name) {
+			sec, err := b.runSection(ctx, part)
+			if err != nil {
+				return false, fmt.Errorf("section %s: %w", part, err)
+			}
+			res.Sections = append(res.Sections, sec)
+			printSection(os.Stdout, sec)
 		}
-		res.Sections = append(res.Sections, sec)
-		printSection(os.Stdout, sec)
 	}
 	res.Finished = time.Now().UTC()
 	res.Targets = evaluateTargets(res.Sections)

@@ -96,18 +96,52 @@ func ifEmpty(path, why string) string {
 
 // s3bak is a command of s3bak with its defaults, against the bench's MinIO.
 func (b *bench) s3bak(j *job, args ...string) stage {
-	common := []string{"--bucket", j.bucket, "--endpoint-url", b.srv.URL, "--cluster", "bench", "--node", j.node,
+	common := []string{"--bucket", j.bucket, "--endpoint-url", b.toolURL(), "--cluster", "bench", "--node", j.node,
 		"--log-format", "json", "--no-progress"}
 	return cmd(b.bin.s3bak, append(args, common...)...)
 }
 
 func (b *bench) s5cmd(args ...string) stage {
+	return cmd(b.bin.s5cmd, append([]string{"--endpoint-url", b.toolURL()}, args...)...)
+}
+
+// s5cmdDirect is s5cmd against MinIO itself, even in the network section:
+// for the bench's own untimed steps (emptying a bucket, its size).
+func (b *bench) s5cmdDirect(args ...string) stage {
 	return cmd(b.bin.s5cmd, append([]string{"--endpoint-url", b.srv.URL}, args...)...)
 }
 
 func (b *bench) aws(args ...string) stage {
-	args = append(append([]string{"s3"}, args...), "--endpoint-url", b.srv.URL, "--only-show-errors")
+	args = append(append([]string{"s3"}, args...), "--endpoint-url", b.toolURL(), "--only-show-errors")
 	return cmd(b.bin.aws, args...)
+}
+
+// toolURL is the endpoint the tools measured are given: the network
+// section's proxy while it runs, else MinIO.
+func (b *bench) toolURL() string {
+	if b.via {
+		return b.proxy.URL
+	}
+	return b.srv.URL
+}
+
+// viaEnv points the AWS variables of every run at the proxy while the
+// network section runs (the tools are given --endpoint-url too).
+func (b *bench) viaEnv() []string {
+	if !b.via {
+		return nil
+	}
+	return []string{"AWS_ENDPOINT_URL=" + b.proxy.URL, "AWS_ENDPOINT_URL_S3=" + b.proxy.URL}
+}
+
+// proxyStats are the proxy's counters while the network section runs;
+// nil otherwise.
+func (b *bench) proxyStats() *proxyStats {
+	if !b.via {
+		return nil
+	}
+	st := b.proxy.stats()
+	return &st
 }
 
 // newBucket makes a fresh bucket, so that nothing a round stored is seen by
@@ -125,8 +159,8 @@ func (b *bench) dropBucket(ctx context.Context, bucket, out string) error {
 			return err
 		}
 	}
-	_, _ = b.run(ctx, b.s5cmd("rm", "s3://"+bucket+"/*")) // fails when already empty
-	if _, err := b.run(ctx, b.s5cmd("rb", "s3://"+bucket)); err != nil {
+	_, _ = b.run(ctx, b.s5cmdDirect("rm", "s3://"+bucket+"/*")) // fails when already empty
+	if _, err := b.run(ctx, b.s5cmdDirect("rb", "s3://"+bucket)); err != nil {
 		return fmt.Errorf("remove bucket %s: %w", bucket, err)
 	}
 	return nil

@@ -32,16 +32,33 @@ func printSection(w io.Writer, s *section) {
 	}
 }
 
+// printTransfer prints the transfer table; the network section's has the
+// proxy's columns too.
 func printTransfer(w io.Writer, s *section) {
-	fmt.Fprintln(w, "| tool | median wall s | MB/s | peak RSS MiB | s3bak ÷ peer (MB/s) | stored MB | CPU s | MinIO CPU s |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
+	net := s.Layout == "network"
+	head, rule := "| tool | median wall s | MB/s | peak RSS MiB | s3bak ÷ peer (MB/s) | stored MB | CPU s | MinIO CPU s |",
+		"|---|---:|---:|---:|---:|---:|---:|---:|"
+	if net {
+		head, rule = head+" proxy CPU s | requests / conns |", rule+"---:|---:|"
+	}
+	fmt.Fprintln(w, head)
+	fmt.Fprintln(w, rule)
+	blank := " | | | | | |"
+	if net {
+		blank += " | |"
+	}
 	for _, r := range s.Rows {
 		if bad := r.problem(); bad != "" {
-			fmt.Fprintf(w, "| %s | %s | | | | | | |\n", cell(r.Tool), bad)
+			fmt.Fprintf(w, "| %s | %s |%s\n", cell(r.Tool), bad, blank)
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %.2f | %.1f | %.0f | %s | %s | %.1f | %.1f |\n", cell(r.Tool), r.MedianWallS, r.MBps, r.PeakRSSMiB,
+		fmt.Fprintf(w, "| %s | %.2f | %.1f | %.0f | %s | %s | %.1f | %.1f |", cell(r.Tool), r.MedianWallS, r.MBps, r.PeakRSSMiB,
 			ratio(r.Ratio), mb(r.StoredBytes), r.MedianCPUS, r.MedianSrvS)
+		if net {
+			last := r.Runs[len(r.Runs)-1]
+			fmt.Fprintf(w, " %.2f | %d / %d |", r.MedianProxy, last.Requests, last.Conns)
+		}
+		fmt.Fprintln(w)
 	}
 }
 

@@ -34,6 +34,8 @@ type measure struct {
 	rss      int64         // peak RSS of the run: the largest of its stages', bytes
 	cpu      time.Duration // user + system CPU of every stage
 	server   time.Duration // MinIO's CPU meanwhile
+	proxyCPU time.Duration // the network section's proxy's CPU meanwhile
+	proxy    *proxyStats   // its counters over the run; nil without the proxy
 	stageRSS []int64       // per stage, bytes
 	stdout   []byte        // the last stage's
 	stderr   []byte        // the tail of every stage's, in order
@@ -50,7 +52,7 @@ const spawnEnv = "S3BAK_BENCH_SPAWNER"
 // its own start-up is not in the wall time.
 func (b *bench) run(ctx context.Context, stages ...stage) (*measure, error) {
 	for i := range stages {
-		stages[i].Env = append(append([]string{}, b.env...), stages[i].Env...)
+		stages[i].Env = append(append(append([]string{}, b.env...), b.viaEnv()...), stages[i].Env...)
 	}
 	req, err := json.Marshal(stages)
 	if err != nil {
@@ -69,7 +71,7 @@ func (b *bench) run(ctx context.Context, stages ...stage) (*measure, error) {
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
 	c.WaitDelay = 10 * time.Second
-	server := b.serverCPU()
+	server, selfBefore, before := b.serverCPU(), selfCPU(), b.proxyStats()
 	if err := c.Run(); err != nil {
 		return nil, fmt.Errorf("spawner: %w: %s", err, strings.TrimSpace(errOut.String()))
 	}
@@ -79,6 +81,12 @@ func (b *bench) run(ctx context.Context, stages ...stage) (*measure, error) {
 	}
 	m := &measure{wall: time.Duration(res.WallNS), cpu: time.Duration(res.CPUNS), server: b.serverCPU() - server,
 		stageRSS: res.RSS, stdout: res.Stdout, stderr: res.Stderr}
+	if before != nil {
+		after := b.proxyStats()
+		m.proxyCPU = selfCPU() - selfBefore
+		m.proxy = &proxyStats{Conns: after.Conns - before.Conns, Requests: after.Requests - before.Requests,
+			Up: after.Up - before.Up, Down: after.Down - before.Down}
+	}
 	for _, r := range res.RSS {
 		m.rss = max(m.rss, r)
 	}

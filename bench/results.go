@@ -26,6 +26,8 @@ type section struct {
 	RawBytes int64    `json:"raw_bytes"`
 	Rows     []*row   `json:"rows"`
 	Notes    []string `json:"notes,omitempty"`
+	// Network is the proxy's settings, in the network section.
+	Network *netSettings `json:"network,omitempty"`
 }
 
 // row is one tool doing one thing, over the rounds.
@@ -37,6 +39,7 @@ type row struct {
 	MedianWallS float64        `json:"median_wall_s"`
 	MedianCPUS  float64        `json:"median_cpu_s,omitempty"`        // user + system of the tool's processes
 	MedianSrvS  float64        `json:"median_server_cpu_s,omitempty"` // MinIO's meanwhile
+	MedianProxy float64        `json:"median_proxy_cpu_s,omitempty"`  // the network section's proxy's meanwhile
 	MBps        float64        `json:"mb_per_s,omitempty"`            // raw bytes ÷ median wall, 10^6 bytes
 	PeakRSSMiB  float64        `json:"peak_rss_mib"`                  // largest over the rounds
 	Ratio       float64        `json:"s3bak_ratio,omitempty"`
@@ -53,6 +56,9 @@ type roundRun struct {
 	WallS       float64   `json:"wall_s"`
 	CPUS        float64   `json:"cpu_s,omitempty"`
 	ServerCPUS  float64   `json:"server_cpu_s,omitempty"`
+	ProxyCPUS   float64   `json:"proxy_cpu_s,omitempty"` // the network section's proxy
+	Requests    int64     `json:"proxy_requests,omitempty"`
+	Conns       int64     `json:"proxy_conns,omitempty"`
 	RSSMiB      float64   `json:"rss_mib"`
 	StageRSSMiB []float64 `json:"stage_rss_mib,omitempty"`
 }
@@ -81,6 +87,9 @@ func (s *section) find(tool string) *row {
 func (r *row) add(round int, m *measure) {
 	ru := roundRun{Round: round, WallS: round3(m.wall.Seconds()), CPUS: round3(m.cpu.Seconds()),
 		ServerCPUS: round3(m.server.Seconds()), RSSMiB: mib(m.rss)}
+	if m.proxy != nil {
+		ru.ProxyCPUS, ru.Requests, ru.Conns = round3(m.proxyCPU.Seconds()), m.proxy.Requests, m.proxy.Conns
+	}
 	if len(m.stageRSS) > 1 {
 		for _, s := range m.stageRSS {
 			ru.StageRSSMiB = append(ru.StageRSSMiB, mib(s))
@@ -103,15 +112,18 @@ func (r *row) finish() {
 	walls := make([]float64, 0, len(r.Runs))
 	cpus := make([]float64, 0, len(r.Runs))
 	srv := make([]float64, 0, len(r.Runs))
+	proxy := make([]float64, 0, len(r.Runs))
 	for _, ru := range r.Runs {
 		walls = append(walls, ru.WallS)
 		cpus = append(cpus, ru.CPUS)
 		srv = append(srv, ru.ServerCPUS)
+		proxy = append(proxy, ru.ProxyCPUS)
 		r.PeakRSSMiB = max(r.PeakRSSMiB, ru.RSSMiB)
 	}
 	r.MedianWallS = round3(median(walls))
 	r.MedianCPUS = round3(median(cpus))
 	r.MedianSrvS = round3(median(srv))
+	r.MedianProxy = round3(median(proxy))
 	if r.bytes > 0 && r.MedianWallS > 0 {
 		r.MBps = round1(float64(r.bytes) / 1e6 / r.MedianWallS)
 	}
@@ -168,6 +180,7 @@ func (c *config) describe() map[string]any {
 	return map[string]any{
 		"size": c.size, "big": c.big, "small": c.small, "min_small": c.minSmall, "manifests": c.manifests, "files": c.files,
 		"incremental_pct": c.pct, "rounds": c.rounds, "sections": keys(c.sections), "tools": keys(c.tools), "seed": c.seed,
+		"net_latency_ms": float64(c.netLatency) / 1e6, "net_bandwidth": c.netBandwidth,
 	}
 }
 

@@ -24,7 +24,13 @@ func (b *bench) runSection(ctx context.Context, name string) (*section, error) {
 	case "incremental":
 		return b.incremental(ctx)
 	case "small":
-		return b.generated(ctx, "small", fmt.Sprintf("%d small files (~4 KiB)", b.cfg.small), planSmall(b.cfg.small, b.rng(3)))
+		t, err := b.smallTree()
+		if err != nil {
+			return nil, err
+		}
+		return b.compare(ctx, "small", b.smallTitle(), t)
+	case "network-default", "network-small":
+		return b.network(ctx, name)
 	case "big":
 		return b.generated(ctx, "big", "One large file ("+human(b.cfg.big)+" Data.db)", planBig(b.cfg.big, b.rng(2)))
 	case "list":
@@ -49,6 +55,19 @@ func (b *bench) defaultTree() (*tree, error) {
 	b.defaultSet, b.defaultPlan = t, p
 	return t, err
 }
+
+// smallTree generates the small files once: the network section reuses
+// them. Like the default set, they stay until the bench ends.
+func (b *bench) smallTree() (*tree, error) {
+	if b.smallSet != nil {
+		return b.smallSet, nil
+	}
+	t, err := b.generate(filepath.Join(b.dir, "small", "data"), planSmall(b.cfg.small, b.rng(3)))
+	b.smallSet = t
+	return t, err
+}
+
+func (b *bench) smallTitle() string { return fmt.Sprintf("%d small files (~4 KiB)", b.cfg.small) }
 
 // generated runs a transfer section on a tree that is removed afterwards.
 func (b *bench) generated(ctx context.Context, name, title string, p *plan) (*section, error) {
@@ -163,7 +182,7 @@ var duRE = regexp.MustCompile(`^(\d+) bytes in (\d+) objects`)
 
 // storedBytes is what the bucket holds, by s5cmd du.
 func (b *bench) storedBytes(ctx context.Context, bucket string) int64 {
-	m, err := b.run(ctx, b.s5cmd("du", "s3://"+bucket+"/*"))
+	m, err := b.run(ctx, b.s5cmdDirect("du", "s3://"+bucket+"/*"))
 	if err != nil {
 		return 0
 	}

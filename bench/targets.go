@@ -35,7 +35,24 @@ func evaluateTargets(secs []*section) []target {
 			out = append(out, rssTarget(byName[sec[0]], sec[1], tool, 256))
 		}
 	}
+	out = append(out, networkTargets(byName)...)
 	return append(out, filesTargets(byName["files"])...)
+}
+
+// networkTargets are issue #18's on the network section: backup and
+// restore ≥ 2× s5cmd on the default set, ≥ 10× on the small files.
+func networkTargets(byName map[string]*section) []target {
+	var out []target
+	for _, set := range []struct {
+		sec, label string
+		want       float64
+	}{{"network-default", "default set", 2}, {"network-small", "small files", 10}} {
+		s := byName[set.sec]
+		out = append(out,
+			ratioTarget(s, "s5cmd upload", fmt.Sprintf("network: s3bak backup MB/s ≥ %.0f× s5cmd upload (%s)", set.want, set.label), set.want),
+			ratioTarget(s, "s5cmd download", fmt.Sprintf("network: s3bak restore MB/s ≥ %.0f× s5cmd download (%s)", set.want, set.label), set.want))
+	}
+	return out
 }
 
 // filesTargets are issue #14's, on the files section: peak RSS ≤ 256 MiB
@@ -212,7 +229,7 @@ func rssTarget(s *section, label, tool string, want float64) target {
 }
 
 func printTargets(w io.Writer, ts []target) {
-	fmt.Fprintln(w, "\n## Targets (issues #3 and #14): reported, not asserted")
+	fmt.Fprintln(w, "\n## Targets (issues #3, #14 and #18): reported, not asserted")
 	fmt.Fprintln(w, "\n| target | measured | met |")
 	fmt.Fprintln(w, "|---|---:|---|")
 	for _, t := range ts {
