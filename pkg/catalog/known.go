@@ -362,10 +362,9 @@ func (k *Known) Done(ctx context.Context) {
 	k.mu.Lock()
 	keys := slices.Concat(k.loaded, k.written)
 	k.mu.Unlock()
-	for _, key := range keys {
-		if err := k.c.Delete(ctx, key); err != nil {
-			k.log.Warn("could not remove a checkpoint", "key", key, "err", err)
-		}
+	// A long backup leaves thousands: a request per thousand keys.
+	if err := k.c.DeleteMany(ctx, keys, 4); err != nil {
+		k.log.Warn("could not remove the checkpoints (the next backup or purge does)", "checkpoints", len(keys), "err", err)
 	}
 }
 
