@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -124,12 +125,16 @@ func restoreOneNode(cmd *cobra.Command, g *globalOptions, o *restoreOptions, cli
 	filter func(string) bool, b *budget.Budget) (restoreOutput, error) {
 	ctx := cmd.Context()
 	out := restoreOutput{Cluster: node.Cluster, Node: node.Name, Tag: o.sel.tag, BackupID: id, Target: target}
-	m, err := catalog.Load(ctx, client, node, id)
+	// Read file by file from a local copy: a cluster's nodes of a million
+	// files each restore on one host.
+	src, err := catalog.Fetch(ctx, client, node, id, "")
 	if err != nil {
 		return out, err
 	}
+	defer src.Close()
+	m := src.Manifest()
 	start := time.Now()
-	res, err := restore.Run(ctx, client, node, m, restore.Options{
+	res, err := restore.RunSource(ctx, client, node, src, restore.Options{
 		Target: target, Force: o.force, Concurrency: g.concurrency, Filter: filter,
 		Logger: g.logger.With("node", node.Name, "tag", m.Tag, "id", m.ID),
 		Budget: b, Buffered: !o.directIO, FollowSymlinks: o.follow,
@@ -139,10 +144,49 @@ func restoreOneNode(cmd *cobra.Command, g *globalOptions, o *restoreOptions, cli
 	}
 	out.Kind, out.Files, out.Bytes, out.DurationSeconds = m.Kind, res.Files, res.Bytes, time.Since(start).Seconds()
 	if m.Kind == "cassandra" {
-		out.tables = cassandra.Tables(backupFiles(m, filter))
+		if out.tables, err = tablesOf(src, filter); err != nil {
+			return out, err
+		}
 	}
 	if t, ok := cassandra.TopologyFromMeta(m.Meta); ok && m.Kind == "cassandra" {
 		out.Topology = &t
 	}
+	return out, nil
+}
+
+// tablesOf adds up a backup's table directories (the files the filter
+// keeps), a batch of files at a time: a table's totals, not its files, are
+// held.
+func tablesOf(src restore.Source, keep func(string) bool) ([]cassandra.TableDir, error) {
+	byDir := map[string]*cassandra.TableDir{}
+	var batch []cassandra.BackupFile
+	add := func() {
+		for _, t := range cassandra.Tables(batch) {
+			if sum := byDir[t.Dir()]; sum != nil {
+				sum.Files += t.Files
+				sum.Bytes += t.Bytes
+			} else {
+				byDir[t.Dir()] = &t
+			}
+		}
+		batch = batch[:0]
+	}
+	for f, err := range src.Files() {
+		if err != nil {
+			return nil, err
+		}
+		if keep == nil || keep(f.Path) {
+			batch = append(batch, cassandra.BackupFile{Path: f.Path, Size: f.Size})
+		}
+		if len(batch) == 4096 {
+			add()
+		}
+	}
+	add()
+	out := make([]cassandra.TableDir, 0, len(byDir))
+	for _, t := range byDir {
+		out = append(out, *t)
+	}
+	slices.SortFunc(out, func(a, b cassandra.TableDir) int { return strings.Compare(a.Dir(), b.Dir()) })
 	return out, nil
 }
