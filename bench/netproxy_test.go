@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -146,5 +148,78 @@ func TestNetProxyCloseEndsOpenConnections(t *testing.T) {
 	case <-done:
 	case <-ctx.Done():
 		t.Fatal("Close did not return with a connection open")
+	}
+}
+
+func TestNetProxyDelaysOnlyTheFirstByteOfAReply(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const latency, chunks = 50 * time.Millisecond, 20
+	p, c := proxied(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		for range chunks { // each its own write to the connection
+			w.Write(bytes.Repeat([]byte("c"), 1000))
+			w.(http.Flusher).Flush()
+			time.Sleep(time.Millisecond)
+		}
+	}), latency, 0)
+	body, took := get(ctx, t, c, p.URL+"/stream")
+	if len(body) != chunks*1000 {
+		t.Fatalf("got %d bytes", len(body))
+	}
+	if took < latency || took > chunks*latency/2 {
+		t.Errorf("a reply of %d writes took %s: want the %s latency once", chunks, took, latency)
+	}
+	if st := p.stats(); st.Requests != 1 {
+		t.Errorf("stats %+v: want 1 request", st)
+	}
+}
+
+func TestNetworkFlagsSectionsAndTargets(t *testing.T) {
+	cfg, err := parseFlags([]string{"-sections", "network", "-net-latency", "35ms", "-net-bandwidth", "50MB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.netLatency != 35*time.Millisecond || cfg.netBandwidth != 50e6 || !cfg.sections["network"] {
+		t.Errorf("parsed %v, %d, %v", cfg.netLatency, cfg.netBandwidth, cfg.sections)
+	}
+	if cfg, err = parseFlags(nil); err != nil || cfg.netLatency != 20*time.Millisecond || cfg.netBandwidth != 80e6 {
+		t.Errorf("defaults: %v, %v", cfg, err)
+	}
+	if _, err := parseFlags([]string{"-net-latency", "-1ms"}); err == nil {
+		t.Error("a negative latency was accepted")
+	}
+	if got := sectionParts("network"); !slices.Equal(got, []string{"network-default", "network-small"}) {
+		t.Errorf("network runs %v", got)
+	}
+	sec := func(name string, backup, upload, restore, download float64) *section {
+		s := &section{Name: name}
+		for _, r := range []struct {
+			tool, op string
+			mbps     float64
+		}{{"s3bak backup", "backup", backup}, {"s5cmd upload", "upload", upload},
+			{"s3bak restore", "restore", restore}, {"s5cmd download", "download", download}} {
+			row := s.row(r.tool, r.op, 1)
+			row.Runs, row.MBps = []roundRun{{Round: 1, WallS: 1}}, r.mbps
+		}
+		s.finishRatios()
+		return s
+	}
+	got := map[string]bool{}
+	for _, tg := range evaluateTargets([]*section{sec("network-default", 100, 40, 100, 60), sec("network-small", 100, 5, 100, 20)}) {
+		if strings.HasPrefix(tg.Name, "network:") {
+			if tg.Met == nil {
+				t.Fatalf("%s: not measured (%s)", tg.Name, tg.Note)
+			}
+			got[tg.Name] = *tg.Met
+		}
+	}
+	want := map[string]bool{
+		"network: s3bak backup MB/s ≥ 2× s5cmd upload (default set)":     true,
+		"network: s3bak restore MB/s ≥ 2× s5cmd download (default set)":  false,
+		"network: s3bak backup MB/s ≥ 10× s5cmd upload (small files)":    true,
+		"network: s3bak restore MB/s ≥ 10× s5cmd download (small files)": false,
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("network targets %v, want %v", got, want)
 	}
 }
