@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/s3bak/s3bak/pkg/cassandra"
+	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/restore"
 	"github.com/s3bak/s3bak/pkg/transfer"
@@ -107,19 +108,24 @@ func runRestoreIntoDataDirs(cmd *cobra.Command, g *globalOptions, o *restoreOpti
 		return err
 	}
 	node := o.sel.node(local)
-	m, err := o.sel.load(ctx, client, node)
+	src, err := o.sel.fetch(ctx, client, node) // read file by file, as often as needed
 	if err != nil {
 		return err
 	}
+	defer src.Close()
+	m := src.Manifest()
 	g.run.tag, g.run.id = m.Tag, m.ID
 	if err := o.modes.cassandraOnly(m); err != nil {
 		return err
 	}
 	keep := cassandra.IntoDataDirsFilter(cassandra.Filter(o.keyspaces, o.tables), o.keyspaces)
-	tables := cassandra.Tables(backupFiles(m, keep))
+	tables, err := tablesOf(src, keep)
+	if err != nil {
+		return err
+	}
 	if len(tables) == 0 {
 		return notFound(fmt.Errorf("backup %s has no sstable to restore into the data directories: %w (keyspaces in it: %s)",
-			m.ID, restore.ErrNoMatch, strings.Join(keyspacesOf(restore.Files(m.Files)), ", ")))
+			m.ID, restore.ErrNoMatch, strings.Join(keyspacesOf(src), ", ")))
 	}
 	place, err := cassandra.PlaceTables(o.modes.dataDirs, tables, o.modes.intoLiveIDs)
 	if err != nil {
@@ -128,11 +134,15 @@ func runRestoreIntoDataDirs(cmd *cobra.Command, g *globalOptions, o *restoreOpti
 	if err := place.MismatchError(); err != nil {
 		return err
 	}
-	res, elapsed, err := restoreThroughView(ctx, g, o, client, node, m, place, keep)
+	res, elapsed, err := restoreThroughView(ctx, g, o, client, node, src, place, keep)
 	if err != nil {
 		return err
 	}
-	return o.modes.reportDataDirs(g, o, local, m, place, tables, res, elapsed)
+	_, kept, err := restoreTotals(src, cassandra.Filter(o.keyspaces, o.tables))
+	if err != nil {
+		return err
+	}
+	return o.modes.reportDataDirs(g, o, local, m, place, tables, res, elapsed, kept)
 }
 
 // refuseRunning stops a restore into the data directories of a node whose
@@ -150,23 +160,20 @@ func (r *restoreModes) refuseRunning(force bool) error {
 }
 
 func restoreThroughView(ctx context.Context, g *globalOptions, o *restoreOptions, client *transfer.Client, node manifest.Node,
-	m *manifest.Manifest, place *cassandra.Placement, keep func(string) bool) (*restore.Result, time.Duration, error) {
+	src *catalog.Local, place *cassandra.Placement, keep func(string) bool) (*restore.Result, time.Duration, error) {
+	m := src.Manifest()
 	view, err := cassandra.NewView(place)
 	if err != nil {
 		return nil, 0, err
 	}
-	var total int64
-	files := 0
-	for _, f := range m.Files {
-		if keep(f.Path) {
-			total += f.Size
-			files++
-		}
+	total, files, err := restoreTotals(src, keep)
+	if err != nil {
+		return nil, 0, err
 	}
 	bar := g.progress(total, files, "restore")
 	start := time.Now()
 	logger := g.runLogger(start, "cluster", m.Cluster, "node", m.Node, "tag", m.Tag, "id", m.ID)
-	res, err := restore.Run(ctx, client, node, m, restore.Options{
+	res, err := restore.RunSource(ctx, client, node, src, restore.Options{
 		Target: view.Dir, Force: o.force, Concurrency: g.concurrency, Filter: keep, Logger: logger, Progress: bar,
 		Budget: g.limits.buffers(2), Buffered: !o.directIO,
 		FollowSymlinks: true, // the view is links to the table directories
@@ -188,7 +195,7 @@ func restoreThroughView(ctx context.Context, g *globalOptions, o *restoreOptions
 // reportDataDirs says where each table went and what to do before
 // Cassandra starts: the tokens (initial_token), the owner of the files.
 func (r *restoreModes) reportDataDirs(g *globalOptions, o *restoreOptions, local manifest.Node, m *manifest.Manifest,
-	place *cassandra.Placement, tables []cassandra.TableDir, res *restore.Result, elapsed time.Duration) error {
+	place *cassandra.Placement, tables []cassandra.TableDir, res *restore.Result, elapsed time.Duration, kept int) error {
 	topo, hasTopo := cassandra.TopologyFromMeta(m.Meta)
 	if o.output == "json" {
 		out := restoreOutput{Cluster: m.Cluster, Node: m.Node, Kind: m.Kind, Tag: m.Tag, BackupID: m.ID,
@@ -205,7 +212,7 @@ func (r *restoreModes) reportDataDirs(g *globalOptions, o *restoreOptions, local
 	for _, t := range tables {
 		fmt.Fprintf(w, "  %s → %s\n", t.Name(), place.Dir[t.Dir()])
 	}
-	if skipped := len(backupFiles(m, cassandra.Filter(o.keyspaces, o.tables))) - res.Files; skipped > 0 {
+	if skipped := kept - res.Files; skipped > 0 {
 		fmt.Fprintf(w, "not put into live directories: %s that are not sstables (manifest.json, schema.cql) or of the node-local keyspaces (system, system_schema: name them with --keyspace to restore them); restore with --target to see them\n",
 			units.Plural(skipped, "file"))
 	}
