@@ -32,8 +32,9 @@ type bench struct {
 
 	// proxy is the network section's, started by its first part; while via
 	// is set the tools' endpoint is the proxy's, not MinIO's.
-	proxy *netProxy
-	via   bool
+	proxy      *netProxy
+	via        bool
+	proxyProbe string // the note of probeLatency
 }
 
 // tools are the binaries compared; an empty path means absent.

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
+	"time"
 )
 
 // netSettings are the network section's proxy settings, in results.json.
@@ -33,6 +36,7 @@ func (b *bench) network(ctx context.Context, name string) (*section, error) {
 			return nil, fmt.Errorf("network proxy: %w", err)
 		}
 		b.proxy.URL = scheme + "://" + b.proxy.ln.Addr().String()
+		b.proxyProbe = probeLatency(ctx, b.srv.URL, b.proxy.URL)
 	}
 	b.via = true
 	defer func() { b.via = false }()
@@ -54,5 +58,48 @@ func (b *bench) network(ctx context.Context, name string) (*section, error) {
 		"proxy CPU s: the bench process's user + system time over the run (getrusage RUSAGE_SELF; meanwhile the bench itself only "+
 			"waits for the spawner, so this is the proxy's, give or take a few ms); requests / conns: responses the proxy delayed "+
 			"and connections it accepted, last round")
+	if b.proxyProbe != "" {
+		sec.Notes = append(sec.Notes, b.proxyProbe)
+	}
 	return sec, nil
+}
+
+// probeLatency times MinIO's health check directly and through the proxy,
+// each the second request on its connection, as a check of the proxy that
+// the reader sees: through it, a request should take the latency more.
+func probeLatency(ctx context.Context, direct, proxied string) string {
+	if !strings.HasPrefix(direct, "http://") {
+		return ""
+	}
+	timeOne := func(base string) (time.Duration, error) {
+		tr := &http.Transport{MaxIdleConnsPerHost: 1}
+		defer tr.CloseIdleConnections()
+		c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		var took time.Duration
+		for range 2 {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/minio/health/live", nil)
+			if err != nil {
+				return 0, err
+			}
+			start := time.Now()
+			resp, err := c.Do(req)
+			if err != nil {
+				return 0, err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			took = time.Since(start)
+		}
+		return took, nil
+	}
+	d, err := timeOne(direct)
+	if err != nil {
+		return "latency probe failed: " + err.Error()
+	}
+	p, err := timeOne(proxied)
+	if err != nil {
+		return "latency probe through the proxy failed: " + err.Error()
+	}
+	return fmt.Sprintf("probe: MinIO's health check on a kept-alive connection took %.1f ms directly and %.1f ms through the proxy",
+		float64(d)/1e6, float64(p)/1e6)
 }
