@@ -12,7 +12,6 @@ import (
 	"github.com/s3bak/s3bak/pkg/cassandra"
 	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/hbase"
-	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/restore"
 	"github.com/s3bak/s3bak/pkg/units"
 )
@@ -100,11 +99,11 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	filter := cassandra.Filter(o.keyspaces, o.tables)
 	var script *cassandra.LoadScript
 	if o.modes.loadScript != "" {
-		whole, err := readAll(src)
+		tables, err := tablesOf(src, filter)
 		if err != nil {
 			return err
 		}
-		if script, err = o.modes.prepareLoadScript(ctx, whole, filter, o.target); err != nil {
+		if script, err = o.modes.prepareLoadScript(ctx, m, tables, o.target); err != nil {
 			return err
 		}
 	}
@@ -192,19 +191,6 @@ func restoreTotals(src *catalog.Local, filter func(string) bool) (int64, int, er
 		}
 	}
 	return total, files, nil
-}
-
-// readAll reads a manifest's files into memory, for what needs them all
-// at once (a load script's tables).
-func readAll(src *catalog.Local) (*manifest.Manifest, error) {
-	m := *src.Manifest()
-	for f, err := range src.Files() {
-		if err != nil {
-			return nil, err
-		}
-		m.Files = append(m.Files, f)
-	}
-	return &m, nil
 }
 
 // keyspacesOf lists the keyspaces (first path elements) of a backup's

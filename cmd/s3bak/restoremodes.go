@@ -83,17 +83,6 @@ func (r *restoreModes) cassandraOnly(m *manifest.Manifest) error {
 	return nil
 }
 
-// backupFiles are m's files kept by filter, as the cassandra package plans them.
-func backupFiles(m *manifest.Manifest, filter func(string) bool) []cassandra.BackupFile {
-	var out []cassandra.BackupFile
-	for _, f := range m.Files {
-		if filter == nil || filter(f.Path) {
-			out = append(out, cassandra.BackupFile{Path: f.Path, Size: f.Size})
-		}
-	}
-	return out
-}
-
 // runRestoreIntoDataDirs restores a Cassandra backup into the stopped
 // node's table directories: one restore through a view of symbolic links
 // (cassandra.View), so every table lands in its data directory verified,
@@ -240,7 +229,7 @@ func tagNote(tag string) string {
 // prepareLoadScript plans the load script before anything is restored,
 // so that what it needs (this host's tokens, 3.x's live directories, a
 // free file name) fails the command early.
-func (r *restoreModes) prepareLoadScript(ctx context.Context, m *manifest.Manifest, filter func(string) bool, target string) (*cassandra.LoadScript, error) {
+func (r *restoreModes) prepareLoadScript(ctx context.Context, m *manifest.Manifest, tables []cassandra.TableDir, target string) (*cassandra.LoadScript, error) {
 	if err := r.checkScriptFree(); err != nil {
 		return nil, err
 	}
@@ -251,7 +240,7 @@ func (r *restoreModes) prepareLoadScript(ctx context.Context, m *manifest.Manife
 	s := &cassandra.LoadScript{
 		Backup:    fmt.Sprintf("backup %s%s of %s/%s", m.ID, tagNote(m.Tag), m.Cluster, m.Node),
 		Generated: fmt.Sprintf("%s at %s", toolVersion(), time.Now().UTC().Format(time.RFC3339)),
-		Target:    abs, Tables: cassandra.Tables(backupFiles(m, filter)),
+		Target:    abs, Tables: tables,
 		Loader: r.loader, Hosts: r.loaderHosts,
 	}
 	if s.Loader == cassandra.LoaderSSTableLoader {
