@@ -66,15 +66,6 @@ func (s *selectFlags) fetch(ctx context.Context, c *transfer.Client, node manife
 	return catalog.Fetch(ctx, c, node, id, "")
 }
 
-// load reads the selected backup's manifest of node whole.
-func (s *selectFlags) load(ctx context.Context, c *transfer.Client, node manifest.Node) (*manifest.Manifest, error) {
-	id, err := catalog.Select(ctx, c, node, s.backupID, s.tag)
-	if err != nil {
-		return nil, err
-	}
-	return catalog.Load(ctx, c, node, id)
-}
-
 // filterTag keeps the summaries of tag (all of them when tag is ""). A
 // tag that no backup has is not found (exit 6), naming the tags there are.
 func filterTag(list []catalog.Summary, tag, where string) ([]catalog.Summary, error) {
