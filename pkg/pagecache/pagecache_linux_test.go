@@ -48,8 +48,9 @@ func TestDropLeavesTheCacheAsItWas(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := Before(f, size)
-	if n := cached(t, f, size); n < hot {
-		t.Fatalf("%d bytes cached after reading %d", n, hot)
+	was := before.Bytes() // the read's readahead may have cached more than it read
+	if was < hot {
+		t.Fatalf("%d bytes cached after reading %d", was, hot)
 	}
 	if _, err := io.Copy(io.Discard, io.NewSectionReader(f, 0, size)); err != nil {
 		t.Fatal(err)
@@ -58,8 +59,8 @@ func TestDropLeavesTheCacheAsItWas(t *testing.T) {
 		t.Logf("%d of %d bytes cached after a whole read", n, size)
 	}
 	before.Drop(f, size)
-	if n := cached(t, f, size); n < hot || n > hot+int64(os.Getpagesize()) {
-		t.Fatalf("%d bytes cached after Drop, want the %d that were before", n, hot)
+	if n := cached(t, f, size); n < hot || n > was {
+		t.Fatalf("%d bytes cached after Drop, want the %d that were before", n, was)
 	}
 	// A file never cached before: nothing of it stays.
 	cold := Before(f, 0)
