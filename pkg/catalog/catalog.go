@@ -204,21 +204,3 @@ func EachHeader(ctx context.Context, c *transfer.Client, node manifest.Node, ids
 	}
 	return g.Wait()
 }
-
-// EachManifest loads the manifests ids of node whole, 16 at a time, and
-// hands each to fn (which must be safe for concurrent use).
-func EachManifest(ctx context.Context, c *transfer.Client, node manifest.Node, ids []string, fn func(*manifest.Manifest)) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(16)
-	for _, id := range ids {
-		g.Go(func() error {
-			m, err := Load(gctx, c, node, id)
-			if err != nil {
-				return err
-			}
-			fn(m)
-			return nil
-		})
-	}
-	return g.Wait()
-}

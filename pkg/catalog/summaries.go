@@ -3,7 +3,6 @@ package catalog
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -64,10 +63,9 @@ func SaveSummaries(ctx context.Context, c *transfer.Client, node manifest.Node, 
 // headers) and dropping those of backups that are gone — and saves them
 // when they changed. Under the node's lock.
 func UpdateSummaries(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Summary, error) {
-	old, err := LoadSummaries(ctx, c, node)
-	if err != nil && !errors.Is(err, transfer.ErrNotFound) {
-		old = nil // damaged: made anew from the manifests
-	}
+	// Missing, damaged or unreadable summaries are made anew from the
+	// manifests' headers: they are a cache.
+	old, _ := LoadSummaries(ctx, c, node)
 	ids, err := IDs(ctx, c, node)
 	if err != nil {
 		return nil, err

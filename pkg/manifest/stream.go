@@ -236,9 +236,6 @@ func (w *Writer) Add(f *File) error {
 	return nil
 }
 
-// Count is the number of records written.
-func (w *Writer) Count() int64 { return w.n }
-
 // Close ends the records' stream.
 func (w *Writer) Close() error {
 	if w.err != nil {
