@@ -121,6 +121,7 @@ func DiscoverGroups(ctx context.Context, o Options) (*source.Set, error) {
 		if err != nil {
 			return nil, err
 		}
+		g.files = len(files) // the second listing's size, without counting again
 		t := &set.Totals
 		t.Files += len(files)
 		for _, f := range files {
@@ -138,10 +139,13 @@ type tableGroup struct {
 	key  string
 	dirs []snapDir
 	all  []snapDir // every snapshot directory: a symlink to one is not followed
+	// files is how many the first listing found (0 before it): the next
+	// listing's slice is made that size instead of counting them again.
+	files int
 }
 
-func (g tableGroup) list(ctx context.Context, log *slog.Logger) ([]source.File, error) {
-	files, err := collect(ctx, g.dirs, g.all, log)
+func (g *tableGroup) list(ctx context.Context, log *slog.Logger) ([]source.File, error) {
+	files, err := collect(ctx, g.dirs, g.all, g.files, log)
 	if err != nil {
 		return nil, err
 	}
@@ -329,14 +333,18 @@ func wantTable(ks, table string, o Options) bool {
 
 // collect lists the files of every snapshot directory. Index sstables live
 // in ".<index>/" subdirectories. Ephemeral (repair) snapshots are skipped.
-func collect(ctx context.Context, dirs, all []snapDir, log *slog.Logger) ([]source.File, error) {
-	// Counted first, then listed into a slice of that size: files
-	// appended one by one would hold up to twice their slice.
-	counter := &walker{ctx: ctx, log: slog.New(slog.DiscardHandler), counting: true}
-	if err := counter.walk(dirs, all); err != nil {
-		return nil, err
+func collect(ctx context.Context, dirs, all []snapDir, size int, log *slog.Logger) ([]source.File, error) {
+	// Counted first (unless size, from an earlier listing, says how many),
+	// then listed into a slice of that size: files appended one by one
+	// would hold up to twice their slice.
+	if size == 0 {
+		counter := &walker{ctx: ctx, log: slog.New(slog.DiscardHandler), counting: true}
+		if err := counter.walk(dirs, all); err != nil {
+			return nil, err
+		}
+		size = counter.n
 	}
-	w := &walker{ctx: ctx, log: log, files: make([]source.File, 0, counter.n)}
+	w := &walker{ctx: ctx, log: log, files: make([]source.File, 0, size)}
 	if err := w.walk(dirs, all); err != nil {
 		return nil, err
 	}
