@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -110,19 +108,7 @@ func TestREADMEShowsTheIAMPolicyFiles(t *testing.T) {
 // asRole runs the built binary with a role's temporary credentials.
 func asRole(t *testing.T, creds []string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(s3bakBin, append(args, "--log-format", "json")...)
-	cmd.Env = append(os.Environ(), creds...) // the later value of a name wins
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return asRoleCtx(t, context.Background(), creds, args...)
 }
 
 // TestIAMPolicies runs the commands under each role's policy of docs/iam/
