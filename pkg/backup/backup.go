@@ -309,6 +309,8 @@ type state struct {
 	// Known (a million contents would otherwise stay in the map).
 	keys  onceMap[string, manifest.File]
 	packs *packer // nil: no packing
+	// sizes holds the sizes of the large files being stored in one pass.
+	sizes sizeGate
 
 	touchMu sync.Mutex
 	touched map[string]bool // large objects this run uploaded (or continued)
@@ -411,6 +413,43 @@ func (o *onceMap[K, V]) do(ctx context.Context, k K, fn func() (V, error)) (v V,
 	case <-ctx.Done():
 		return v, false, ctx.Err()
 	}
+}
+
+// sizeGate lets one file of a size at a time be stored in one pass:
+// another file of that size may hold the same bytes, and waits to be
+// hashed and compared with it.
+type sizeGate struct {
+	mu sync.Mutex
+	m  map[int64]chan struct{} // in flight: at most Concurrency entries
+}
+
+// claim reports first when no file of size is in flight, and then done
+// must be called when it is stored; otherwise it waits for that file.
+func (g *sizeGate) claim(ctx context.Context, size int64) (done func(), first bool, err error) {
+	g.mu.Lock()
+	if g.m == nil {
+		g.m = map[int64]chan struct{}{}
+	}
+	ch, busy := g.m[size]
+	if !busy {
+		ch = make(chan struct{})
+		g.m[size] = ch
+	}
+	g.mu.Unlock()
+	if busy {
+		select {
+		case <-ch:
+			return nil, false, nil
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+	}
+	return func() {
+		g.mu.Lock()
+		delete(g.m, size)
+		g.mu.Unlock()
+		close(ch)
+	}, true, nil
 }
 
 func (s *state) count(f func(*Result)) {

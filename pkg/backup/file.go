@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -56,7 +57,9 @@ func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.F
 	if f.Size <= int64(e.enc.Options().ChunkSize) {
 		err = e.storeSmall(ctx, s, fh, &mf)
 	} else {
-		err = e.storeLarge(ctx, s, fh, &mf)
+		var done func()
+		done, err = e.storeLarge(ctx, s, fh, &mf, fp)
+		defer done() // once recorded below: a file of the same size waits for it
 	}
 	// Only Size bytes were read: a file that grew, or was written, while
 	// it was read would be stored cut short or mixed, without a word.
@@ -111,23 +114,70 @@ func (e *Engine) storeSmall(ctx context.Context, s *state, fh *os.File, mf *mani
 	return nil
 }
 
-// storeLarge reads a large file twice: once to learn its SHA-256, which
-// names the object, and once to compress and upload it. The per-chunk CRCs
-// of the first read are checked on the second, so bytes that changed in
-// between fail the backup instead of being stored under the wrong name.
-func (e *Engine) storeLarge(ctx context.Context, s *state, fh *os.File, mf *manifest.File) error {
+// storeLarge reads a large file once when it cannot be a duplicate: no
+// stored content has its size, nor has a file of this run in flight. It is
+// then hashed while it is compressed and uploaded, under a random key.
+// Otherwise it reads the file twice: once to learn its SHA-256, which names
+// the object (so a content stored before is found, not stored again), and
+// once to compress and upload it. The caller calls done once the file's
+// record is in Known.
+func (e *Engine) storeLarge(ctx context.Context, s *state, fh *os.File, mf *manifest.File, fp string) (done func(), err error) {
+	if k, ok := e.opts.Known.(sizer); e.opts.Known == nil || ok && !k.HasSize(mf.Size) {
+		done, first, err := s.sizes.claim(ctx, mf.Size)
+		if err != nil {
+			return func() {}, err
+		}
+		if first {
+			return done, e.storeLargeOnce(ctx, s, fh, mf, fp)
+		}
+		// A file of this size was stored in one pass meanwhile: this one
+		// may hold the same bytes, which the hashing pass finds.
+	}
+	return func() {}, e.storeLargeTwice(ctx, s, fh, mf)
+}
+
+// sizer tells whether a stored content may have a given size;
+// *catalog.Known is one.
+type sizer interface {
+	HasSize(size int64) bool
+}
+
+// storeLargeOnce hashes, compresses and uploads a large file in one read.
+func (e *Engine) storeLargeOnce(ctx context.Context, s *state, fh *os.File, mf *manifest.File, fp string) error {
+	workers, mem := e.streamShape()
+	release, err := e.opts.Budget.Acquire(ctx, mem)
+	if err != nil {
+		return err
+	}
+	defer release()
+	h := sha256.New()
+	l, key, err := e.streamLarge(ctx, s, largeFile{fp: fp, r: fh, size: mf.Size, hash: h, workers: workers})
+	if err != nil {
+		return err
+	}
+	mf.SHA256 = hex.EncodeToString(h.Sum(nil))
+	describe(mf, key, l)
+	s.count(func(r *Result) { r.Uploaded++; r.UploadedBytes += l.StoredSize })
+	return nil
+}
+
+// storeLargeTwice reads a large file twice. The per-chunk CRCs of the
+// first read are checked on the second, so bytes that changed in between
+// fail the backup instead of being stored under the wrong name.
+func (e *Engine) storeLargeTwice(ctx context.Context, s *state, fh *os.File, mf *manifest.File) error {
 	cs := int64(e.enc.Options().ChunkSize)
 	releaseHash, err := e.opts.Budget.Acquire(ctx, hashBufferSize)
 	if err != nil {
 		return err
 	}
-	sha, crcs, err := hashChunks(ctx, fh, mf.Size, cs)
+	h := sha256.New()
+	crcs, err := hashChunks(ctx, fh, mf.Size, cs, h)
 	releaseHash() // before waiting on another file's upload of the same content
 	if err != nil {
 		return err
 	}
-	mf.SHA256 = sha
-	key := manifest.ObjectKey(sha, e.enc.StoredMode() == chunk.Zstd, cs)
+	mf.SHA256 = hex.EncodeToString(h.Sum(nil))
+	key := manifest.ObjectKey(mf.SHA256, e.enc.StoredMode() == chunk.Zstd, cs)
 	uploaded := false
 	err = s.storeOnce(ctx, mf, key, func(st *manifest.File) (int64, error) {
 		uploaded = true
@@ -139,7 +189,7 @@ func (e *Engine) storeLarge(ctx context.Context, s *state, fh *os.File, mf *mani
 			return 0, err
 		}
 		defer release()
-		l, err := e.streamLarge(ctx, s, key, fh, mf.Size, crcs, workers)
+		l, _, err := e.streamLarge(ctx, s, largeFile{key: key, r: fh, size: mf.Size, crcs: crcs, workers: workers})
 		if err != nil {
 			return 0, err
 		}
@@ -183,21 +233,20 @@ func (e *Engine) streamShape() (workers int, mem int64) {
 // hashBufferSize is the read buffer of the SHA-256 pass over a large file.
 const hashBufferSize = 1 << 20
 
-// hashChunks reads the whole file once for its SHA-256 and the CRC32C of
-// every chunk.
-func hashChunks(ctx context.Context, r io.ReaderAt, size, chunkSize int64) (string, []uint32, error) {
-	h := sha256.New()
+// hashChunks reads size bytes of r once, writing them to h, and returns the
+// CRC32C of every chunk.
+func hashChunks(ctx context.Context, r io.ReaderAt, size, chunkSize int64, h hash.Hash) ([]uint32, error) {
 	crcs := make([]uint32, 0, chunk.NumChunks(size, chunkSize))
 	buf := make([]byte, hashBufferSize)
 	var crc uint32
 	for off := int64(0); off < size; {
 		if err := ctx.Err(); err != nil {
-			return "", nil, err
+			return nil, err
 		}
 		end := min(off+int64(len(buf)), size, (off/chunkSize+1)*chunkSize)
 		p := buf[:end-off]
 		if n, err := r.ReadAt(p, off); err != nil && !(err == io.EOF && n == len(p)) {
-			return "", nil, fmt.Errorf("read at %d: %w", off, err)
+			return nil, fmt.Errorf("read at %d: %w", off, err)
 		}
 		h.Write(p)
 		crc = chunk.UpdateCRC32C(crc, p)
@@ -207,5 +256,5 @@ func hashChunks(ctx context.Context, r io.ReaderAt, size, chunkSize int64) (stri
 			crc = 0
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil)), crcs, nil
+	return crcs, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"sync"
 
@@ -15,11 +16,27 @@ import (
 )
 
 // resumer is the part of the node's catalog that remembers unfinished
-// uploads of large files between runs; *catalog.Index is one.
+// uploads of large files between runs; *catalog.Known is one.
 type resumer interface {
 	Partial(key string) *catalog.Partial
+	PartialOf(fingerprint string) *catalog.Partial
 	SetPartial(p *catalog.Partial)
 	DropPartial(key string)
+}
+
+// largeFile is a file for streamLarge to store.
+type largeFile struct {
+	// key names the content (the second read of a file hashed first); ""
+	// for a file read once: a new random key, or that of the file's
+	// partial upload, found by fp.
+	key  string
+	fp   string
+	r    io.ReaderAt
+	size int64
+	crcs []uint32  // of the hashing read; nil for a file read once
+	hash hash.Hash // for a file read once: gets its bytes
+	// workers is how many chunks are compressed at once.
+	workers int
 }
 
 // streamLarge compresses a large file into a multipart upload whose parts
@@ -27,27 +44,40 @@ type resumer interface {
 // (saved at the next checkpoint). A run killed mid-file leaves that record
 // behind, and the next run continues the same upload from the chunk after
 // its last part — after checking that the file's chunks still have the
-// same CRCs and that the server still has those parts. key is relative to
-// the node's root.
-func (e *Engine) streamLarge(ctx context.Context, s *state, key string, r io.ReaderAt, size int64, crcs []uint32, workers int) (*chunk.Layout, error) {
+// same CRCs and that the server still has those parts. It returns the
+// object's layout and key, relative to the node's root.
+func (e *Engine) streamLarge(ctx context.Context, s *state, f largeFile) (*chunk.Layout, string, error) {
 	res, _ := e.opts.Known.(resumer)
-	s.touch(key)
-	p := e.resume(ctx, res, key, size, crcs)
-	full := e.opts.Node.Root() + key
-	if p == nil {
-		u, err := e.client.StartMultipart(ctx, full)
-		if err != nil {
-			return nil, err
-		}
-		p = &catalog.Partial{Key: key, UploadID: u.ID, Size: size, ChunkSize: int64(e.enc.Options().ChunkSize), Started: e.opts.Now().UTC()}
+	cs := int64(e.enc.Options().ChunkSize)
+	p, err := e.resume(ctx, res, f)
+	if err != nil {
+		return nil, "", err
 	}
-	u := transfer.Upload{Key: full, ID: p.UploadID}
-	pw := newPartWriter(ctx, e.client, u, p, res, e.up.PartSize(), e.up.Concurrency(), crcs)
+	if p == nil {
+		key := f.key
+		if key == "" {
+			key = manifest.UniqueObjectKey(e.enc.StoredMode() == chunk.Zstd, cs)
+		}
+		u, err := e.client.StartMultipart(ctx, e.opts.Node.Root()+key)
+		if err != nil {
+			return nil, "", err
+		}
+		p = &catalog.Partial{Key: key, UploadID: u.ID, Size: f.size, ChunkSize: cs, Started: e.opts.Now().UTC()}
+		if f.key == "" {
+			p.Fingerprint = f.fp
+		}
+	}
+	s.touch(p.Key)
+	u := transfer.Upload{Key: e.opts.Node.Root() + p.Key, ID: p.UploadID}
+	pw := newPartWriter(ctx, e.client, u, p, res, e.up.PartSize(), e.up.Concurrency(), chunk.NumChunks(f.size, cs))
 	// Progress counts raw bytes once S3 has acknowledged the part that
 	// holds them: the parts of an earlier run's at once.
-	pw.progress, pw.size, pw.chunkSize = e.opts.Progress, size, p.ChunkSize
+	pw.progress, pw.size, pw.chunkSize = e.opts.Progress, f.size, p.ChunkSize
 	e.opts.Progress.Add(pw.rawOf(0, len(p.Chunks)))
-	l, err := e.enc.EncodeFrom(ctx, pw, r, size, crcs, workers, priorChunks(p, size))
+	l, err := e.enc.EncodeFrom(ctx, pw, chunk.Stream{
+		R: f.r, Size: f.size, Want: f.crcs, Workers: f.workers, Prior: priorChunks(p, f.size),
+		Hash: f.hash, Chunk: pw.note,
+	})
 	if err == nil {
 		err = pw.flush()
 	}
@@ -57,42 +87,62 @@ func (e *Engine) streamLarge(ctx context.Context, s *state, key string, r io.Rea
 	if err != nil {
 		if errors.Is(err, chunk.ErrChanged) {
 			// The file is not what the parts hold: they are worth nothing.
-			e.abandon(context.WithoutCancel(ctx), res, u, key)
+			e.abandon(context.WithoutCancel(ctx), res, u, p.Key)
 		}
-		return nil, err
+		return nil, "", err
 	}
 	if err := e.client.CompleteMultipart(ctx, u, pw.parts()); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if res != nil {
-		res.DropPartial(key)
+		res.DropPartial(p.Key)
 	}
-	return l, nil
+	return l, p.Key, nil
 }
 
-// resume returns the partial upload of key to continue, or nil to start
-// over (after abandoning a partial upload that no longer fits the file).
-func (e *Engine) resume(ctx context.Context, res resumer, key string, size int64, crcs []uint32) *catalog.Partial {
+// resume returns the partial upload of f to continue, or nil to start over
+// (after abandoning a partial upload that no longer fits the file). For a
+// file read once it reads the bytes the stored chunks hold, into f.hash,
+// and checks their CRCs.
+func (e *Engine) resume(ctx context.Context, res resumer, f largeFile) (*catalog.Partial, error) {
 	if res == nil {
-		return nil
+		return nil, nil
 	}
-	p := res.Partial(key)
+	var p *catalog.Partial
+	if f.key != "" {
+		p = res.Partial(f.key)
+	} else if f.fp != "" {
+		p = res.PartialOf(f.fp)
+	}
 	if p == nil {
-		return nil
+		return nil, nil
 	}
-	u := transfer.Upload{Key: e.opts.Node.Root() + key, ID: p.UploadID}
-	why := p.Fits(size, int64(e.enc.Options().ChunkSize), crcs)
+	u := transfer.Upload{Key: e.opts.Node.Root() + p.Key, ID: p.UploadID}
+	why := p.Fits(f.size, int64(e.enc.Options().ChunkSize), f.crcs)
 	if why == "" {
 		why = e.confirmParts(ctx, u, p)
 	}
+	if why == "" && f.hash != nil {
+		crcs, err := hashChunks(ctx, f.r, min(int64(len(p.Chunks))*p.ChunkSize, f.size), p.ChunkSize, f.hash)
+		if err != nil {
+			return nil, fmt.Errorf("read what the partial upload of %s holds: %w", p.Key, err)
+		}
+		for i, c := range p.Chunks {
+			if crcs[i] != c.CRC32C {
+				why = fmt.Sprintf("chunk %d of the file changed since", i)
+				f.hash.Reset()
+				break
+			}
+		}
+	}
 	if why != "" {
-		e.opts.Logger.Info("starting a large file's upload over", "key", key, "why", why)
-		e.abandon(ctx, res, u, key)
-		return nil
+		e.opts.Logger.Info("starting a large file's upload over", "key", p.Key, "why", why)
+		e.abandon(ctx, res, u, p.Key)
+		return nil, nil
 	}
 	e.opts.Logger.Info("continuing the upload of a large file where the last run stopped",
-		"key", key, "parts", len(p.Parts), "chunks", len(p.Chunks), "stored_bytes", p.Stored())
-	return p
+		"key", p.Key, "parts", len(p.Parts), "chunks", len(p.Chunks), "stored_bytes", p.Stored())
+	return p, nil
 }
 
 // confirmParts checks that the server still has every recorded part as
@@ -138,7 +188,8 @@ type partWriter struct {
 	u        transfer.Upload
 	res      resumer
 	partSize int64
-	crcs     []uint32
+	nchunks  int    // of the file
+	nextCRC  uint32 // of the chunk the next Write holds (note)
 	slots    chan struct{}
 	wg       sync.WaitGroup
 
@@ -163,9 +214,9 @@ type donePart struct {
 	tail   bool // holds the seek table too: never recorded, completion follows
 }
 
-func newPartWriter(ctx context.Context, c *transfer.Client, u transfer.Upload, p *catalog.Partial, res resumer, partSize int64, concurrency int, crcs []uint32) *partWriter {
+func newPartWriter(ctx context.Context, c *transfer.Client, u transfer.Upload, p *catalog.Partial, res resumer, partSize int64, concurrency, nchunks int) *partWriter {
 	return &partWriter{
-		ctx: ctx, c: c, u: u, res: res, partSize: partSize, crcs: crcs,
+		ctx: ctx, c: c, u: u, res: res, partSize: partSize, nchunks: nchunks,
 		slots: make(chan struct{}, max(concurrency, 1)),
 		next:  int32(len(p.Parts) + 1), chunk: len(p.Chunks),
 		rec: p, done: map[int32]donePart{},
@@ -177,10 +228,10 @@ func (w *partWriter) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	w.cur = append(w.cur, b...)
-	if w.chunk == len(w.crcs) {
+	if w.chunk == w.nchunks {
 		w.curTail = true
 	} else {
-		w.curChunks = append(w.curChunks, manifest.Chunk{Stored: int64(len(b)), CRC32C: w.crcs[w.chunk]})
+		w.curChunks = append(w.curChunks, manifest.Chunk{Stored: int64(len(b)), CRC32C: w.nextCRC})
 		w.chunk++
 		if int64(len(w.cur)) >= w.partSize {
 			return len(b), w.flush()
@@ -188,6 +239,9 @@ func (w *partWriter) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+
+// note learns the chunk the next Write holds (chunk.Stream.Chunk).
+func (w *partWriter) note(c chunk.Chunk) { w.nextCRC = c.CRC32C }
 
 // rawOf is the raw bytes of chunks [from, to) of the file.
 func (w *partWriter) rawOf(from, to int) int64 {

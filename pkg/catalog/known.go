@@ -257,6 +257,19 @@ func (k *Known) Content(f *manifest.File) bool {
 	return true
 }
 
+// HasSize reports whether a stored content may have exactly size bytes:
+// true whenever it cannot tell (sizes below LargeContent are not kept). A
+// file of a size no stored content has cannot be a duplicate, so the
+// backup may store it without hashing it first.
+func (k *Known) HasSize(size int64) bool {
+	if size < LargeContent || k.base.hasSize(size) {
+		return true
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.run.hasSize(size)
+}
+
 // Record notes that f's content is stored (durably: its pack or object is
 // complete), read from a file with this fingerprint.
 func (k *Known) Record(fp string, f *manifest.File) {
@@ -378,7 +391,23 @@ func (k *Known) Close() {
 func (k *Known) Partial(key string) *Partial {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	p := k.partials[key]
+	return k.partials[key].clone()
+}
+
+// PartialOf returns the recorded partial upload, under a key not named by
+// its content, of the file with fingerprint fp, if any.
+func (k *Known) PartialOf(fp string) *Partial {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, p := range k.partials {
+		if p.Fingerprint == fp {
+			return p.clone()
+		}
+	}
+	return nil
+}
+
+func (p *Partial) clone() *Partial {
 	if p == nil {
 		return nil
 	}
@@ -392,9 +421,7 @@ func (k *Known) Partial(key string) *Partial {
 func (k *Known) SetPartial(p *Partial) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	c := *p
-	c.Chunks, c.Parts = slices.Clone(p.Chunks), slices.Clone(p.Parts)
-	k.partials[p.Key] = &c
+	k.partials[p.Key] = p.clone()
 	k.pdirty = true
 }
 

@@ -14,13 +14,17 @@ import (
 // crash continues the file where its parts end instead of starting over —
 // a 300 GB file killed at 95% sends 5% again, not all of it.
 type Partial struct {
-	Key       string           `json:"key"` // the object's key, relative to the node's root
-	UploadID  string           `json:"upload_id"`
-	Size      int64            `json:"size"` // of the file
-	ChunkSize int64            `json:"chunk_size"`
-	Chunks    []manifest.Chunk `json:"chunks"` // the chunks the parts hold, in order
-	Parts     []transfer.Part  `json:"parts"`
-	Started   time.Time        `json:"started"`
+	Key string `json:"key"` // the object's key, relative to the node's root
+	// Fingerprint is the file's (source.File.Fingerprint) when Key is not
+	// named by the content (a large file stored in one pass, under
+	// manifest.UniqueObjectKey): the next run finds the upload by it.
+	Fingerprint string           `json:"fingerprint,omitempty"`
+	UploadID    string           `json:"upload_id"`
+	Size        int64            `json:"size"` // of the file
+	ChunkSize   int64            `json:"chunk_size"`
+	Chunks      []manifest.Chunk `json:"chunks"` // the chunks the parts hold, in order
+	Parts       []transfer.Part  `json:"parts"`
+	Started     time.Time        `json:"started"`
 }
 
 // Stored is the bytes of the object the parts hold.
@@ -53,13 +57,17 @@ func (p *Partial) check() error {
 }
 
 // Fits tells why p cannot be continued for a file of size bytes cut into
-// chunks of chunkSize whose CRC32Cs are crcs, or "" when it can.
+// chunks of chunkSize whose CRC32Cs are crcs, or "" when it can. Without
+// crcs (a file read once) the caller checks the CRCs of p.Chunks as it
+// reads them.
 func (p *Partial) Fits(size, chunkSize int64, crcs []uint32) string {
 	switch {
 	case p.Size != size:
 		return fmt.Sprintf("the file has %d bytes, the upload was of %d", size, p.Size)
 	case p.ChunkSize != chunkSize:
 		return fmt.Sprintf("the chunk size is %d, the upload's was %d", chunkSize, p.ChunkSize)
+	case crcs == nil:
+		return ""
 	case len(p.Chunks) > len(crcs):
 		return "the upload has more chunks than the file"
 	}

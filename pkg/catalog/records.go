@@ -31,7 +31,17 @@ type records struct {
 	// live, for records looked up while they are added (a run's own),
 	// locates them by content instead of bySHA.
 	live map[uint64]uint64
+
+	// sizes of the contents of at least LargeContent bytes: sorted, or a
+	// set for live records.
+	sizes     []int64
+	liveSizes map[int64]struct{}
 }
+
+// LargeContent is the least size Known.HasSize tells apart: the sizes of
+// smaller contents are not kept (the many small files of a node would cost
+// 8 bytes each, and are read once anyway).
+const LargeContent = 64 << 10
 
 // entry locates one record: its key's hash, and its line's offset and
 // length packed into one word (a line is at most manifest.MaxRecordSize).
@@ -57,7 +67,7 @@ func newLiveRecords(dir string) (*records, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &records{f: f, seed: maphash.MakeSeed(), live: map[uint64]uint64{}}, nil
+	return &records{f: f, seed: maphash.MakeSeed(), live: map[uint64]uint64{}, liveSizes: map[int64]struct{}{}}, nil
 }
 
 func tempFile(dir string) (*os.File, error) {
@@ -90,7 +100,13 @@ func (r *records) add(f *manifest.File, fp string) error {
 		if k, ok := shaKey(f.SHA256); ok {
 			r.live[k] = loc
 		}
+		if f.Size >= LargeContent {
+			r.liveSizes[f.Size] = struct{}{}
+		}
 		return nil
+	}
+	if f.Size >= LargeContent {
+		r.sizes = append(r.sizes, f.Size)
 	}
 	if fp != "" {
 		r.byFP = append(r.byFP, entry{maphash.String(r.seed, fp), loc})
@@ -113,7 +129,20 @@ func (r *records) seal() error {
 	slices.SortFunc(r.byFP, byKey)
 	slices.SortFunc(r.bySHA, byKey)
 	r.byFP, r.bySHA = slices.Clip(r.byFP), slices.Clip(r.bySHA)
+	slices.Sort(r.sizes)
+	r.sizes = slices.Clip(slices.Compact(r.sizes))
 	return nil
+}
+
+// hasSize reports whether a record of at least LargeContent bytes has
+// exactly size bytes.
+func (r *records) hasSize(size int64) bool {
+	if r.live != nil {
+		_, ok := r.liveSizes[size]
+		return ok
+	}
+	_, ok := slices.BinarySearch(r.sizes, size)
+	return ok
 }
 
 // read returns the record at loc.
@@ -165,9 +194,11 @@ func (r *records) byContent(sha string, size int64) (manifest.File, bool) {
 	return r.find(r.bySHA, k, match)
 }
 
-// memory is what the tables hold: 16 bytes a record, and some 40 a
-// record in the map of live records.
-func (r *records) memory() int64 { return int64(cap(r.byFP)+cap(r.bySHA))*16 + int64(len(r.live))*40 }
+// memory is what the tables hold: 16 bytes a record (and 8 a large one's
+// size), and some 40 a record in the maps of live records.
+func (r *records) memory() int64 {
+	return int64(cap(r.byFP)+cap(r.bySHA))*16 + int64(cap(r.sizes))*8 + int64(len(r.live)+len(r.liveSizes))*40
+}
 
 func (r *records) close() {
 	if r != nil && r.f != nil {

@@ -16,7 +16,7 @@ import (
 // EncodeTo is EncodeFrom of a new object with the Encoder's own Workers, as the tests and
 // benchmarks call it.
 func (e *Encoder) EncodeTo(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, want []uint32) (*Layout, error) {
-	return e.EncodeFrom(ctx, w, r, size, want, e.opts.Workers, nil)
+	return e.EncodeFrom(ctx, w, Stream{R: r, Size: size, Want: want, Workers: e.opts.Workers})
 }
 
 // testData mixes compressible text with random (incompressible) runs, so

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"sync"
 
@@ -166,6 +167,7 @@ var ErrChanged = errors.New("file changed while it was being read")
 
 type encoded struct {
 	buf        *[]byte
+	raw        *[]byte // when the writer hashes
 	rawLen     int64
 	compressed bool
 	crc        uint32
@@ -179,51 +181,68 @@ func (e *Encoder) StreamMemoryN(workers int) int64 {
 	return 2 * int64(max(workers, 1)+2) * int64(e.opts.ChunkSize)
 }
 
-// EncodeFrom reads size bytes of r, chunk by chunk, compresses up to
-// workers chunks at once (at least one) and writes the stored object to w
-// in order. Memory is StreamMemoryN(workers) whatever the file size, so
-// that a caller with little memory can still stream a large file: in
-// smaller steps, not all at once. When want is not nil it holds the CRC32C
-// of each chunk from an earlier read, and a difference fails with
-// ErrChanged rather than storing bytes that do not match the checksum.
+// Stream is one object for EncodeFrom to write.
+type Stream struct {
+	R    io.ReaderAt
+	Size int64
+	// Want, when not nil, holds the CRC32C of each chunk from an earlier
+	// read, and a difference fails with ErrChanged rather than storing
+	// bytes that do not match the checksum.
+	Want []uint32
+	// Workers is how many chunks are compressed at once (at least one).
+	Workers int
+	// Prior are the chunks stored already, of an upload cut short (none
+	// for a new object).
+	Prior []Chunk
+	// Hash, when set, is written the raw bytes of every chunk after Prior,
+	// in order: a content hash of the same read that compresses the file.
+	// The caller hashes Prior's bytes first.
+	Hash hash.Hash
+	// Chunk, when set, is told each chunk after Prior right before its
+	// Write, so that w knows what the bytes it is given hold.
+	Chunk func(Chunk)
+}
+
+// EncodeFrom reads s.Size bytes of s.R, chunk by chunk, compresses up to
+// s.Workers chunks at once and writes the stored object to w in order.
+// Memory is StreamMemoryN(s.Workers) whatever the file size, so that a
+// caller with little memory can still stream a large file: in smaller
+// steps, not all at once.
 //
-// It continues an object of which the first len(prior) chunks are stored
-// already (an upload cut short; none for a new object): it writes to w only
-// the chunks after them and the seek table, which covers all of them. Each
-// chunk is one Write, and the seek table one last Write, so that w can cut
-// parts at chunk boundaries. The Layout returned describes the whole
-// object.
-func (e *Encoder) EncodeFrom(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, want []uint32, workers int, prior []Chunk) (*Layout, error) {
-	l := e.newLayout(size)
-	n := NumChunks(size, int64(e.opts.ChunkSize))
-	if want != nil && len(want) != n {
-		return nil, fmt.Errorf("chunk: %d checksums for %d chunks", len(want), n)
+// It continues an object of which the chunks s.Prior are stored already:
+// it writes to w only the chunks after them and the seek table, which
+// covers all of them. Each chunk is one Write, and the seek table one last
+// Write, so that w can cut parts at chunk boundaries. The Layout returned
+// describes the whole object.
+func (e *Encoder) EncodeFrom(ctx context.Context, w io.Writer, s Stream) (*Layout, error) {
+	l := e.newLayout(s.Size)
+	n := NumChunks(s.Size, int64(e.opts.ChunkSize))
+	if s.Want != nil && len(s.Want) != n {
+		return nil, fmt.Errorf("chunk: %d checksums for %d chunks", len(s.Want), n)
 	}
-	if len(prior) > n {
-		return nil, fmt.Errorf("chunk: %d chunks stored of an object of %d", len(prior), n)
+	if len(s.Prior) > n {
+		return nil, fmt.Errorf("chunk: %d chunks stored of an object of %d", len(s.Prior), n)
 	}
 	var stored int64
-	for i, c := range prior {
-		if want != nil && want[i] != c.CRC32C {
+	for i, c := range s.Prior {
+		if s.Want != nil && s.Want[i] != c.CRC32C {
 			return nil, fmt.Errorf("chunk %d: %w", i, ErrChanged)
 		}
-		rawLen := min(int64(e.opts.ChunkSize), size-int64(i)*int64(e.opts.ChunkSize))
+		rawLen := min(int64(e.opts.ChunkSize), s.Size-int64(i)*int64(e.opts.ChunkSize))
 		l.add(rawLen, c.StoredLen, c.Compressed, c.CRC32C)
 		stored += c.StoredLen
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	queue := make(chan chan encoded, max(workers, 1))
-	go e.dispatch(ctx, queue, r, size, len(prior), n)
+	queue := make(chan chan encoded, max(s.Workers, 1))
+	go e.dispatch(ctx, queue, s.R, s.Size, len(s.Prior), n, s.Hash != nil)
 	defer func() { // stop dispatching, then drain so every buffer returns to the pool
 		cancel()
 		for ch := range queue {
-			if res := <-ch; res.buf != nil {
-				e.bufs.Put(res.buf)
-			}
+			e.release(<-ch)
 		}
 	}()
-	for i := len(prior); i < n; i++ {
+	for i := len(s.Prior); i < n; i++ {
 		ch, ok := <-queue
 		if !ok {
 			// dispatch stopped early: ctx ended. (A receive from the nil
@@ -234,14 +253,20 @@ func (e *Encoder) EncodeFrom(ctx context.Context, w io.Writer, r io.ReaderAt, si
 		if res.err != nil {
 			return nil, res.err
 		}
-		if want != nil && want[i] != res.crc {
-			e.bufs.Put(res.buf)
+		if s.Want != nil && s.Want[i] != res.crc {
+			e.release(res)
 			return nil, fmt.Errorf("chunk %d: %w", i, ErrChanged)
 		}
-		_, err := w.Write(*res.buf)
+		if s.Hash != nil {
+			s.Hash.Write(*res.raw)
+		}
 		l.add(res.rawLen, int64(len(*res.buf)), res.compressed, res.crc)
+		if s.Chunk != nil {
+			s.Chunk(l.Chunks[len(l.Chunks)-1])
+		}
+		_, err := w.Write(*res.buf)
 		stored += int64(len(*res.buf))
-		e.bufs.Put(res.buf)
+		e.release(res)
 		if err != nil {
 			return nil, err
 		}
@@ -254,9 +279,18 @@ func (e *Encoder) EncodeFrom(ctx context.Context, w io.Writer, r io.ReaderAt, si
 	return l, nil
 }
 
+// release returns res's buffers to the pool.
+func (e *Encoder) release(res encoded) {
+	for _, b := range []*[]byte{res.buf, res.raw} {
+		if b != nil {
+			e.bufs.Put(b)
+		}
+	}
+}
+
 // dispatch starts one goroutine per chunk, at most cap(queue)+1 ahead of the
 // writer, and closes queue when every chunk is started or ctx ends.
-func (e *Encoder) dispatch(ctx context.Context, queue chan<- chan encoded, r io.ReaderAt, size int64, from, n int) {
+func (e *Encoder) dispatch(ctx context.Context, queue chan<- chan encoded, r io.ReaderAt, size int64, from, n int, keepRaw bool) {
 	defer close(queue)
 	for i := from; i < n; i++ {
 		ch := make(chan encoded, 1)
@@ -266,23 +300,35 @@ func (e *Encoder) dispatch(ctx context.Context, queue chan<- chan encoded, r io.
 			return
 		}
 		off := int64(i) * int64(e.opts.ChunkSize)
-		go func() { ch <- e.readAndEncode(r, off, min(int64(e.opts.ChunkSize), size-off)) }()
+		go func() { ch <- e.readAndEncode(r, off, min(int64(e.opts.ChunkSize), size-off), keepRaw) }()
 	}
 }
 
-func (e *Encoder) readAndEncode(r io.ReaderAt, off, n int64) encoded {
+// readAndEncode reads and compresses one chunk; keepRaw hands its raw
+// bytes on too, for the writer to hash in order (StreamMemoryN counts a
+// raw buffer per chunk in flight either way).
+func (e *Encoder) readAndEncode(r io.ReaderAt, off, n int64, keepRaw bool) encoded {
 	raw := e.bufs.Get().(*[]byte)
-	defer e.bufs.Put(raw)
+	if !keepRaw {
+		defer e.bufs.Put(raw)
+	}
 	*raw = (*raw)[:n]
 	// io.ReaderAt may return io.EOF with a full read at the end of the file.
 	if got, err := r.ReadAt(*raw, off); err != nil && !(errors.Is(err, io.EOF) && got == len(*raw)) {
 		if errors.Is(err, io.EOF) {
 			err = fmt.Errorf("file is shorter than %d bytes (offset %d): %w", off+n, off, io.ErrUnexpectedEOF)
 		}
+		if keepRaw {
+			e.bufs.Put(raw)
+		}
 		return encoded{err: err}
 	}
 	out := e.bufs.Get().(*[]byte)
 	var compressed bool
 	*out, compressed = e.encodeChunk((*out)[:0], *raw)
-	return encoded{buf: out, rawLen: n, compressed: compressed, crc: CRC32C(*raw)}
+	res := encoded{buf: out, rawLen: n, compressed: compressed, crc: CRC32C(*raw)}
+	if keepRaw {
+		res.raw = raw
+	}
+	return res
 }

@@ -3,7 +3,10 @@ package chunk
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"io"
+	"slices"
 	"testing"
 	"time"
 )
@@ -30,7 +33,7 @@ func TestEncodeFromContinuesAnObject(t *testing.T) {
 	for from := 0; from <= len(full.Chunks); from++ {
 		prior := full.Chunks[:from]
 		var rest bytes.Buffer
-		l, err := e.EncodeFrom(context.Background(), &rest, bytes.NewReader(raw), int64(len(raw)), nil, 2, prior)
+		l, err := e.EncodeFrom(context.Background(), &rest, Stream{R: bytes.NewReader(raw), Size: int64(len(raw)), Workers: 2, Prior: prior})
 		if err != nil {
 			t.Fatalf("from chunk %d: %v", from, err)
 		}
@@ -52,7 +55,7 @@ func TestEncodeFromContinuesAnObject(t *testing.T) {
 	for i, c := range full.Chunks {
 		want[i] = c.CRC32C
 	}
-	if _, err := e.EncodeFrom(context.Background(), &bytes.Buffer{}, bytes.NewReader(raw), int64(len(raw)), want, 2, bad); !errors.Is(err, ErrChanged) {
+	if _, err := e.EncodeFrom(context.Background(), &bytes.Buffer{}, Stream{R: bytes.NewReader(raw), Size: int64(len(raw)), Want: want, Workers: 2, Prior: bad}); !errors.Is(err, ErrChanged) {
 		t.Fatalf("a prior chunk of other bytes: %v, want ErrChanged", err)
 	}
 }
@@ -72,7 +75,7 @@ func TestEncodeFromStopsWhenItsContextEnds(t *testing.T) {
 		w := &cancelAfterWrites{n: 3, cancel: cancel}
 		done := make(chan error, 1)
 		go func() {
-			_, err := e.EncodeFrom(ctx, w, bytes.NewReader(raw), int64(len(raw)), nil, 1, nil)
+			_, err := e.EncodeFrom(ctx, w, Stream{R: bytes.NewReader(raw), Size: int64(len(raw)), Workers: 1})
 			done <- err
 		}()
 		select {
@@ -99,3 +102,51 @@ func (c *cancelAfterWrites) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// TestEncodeFromHashesInOrder: a Stream's Hash gets the file's bytes after
+// Prior in order, whatever order the workers finish in, and Chunk is told
+// each new chunk, as the layout has it, before its bytes are written.
+func TestEncodeFromHashesInOrder(t *testing.T) {
+	e, err := NewEncoder(Options{Mode: Auto, ChunkSize: 64 << 10, Level: 1, Workers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	raw := testData(9*64<<10+123, 7)
+	for _, from := range []int{0, 3} {
+		h := sha256.New()
+		h.Write(raw[:from*64<<10]) // the caller hashes what Prior holds
+		var prior []Chunk
+		if from > 0 {
+			full, err := e.EncodeTo(context.Background(), io.Discard, bytes.NewReader(raw), int64(len(raw)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prior = full.Chunks[:from]
+		}
+		var told []Chunk
+		var out countingWriter
+		l, err := e.EncodeFrom(context.Background(), &out, Stream{
+			R: bytes.NewReader(raw), Size: int64(len(raw)), Workers: 4, Prior: prior, Hash: h,
+			Chunk: func(c Chunk) {
+				if out.writes != len(told) {
+					t.Errorf("Chunk told after %d writes, want before write %d", out.writes, len(told))
+				}
+				told = append(told, c)
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := sha256.Sum256(raw); !bytes.Equal(h.Sum(nil), want[:]) {
+			t.Errorf("from chunk %d: the hash is not the file's SHA-256", from)
+		}
+		if !slices.Equal(told, l.Chunks[from:]) {
+			t.Errorf("from chunk %d: told %d chunks, not the layout's %d after the prior ones", from, len(told), len(l.Chunks)-from)
+		}
+	}
+}
+
+type countingWriter struct{ writes int }
+
+func (w *countingWriter) Write(b []byte) (int, error) { w.writes++; return len(b), nil }

@@ -1,6 +1,8 @@
 package manifest
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"path"
 	"strings"
@@ -9,7 +11,8 @@ import (
 
 // Layout of a node in the bucket:
 //
-//	<prefix>/<cluster>/<node>/data/<sha256[:2]>/<sha256>[.c<KiB>].<zst|raw>   file contents
+//	<prefix>/<cluster>/<node>/data/<sha256[:2]>/<sha256>[.c<KiB>k].<zst|raw>  file contents
+//	<prefix>/<cluster>/<node>/data/<r[:2]>/u-<r>[.c<KiB>k].<zst|raw>        large files' contents stored in one pass (r random)
 //	<prefix>/<cluster>/<node>/data/packs/<random>.pack                 small files' contents, many to an object
 //	<prefix>/<cluster>/<node>/backups/<id>.json                       manifests
 //	<prefix>/<cluster>/<node>/runs/<start>-<command>.json             run records (pkg/runlog), the last N kept
@@ -20,7 +23,11 @@ import (
 //	<prefix>/<cluster>/<node>/lock.json                               the node's lock (pkg/lock: lock.Key)
 //
 // Contents are addressed by their SHA-256, so a file stored once is never
-// stored again and equal names with different contents never collide.
+// stored again and equal names with different contents never collide. A
+// large file whose size no stored content has cannot be a duplicate; it is
+// read once, hashed while it is compressed and uploaded, under a random
+// name (UniqueObjectKey): its record in the manifest still holds the
+// SHA-256, by which the next backup finds it.
 const (
 	DataDir        = "data"
 	BackupsDir     = "backups"
@@ -105,6 +112,19 @@ func ObjectKey(sha256Hex string, compressed bool, chunkSize int64) string {
 		return fmt.Sprintf("%s/%s/%s.raw", DataDir, sha256Hex[:2], sha256Hex)
 	}
 	return fmt.Sprintf("%s/%s/%s.c%dk.zst", DataDir, sha256Hex[:2], sha256Hex, chunkSize>>10)
+}
+
+// UniqueObjectKey is a new random key, relative to the node's root, for a
+// content whose SHA-256 is not known before it is stored. A name is never
+// reused, so it cannot collide with another content either.
+func UniqueObjectKey(compressed bool, chunkSize int64) string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	name := "u-" + hex.EncodeToString(b[:])
+	if !compressed {
+		return fmt.Sprintf("%s/%s/%s.raw", DataDir, name[2:4], name)
+	}
+	return fmt.Sprintf("%s/%s/%s.c%dk.zst", DataDir, name[2:4], name, chunkSize>>10)
 }
 
 // PacksDir holds the packs: objects that hold many small files' stored
