@@ -123,47 +123,6 @@ func decodeSnapshotInfo(b []byte) (SnapshotInfo, error) {
 	return s, err
 }
 
-// decodeDataManifest decodes data.manifest (SnapshotDataManifest).
-func decodeDataManifest(b []byte) (*dataManifest, error) {
-	if len(b) > maxManifestSize {
-		return nil, fmt.Errorf("%d bytes, over the %d-byte limit", len(b), maxManifestSize)
-	}
-	m := &dataManifest{}
-	var hasSchema bool
-	files := 0
-	err := eachField(b, func(f field) error {
-		switch f.num {
-		case 1:
-			hasSchema = true
-			v, err := f.bytes("table_schema")
-			if err == nil {
-				err = decodeTableSchema(v, m)
-			}
-			if err != nil {
-				return fmt.Errorf("table_schema: %w", err)
-			}
-		case 2:
-			if len(m.regions) >= maxRegions {
-				return fmt.Errorf("more than %d region manifests", maxRegions)
-			}
-			v, err := f.bytes("region_manifests")
-			if err != nil {
-				return err
-			}
-			r, err := decodeRegion(v, &files)
-			if err != nil {
-				return fmt.Errorf("region_manifests[%d]: %w", len(m.regions), err)
-			}
-			m.regions = append(m.regions, r)
-		}
-		return nil
-	})
-	if err == nil && !hasSchema {
-		err = missing("table_schema")
-	}
-	return m, err
-}
-
 // decodeRegionManifest decodes one region-manifest.<region> file.
 func decodeRegionManifest(b []byte) (regionManifest, error) {
 	if len(b) > maxManifestSize {

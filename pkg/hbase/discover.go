@@ -61,10 +61,36 @@ func (s SnapshotInfo) TypeName() string {
 	return "FLUSH"
 }
 
-// Discover reads the selected snapshots and resolves every file they need.
+// Discover reads the selected snapshots and resolves every file they need,
+// listing them all at once (a grouped set made whole, see DiscoverGroups).
 // It fails, with no Set, if any needed file is missing or any snapshot file
 // is corrupt: a partial HBase backup cannot be restored.
 func Discover(ctx context.Context, o Options) (*source.Set, error) {
+	set, err := DiscoverGroups(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	files := make([]source.File, 0, set.Totals.Files)
+	err = set.Each(ctx, func(g []source.File) error {
+		files = append(files, g...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	set.Files, set.Groups = files, nil
+	return set, set.Check()
+}
+
+// DiscoverGroups reads the selected snapshots and returns them as a grouped
+// set, a region at a time (groups.go): a region's files are listed when
+// the backup reaches it, so memory holds one region's list and an index of
+// the regions, not a table's hundred thousand HFiles. The manifests are
+// read as streams, a region manifest at a time. A first pass lists every
+// group once, dropping the lists, for the totals and to refuse a missing
+// or corrupt file before anything is read: a partial HBase backup cannot
+// be restored.
+func DiscoverGroups(ctx context.Context, o Options) (*source.Set, error) {
 	r, err := openRoot(o.Root)
 	if err != nil {
 		return nil, err
@@ -79,39 +105,63 @@ func Discover(ctx context.Context, o Options) (*source.Set, error) {
 	set := &source.Set{Kind: "hbase", Tag: strings.Join(names, ","), Meta: map[string]string{
 		"rootdir": r.dir, "snapshots": strings.Join(names, ","),
 	}}
-	byPath := map[string]source.File{}
+	d := &discovery{r: r}
 	var tables []string
 	for _, name := range names {
-		s, err := loadSnapshot(ctx, r, name)
+		s, err := openSnapshot(r, name)
 		if err != nil {
 			return nil, fmt.Errorf("hbase: snapshot %q: %w", name, err)
 		}
-		hfiles, err := r.storeFiles(ctx, s)
-		if err != nil {
-			return nil, err
-		}
-		// HFiles shared by several snapshots resolve identically: keep one.
-		for _, f := range s.files {
-			byPath[f.Path] = f
-		}
-		for _, f := range hfiles {
-			byPath[f.Path] = f
-		}
+		d.snaps = append(d.snaps, s)
 		addMeta(set.Meta, s.info)
 		tables = append(tables, s.info.Table)
 	}
 	slices.Sort(tables)
 	set.Meta["tables"] = strings.Join(slices.Compact(tables), ",")
-	for _, f := range byPath {
-		if err := source.CheckPath(f.Path); err != nil {
-			return nil, fmt.Errorf("hbase: %w", err)
-		}
-		set.Files = append(set.Files, f)
+	regions, err := d.regionGroups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dirs, err := d.dirGroups()
+	if err != nil {
+		return nil, fmt.Errorf("hbase: read snapshot directory: %w", err)
 	}
 	// Sorted, the snapshot directories (".hbase-snapshot/…") come before
 	// "archive/…": the order HBase wants them in place.
-	slices.SortFunc(set.Files, func(a, b source.File) int { return strings.Compare(a.Path, b.Path) })
+	for _, g := range dirs {
+		err := addGroup(ctx, set, d.dirKey(g), &g.files, func(ctx context.Context) ([]source.File, error) { return d.listDir(ctx, g) })
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, g := range regions {
+		err := addGroup(ctx, set, g.key, &g.files, func(ctx context.Context) ([]source.File, error) { return d.listRegion(ctx, g) })
+		if err != nil {
+			return nil, err
+		}
+	}
+	set.Totals.Memory += indexMemory(regions, dirs)
 	return set, nil
+}
+
+// addGroup adds a group to set after listing it once for the totals, and
+// keeps in n how many files it has, so that later listings need not grow
+// their slice.
+func addGroup(ctx context.Context, set *source.Set, key string, n *int, list func(context.Context) ([]source.File, error)) error {
+	files, err := list(ctx)
+	if err != nil {
+		return err
+	}
+	*n = len(files)
+	t := &set.Totals
+	t.Files += len(files)
+	for _, f := range files {
+		t.Bytes += f.Size
+		t.Largest = max(t.Largest, f.Size)
+	}
+	t.Memory = max(t.Memory, listMemory(files))
+	set.Groups = append(set.Groups, source.Group{Key: key, List: list})
+	return nil
 }
 
 func checkSnapshotDir(r *fsRoot) error {

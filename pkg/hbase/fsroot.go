@@ -108,10 +108,10 @@ func isChecksumFile(name string) bool {
 
 // walk returns every regular file under the directory rel, in lexical
 // order. Symlinks to directories are followed under the root's policy,
-// each directory once, so a loop ends.
-func (r *fsRoot) walk(rel string) ([]source.File, error) {
+// each directory once, so a loop ends; seen holds the directories (device
+// and inode) already listed, and gets those walk lists.
+func (r *fsRoot) walk(rel string, seen map[[2]uint64]bool) ([]source.File, error) {
 	var files []source.File
-	seen := map[[2]uint64]bool{}
 	var dir func(rel string) error
 	dir = func(rel string) error {
 		fi, err := os.Stat(r.abs(rel))

@@ -1,7 +1,6 @@
 package hbase
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -19,6 +18,10 @@ type target struct {
 }
 
 func (t target) rel() string { return join("data", t.table.dir(), t.region, t.family, t.file) }
+
+// regionDir is the directory of the region under archive/ (archivePath's):
+// a group of the set.
+func (t target) regionDir() string { return join("archive/data", t.table.dir(), t.region) }
 
 // archivePath is where ExportSnapshot writes the file
 // (ExportMapper.getOutputPath: archive/ + the link target's table path),
@@ -104,8 +107,8 @@ func (r *fsRoot) resolve(n need) (source.File, error) {
 		if err != nil {
 			return source.File{}, err
 		}
-		if n.checkSize && f.Size != n.size {
-			return source.File{}, fmt.Errorf("%s: %d bytes, the snapshot manifest says %d", f.Abs(), f.Size, n.size)
+		if err := n.check(f); err != nil {
+			return source.File{}, err
 		}
 		f.Path = n.t.archivePath()
 		return f, nil
@@ -117,44 +120,35 @@ func (r *fsRoot) resolve(n need) (source.File, error) {
 	return source.File{}, e
 }
 
-// storeFiles resolves every file the snapshot's manifests reference.
-func (r *fsRoot) storeFiles(ctx context.Context, s *snapshot) ([]source.File, error) {
-	var out []source.File
-	for _, rm := range s.regions {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		region := encodedRegionName(rm.info)
-		for _, ff := range rm.families {
-			if err := validFamily(ff.name); err != nil {
-				return nil, fmt.Errorf("hbase: snapshot %q, region %s: %w", s.info.Name, region, err)
-			}
-			for _, sf := range ff.files {
-				files, err := r.resolveStoreFile(s.table, region, ff.name, sf)
-				if err != nil {
-					return nil, annotate(err, s.info.Name, region, ff.name, sf.name)
-				}
-				out = append(out, files...)
-			}
-		}
+// check compares f, found for n, with the size the manifest gives.
+func (n need) check(f source.File) error {
+	if n.checkSize && f.Size != n.size {
+		return fmt.Errorf("%s: %d bytes, the snapshot manifest says %d", f.Abs(), f.Size, n.size)
 	}
-	return out, nil
+	return nil
 }
 
-func (r *fsRoot) resolveStoreFile(table tableName, region, family string, sf storeFile) ([]source.File, error) {
-	ns, err := needs(table, region, family, sf)
-	if err != nil {
-		return nil, err
-	}
-	files := make([]source.File, 0, len(ns))
-	for _, n := range ns {
-		f, err := r.resolve(n)
-		if err != nil {
-			return nil, err
+// eachNeed calls fn with every file a region manifest's store files need,
+// checking the names on the way.
+func (s *snapshot) eachNeed(rm regionManifest, fn func(family, storeFile string, n need) error) error {
+	region := encodedRegionName(rm.info)
+	for _, ff := range rm.families {
+		if err := validFamily(ff.name); err != nil {
+			return fmt.Errorf("hbase: snapshot %q, region %s: %w", s.info.Name, region, err)
 		}
-		files = append(files, f)
+		for _, sf := range ff.files {
+			ns, err := needs(s.table, region, ff.name, sf)
+			if err != nil {
+				return annotate(err, s.info.Name, region, ff.name, sf.name)
+			}
+			for _, n := range ns {
+				if err := fn(ff.name, sf.name, n); err != nil {
+					return err
+				}
+			}
+		}
 	}
-	return files, nil
+	return nil
 }
 
 // annotate names the snapshot, region, family and store file in err.
