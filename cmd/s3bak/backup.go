@@ -256,10 +256,7 @@ func (o *backupOptions) discover(ctx context.Context, logger *slog.Logger) (*sou
 		if len(o.hbaseSnaps) == 0 {
 			return nil, &usageError{errors.New("--hbase-root needs --hbase-snapshot NAME (repeatable) or --hbase-snapshot all")}
 		}
-		set, err := hbase.Discover(ctx, hbase.Options{Root: o.hbaseRoot, Snapshots: o.hbaseSnaps})
-		if err == nil {
-			err = set.Check()
-		}
+		set, err := hbase.DiscoverGroups(ctx, hbase.Options{Root: o.hbaseRoot, Snapshots: o.hbaseSnaps})
 		if err != nil {
 			return nil, fmt.Errorf("find HBase snapshot: %w", err)
 		}
