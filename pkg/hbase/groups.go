@@ -57,7 +57,7 @@ func (d *discovery) regionGroups(ctx context.Context) ([]*regionGroup, error) {
 	for i, s := range d.snaps {
 		err := s.eachRegion(ctx, d.r, func(src regionSrc, rm regionManifest) error {
 			src.snap = i
-			return s.eachNeed(rm, func(_, _ string, n need) error {
+			return s.eachNeed(rm, func(_, _, _ string, n need) error {
 				key := n.t.regionDir()
 				g := byKey[key]
 				if g == nil {
@@ -83,7 +83,7 @@ func (d *discovery) regionGroups(ctx context.Context) ([]*regionGroup, error) {
 	return groups, nil
 }
 
-// list reads the region manifests that need files of the region again and
+// listRegion reads the region manifests that need files of the region again and
 // finds those files. A file several of them need is listed once (and
 // checked against each one's size).
 func (d *discovery) listRegion(ctx context.Context, g *regionGroup) ([]source.File, error) {
@@ -99,8 +99,7 @@ func (d *discovery) listRegion(ctx context.Context, g *regionGroup) ([]source.Fi
 		if err != nil {
 			return nil, err
 		}
-		region := encodedRegionName(rm.info)
-		err = s.eachNeed(rm, func(family, storeFile string, n need) error {
+		err = s.eachNeed(rm, func(region, family, storeFile string, n need) error {
 			if n.t.regionDir() != g.key {
 				return nil
 			}

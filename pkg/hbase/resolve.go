@@ -130,7 +130,7 @@ func (n need) check(f source.File) error {
 
 // eachNeed calls fn with every file a region manifest's store files need,
 // checking the names on the way.
-func (s *snapshot) eachNeed(rm regionManifest, fn func(family, storeFile string, n need) error) error {
+func (s *snapshot) eachNeed(rm regionManifest, fn func(region, family, storeFile string, n need) error) error {
 	region := encodedRegionName(rm.info)
 	for _, ff := range rm.families {
 		if err := validFamily(ff.name); err != nil {
@@ -142,7 +142,7 @@ func (s *snapshot) eachNeed(rm regionManifest, fn func(family, storeFile string,
 				return annotate(err, s.info.Name, region, ff.name, sf.name)
 			}
 			for _, n := range ns {
-				if err := fn(ff.name, sf.name, n); err != nil {
+				if err := fn(region, ff.name, sf.name, n); err != nil {
 					return err
 				}
 			}
