@@ -191,7 +191,11 @@ type partWriter struct {
 	nchunks  int    // of the file
 	nextCRC  uint32 // of the chunk the next Write holds (note)
 	slots    chan struct{}
-	wg       sync.WaitGroup
+	// free holds part buffers whose upload is done, for the next parts: a
+	// buffer grown chunk by chunk to a part's size cost a sixth of a large
+	// file's CPU in copies and page faults.
+	free chan []byte
+	wg   sync.WaitGroup
 
 	progress        progress.Counter
 	size, chunkSize int64
@@ -218,6 +222,7 @@ func newPartWriter(ctx context.Context, c *transfer.Client, u transfer.Upload, p
 	return &partWriter{
 		ctx: ctx, c: c, u: u, res: res, partSize: partSize, nchunks: nchunks,
 		slots: make(chan struct{}, max(concurrency, 1)),
+		free:  make(chan []byte, max(concurrency, 1)+1),
 		next:  int32(len(p.Parts) + 1), chunk: len(p.Chunks),
 		rec: p, done: map[int32]donePart{},
 	}
@@ -226,6 +231,16 @@ func newPartWriter(ctx context.Context, c *transfer.Client, u transfer.Upload, p
 func (w *partWriter) Write(b []byte) (int, error) {
 	if err := w.err(); err != nil {
 		return 0, err
+	}
+	if w.cur == nil {
+		select {
+		case w.cur = <-w.free:
+		default:
+			// Parts end at chunk boundaries, so a part may hold a chunk
+			// more than its size (and a chunk's stored form is a frame
+			// header more than its raw bytes).
+			w.cur = make([]byte, 0, w.partSize+w.chunkSize+1024)
+		}
 	}
 	w.cur = append(w.cur, b...)
 	if w.chunk == w.nchunks {
@@ -272,6 +287,10 @@ func (w *partWriter) flush() error {
 	w.wg.Go(func() {
 		defer func() { <-w.slots }()
 		part, err := w.c.UploadPart(w.ctx, w.u, n, body)
+		select {
+		case w.free <- body[:0]:
+		default:
+		}
 		if err == nil && w.progress != nil {
 			w.progress.Add(raw)
 		}
