@@ -51,6 +51,11 @@ var errNotFound = errors.New("not found")
 // stat describes the regular file at rel as a source.File with Path rel.
 func (r *fsRoot) stat(rel string) (source.File, error) {
 	abs := r.abs(rel)
+	// Most of the places HBase searches for a store file do not have it: a
+	// plain lstat tells, where resolving symlinks takes one per element.
+	if _, err := os.Lstat(abs); errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return source.File{}, errNotFound
+	}
 	real, err := filepath.EvalSymlinks(abs)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return source.File{}, errNotFound
