@@ -30,6 +30,10 @@ func FuzzDecodeManifest(f *testing.F) {
 	}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeDataManifest(b)
+		whole, werr := decodeWholeManifest(b)
+		if (err == nil) != (werr == nil) || err == nil && (len(m.regions) != len(whole.regions) || m.table != whole.table) {
+			t.Fatalf("read as a stream: %v; whole: %v", err, werr)
+		}
 		if err != nil {
 			if err.Error() == "" {
 				t.Error("empty error message")
@@ -131,4 +135,37 @@ func FuzzStoreFileNames(f *testing.F) {
 			}
 		}
 	})
+}
+
+// decodeWholeManifest decodes a data.manifest held whole, field by field
+// with eachField as every other message is: what the stream reading
+// (eachRegionManifest) must agree with.
+func decodeWholeManifest(b []byte) (*dataManifest, error) {
+	m := &dataManifest{}
+	var hasSchema bool
+	files := 0
+	err := eachField(b, func(f field) error {
+		switch f.num {
+		case 1:
+			hasSchema = true
+			v, err := f.bytes("table_schema")
+			if err == nil {
+				err = decodeTableSchema(v, m)
+			}
+			return err
+		case 2:
+			v, err := f.bytes("region_manifests")
+			if err != nil {
+				return err
+			}
+			r, err := decodeRegion(v, &files)
+			m.regions = append(m.regions, r)
+			return err
+		}
+		return nil
+	})
+	if err == nil && !hasSchema {
+		err = missing("table_schema")
+	}
+	return m, err
 }
