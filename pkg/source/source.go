@@ -88,8 +88,8 @@ type Set struct {
 	Tag   string
 	Files []File
 	// Groups, when set instead of Files, lists the files a part at a time
-	// (a Cassandra table), so that a node of a million files never holds
-	// them all; Totals describes them all.
+	// (a Cassandra table, an HBase region), so that a node of a million
+	// files never holds them all; Totals describes them all.
 	Groups []Group
 	Totals Totals
 	// Meta is recorded in the backup manifest as is (data dirs, HBase
@@ -98,9 +98,12 @@ type Set struct {
 }
 
 // Group is a part of a grouped set: the files under one directory (Key,
-// relative), listed afresh by each call of List, checked and sorted by
-// path. Groups come in the order of their keys (ComparePaths), and no
-// path of one is a path, or the directory of a path, of another.
+// relative), or a run of the files of one directory (Key: the first),
+// listed afresh by each call of List, checked and sorted by path. Groups
+// come in the order of their paths (ComparePaths): every path of a group
+// comes before every path of the next, so that the files of all groups in
+// turn are sorted, and no path of one is a path, or the directory of a
+// path, of another.
 type Group struct {
 	Key  string
 	List func(ctx context.Context) ([]File, error)
@@ -111,18 +114,32 @@ type Totals struct {
 	Files   int
 	Bytes   int64
 	Largest int64 // the largest file's size
-	Memory  int64 // what the largest group holds in memory
+	// Memory is about what the set holds in memory at most: the largest
+	// group's list, and what the groups keep to list their files (an
+	// HBase set's index of regions).
+	Memory int64
 }
 
-// Each hands fn the set's files: all of them, or one group at a time.
+// Each hands fn the set's files: all of them, or one group at a time. A
+// group that does not follow the one before in path order is refused
+// before fn sees it: a manifest lists every file in that order, and would
+// refuse it only once the group's files are uploaded.
 func (s *Set) Each(ctx context.Context, fn func([]File) error) error {
 	if s.Groups == nil {
 		return fn(s.Files)
 	}
+	last := "" // the previous group's last path
 	for _, g := range s.Groups {
 		files, err := g.List(ctx)
 		if err != nil {
 			return err
+		}
+		if len(files) > 0 {
+			first := files[0].Path
+			if last != "" && (ComparePaths(last, first) >= 0 || strings.HasPrefix(first, last+"/")) {
+				return fmt.Errorf("the files of %s (%s) do not all come after those before (%s): a grouped set out of order", g.Key, first, last)
+			}
+			last = files[len(files)-1].Path
 		}
 		if err := fn(files); err != nil {
 			return err

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,5 +41,45 @@ func TestFingerprintKeepsExactNames(t *testing.T) {
 	}
 	if f := (File{Path: "ks/t/nb-1-big-Data.db", Ino: 7, Size: 3}).Fingerprint(); f != "nb-1-big-Data.db|7|3|-6795364578871345152|" {
 		t.Fatalf("a UTF-8 name's fingerprint changed: %q", f)
+	}
+}
+
+// TestEachRefusesGroupsOutOfOrder: the groups of a set, listed in turn,
+// must give every path in ComparePaths order; a group that does not
+// follow the one before is refused before its files are handed over.
+func TestEachRefusesGroupsOutOfOrder(t *testing.T) {
+	group := func(paths ...string) Group {
+		return Group{Key: paths[0], List: func(context.Context) ([]File, error) {
+			files := make([]File, len(paths))
+			for i, p := range paths {
+				files[i].Path = p
+			}
+			return files, nil
+		}}
+	}
+	empty := Group{Key: "empty", List: func(context.Context) ([]File, error) { return nil, nil }}
+	for name, tc := range map[string]struct {
+		groups []Group
+		ok     bool
+	}{
+		"in order":           {[]Group{group(".hbase-snapshot/s/.snapshotinfo", ".hbase-snapshot/s/data.manifest"), empty, group("archive/data/default/t/0a/cf/1"), group("archive/data/default/t/0b/cf/1")}, true},
+		"a directory first":  {[]Group{group("ks/t/a/1"), group("ks/t/a.b")}, true},
+		"out of order":       {[]Group{group("ks/t/b"), group("ks/t/a")}, false},
+		"a directory after":  {[]Group{group("ks/t/a.b"), group("ks/t/a/1")}, false},
+		"the same path":      {[]Group{group("ks/t/a"), group("ks/t/a")}, false},
+		"a file's directory": {[]Group{group("ks/t/a"), group("ks/t/a/1")}, false},
+	} {
+		s := &Set{Groups: tc.groups}
+		handed := 0
+		err := s.Each(context.Background(), func(files []File) error {
+			handed += len(files)
+			return nil
+		})
+		if tc.ok != (err == nil) {
+			t.Errorf("%s: %v", name, err)
+		}
+		if !tc.ok && handed != 1 {
+			t.Errorf("%s: %d files handed over, want only the first group's", name, handed)
+		}
 	}
 }
