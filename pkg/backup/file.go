@@ -49,11 +49,13 @@ func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.F
 	if fi.Size() != f.Size {
 		return manifest.File{}, fmt.Errorf("size changed from %d to %d bytes since the snapshot was listed: %w", f.Size, fi.Size(), chunk.ErrChanged)
 	}
-	// Read through the page cache (twice for a large file), and leave it
-	// as it was: a node's whole snapshot must not evict the pages the
-	// database serves from.
-	cache := pagecache.Before(fh, f.Size)
-	defer cache.Drop(fh, f.Size)
+	// Read through the page cache, and leave it as it was: a node's whole
+	// snapshot must not evict the pages the database serves from. A tiny
+	// file's read does that itself (pagecache.ReadSmall).
+	if f.Size > pagecache.SmallFile {
+		cache := pagecache.Before(fh, f.Size)
+		defer cache.Drop(fh, f.Size)
+	}
 	if f.Size <= int64(e.enc.Options().ChunkSize) {
 		err = e.storeSmall(ctx, s, fh, &mf)
 	} else {
@@ -86,8 +88,13 @@ func (e *Engine) storeSmall(ctx context.Context, s *state, fh *os.File, mf *mani
 	}
 	defer release()
 	raw := make([]byte, mf.Size)
-	if _, err := io.ReadFull(fh, raw); err != nil {
-		return fmt.Errorf("read: %w", err)
+	if mf.Size <= pagecache.SmallFile {
+		err = pagecache.ReadSmall(fh, raw)
+	} else if _, err = io.ReadFull(fh, raw); err != nil {
+		err = fmt.Errorf("read: %w", err)
+	}
+	if err != nil {
+		return err
 	}
 	sum := sha256.Sum256(raw)
 	mf.SHA256 = hex.EncodeToString(sum[:])

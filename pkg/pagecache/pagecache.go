@@ -17,6 +17,10 @@ type Resident struct {
 // cached: a map of its own, one byte a page, of 64 KiB.
 const window = 256 << 20
 
+// SmallFile is the largest file ReadSmall reads: a few pages, where
+// dropping a page that was cached costs the database little.
+const SmallFile = 64 << 10
+
 // Bytes is how much of the file was cached (0 when unknown).
 func (r *Resident) Bytes() int64 {
 	var n int64

@@ -3,6 +3,9 @@
 package pagecache
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"unsafe"
 
@@ -59,4 +62,31 @@ func (r *Resident) Drop(f *os.File, size int64) {
 	if at < size {
 		unix.Fadvise(int(f.Fd()), at, 0, unix.FADV_DONTNEED) // to the end, its last partial page too
 	}
+}
+
+// ReadSmall reads len(p) bytes from the start of f, a file of at most
+// SmallFile bytes, and leaves the page cache as it was, in fewer system
+// calls than Before and Drop (a mapping, mincore and an unmapping): one
+// preadv2(RWF_NOWAIT) reads the file if it is cached whole, and then there
+// is nothing to drop; otherwise it stops at the first page not cached, the
+// rest is read, and the pages from that one on are dropped — in a file of
+// a few pages, a page cached after one that was not is dropped too.
+func ReadSmall(f *os.File, p []byte) error {
+	fd := int(f.Fd())
+	n, err := unix.Preadv2(fd, [][]byte{p}, 0, unix.RWF_NOWAIT)
+	if err != nil {
+		n = 0 // EAGAIN: not cached; EOPNOTSUPP: no RWF_NOWAIT here
+	}
+	if n == len(p) {
+		return nil
+	}
+	if _, err := f.ReadAt(p[n:], int64(n)); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("read: the file is shorter than %d bytes: %w", len(p), io.ErrUnexpectedEOF)
+		}
+		return fmt.Errorf("read: %w", err)
+	}
+	page := os.Getpagesize()
+	unix.Fadvise(fd, int64(n/page*page), 0, unix.FADV_DONTNEED)
+	return nil
 }
