@@ -21,10 +21,12 @@ import (
 // A region is the group because its files are what a region manifest
 // lists: a table of a hundred thousand HFiles is held a region's few at a
 // time. The files of a region can come from several region manifests (of
-// each snapshot of the table, of a clone's links, of split daughters' references),
-// so discovery keeps, per region, where those manifests are (regionSrc) and
-// reads them again to list it: memory holds that index, some 100 bytes a
-// region, and one region's files.
+// each snapshot of the table, of a clone's links, of split daughters'
+// references), so discovery keeps, per region, where those manifests are
+// (regionSrc) and reads them again to list it: memory holds that index,
+// some 200 bytes a region, and one region's files. (A table can have
+// tens of thousands of regions; a group per table would hold all of its
+// files at once.)
 
 // discovery is what a grouped set's groups read from.
 type discovery struct {
