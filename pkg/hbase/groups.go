@@ -2,6 +2,7 @@ package hbase
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"unsafe"
@@ -85,9 +86,9 @@ func (d *discovery) regionGroups(ctx context.Context) ([]*regionGroup, error) {
 	return groups, nil
 }
 
-// listRegion reads the region manifests that need files of the region again and
-// finds those files. A file several of them need is listed once (and
-// checked against each one's size).
+// listRegion reads again the region manifests that need files of the
+// region and finds those files. A file several of them need is listed
+// once (and checked against each one's size).
 func (d *discovery) listRegion(ctx context.Context, g *regionGroup) ([]source.File, error) {
 	files := make([]source.File, 0, g.files)
 	at := map[string]int{}      // Path → index in files
@@ -181,6 +182,14 @@ func (d *discovery) listDir(ctx context.Context, g *dirGroup) ([]source.File, er
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	files, err := d.readDirGroup(g)
+	if err != nil {
+		return nil, fmt.Errorf("hbase: snapshot %q: %w", d.snaps[g.snap].info.Name, err)
+	}
+	return files, source.CheckFiles(files)
+}
+
+func (d *discovery) readDirGroup(g *dirGroup) ([]source.File, error) {
 	dir := d.snaps[g.snap].dir
 	var files []source.File
 	if g.sub != "" {
@@ -221,7 +230,7 @@ func (d *discovery) listDir(ctx context.Context, g *dirGroup) ([]source.File, er
 			files = append(files, f)
 		}
 	}
-	return files, source.CheckFiles(files)
+	return files, nil
 }
 
 // listMemory is about what listing files holds at most: the files, and a
