@@ -45,6 +45,10 @@ type config struct {
 	// the cap of each direction of each connection (bytes/s; 0: none).
 	netLatency   time.Duration
 	netBandwidth int64
+	netLog       string // the proxy's per-request log ("": none)
+	// Extra flags for every s3bak command, and for its backups only: to
+	// sweep its knobs (-s3bak-flags '--concurrency 32').
+	s3bakFlags, s3bakBackupFlags []string
 }
 
 // allSections lists the sections in the order they run.
@@ -90,6 +94,9 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&cfg.netLatency, "net-latency", 20*time.Millisecond, "network section: delay of every response's first byte, after its request")
 	fs.Var(&units.Size{P: &cfg.netBandwidth, Rate: true, Zero: "no cap"}, "net-bandwidth",
 		"network section: cap of each direction of each connection, bytes a second (80MB = 80×10⁶; 0: no cap)")
+	fs.StringVar(&cfg.netLog, "net-log", "", "network section: write a line per request through the proxy to this file (start, end of upload, first byte in ms; connection; request and status lines)")
+	s3bakFlags := fs.String("s3bak-flags", "", "extra flags for every s3bak command, split at spaces (e.g. '--concurrency 32')")
+	s3bakBackupFlags := fs.String("s3bak-backup-flags", "", "extra flags for s3bak backup only, split at spaces (e.g. '--part-size 8MiB --pack-size 4MiB')")
 	small := fs.Int("small", 10000, "number of ~4 KiB files of the small-files section")
 	minSmall := fs.Int("min-small", 2000, "small sstable components (Statistics, Filter, TOC…) in the default set, at least")
 	manifests := fs.Int("manifests", 10000, "manifests the list section generates")
@@ -107,6 +114,7 @@ func parseFlags(args []string) (*config, error) {
 	}
 	cfg.small, cfg.minSmall, cfg.manifests, cfg.pct, cfg.rounds = *small, *minSmall, *manifests, *pct, *rounds
 	cfg.out, cfg.workDir, cfg.keep, cfg.seed = *out, *work, *keep, *seed
+	cfg.s3bakFlags, cfg.s3bakBackupFlags = strings.Fields(*s3bakFlags), strings.Fields(*s3bakBackupFlags)
 	var err error
 	if cfg.rounds < 1 || cfg.small < 1 || cfg.manifests < 1 || cfg.pct <= 0 {
 		return nil, fmt.Errorf("-rounds, -small, -manifests and -incremental-pct must be positive")

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,6 +45,12 @@ type netProxy struct {
 	live map[net.Conn]struct{}
 
 	conns, requests, up, down atomic.Int64
+
+	// log, when set, gets a line per request (-net-log): to count a tool's
+	// round trips and see which of them wait for each other.
+	logMu sync.Mutex
+	log   io.Writer
+	epoch time.Time
 }
 
 // proxyStats are the proxy's counters: connections accepted, responses
@@ -63,7 +72,7 @@ func startNetProxy(upstream string, latency time.Duration, bandwidth int64) (*ne
 		return nil, err
 	}
 	p := &netProxy{upstream: upstream, latency: latency, bandwidth: bandwidth, ln: ln,
-		URL: "http://" + ln.Addr().String(), live: map[net.Conn]struct{}{}}
+		URL: "http://" + ln.Addr().String(), live: map[net.Conn]struct{}{}, epoch: time.Now()}
 	p.wg.Add(1)
 	go p.serve()
 	return p, nil
@@ -112,9 +121,8 @@ func (p *netProxy) serve() {
 			time.Sleep(5 * time.Millisecond) // e.g. EMFILE: do not spin
 			continue
 		}
-		p.conns.Add(1)
 		p.wg.Add(1)
-		go p.handle(c)
+		go p.handle(c, p.conns.Add(1))
 	}
 }
 
@@ -124,9 +132,12 @@ type pending struct {
 	mu      sync.Mutex
 	waiting bool      // client bytes went up since the last reply began
 	last    time.Time // when the last of them went up
+	// For the log: the request line and when its first byte came.
+	line  string
+	start time.Time
 }
 
-func (p *netProxy) handle(client net.Conn) {
+func (p *netProxy) handle(client net.Conn, conn int64) {
 	defer p.wg.Done()
 	defer client.Close()
 	if !p.track(client, true) {
@@ -148,8 +159,11 @@ func (p *netProxy) handle(client net.Conn) {
 		defer close(done)
 		// Waiting is set before the write, so the reply cannot overtake it;
 		// last moves to the write's end, when the bytes are "there".
-		p.pipe(up, client, &p.up, func(now time.Time) {
+		p.pipe(up, client, &p.up, func(now time.Time, b []byte) {
 			st.mu.Lock()
+			if !st.waiting && p.log != nil {
+				st.line, st.start = requestLine(b), now
+			}
 			st.waiting, st.last = true, now
 			st.mu.Unlock()
 		}, func(now time.Time) {
@@ -160,9 +174,9 @@ func (p *netProxy) handle(client net.Conn) {
 			st.mu.Unlock()
 		})
 	}()
-	p.pipe(client, up, &p.down, func(now time.Time) {
+	p.pipe(client, up, &p.down, func(now time.Time, b []byte) {
 		st.mu.Lock()
-		waiting, last := st.waiting, st.last
+		waiting, last, line, start := st.waiting, st.last, st.line, st.start
 		st.waiting = false
 		st.mu.Unlock()
 		if !waiting {
@@ -172,6 +186,9 @@ func (p *netProxy) handle(client net.Conn) {
 		if d := time.Until(last.Add(p.latency)); d > 0 {
 			time.Sleep(d)
 		}
+		if p.log != nil {
+			p.logRequest(conn, line, start, last, requestLine(b))
+		}
 	}, func(time.Time) {})
 	<-done
 }
@@ -180,7 +197,7 @@ func (p *netProxy) handle(client net.Conn) {
 // before runs ahead of each chunk's write, after once it is written. At
 // src's EOF it half-closes dst, so the other direction can finish; on an
 // error it closes both.
-func (p *netProxy) pipe(dst, src net.Conn, count *atomic.Int64, before, after func(time.Time)) {
+func (p *netProxy) pipe(dst, src net.Conn, count *atomic.Int64, before func(time.Time, []byte), after func(time.Time)) {
 	var lim *rate.Limiter
 	if p.bandwidth > 0 {
 		lim = rate.NewLimiter(rate.Limit(p.bandwidth), proxyChunk)
@@ -192,7 +209,7 @@ func (p *netProxy) pipe(dst, src net.Conn, count *atomic.Int64, before, after fu
 			if lim != nil {
 				_ = lim.WaitN(context.Background(), n) // n ≤ burst: never fails
 			}
-			before(time.Now())
+			before(time.Now(), buf[:n])
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				src.Close()
 				dst.Close()
@@ -213,6 +230,36 @@ func (p *netProxy) pipe(dst, src net.Conn, count *atomic.Int64, before, after fu
 			return
 		}
 	}
+}
+
+// logRequest writes a line for a request of connection conn: when it
+// began and ended going up, when its reply began (ms since the log began),
+// the request line and the status line.
+func (p *netProxy) logRequest(conn int64, line string, start, last time.Time, status string) {
+	now := time.Now()
+	ms := func(t time.Time) float64 { return float64(t.Sub(p.epoch).Microseconds()) / 1000 }
+	p.logMu.Lock()
+	defer p.logMu.Unlock()
+	fmt.Fprintf(p.log, "%10.1f %10.1f %10.1f conn=%d %s -> %s\n", ms(start), ms(last), ms(now), conn, line, status)
+}
+
+// mark writes the command lines of a run about to start to the log, so
+// that its requests are told from those of the run before.
+func (p *netProxy) mark(stages []stage) {
+	if p.log == nil {
+		return
+	}
+	p.logMu.Lock()
+	defer p.logMu.Unlock()
+	for _, s := range stages {
+		fmt.Fprintf(p.log, "%10.1f # %s %s\n", float64(time.Since(p.epoch).Microseconds())/1000, filepath.Base(s.Bin), strings.Join(s.Args, " "))
+	}
+}
+
+// requestLine is b's first line, without its query's signature noise.
+func requestLine(b []byte) string {
+	line, _, _ := strings.Cut(string(b[:min(len(b), 300)]), "\r\n")
+	return line
 }
 
 // selfCPU is the user + system CPU this process has used so far

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 )
@@ -36,6 +37,13 @@ func (b *bench) network(ctx context.Context, name string) (*section, error) {
 			return nil, fmt.Errorf("network proxy: %w", err)
 		}
 		b.proxy.URL = scheme + "://" + b.proxy.ln.Addr().String()
+		if b.cfg.netLog != "" {
+			f, err := os.Create(b.cfg.netLog)
+			if err != nil {
+				return nil, fmt.Errorf("-net-log: %w", err)
+			}
+			b.proxy.log = f // closed with the process
+		}
 		b.proxyProbe = probeLatency(ctx, b.srv.URL, b.proxy.URL)
 	}
 	b.via = true

@@ -31,7 +31,8 @@ func peers() []*peer {
 		key: "s3bak", up: "s3bak backup", down: "s3bak restore",
 		missing: func(*bench) string { return "" },
 		upload: func(ctx context.Context, b *bench, j *job) (*measure, error) {
-			return b.run(ctx, b.s3bak(j, "backup", "--data-dir", j.t.dataDir, "--tag", j.t.tag))
+			args := append([]string{"backup", "--data-dir", j.t.dataDir, "--tag", j.t.tag}, b.cfg.s3bakBackupFlags...)
+			return b.run(ctx, b.s3bak(j, args...))
 		},
 		download: func(ctx context.Context, b *bench, j *job) (*measure, error) {
 			return b.run(ctx, b.s3bak(j, "restore", "--target", j.out))
@@ -98,6 +99,7 @@ func ifEmpty(path, why string) string {
 func (b *bench) s3bak(j *job, args ...string) stage {
 	common := []string{"--bucket", j.bucket, "--endpoint-url", b.toolURL(), "--cluster", "bench", "--node", j.node,
 		"--log-format", "json", "--no-progress"}
+	common = append(common, b.cfg.s3bakFlags...)
 	return cmd(b.bin.s3bak, append(args, common...)...)
 }
 

@@ -72,6 +72,9 @@ func (b *bench) run(ctx context.Context, stages ...stage) (*measure, error) {
 	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
 	c.WaitDelay = 10 * time.Second
 	server, selfBefore, before := b.serverCPU(), selfCPU(), b.proxyStats()
+	if before != nil {
+		b.proxy.mark(stages)
+	}
 	if err := c.Run(); err != nil {
 		return nil, fmt.Errorf("spawner: %w: %s", err, strings.TrimSpace(errOut.String()))
 	}

@@ -181,6 +181,7 @@ func (c *config) describe() map[string]any {
 		"size": c.size, "big": c.big, "small": c.small, "min_small": c.minSmall, "manifests": c.manifests, "files": c.files,
 		"incremental_pct": c.pct, "rounds": c.rounds, "sections": keys(c.sections), "tools": keys(c.tools), "seed": c.seed,
 		"net_latency_ms": float64(c.netLatency) / 1e6, "net_bandwidth": c.netBandwidth,
+		"s3bak_flags": c.s3bakFlags, "s3bak_backup_flags": c.s3bakBackupFlags,
 	}
 }
 
