@@ -81,14 +81,16 @@ func WritePending(ctx context.Context, c *transfer.Client, node manifest.Node, p
 	return c.PutBytes(ctx, node.Root()+PendingKey(p.ID), b, "application/json")
 }
 
-// ListPending returns the node's markers of unfinished backups.
-func ListPending(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Pending, error) {
+// ListPending returns the node's markers of unfinished backups, but for
+// those of the backups except, which are not read (a backup clearing its
+// own marker knows what it holds).
+func ListPending(ctx context.Context, c *transfer.Client, node manifest.Node, except ...string) ([]Pending, error) {
 	var out []Pending
 	for o, err := range c.List(ctx, node.Root()+manifest.PendingDir+"/") {
 		if err != nil {
 			return nil, err
 		}
-		if _, ok := manifest.IDFromKey(o.Key); !ok {
+		if id, ok := manifest.IDFromKey(o.Key); !ok || slices.Contains(except, id) {
 			continue
 		}
 		b, err := c.GetBytes(ctx, o.Key, 64<<10)

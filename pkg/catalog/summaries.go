@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/transfer"
@@ -60,26 +62,55 @@ func SaveSummaries(ctx context.Context, c *transfer.Client, node manifest.Node, 
 
 // UpdateSummaries brings the node's summaries up to date with its
 // manifests — adding those of manifests they lack (reading only their
-// headers) and dropping those of backups that are gone — and saves them
-// when they changed. Under the node's lock.
-func UpdateSummaries(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Summary, error) {
-	// Missing, damaged or unreadable summaries are made anew from the
-	// manifests' headers: they are a cache.
-	old, _ := LoadSummaries(ctx, c, node)
-	ids, err := IDs(ctx, c, node)
+// headers, except for the manifests have, which the caller holds: a backup
+// that just wrote its own) and dropping those of backups that are gone —
+// and saves them when they changed. Under the node's lock.
+func UpdateSummaries(ctx context.Context, c *transfer.Client, node manifest.Node, have ...*manifest.Manifest) ([]Summary, error) {
+	// The summaries and the list of manifests are read at once: two
+	// round trips to S3 that do not wait for each other.
+	var (
+		old []Summary
+		ids []string
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		// Missing, damaged or unreadable summaries are made anew from the
+		// manifests' headers: they are a cache.
+		old, _ = LoadSummaries(gctx, c, node)
+		return nil
+	})
+	g.Go(func() (err error) {
+		ids, err = IDs(gctx, c, node)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	known := slices.Clone(old)
+	for _, m := range have {
+		if !slices.ContainsFunc(old, func(s Summary) bool { return s.ID == m.ID }) {
+			known = append(known, summarize(m))
+		}
+	}
+	fresh, _, err := summariesOf(ctx, c, node, ids, known)
 	if err != nil {
 		return nil, err
 	}
-	fresh, changed, err := summariesOf(ctx, c, node, ids, old)
-	if err != nil {
-		return nil, err
-	}
-	if changed || len(old) != len(fresh) {
+	if !slices.Equal(summaryIDs(old), summaryIDs(fresh)) {
 		if err := SaveSummaries(ctx, c, node, fresh); err != nil {
 			return nil, err
 		}
 	}
 	return fresh, nil
+}
+
+func summaryIDs(s []Summary) []string {
+	ids := make([]string, len(s))
+	for i := range s {
+		ids[i] = s[i].ID
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // summariesOf returns the summaries of ids: known ones as they are, the
