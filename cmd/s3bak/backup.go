@@ -22,6 +22,9 @@ import (
 // defaultPartSize is --part-size's default: two default chunks.
 const defaultPartSize = 16 << 20
 
+// defaultPartConcurrency is --part-concurrency's default.
+const defaultPartConcurrency = 2
+
 type backupOptions struct {
 	dataDirs      []string
 	tag           string
@@ -32,6 +35,7 @@ type backupOptions struct {
 	zstdLevel     int
 	chunkSize     int64
 	partSize      int64
+	partsAtOnce   int
 	packSize      int64
 	hbaseRoot     string
 	hbaseSnaps    []string
@@ -105,6 +109,8 @@ func newBackupCommand(g *globalOptions) *cobra.Command {
 		"raw bytes per independently compressed chunk, 4KiB to 1GiB")
 	f.Var(&units.Size{P: &o.partSize}, "part-size",
 		"multipart upload part size (raised to at least 5MiB, and when a file would need more than 10,000 parts)")
+	f.IntVar(&o.partsAtOnce, "part-concurrency", defaultPartConcurrency,
+		"parts of one large file uploaded at once (each a connection; lowered to fit --max-memory)")
 	f.Var(&units.Size{P: &o.packSize, Zero: "an object per file"}, "pack-size",
 		"small files are stored together in packs of this size, one request for many files (0: an object per file)")
 	return cmd
@@ -149,21 +155,33 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 		return err
 	}
 	g.opened(node, client)
+	// The preflight, the retention check and whether the tag is backed up
+	// already do not wait for each other: the preflight runs beside the
+	// other two (it is half a dozen requests one after the other), and is
+	// judged after them. With --snapshot it still comes before the
+	// snapshot: a route that stops the backup leaves no snapshot behind
+	// (its estimate: the live sstables).
+	preflightDone := func(bool) error { return nil }
+	if !o.skipPreflight {
+		estimate := o.liveSize()
+		if set != nil {
+			estimate = set.TotalSize()
+		}
+		preflightDone = o.preflight.background(ctx, g, client, estimate, o.allowNAT)
+		o.skipPreflight = true
+	}
 	if o.retention, err = g.retention(ctx, client, node); err != nil {
+		_ = preflightDone(false)
 		return err
 	}
 	if done, err := o.alreadyBackedUp(ctx, g, client, node, nodetool); done || err != nil {
+		_ = preflightDone(false)
+		return err
+	}
+	if err := preflightDone(true); err != nil {
 		return err
 	}
 	if o.snapshot {
-		// The preflight before the snapshot: a route that stops the backup
-		// leaves no snapshot behind (its estimate: the live sstables).
-		if !o.skipPreflight {
-			if err := o.preflight.gate(ctx, g, client, o.liveSize(), o.allowNAT); err != nil {
-				return err
-			}
-			o.skipPreflight = true
-		}
 		if set, err = o.takeSnapshot(ctx, g.logger, nodetool); err != nil {
 			return o.keepOrClear(ctx, g.logger, nodetool, err)
 		}
@@ -196,7 +214,7 @@ func (o *backupOptions) backupSet(ctx context.Context, cmd *cobra.Command, g *gl
 	// A small --max-memory gets smaller parts and chunks rather than a
 	// stream that cannot fit (an explicit --chunk-size is kept).
 	stream := backup.StreamShape(buffers.Size(),
-		backup.Stream{ChunkSize: o.chunkSize, PartSize: o.partSize, Concurrency: 2},
+		backup.Stream{ChunkSize: o.chunkSize, PartSize: o.partSize, Concurrency: o.partsAtOnce},
 		set.LargestFile(), cmd.Flags().Changed("chunk-size"))
 	if stream.ChunkSize != o.chunkSize {
 		g.logger.Info("smaller chunks to fit --max-memory", "chunk_size", units.Format(stream.ChunkSize), "part_size", units.Format(stream.PartSize))

@@ -105,6 +105,43 @@ func (p *preflightFlags) gate(ctx context.Context, g *globalOptions, cl *transfe
 	if err != nil {
 		return err
 	}
+	return p.judge(g, rep, allowNAT)
+}
+
+// background starts the gate's checks and returns at once; wait waits for
+// them and, when judge is set, returns what the gate would have. A backup
+// runs them beside its other first requests: the checks are half a dozen
+// round trips to S3 one after the other. Without judge the report is
+// dropped (the backup had nothing to do), but the checks still end before
+// wait returns, so that their probe object is removed.
+func (p *preflightFlags) background(ctx context.Context, g *globalOptions, cl *transfer.Client, estimate int64, allowNAT bool) (wait func(judge bool) error) {
+	node, err := g.nodeRef()
+	if err != nil {
+		return func(bool) error { return err }
+	}
+	type result struct {
+		rep *preflight.Report
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		rep, err := p.run(ctx, cl, node, estimate)
+		ch <- result{rep, err}
+	}()
+	return func(judge bool) error {
+		r := <-ch
+		if !judge {
+			return nil
+		}
+		if r.err != nil {
+			return r.err
+		}
+		return p.judge(g, r.rep, allowNAT)
+	}
+}
+
+// judge turns a preflight report into the gate's verdict: nil to go on.
+func (p *preflightFlags) judge(g *globalOptions, rep *preflight.Report, allowNAT bool) error {
 	switch rep.Verdict {
 	case preflight.VerdictPass:
 		g.logger.Info("preflight passed", "verdict", rep.Verdict)
