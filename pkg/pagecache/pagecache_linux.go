@@ -67,26 +67,45 @@ func (r *Resident) Drop(f *os.File, size int64) {
 // ReadSmall reads len(p) bytes from the start of f, a file of at most
 // SmallFile bytes, and leaves the page cache as it was, in fewer system
 // calls than Before and Drop (a mapping, mincore and an unmapping): one
-// preadv2(RWF_NOWAIT) reads the file if it is cached whole, and then there
-// is nothing to drop; otherwise it stops at the first page not cached, the
-// rest is read, and the pages from that one on are dropped — in a file of
-// a few pages, a page cached after one that was not is dropped too.
+// cachestat (Linux 6.5) tells whether the file is cached whole, and then
+// there is nothing to drop, or not at all, and then it is dropped whole
+// after the read. A file partly cached, or a kernel without cachestat,
+// takes Before and Drop. (preadv2 with RWF_NOWAIT would tell too, but a
+// read it refuses starts a readahead that may cache the file again after
+// the drop.)
 func ReadSmall(f *os.File, p []byte) error {
 	fd := int(f.Fd())
-	n, err := unix.Preadv2(fd, [][]byte{p}, 0, unix.RWF_NOWAIT)
-	if err != nil {
-		n = 0 // EAGAIN: not cached; EOPNOTSUPP: no RWF_NOWAIT here
+	page := int64(os.Getpagesize())
+	pages := (int64(len(p)) + page - 1) / page
+	cached, ok := cachestat(fd, int64(len(p)))
+	var r *Resident
+	switch {
+	case !ok || cached != 0 && cached != pages:
+		r = Before(f, int64(len(p)))
+	case cached == 0:
+		r = &Resident{ok: true} // drop it all
 	}
-	if n == len(p) {
-		return nil
-	}
-	if _, err := f.ReadAt(p[n:], int64(n)); err != nil {
+	if _, err := f.ReadAt(p, 0); err != nil {
 		if errors.Is(err, io.EOF) {
 			return fmt.Errorf("read: the file is shorter than %d bytes: %w", len(p), io.ErrUnexpectedEOF)
 		}
 		return fmt.Errorf("read: %w", err)
 	}
-	page := os.Getpagesize()
-	unix.Fadvise(fd, int64(n/page*page), 0, unix.FADV_DONTNEED)
+	r.Drop(f, int64(len(p)))
 	return nil
+}
+
+// cachestat returns how many pages of the first size bytes of fd are in
+// the page cache; false when the kernel cannot tell (before Linux 6.5).
+func cachestat(fd int, size int64) (int64, bool) {
+	if size == 0 {
+		return 0, true
+	}
+	rng := struct{ off, len uint64 }{0, uint64(size)}
+	var cs struct{ cache, dirty, writeback, evicted, recentlyEvicted uint64 }
+	_, _, errno := unix.Syscall6(unix.SYS_CACHESTAT, uintptr(fd), uintptr(unsafe.Pointer(&rng)), uintptr(unsafe.Pointer(&cs)), 0, 0, 0)
+	if errno != 0 {
+		return 0, false
+	}
+	return int64(cs.cache), true
 }

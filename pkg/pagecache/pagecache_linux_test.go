@@ -69,3 +69,44 @@ func TestDropLeavesTheCacheAsItWas(t *testing.T) {
 		t.Fatalf("%d bytes cached after dropping a whole file", n)
 	}
 }
+
+// TestReadSmallLeavesTheCacheAsItWas: a tiny file read with ReadSmall is
+// cached afterwards exactly as before — not at all, whole, or its first
+// page only (the partly cached file takes mincore's way).
+func TestReadSmallLeavesTheCacheAsItWas(t *testing.T) {
+	page := int64(os.Getpagesize())
+	size := 3*page + 100
+	for _, hot := range []int64{0, page, size} {
+		p := filepath.Join(t.TempDir(), "nb-1-big-Statistics.db")
+		want := bytes.Repeat([]byte("stats "), int(size)/6+1)[:size]
+		if err := os.WriteFile(p, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		f.Sync()
+		unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+		if n := cached(t, f, size); n > 0 {
+			t.Skipf("%d bytes still cached after FADV_DONTNEED: this file system keeps them (tmpfs?)", n)
+		}
+		if hot > 0 {
+			unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM) // no readahead past the hot part
+			if _, err := f.ReadAt(make([]byte, hot), 0); err != nil {
+				t.Fatal(err)
+			}
+			unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_NORMAL)
+		}
+		before := cached(t, f, size)
+		t.Logf("hot %d of %d bytes: %d cached before ReadSmall", hot, size, before)
+		got := make([]byte, size)
+		if err := ReadSmall(f, got); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("hot %d: ReadSmall read other bytes (%v)", hot, err)
+		}
+		if after := cached(t, f, size); after != before {
+			t.Errorf("hot %d bytes: %d bytes cached before ReadSmall, %d after", hot, before, after)
+		}
+	}
+}
