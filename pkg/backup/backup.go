@@ -276,7 +276,8 @@ type inode struct{ dev, ino uint64 }
 
 // linkedInodes finds the inodes that more than one of files shares, with
 // a sorted list of 16 bytes a file rather than a map of every inode. (The
-// files of a Cassandra table, a group: tables never share a file.)
+// files of a Cassandra table or an HBase region, a group: groups never
+// share a file.)
 func linkedInodes(files []source.File) map[inode]bool {
 	all := make([]inode, 0, len(files))
 	for _, f := range files {

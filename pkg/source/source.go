@@ -157,10 +157,13 @@ func (s *Set) Count() int {
 }
 
 // Memory is about what the set holds in memory at most: its files and
-// their names (the directories' strings are shared), or its largest group.
+// their names (the directories' strings are shared), or twice its largest
+// group.
 func (s *Set) Memory() int64 {
 	if s.Groups != nil {
-		return s.Totals.Memory
+		// A group is listed while the last files of the one before are
+		// still being stored: two lists are held at once.
+		return 2 * s.Totals.Memory
 	}
 	return FilesMemory(s.Files)
 }
