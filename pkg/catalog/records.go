@@ -30,7 +30,7 @@ type records struct {
 	byFP, bySHA []entry
 	// live, for records looked up while they are added (a run's own),
 	// locates them by content instead of bySHA.
-	live map[uint64]uint64
+	live *liveTable
 
 	// sizes of the contents of at least LargeContent bytes: sorted, or a
 	// set for live records.
@@ -67,7 +67,7 @@ func newLiveRecords(dir string) (*records, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &records{f: f, seed: maphash.MakeSeed(), live: map[uint64]uint64{}, liveSizes: map[int64]struct{}{}}, nil
+	return &records{f: f, seed: maphash.MakeSeed(), live: &liveTable{}, liveSizes: map[int64]struct{}{}}, nil
 }
 
 func tempFile(dir string) (*os.File, error) {
@@ -98,7 +98,7 @@ func (r *records) add(f *manifest.File, fp string) error {
 	r.size += int64(len(line))
 	if r.live != nil {
 		if k, ok := shaKey(f.SHA256); ok {
-			r.live[k] = loc
+			r.live.add(entry{k, loc})
 		}
 		if f.Size >= LargeContent {
 			r.liveSizes[f.Size] = struct{}{}
@@ -156,19 +156,103 @@ func (r *records) read(loc uint64, buf []byte) (manifest.File, []byte, error) {
 	return f, buf, err
 }
 
-// find calls match with each record whose key hashes as k, until it
-// reports true. It may run concurrently with other finds, not with add.
+// find calls match with each record whose key hashes as k in the sorted
+// table, until it reports true. It may run concurrently with other finds,
+// not with add.
 func (r *records) find(table []entry, k uint64, match func(manifest.File) bool) (manifest.File, bool) {
-	i, _ := slices.BinarySearchFunc(table, k, func(e entry, k uint64) int { return cmp.Compare(e.key, k) })
+	return r.first(func(fn func(uint64) bool) bool { return eachEqual(table, k, fn) }, match)
+}
+
+// first returns the first record of those each locates that match
+// accepts.
+func (r *records) first(each func(fn func(loc uint64) bool) bool, match func(manifest.File) bool) (manifest.File, bool) {
+	var found manifest.File
 	var buf []byte
-	for ; i < len(table) && table[i].key == k; i++ {
-		f, b, err := r.read(table[i].loc, buf)
+	ok := each(func(loc uint64) bool {
+		f, b, err := r.read(loc, buf)
 		buf = b
-		if err == nil && match(f) {
-			return f, true
+		found = f
+		return err == nil && match(f)
+	})
+	if !ok {
+		return manifest.File{}, false
+	}
+	return found, true
+}
+
+// eachEqual calls fn with the location of each entry of the sorted table
+// whose key is k, until it reports true.
+func eachEqual(table []entry, k uint64, fn func(loc uint64) bool) bool {
+	i, _ := slices.BinarySearchFunc(table, k, func(e entry, k uint64) int { return cmp.Compare(e.key, k) })
+	for ; i < len(table) && table[i].key == k; i++ {
+		if fn(table[i].loc) {
+			return true
 		}
 	}
-	return manifest.File{}, false
+	return false
+}
+
+// liveTable locates records while more are added: an unsorted tail of a
+// few hundred entries and sorted runs of doubling sizes, merged as a binary
+// counter carries (each entry is merged some log2(n) times), so that a
+// run's own million records cost 16 bytes each instead of a map's 40 or
+// so, and a lookup a scan of the tail and a binary search a run.
+type liveTable struct {
+	tail []entry
+	runs [][]entry // sorted, each smaller than the one before
+}
+
+const liveTail = 256
+
+func (t *liveTable) add(e entry) {
+	t.tail = append(t.tail, e)
+	if len(t.tail) < liveTail {
+		return
+	}
+	byKey := func(a, b entry) int { return cmp.Compare(a.key, b.key) }
+	run := slices.SortedFunc(slices.Values(t.tail), byKey)
+	t.tail = t.tail[:0]
+	for n := len(t.runs); n > 0 && len(t.runs[n-1]) <= len(run); n = len(t.runs) {
+		merged := make([]entry, 0, len(t.runs[n-1])+len(run))
+		a, b := t.runs[n-1], run
+		for len(a) > 0 && len(b) > 0 {
+			if a[0].key <= b[0].key {
+				merged, a = append(merged, a[0]), a[1:]
+			} else {
+				merged, b = append(merged, b[0]), b[1:]
+			}
+		}
+		run = append(append(merged, a...), b...)
+		t.runs = t.runs[:n-1]
+	}
+	t.runs = append(t.runs, run)
+}
+
+// each calls fn with the location of each entry whose key is k, until it
+// reports true.
+func (t *liveTable) each(k uint64, fn func(loc uint64) bool) bool {
+	for _, e := range t.tail {
+		if e.key == k && fn(e.loc) {
+			return true
+		}
+	}
+	for _, run := range t.runs {
+		if eachEqual(run, k, fn) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *liveTable) memory() int64 {
+	if t == nil {
+		return 0
+	}
+	n := cap(t.tail)
+	for _, run := range t.runs {
+		n += cap(run)
+	}
+	return int64(n) * 16
 }
 
 // byFingerprint finds the record of a file with fingerprint fp.
@@ -184,20 +268,15 @@ func (r *records) byContent(sha string, size int64) (manifest.File, bool) {
 	}
 	match := func(f manifest.File) bool { return f.SHA256 == sha && f.Size == size }
 	if r.live != nil {
-		loc, ok := r.live[k]
-		if !ok {
-			return manifest.File{}, false
-		}
-		f, _, err := r.read(loc, nil)
-		return f, err == nil && match(f)
+		return r.first(func(fn func(uint64) bool) bool { return r.live.each(k, fn) }, match)
 	}
 	return r.find(r.bySHA, k, match)
 }
 
 // memory is what the tables hold: 16 bytes a record (and 8 a large one's
-// size), and some 40 a record in the maps of live records.
+// size), and some 40 a large record's size in the set of live ones.
 func (r *records) memory() int64 {
-	return int64(cap(r.byFP)+cap(r.bySHA))*16 + int64(cap(r.sizes))*8 + int64(len(r.live)+len(r.liveSizes))*40
+	return int64(cap(r.byFP)+cap(r.bySHA))*16 + int64(cap(r.sizes))*8 + int64(len(r.liveSizes))*40 + r.live.memory()
 }
 
 func (r *records) close() {
