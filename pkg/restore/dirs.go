@@ -1,33 +1,48 @@
 package restore
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxDirHandles bounds the directories a restore keeps open: files come
 // in path order, a directory's files together, so a few suffice.
 const maxDirHandles = 64
 
-// dirHandle is an open directory of the target, as an os.Root of its own:
-// creating, timing, renaming and removing a file in it is then one system
-// call on a name, instead of a walk of its path from the target (an
-// openat, fcntl and close per directory of the path) — a restore of a
-// million small files spent most of its time there.
+// dirHandle is an open directory of the target. Creating, renaming and
+// removing a file in it is then one system call on a name relative to its
+// descriptor (openat, renameat, unlinkat), instead of a walk of its path
+// from the target (an openat, fcntl and close per directory of the path)
+// — a restore of a million small files spent most of its time there. A
+// name is one path element and is never followed if it is a link, so
+// nothing is reached outside the directory, which was itself opened
+// through the target's os.Root.
 type dirHandle struct {
-	root *os.Root
+	f    *os.File // keeps fd open
+	fd   int
 	refs int
 	used uint64
+	// exactMode: a file created here gets the mode it is created with
+	// less the umask and no more (the directory has no default ACL,
+	// whose mask would apply instead), so a mode the umask leaves whole
+	// needs no fchmod.
+	exactMode bool
 }
 
-// inDir runs fn with the directory dir (relative to the target) open.
-func (t *targetDir) inDir(dir string, fn func(*os.Root) error) error {
+// inDir runs fn with the directory dir (relative to the target) open, as
+// the descriptor of a directory handle; fn must not keep it.
+func (t *targetDir) inDir(dir string, fn func(h *dirHandle) error) error {
 	h, err := t.acquireDir(dir)
 	if err != nil {
 		return err
 	}
 	defer t.releaseDir(h)
-	return fn(h.root)
+	return fn(h)
 }
 
 func (t *targetDir) acquireDir(dir string) (*dirHandle, error) {
@@ -40,27 +55,24 @@ func (t *targetDir) acquireDir(dir string) (*dirHandle, error) {
 		return h, nil
 	}
 	t.mu.Unlock()
-	var r *os.Root
-	var err error
-	if t.root != nil {
-		r, err = t.root.OpenRoot(dir)
-	} else {
-		r, err = os.OpenRoot(t.path(dir))
-	}
+	f, err := t.openFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {
 		return nil, err
 	}
+	fd := int(f.Fd())
+	_, aerr := unix.Fgetxattr(fd, "system.posix_acl_default", nil)
+	exact := errors.Is(aerr, unix.ENODATA)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.handles == nil {
 		t.handles = map[string]*dirHandle{}
 	}
 	if h := t.handles[dir]; h != nil { // opened meanwhile by another file
-		r.Close()
+		f.Close()
 		h.refs++
 		return h, nil
 	}
-	h := &dirHandle{root: r, refs: 1, used: t.tick}
+	h := &dirHandle{f: f, fd: fd, refs: 1, used: t.tick, exactMode: exact}
 	t.handles[dir] = h
 	t.evictLocked()
 	return h, nil
@@ -87,7 +99,7 @@ func (t *targetDir) evictLocked() {
 		if found == nil {
 			return // all in use: closed when released
 		}
-		found.root.Close()
+		found.f.Close()
 		delete(t.handles, oldest)
 	}
 }
@@ -97,10 +109,28 @@ func (t *targetDir) closeDirs() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for d, h := range t.handles {
-		h.root.Close()
+		h.f.Close()
 		delete(t.handles, d)
 	}
 }
 
 // split is rel's directory and name.
 func split(rel string) (dir, name string) { return filepath.Dir(rel), filepath.Base(rel) }
+
+// ignoringEINTR retries a system call a signal interrupted (the Go
+// runtime's preemption signal may), as package os does; never a close.
+func ignoringEINTR(fn func() error) error {
+	for {
+		if err := fn(); !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// pathError is err of op on the file at rel, for messages.
+func (t *targetDir) pathError(op, rel string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &fs.PathError{Op: op, Path: t.path(rel), Err: err}
+}

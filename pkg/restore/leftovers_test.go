@@ -280,8 +280,8 @@ func TestRootKeepsWritesInside(t *testing.T) {
 	if err := td.mkdirAll(filepath.Join("ks", "t-1")); err == nil {
 		t.Fatal("mkdir through a link accepted")
 	}
-	if f, _, err := td.createTemp("ks", "x", 1); err == nil {
-		f.Close()
+	if fd, _, err := td.createTemp("ks", "x", 1, 0o600); err == nil {
+		unix.Close(fd)
 		t.Fatal("a file created through a link that leads outside")
 	}
 	if got := listTree(t, elsewhere); len(got) != 0 {

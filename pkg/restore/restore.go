@@ -169,7 +169,7 @@ func run(ctx context.Context, c *transfer.Client, node manifest.Node, t *targetD
 	}
 	t.removeStaleTemps(p.dirs)
 	t.shared()
-	if err := checkTarget(t, files, o.Force, p.dirBytes); err != nil {
+	if err := checkTarget(t, files, o.Force, p); err != nil {
 		return nil, err
 	}
 	if p.files == 0 {
@@ -196,20 +196,39 @@ func poolLimit(b *budget.Budget) int64 {
 }
 
 // checkTarget refuses before a byte is downloaded: existing files (unless
-// forced) and a file system too small for what is restored on it.
-func checkTarget(t *targetDir, files Source, force bool, dirBytes map[string]int64) error {
+// forced) and a file system too small for what is restored on it. Only
+// the files of directories already there are looked for: into a new
+// target, the check does not read the files at all.
+func checkTarget(t *targetDir, files Source, force bool, p survey) error {
 	if !force {
-		for f, err := range files.Files() {
-			if err != nil {
-				return err
+		there := map[string]bool{}
+		for _, d := range p.dirs {
+			if _, err := t.statDir(d); err == nil {
+				there[d] = true
 			}
-			rel := filepath.FromSlash(f.Path)
-			if _, err := t.lstat(rel); err == nil {
-				return fmt.Errorf("%s: %w; restore into an empty directory, or pass --force to replace existing files", t.path(rel), ErrExists)
+		}
+		if len(there) > 0 {
+			if err := checkAbsent(t, files, there); err != nil {
+				return err
 			}
 		}
 	}
-	return checkSpace(t, dirBytes)
+	return checkSpace(t, p.dirBytes)
+}
+
+// checkAbsent refuses a file that is already there, of those in the
+// directories there.
+func checkAbsent(t *targetDir, files Source, there map[string]bool) error {
+	for f, err := range files.Files() {
+		if err != nil {
+			return err
+		}
+		rel := filepath.FromSlash(f.Path)
+		if there[filepath.Dir(rel)] && t.exists(rel) {
+			return fmt.Errorf("%s: %w; restore into an empty directory, or pass --force to replace existing files", t.path(rel), ErrExists)
+		}
+	}
+	return nil
 }
 
 // checkSpace compares, for each file system the restore writes on (the

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -185,13 +184,15 @@ func (t *targetDir) close() {
 // path is rel's absolute path, for messages.
 func (t *targetDir) path(rel string) string { return filepath.Join(t.abs, rel) }
 
-func (t *targetDir) lstat(rel string) (fi fs.FileInfo, err error) {
+// exists tells whether rel is there, whatever it is (a link is not
+// followed); an error telling is taken for no.
+func (t *targetDir) exists(rel string) bool {
 	dir, name := split(rel)
-	err = t.inDir(dir, func(r *os.Root) (err error) {
-		fi, err = r.Lstat(name)
-		return err
+	err := t.inDir(dir, func(h *dirHandle) error {
+		var st unix.Stat_t
+		return ignoringEINTR(func() error { return unix.Fstatat(h.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) })
 	})
-	return fi, err
+	return err == nil
 }
 
 // statDir is what rel is as a directory: with follow, a link to one is one.
@@ -209,11 +210,6 @@ func (t *targetDir) openFile(rel string, flag int, perm fs.FileMode) (*os.File, 
 	return os.OpenFile(t.path(rel), flag, perm)
 }
 
-func (t *targetDir) chtimes(rel string, tm time.Time) error {
-	dir, name := split(rel)
-	return t.inDir(dir, func(r *os.Root) error { return r.Chtimes(name, tm, tm) })
-}
-
 // rename moves from to to, both in one directory (a temporary file to
 // its final name).
 func (t *targetDir) rename(from, to string) error {
@@ -224,25 +220,61 @@ func (t *targetDir) rename(from, to string) error {
 		}
 		return os.Rename(t.path(from), t.path(to))
 	}
-	return t.inDir(dir, func(r *os.Root) error { return r.Rename(name, filepath.Base(to)) })
+	err := t.inDir(dir, func(h *dirHandle) error {
+		return ignoringEINTR(func() error { return unix.Renameat(h.fd, name, h.fd, filepath.Base(to)) })
+	})
+	return t.pathError("rename", from, err)
 }
 
+// remove removes the file or empty directory rel.
 func (t *targetDir) remove(rel string) error {
 	dir, name := split(rel)
-	return t.inDir(dir, func(r *os.Root) error { return r.Remove(name) })
-}
-
-// createTemp creates the temporary file tempName(base, nonce) in the
-// directory dir and returns it with its relative path. One that exists is
-// another restore's (a 64-bit number alike): an error, never shared.
-func (t *targetDir) createTemp(dir, base string, nonce uint64) (f *os.File, rel string, err error) {
-	name := tempName(base, nonce)
-	err = t.inDir(dir, func(r *os.Root) (err error) {
-		f, err = r.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	err := t.inDir(dir, func(h *dirHandle) error {
+		err := ignoringEINTR(func() error { return unix.Unlinkat(h.fd, name, 0) })
+		if errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EPERM) {
+			// A directory (Linux says EISDIR, POSIX allows EPERM).
+			if derr := ignoringEINTR(func() error { return unix.Unlinkat(h.fd, name, unix.AT_REMOVEDIR) }); !errors.Is(derr, unix.ENOTDIR) {
+				err = derr
+			}
+		}
 		return err
 	})
-	return f, filepath.Join(dir, name), err
+	return t.pathError("remove", rel, err)
 }
+
+// createTemp creates, for writing, the temporary file tempName(base,
+// nonce) in the directory dir with the permissions perm (less the
+// umask), and returns its descriptor; exact says that it has perm exactly,
+// no fchmod needed. One that exists is another restore's (a 64-bit number
+// alike): an error, never shared. A link of that name is not followed.
+func (t *targetDir) createTemp(dir, base string, nonce uint64, perm uint32) (fd int, exact bool, err error) {
+	name := tempName(base, nonce)
+	err = t.inDir(dir, func(h *dirHandle) error {
+		exact = h.exactMode && perm&umask() == 0
+		return ignoringEINTR(func() (err error) {
+			fd, err = unix.Openat(h.fd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+			return err
+		})
+	})
+	return fd, exact, t.pathError("open", filepath.Join(dir, name), err)
+}
+
+// umask is the process's umask, read once; all bits set when it cannot be
+// read (so every created file gets its mode set explicitly).
+var umask = sync.OnceValue(func() uint32 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0o777
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+				return uint32(m)
+			}
+		}
+	}
+	return 0o777
+})
 
 // mkdirAll creates dir and its missing parents under the target,
 // recording each one it creates. Without follow, a link among them is
