@@ -28,23 +28,29 @@ func (r *restorer) fetch(ctx context.Context, f manifest.File) error {
 }
 
 // stage writes a file into a temporary file next to its final place with
-// write, and gives it its mode and time. Its name is r.tempOf the file's.
+// write, and gives it its mode and time. Its name is r.tempOf the file's,
+// or, in a staged directory (see staging), its own, in the directory's
+// temporary place.
 // A small file costs five system calls on descriptors (openat, pwrite,
 // futimens, close; fchmod when the umask would change its mode) and no
 // allocation of an *os.File: a restore of a million sstable components
 // is made of little else.
 func (r *restorer) stage(f manifest.File, write func(io.WriterAt) error) error {
 	final := filepath.FromSlash(f.Path)
-	dir, base := split(final)
+	dir, name := split(final)
+	dir, staged := r.staged.physDir(dir)
+	if !staged {
+		name = tempName(name, r.nonce)
+	}
 	if err := r.t.mkdirAll(dir); err != nil {
 		return fmt.Errorf("create directory: %w", err)
 	}
 	perm := uint32(f.Mode.Perm())
-	fd, exact, err := r.t.createTemp(dir, base, r.nonce, perm)
+	fd, exact, err := r.t.create(dir, name, perm)
 	if err != nil {
 		return fmt.Errorf("create temporary file: %w", err)
 	}
-	rel := filepath.Join(dir, tempName(base, r.nonce))
+	rel := filepath.Join(dir, name)
 	tmp := &tempFile{fd: fd}
 	defer func() {
 		if tmp.fd >= 0 { // failed before its close

@@ -141,12 +141,13 @@ type survey struct {
 	bytes      int64
 	dirs       []string // of the kept files, native separators, sorted
 	dirBytes   map[string]int64
+	dirFiles   map[string]int
 }
 
 // planOf reads the files once: how many, how big, in which directories.
 // A damaged manifest fails here, before anything is written.
 func planOf(src Source, keep func(string) bool) (survey, error) {
-	p := survey{dirBytes: map[string]int64{}}
+	p := survey{dirBytes: map[string]int64{}, dirFiles: map[string]int{}}
 	for f, err := range src.Files() {
 		if err != nil {
 			return p, err
@@ -157,7 +158,9 @@ func planOf(src Source, keep func(string) bool) (survey, error) {
 		}
 		p.files++
 		p.bytes += f.Size
-		p.dirBytes[filepath.Dir(filepath.FromSlash(f.Path))] += f.Size
+		dir := filepath.Dir(filepath.FromSlash(f.Path))
+		p.dirBytes[dir] += f.Size
+		p.dirFiles[dir]++
 	}
 	p.dirs = slices.Sorted(maps.Keys(p.dirBytes))
 	return p, nil
@@ -167,7 +170,12 @@ func run(ctx context.Context, c *transfer.Client, node manifest.Node, t *targetD
 	if err := t.checkLinks(p.dirs); err != nil {
 		return nil, err
 	}
-	t.removeStaleTemps(p.dirs)
+	nonce := newNonce()
+	st, err := t.planStaging(p, nonce)
+	if err != nil {
+		return nil, err
+	}
+	t.removeStaleTemps(append(slices.Clone(p.dirs), st.parents()...))
 	t.shared()
 	if err := checkTarget(t, files, o.Force, p); err != nil {
 		return nil, err
@@ -182,7 +190,7 @@ func run(ctx context.Context, c *transfer.Client, node manifest.Node, t *targetD
 		return nil, err
 	}
 	defer dec.Close()
-	r := &restorer{c: c, root: node.Root(), t: t, dec: dec, budget: o.Budget, bufs: newBuffers(poolLimit(o.Budget)), opts: o, nonce: newNonce()}
+	r := &restorer{c: c, root: node.Root(), t: t, dec: dec, budget: o.Budget, bufs: newBuffers(poolLimit(o.Budget)), opts: o, nonce: nonce, staged: st}
 	return r.run(ctx, files, p)
 }
 
@@ -303,6 +311,7 @@ type restorer struct {
 	bufs   *buffers
 	opts   Options
 	nonce  uint64 // of the temporary names (tempName)
+	staged staging
 }
 
 // batchFiles is how many files are planned at once: their packed files

@@ -242,13 +242,13 @@ func (t *targetDir) remove(rel string) error {
 	return t.pathError("remove", rel, err)
 }
 
-// createTemp creates, for writing, the temporary file tempName(base,
-// nonce) in the directory dir with the permissions perm (less the
-// umask), and returns its descriptor; exact says that it has perm exactly,
-// no fchmod needed. One that exists is another restore's (a 64-bit number
-// alike): an error, never shared. A link of that name is not followed.
-func (t *targetDir) createTemp(dir, base string, nonce uint64, perm uint32) (fd int, exact bool, err error) {
-	name := tempName(base, nonce)
+// create creates, for writing, the file name (a temporary file, or a
+// file in a staged directory) in the directory dir with the permissions
+// perm (less the umask), and returns its descriptor; exact says that it
+// has perm exactly, no fchmod needed. One that exists is another
+// restore's (a 64-bit number alike): an error, never shared. A link of
+// that name is not followed.
+func (t *targetDir) create(dir, name string, perm uint32) (fd int, exact bool, err error) {
 	err = t.inDir(dir, func(h *dirHandle) error {
 		exact = h.exactMode && perm&umask() == 0
 		return ignoringEINTR(func() (err error) {
@@ -366,18 +366,19 @@ func (t *targetDir) checkLinks(dirs []string) error {
 	return nil
 }
 
-// removeStaleTemps removes, from the directories the restore writes into,
-// the temporary files a killed restore left there (by name, see
-// isTempName; regular files only), unless another restore into the target
-// is running. It logs what it removed.
-func (t *targetDir) removeStaleTemps(dirs []string) {
+// removeStaleTemps removes, from the directories in (those the restore
+// writes into, and those it renames staged directories in), the temporary
+// files and staged directories a killed restore left there (by name, see
+// isTempName; regular files and directories only), unless another restore
+// into the target is running. It logs what it removed.
+func (t *targetDir) removeStaleTemps(in []string) {
 	if !t.exclusive {
 		return
 	}
 	const named = 50 // files logged one by one; the rest are counted
-	var n int
+	var n, dirs int
 	var bytes int64
-	for _, d := range dirs {
+	for _, d := range slices.Compact(slices.Sorted(slices.Values(in))) {
 		f, err := t.openFile(d, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 		if err != nil {
 			continue // not there yet: nothing to remove
@@ -389,10 +390,22 @@ func (t *targetDir) removeStaleTemps(dirs []string) {
 			continue
 		}
 		for _, e := range entries {
-			if !e.Type().IsRegular() || !isTempName(e.Name()) {
+			if !isTempName(e.Name()) {
 				continue
 			}
 			rel := filepath.Join(d, e.Name())
+			if e.IsDir() { // a staged directory (see staging)
+				if err := t.removeTree(rel); err != nil {
+					t.log.Warn("cannot remove a temporary directory of an interrupted restore", "path", t.path(rel), "err", err)
+					continue
+				}
+				t.log.Info("removed a temporary directory of an interrupted restore", "path", t.path(rel))
+				dirs++
+				continue
+			}
+			if !e.Type().IsRegular() {
+				continue
+			}
 			var size int64
 			if fi, err := e.Info(); err == nil {
 				size = fi.Size()
@@ -410,8 +423,8 @@ func (t *targetDir) removeStaleTemps(dirs []string) {
 			bytes += size
 		}
 	}
-	if n > 0 {
-		t.log.Info("removed the temporary files of an interrupted restore", "files", n, "bytes", bytes, "target", t.abs)
+	if n > 0 || dirs > 0 {
+		t.log.Info("removed the temporary files of an interrupted restore", "files", n, "bytes", bytes, "directories", dirs, "target", t.abs)
 	}
 }
 
