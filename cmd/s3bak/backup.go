@@ -23,7 +23,7 @@ import (
 const defaultPartSize = 16 << 20
 
 // defaultPartConcurrency is --part-concurrency's default.
-const defaultPartConcurrency = 2
+const defaultPartConcurrency = 4
 
 type backupOptions struct {
 	dataDirs      []string
@@ -149,32 +149,35 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	if err != nil {
 		return err
 	}
+	// The bucket check, the preflight, the retention check and whether the
+	// tag is backed up already do not wait for each other: the first two
+	// run beside the others (the preflight is half a dozen requests one
+	// after the other), and are judged after them, in that order.
 	// Credentials, endpoint and bucket first: the preflight judges the
 	// route, and has nothing to say about a server that cannot be reached.
-	if err := client.CheckBucket(ctx); err != nil {
-		return err
-	}
-	g.opened(node, client)
-	// The preflight, the retention check and whether the tag is backed up
-	// already do not wait for each other: the preflight runs beside the
-	// other two (it is half a dozen requests one after the other), and is
-	// judged after them. With --snapshot it still comes before the
-	// snapshot: a route that stops the backup leaves no snapshot behind
-	// (its estimate: the live sstables).
+	// With --snapshot it all still comes before the snapshot: a route that
+	// stops the backup leaves no snapshot behind (the preflight's estimate:
+	// the live sstables).
+	bctx, checked := g.checkBeside(ctx, node, client)
 	preflightDone := func(bool) error { return nil }
 	if !o.skipPreflight {
 		estimate := o.liveSize()
 		if set != nil {
 			estimate = set.TotalSize()
 		}
-		preflightDone = o.preflight.background(ctx, g, client, estimate, o.allowNAT)
+		preflightDone = o.preflight.background(bctx, g, client, estimate, o.allowNAT)
 		o.skipPreflight = true
 	}
-	if o.retention, err = g.retention(ctx, client, node); err != nil {
-		_ = preflightDone(false)
-		return err
+	o.retention, err = g.retention(bctx, client, node)
+	done := false
+	if err == nil {
+		done, err = o.alreadyBackedUp(bctx, g, client, node, nodetool)
 	}
-	if done, err := o.alreadyBackedUp(ctx, g, client, node, nodetool); done || err != nil {
+	if cerr := checked(); cerr != nil {
+		_ = preflightDone(false)
+		return cerr
+	}
+	if done || err != nil {
 		_ = preflightDone(false)
 		return err
 	}

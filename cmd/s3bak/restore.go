@@ -79,14 +79,20 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	if o.allNodes {
 		return runRestoreAll(cmd, g, o)
 	}
-	local, client, err := g.open(ctx)
+	local, client, fctx, checked, err := g.openBeside(ctx)
 	if err != nil {
 		return err
 	}
 	node := o.sel.node(local)
 	// The manifest is read file by file from a local copy, as often as
 	// the restore needs: a million files are never in memory at once.
-	src, err := o.sel.fetch(ctx, client, node)
+	src, err := o.sel.fetch(fctx, client, node)
+	if cerr := checked(); cerr != nil {
+		if err == nil {
+			src.Close()
+		}
+		return cerr
+	}
 	if err != nil {
 		return err
 	}

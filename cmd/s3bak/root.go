@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -175,6 +176,54 @@ func (g *globalOptions) open(ctx context.Context) (manifest.Node, *transfer.Clie
 	}
 	g.opened(node, client)
 	return node, client, nil
+}
+
+// openBeside is open for a command whose first requests need not wait for
+// the bucket check: the check runs beside them (a round trip less before
+// the work starts). Those requests take the context it returns, which ends
+// when the check fails (a request to an endpoint that refuses connections
+// would be retried for minutes), and checked waits for the check. The
+// command returns checked's error before any of its own: it says plainly
+// that the credentials, the endpoint or the bucket are wrong, where the
+// command's own request would fail with less to say.
+func (g *globalOptions) openBeside(ctx context.Context) (node manifest.Node, client *transfer.Client, wctx context.Context, checked func() error, err error) {
+	node, err = g.nodeRef()
+	if err != nil {
+		return node, nil, nil, nil, err
+	}
+	client, err = g.client(ctx)
+	if err != nil {
+		return node, nil, nil, nil, err
+	}
+	wctx, checked = g.checkBeside(ctx, node, client)
+	return node, client, wctx, checked, nil
+}
+
+// checkBeside starts client's bucket check and returns a context for the
+// requests beside it, cancelled if the check fails; checked waits for the
+// check and, once it passed, notes the bucket as opened (g.opened).
+func (g *globalOptions) checkBeside(ctx context.Context, node manifest.Node, client *transfer.Client) (wctx context.Context, checked func() error) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	ch := make(chan error, 1)
+	go func() {
+		err := client.CheckBucket(ctx)
+		if err != nil {
+			cancel(err)
+		}
+		ch <- err
+	}()
+	var (
+		once sync.Once
+		err  error
+	)
+	return wctx, func() error {
+		once.Do(func() {
+			if err = <-ch; err == nil {
+				g.opened(node, client)
+			}
+		})
+		return err
+	}
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
