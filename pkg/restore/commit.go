@@ -22,13 +22,11 @@ func (r *restorer) tempOf(final string) string {
 func (r *restorer) commit(files Source, p survey) (*Result, error) {
 	dirs := map[string]bool{}   // written into, where they are now
 	synced := map[string]bool{} // renamed in
-	perFile := false
 	for _, d := range p.dirs {
 		pd, staged := r.staged.physDir(d)
 		dirs[pd] = true
 		if !staged {
 			synced[d] = true
-			perFile = true
 		}
 	}
 	for _, d := range r.staged.parents() {
@@ -39,7 +37,7 @@ func (r *restorer) commit(files Source, p survey) (*Result, error) {
 		return nil, fmt.Errorf("%w (nothing was moved into place)", err)
 	}
 	var renamed int // files moved into place one by one
-	if perFile {
+	if r.staged.perFile {
 		i := 0
 		for f, err := range files.Files() {
 			final := filepath.FromSlash(f.Path)
@@ -109,6 +107,9 @@ func (r *restorer) removeTemps(files Source, from int) {
 			r.t.removeTree(pd)
 		}
 	}
+	if !r.staged.perFile {
+		return
+	}
 	i := 0
 	for f, err := range files.Files() {
 		if err != nil {
@@ -124,6 +125,9 @@ func (r *restorer) removeTemps(files Source, from int) {
 
 // removeFinals removes the first n files moved into place one by one.
 func (r *restorer) removeFinals(files Source, n int) {
+	if !r.staged.perFile {
+		return
+	}
 	i := 0
 	for f, err := range files.Files() {
 		if err != nil || i >= n {

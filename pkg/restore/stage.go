@@ -35,6 +35,10 @@ type staging struct {
 	phys map[string]string
 	tops []string // the staged directories, renamed at commit, sorted
 	top  map[string]bool
+	// perFile: some files are written under temporary names of their
+	// own, in directories not staged; without them, undoing a restore
+	// needs no pass over the manifest.
+	perFile bool
 }
 
 // physDir is where the files of dir are written.
@@ -68,10 +72,12 @@ func (t *targetDir) planStaging(p survey, nonce uint64) (staging, error) {
 			continue
 		}
 		if d == "." || p.dirFiles[d] < stageMin {
+			s.perFile = true
 			continue
 		}
 		_, err := t.statDir(d)
 		if err == nil {
+			s.perFile = true
 			continue
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
