@@ -23,7 +23,7 @@ import (
 const defaultPartSize = 16 << 20
 
 // defaultPartConcurrency is --part-concurrency's default.
-const defaultPartConcurrency = 4
+const defaultPartConcurrency = 3
 
 type backupOptions struct {
 	dataDirs      []string
