@@ -17,8 +17,8 @@ const minStreamChunk = 1 << 20
 // StreamShape fits s to a memory budget of budget bytes (0: unbounded), so
 // that a large file's stream at one compressing worker fits in the three
 // quarters of the budget left beside the packs: first smaller parts (down
-// to what the largest file needs for S3's 10,000 parts), then one part in
-// flight instead of two, then — unless the chunk size was chosen by the
+// to what the largest file needs for S3's 10,000 parts), then fewer parts
+// in flight, down to one, then — unless the chunk size was chosen by the
 // user (fixedChunk) — smaller chunks, down to 1 MiB. A stream that still
 // does not fit runs alone and exceeds the budget by at most the
 // difference: S3's 5 MiB minimum part, twice, is the floor.
@@ -38,8 +38,8 @@ func StreamShape(budget int64, s Stream, largest int64, fixedChunk bool) Stream 
 	for need() > room && s.PartSize > floor {
 		s.PartSize = max(s.PartSize/2, floor)
 	}
-	if need() > room {
-		s.Concurrency = 1
+	for need() > room && s.Concurrency > 1 {
+		s.Concurrency--
 	}
 	for need() > room && !fixedChunk && s.ChunkSize/2 >= minStreamChunk {
 		s.ChunkSize /= 2

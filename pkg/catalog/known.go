@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/transfer"
@@ -81,17 +83,31 @@ func OpenKnown(ctx context.Context, c *transfer.Client, node manifest.Node, o Kn
 	if k.run, err = newLiveRecords(o.Dir); err != nil {
 		return nil, err
 	}
+	// The checkpoints' listing and the partial uploads do not wait for the
+	// parent (a round trip or two each on S3); the records are added in
+	// order, the parent's first.
+	var checkpoints []string
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		checkpoints, err = CheckpointKeys(gctx, c, node)
+		if err != nil {
+			err = fmt.Errorf("list checkpoints: %w", err)
+		}
+		return err
+	})
+	g.Go(func() error { return k.readPartials(gctx) })
 	want := map[string]expected{}
-	if err := k.readParent(ctx, want); err != nil {
+	if err := k.readParent(gctx, want); err != nil {
+		g.Wait()
 		return nil, err
 	}
-	if err := k.readCheckpoints(ctx, want); err != nil {
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := k.readCheckpoints(ctx, checkpoints, want); err != nil {
 		return nil, err
 	}
 	if err := k.base.seal(); err != nil {
-		return nil, err
-	}
-	if err := k.readPartials(ctx); err != nil {
 		return nil, err
 	}
 	if k.Lost, err = reconcile(ctx, c, node, want); err != nil {
@@ -120,22 +136,19 @@ func (k *Known) readParent(ctx context.Context, want map[string]expected) error 
 // readCheckpoints adds the records of killed runs' checkpoints. They are a
 // cache: one that cannot be read is skipped with a warning, and its files
 // are read again.
-func (k *Known) readCheckpoints(ctx context.Context, want map[string]expected) error {
-	for o, err := range k.c.List(ctx, k.node.Root()+manifest.CheckpointsDir+"/") {
-		if err != nil {
-			return fmt.Errorf("list checkpoints: %w", err)
+func (k *Known) readCheckpoints(ctx context.Context, keys []string, want map[string]expected) error {
+	for _, key := range keys {
+		if _, ok := manifest.CheckpointID(key); !ok {
+			continue // partials.json
 		}
-		if _, ok := manifest.CheckpointID(o.Key); !ok {
-			continue
-		}
-		if err := k.readCheckpoint(ctx, o.Key, want); err != nil {
+		if err := k.readCheckpoint(ctx, key, want); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			k.log.Warn("skipping a checkpoint that cannot be read: the files it recorded are read again", "key", o.Key, "err", err)
+			k.log.Warn("skipping a checkpoint that cannot be read: the files it recorded are read again", "key", key, "err", err)
 			continue
 		}
-		k.loaded = append(k.loaded, o.Key)
+		k.loaded = append(k.loaded, key)
 	}
 	return nil
 }
