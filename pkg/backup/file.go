@@ -158,7 +158,7 @@ func (e *Engine) storeLargeOnce(ctx context.Context, s *state, fh *os.File, mf *
 	}
 	defer release()
 	h := sha256.New()
-	l, key, err := e.streamLarge(ctx, s, largeFile{fp: fp, r: fh, size: mf.Size, hash: h, workers: workers})
+	l, key, err := e.streamLarge(ctx, s, largeFile{fp: fp, r: fh, size: mf.Size, hash: h, workers: workers, free: release})
 	if err != nil {
 		return err
 	}
@@ -196,7 +196,7 @@ func (e *Engine) storeLargeTwice(ctx context.Context, s *state, fh *os.File, mf 
 			return 0, err
 		}
 		defer release()
-		l, _, err := e.streamLarge(ctx, s, largeFile{key: key, r: fh, size: mf.Size, crcs: crcs, workers: workers})
+		l, _, err := e.streamLarge(ctx, s, largeFile{key: key, r: fh, size: mf.Size, crcs: crcs, workers: workers, free: release})
 		if err != nil {
 			return 0, err
 		}

@@ -37,6 +37,10 @@ type largeFile struct {
 	hash hash.Hash // for a file read once: gets its bytes
 	// workers is how many chunks are compressed at once.
 	workers int
+	// free, when set, is called once every part is stored, before the
+	// upload is completed: a round trip in which the next large file may
+	// take the stream's memory.
+	free func()
 }
 
 // streamLarge compresses a large file into a multipart upload whose parts
@@ -90,6 +94,9 @@ func (e *Engine) streamLarge(ctx context.Context, s *state, f largeFile) (*chunk
 			e.abandon(context.WithoutCancel(ctx), res, u, p.Key)
 		}
 		return nil, "", err
+	}
+	if f.free != nil {
+		f.free()
 	}
 	if err := e.client.CompleteMultipart(ctx, u, pw.parts()); err != nil {
 		return nil, "", err
