@@ -70,16 +70,10 @@ func Discover(ctx context.Context, o Options) (*source.Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := make([]source.File, 0, set.Totals.Files)
-	err = set.Each(ctx, func(g []source.File) error {
-		files = append(files, g...)
-		return nil
-	})
-	if err != nil {
+	if err := set.Whole(ctx); err != nil {
 		return nil, err
 	}
-	set.Files, set.Groups = files, nil
-	return set, set.Check()
+	return set, nil
 }
 
 // DiscoverGroups reads the selected snapshots and returns them as a grouped

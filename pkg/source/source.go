@@ -148,6 +148,24 @@ func (s *Set) Each(ctx context.Context, fn func([]File) error) error {
 	return nil
 }
 
+// Whole lists a grouped set's groups into Files, for callers that want
+// every file at once (tests, small sets), and checks the whole.
+func (s *Set) Whole(ctx context.Context) error {
+	if s.Groups == nil {
+		return s.Check()
+	}
+	files := make([]File, 0, s.Totals.Files)
+	err := s.Each(ctx, func(g []File) error {
+		files = append(files, g...)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.Files, s.Groups = files, nil
+	return s.Check()
+}
+
 // Count is the number of files.
 func (s *Set) Count() int {
 	if s.Groups != nil {
