@@ -3,7 +3,6 @@ package cassandra
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -324,31 +323,8 @@ func TestDiscoverGroupsListsATableAtATime(t *testing.T) {
 	if grouped.Files != nil || len(grouped.Groups) < 2 {
 		t.Fatalf("grouped set: %d files, %d groups", len(grouped.Files), len(grouped.Groups))
 	}
-	var all []source.File
-	var largest int64
-	prev := ""
-	err = grouped.Each(ctx, func(files []source.File) error {
-		for _, f := range files {
-			if prev != "" && source.ComparePaths(prev, f.Path) >= 0 {
-				return fmt.Errorf("%s listed after %s", f.Path, prev)
-			}
-			prev = f.Path
-			largest = max(largest, f.Size)
-		}
-		all = append(all, files...)
-		return nil
-	})
-	if err != nil {
+	if err := testfixture.SameAsWhole(ctx, grouped, whole, nil); err != nil {
 		t.Fatal(err)
-	}
-	if len(all) != len(whole.Files) || grouped.Count() != len(all) || grouped.TotalSize() != whole.TotalSize() || grouped.LargestFile() != largest {
-		t.Fatalf("grouped: %d files (%d counted), %d bytes, largest %d; whole: %d files, %d bytes",
-			len(all), grouped.Count(), grouped.TotalSize(), grouped.LargestFile(), len(whole.Files), whole.TotalSize())
-	}
-	for i := range all {
-		if all[i].Path != whole.Files[i].Path || all[i].Abs() != whole.Files[i].Abs() {
-			t.Fatalf("file %d: %s from %s, whole set %s from %s", i, all[i].Path, all[i].Abs(), whole.Files[i].Path, whole.Files[i].Abs())
-		}
 	}
 	if grouped.Memory() <= 0 || grouped.Memory() >= source.FilesMemory(whole.Files) {
 		t.Fatalf("a group's memory %d, the whole set's %d", grouped.Memory(), source.FilesMemory(whole.Files))

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/s3bak/s3bak/pkg/source"
+	"github.com/s3bak/s3bak/pkg/testfixture"
 )
 
 // bigTable is the manifest of a snapshot snap of table big (default
@@ -82,23 +83,12 @@ func TestDiscoverGroupsListsARegionAtATime(t *testing.T) {
 	if grouped.Files != nil || len(grouped.Groups) < 40+20 {
 		t.Fatalf("grouped set: %d files, %d groups", len(grouped.Files), len(grouped.Groups))
 	}
-	var all []source.File
-	var largest int64
-	prev, regions := "", 0
-	for _, g := range grouped.Groups {
-		files, err := g.List(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+	regions := 0
+	err = testfixture.SameAsWhole(ctx, grouped, whole, func(g source.Group, files []source.File) {
 		if strings.HasPrefix(g.Key, "archive/") {
 			regions++
 		}
 		for _, f := range files {
-			if prev != "" && source.ComparePaths(prev, f.Path) >= 0 {
-				t.Fatalf("%s listed after %s", f.Path, prev)
-			}
-			prev = f.Path
-			largest = max(largest, f.Size)
 			if dir := path.Dir(g.Key); !strings.HasPrefix(f.Path, g.Key+"/") && !(path.Dir(f.Path) == dir && f.Path >= g.Key) {
 				t.Errorf("group %s lists %s", g.Key, f.Path)
 			}
@@ -106,21 +96,14 @@ func TestDiscoverGroupsListsARegionAtATime(t *testing.T) {
 		if strings.HasPrefix(g.Key, "archive/data/default/big/") && len(files) != 25 {
 			t.Errorf("region %s: %d files, want its 25", g.Key, len(files))
 		}
-		all = append(all, files...)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	// 40 regions of big, 10 of test-snappy-table, 10 of test-table and
 	// the parent region.
 	if regions != 61 {
 		t.Errorf("%d region groups, want 61", regions)
-	}
-	if len(all) != len(whole.Files) || grouped.Count() != len(all) || grouped.TotalSize() != whole.TotalSize() || grouped.LargestFile() != largest {
-		t.Fatalf("grouped: %d files (%d counted), %d bytes, largest %d; whole: %d files, %d bytes",
-			len(all), grouped.Count(), grouped.TotalSize(), grouped.LargestFile(), len(whole.Files), whole.TotalSize())
-	}
-	for i := range all {
-		if all[i].Path != whole.Files[i].Path || all[i].Abs() != whole.Files[i].Abs() {
-			t.Fatalf("file %d: %s from %s, whole set %s from %s", i, all[i].Path, all[i].Abs(), whole.Files[i].Path, whole.Files[i].Abs())
-		}
 	}
 	got := paths(whole)
 	linked := "archive/data/default/test-snappy-table/" + srcRegion + "/cf/" + src.name
