@@ -73,10 +73,10 @@ func (e *Engine) streamLarge(ctx context.Context, s *state, f largeFile) (*chunk
 	}
 	s.touch(p.Key)
 	u := transfer.Upload{Key: e.opts.Node.Root() + p.Key, ID: p.UploadID}
-	pw := newPartWriter(ctx, e.client, u, p, res, e.up.PartSize(), e.up.Concurrency(), chunk.NumChunks(f.size, cs))
+	pw := newPartWriter(ctx, e.client, u, p, res, e.up.PartSize(), e.up.Concurrency())
 	// Progress counts raw bytes once S3 has acknowledged the part that
 	// holds them: the parts of an earlier run's at once.
-	pw.progress, pw.size, pw.chunkSize = e.opts.Progress, f.size, p.ChunkSize
+	pw.progress = e.opts.Progress
 	e.opts.Progress.Add(pw.rawOf(0, len(p.Chunks)))
 	l, err := e.enc.EncodeFrom(ctx, pw, chunk.Stream{
 		R: f.r, Size: f.size, Want: f.crcs, Workers: f.workers, Prior: priorChunks(p, f.size),
@@ -195,7 +195,7 @@ type partWriter struct {
 	u        transfer.Upload
 	res      resumer
 	partSize int64
-	nchunks  int    // of the file
+	nchunks  int    // of the file (rec.Size, rec.ChunkSize)
 	nextCRC  uint32 // of the chunk the next Write holds (note)
 	slots    chan struct{}
 	// free holds part buffers whose upload is done, for the next parts: a
@@ -225,9 +225,10 @@ type donePart struct {
 	tail   bool // holds the seek table too: never recorded, completion follows
 }
 
-func newPartWriter(ctx context.Context, c *transfer.Client, u transfer.Upload, p *catalog.Partial, res resumer, partSize int64, concurrency, nchunks int) *partWriter {
+func newPartWriter(ctx context.Context, c *transfer.Client, u transfer.Upload, p *catalog.Partial, res resumer, partSize int64, concurrency int) *partWriter {
 	return &partWriter{
-		ctx: ctx, c: c, u: u, res: res, partSize: partSize, nchunks: nchunks,
+		ctx: ctx, c: c, u: u, res: res, partSize: partSize,
+		size: p.Size, chunkSize: p.ChunkSize, nchunks: chunk.NumChunks(p.Size, p.ChunkSize),
 		slots: make(chan struct{}, max(concurrency, 1)),
 		free:  make(chan []byte, max(concurrency, 1)+1),
 		next:  int32(len(p.Parts) + 1), chunk: len(p.Chunks),
