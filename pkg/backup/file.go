@@ -51,8 +51,8 @@ func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.F
 	}
 	// Read through the page cache, and leave it as it was: a node's whole
 	// snapshot must not evict the pages the database serves from. A tiny
-	// file's read does that itself (pagecache.ReadSmall).
-	if f.Size > pagecache.SmallFile {
+	// file's read does that itself (pagecache.ReadSmall, in storeSmall).
+	if f.Size > min(int64(e.enc.Options().ChunkSize), pagecache.SmallFile) {
 		cache := pagecache.Before(fh, f.Size)
 		defer cache.Drop(fh, f.Size)
 	}
