@@ -149,6 +149,9 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	if err != nil {
 		return err
 	}
+	// Before any request: the preflight below writes through this client
+	// while the retention check runs.
+	client.RetainAlso(manifestKeyOf(node))
 	// The bucket check, the preflight, the retention check and whether the
 	// tag is backed up already do not wait for each other: the first two
 	// run beside the others (the preflight is half a dozen requests one

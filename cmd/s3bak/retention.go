@@ -49,8 +49,10 @@ type backupRetention struct {
 }
 
 // retention prepares a backup with --retain-days: the bucket must have
-// Object Lock (else a clear error before anything is written), and the
-// manifests are retained with the data. Nil without --retain-days.
+// Object Lock (else a clear error before anything is written). The
+// manifests are retained with the data: runBackup names them
+// (Client.RetainAlso) before the client sends anything. Nil without
+// --retain-days.
 func (g *globalOptions) retention(ctx context.Context, c *transfer.Client, node manifest.Node) (*backupRetention, error) {
 	if !c.Retaining() {
 		return nil, nil
@@ -62,7 +64,6 @@ func (g *globalOptions) retention(ctx context.Context, c *transfer.Client, node 
 	if err != nil {
 		return nil, &usageError{err}
 	}
-	c.RetainAlso(manifestKeyOf(node))
 	return &backupRetention{c: c, node: node, mode: mode, days: g.storage.retainDays, parallel: g.concurrency, logger: g.logger}, nil
 }
 

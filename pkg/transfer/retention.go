@@ -159,7 +159,8 @@ func (c *Client) Retaining() bool { return c.ret != nil }
 
 // RetainAlso sets which keys written by Put are retained (see
 // Retention.Retains); a backup names its manifests once it knows its node.
-// It does nothing on a client without retention.
+// It does nothing on a client without retention. Not safe beside a Put:
+// call it before the client is shared.
 func (c *Client) RetainAlso(retains func(key string) bool) {
 	if c.ret != nil {
 		c.ret.retains = retains
