@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -129,16 +130,34 @@ func Run(ctx context.Context, o Options) *Report {
 	} else {
 		r.runAWS(ctx)
 	}
+	r.rep.Checks = r.checks
 	r.rep.Verdict = verdictOf(r.rep.Checks)
 	return r.rep
 }
 
+// runner makes checks and collects them in the report's order. Checks that
+// do not depend on each other run at once, each branch on a runner of its
+// own (see branch): a backup waits for the preflight, and on S3 every
+// check is a round trip or three.
 type runner struct {
-	o   Options
-	rep *Report
+	o      Options
+	rep    *Report
+	checks []Check
 }
 
-func (r *runner) add(c Check) { r.rep.Checks = append(r.rep.Checks, c) }
+func (r *runner) add(c Check) { r.checks = append(r.checks, c) }
+
+// branch is a runner for checks made beside r's: it collects its own
+// checks, for join to append in their place, and shares r's report, whose
+// facts each branch fills different fields of.
+func (r *runner) branch() *runner { return &runner{o: r.o, rep: r.rep} }
+
+// join appends the branches' checks, in the order given.
+func (r *runner) join(bs ...*runner) {
+	for _, b := range bs {
+		r.checks = append(r.checks, b.checks...)
+	}
+}
 
 func (r *runner) skip(why string, ids ...string) {
 	for _, id := range ids {
@@ -152,27 +171,34 @@ func (r *runner) runCustom(ctx context.Context, ep string) {
 	why := "custom S3 endpoint " + ep + ": the VPC network path is not judged"
 	r.rep.Facts.CustomEndpoint = ep
 	r.skip(why, CheckIMDS)
-	c, region := checkBucket(ctx, r.o.S3, r.o.Bucket)
-	r.add(c)
-	r.rep.Facts.BucketRegion = region
-	r.permissions(ctx, c)
-	r.storage(ctx, c)
+	r.bucket(ctx)
 	r.skip(why, CheckRegion, CheckDNS, CheckRoute, CheckEndpoint, CheckPolicy, CheckCost)
 }
 
 func (r *runner) runAWS(ctx context.Context) {
-	id, idErr := r.identity(ctx)
-	c, bucketRegion := checkBucket(ctx, r.o.S3, r.o.Bucket)
-	r.add(c)
-	r.rep.Facts.BucketRegion = bucketRegion
-	r.permissions(ctx, c)
-	r.storage(ctx, c)
+	// The instance's identity (IMDS), the bucket's checks and the bucket
+	// host's addresses need nothing from each other; the route needs the
+	// first and the last.
+	var (
+		id                   identity
+		idErr                error
+		bucketRegion, host   string
+		addrs                []netip.Addr
+		dnsOK                bool
+		wg                   sync.WaitGroup
+		imds, bucket, lookup = r.branch(), r.branch(), r.branch()
+	)
+	wg.Go(func() { id, idErr = imds.identity(ctx) })
+	wg.Go(func() { bucketRegion = bucket.bucket(ctx) })
+	wg.Go(func() { host, addrs, dnsOK = lookup.dns(ctx) })
+	wg.Wait()
+	r.join(imds, bucket)
 	if idErr != nil {
 		r.skip("needs the VPC's region from IMDS", CheckRegion)
 	} else {
 		r.add(checkRegion(bucketRegion, id.Region))
 	}
-	host, addrs, dnsOK := r.dns(ctx)
+	r.join(lookup)
 	switch {
 	case idErr != nil:
 		r.skip("needs the instance identity from IMDS", CheckRoute, CheckEndpoint, CheckPolicy, CheckCost)
@@ -181,6 +207,21 @@ func (r *runner) runAWS(ctx context.Context) {
 	default:
 		r.network(ctx, id, host, addrs)
 	}
+}
+
+// bucket checks that the bucket answers and, once it does, what a backup
+// writes to it and its settings (the two at once), and returns its region.
+func (r *runner) bucket(ctx context.Context) (region string) {
+	c, region := checkBucket(ctx, r.o.S3, r.o.Bucket)
+	r.add(c)
+	r.rep.Facts.BucketRegion = region
+	perms, settings := r.branch(), r.branch()
+	var wg sync.WaitGroup
+	wg.Go(func() { perms.permissions(ctx, c) })
+	wg.Go(func() { settings.storage(ctx, c) })
+	wg.Wait()
+	r.join(perms, settings)
+	return region
 }
 
 // permissions probes what a backup writes, once the bucket answers.
