@@ -67,8 +67,10 @@ type Record struct {
 func (r *Record) Failed() bool { return r.ExitCode != 0 }
 
 // Write stores the record under its node's prefix, then deletes the node's
-// oldest records beyond keep (keep < 1 keeps every record). The record is
-// written first: a failed trim loses nothing.
+// oldest records beyond keep (keep < 1 keeps every record). The records
+// are listed while the new one is written, a round trip saved at the end
+// of every run; the trim waits for the write: a failed write trims
+// nothing, and a failed trim loses nothing.
 func Write(ctx context.Context, c *transfer.Client, node manifest.Node, r *Record, keep int) (string, error) {
 	if r.Command == "" || manifest.CheckName("command", r.Command) != nil {
 		return "", fmt.Errorf("run record: bad command %q", r.Command)
@@ -82,15 +84,34 @@ func Write(ctx context.Context, c *transfer.Client, node manifest.Node, r *Recor
 		return "", err
 	}
 	key := node.Root() + manifest.RunKey(r.Started, r.Command)
-	if err := c.PutBytes(ctx, key, b, "application/json"); err != nil {
+	var (
+		keys    []string
+		listErr error
+		listed  = make(chan struct{})
+	)
+	if keep > 0 {
+		go func() {
+			defer close(listed)
+			keys, listErr = Keys(ctx, c, node)
+		}()
+	} else {
+		close(listed)
+	}
+	err = c.PutBytes(ctx, key, b, "application/json")
+	<-listed
+	if err != nil {
 		return key, fmt.Errorf("run record s3://%s/%s: %w", c.Bucket, key, err)
 	}
-	if keep > 0 {
-		if err := Trim(ctx, c, node, keep); err != nil {
-			return key, err
-		}
+	if keep < 1 {
+		return key, nil
 	}
-	return key, nil
+	if listErr != nil {
+		return key, fmt.Errorf("run records of node %s: %w", node.Name, listErr)
+	}
+	if i, found := slices.BinarySearch(keys, key); !found {
+		keys = slices.Insert(keys, i, key) // listed before it was written
+	}
+	return key, trim(ctx, c, node, keys, keep)
 }
 
 // Keys lists the keys of the node's run records, oldest first.
@@ -117,6 +138,11 @@ func Trim(ctx context.Context, c *transfer.Client, node manifest.Node, keep int)
 	if err != nil {
 		return fmt.Errorf("run records of node %s: %w", node.Name, err)
 	}
+	return trim(ctx, c, node, keys, keep)
+}
+
+// trim deletes the oldest of keys (sorted) beyond the newest keep.
+func trim(ctx context.Context, c *transfer.Client, node manifest.Node, keys []string, keep int) error {
 	if len(keys) <= keep {
 		return nil
 	}
