@@ -147,7 +147,8 @@ func AppendRecord(dst []byte, f *File) ([]byte, error) {
 // the file it describes.
 func ParseRecord(line []byte) (File, error) {
 	var r record
-	if err := json.Unmarshal(line, &r); err != nil {
+	var d recordDecoder
+	if err := d.decode(line, &r); err != nil {
 		return File{}, err
 	}
 	if r.End != nil {
@@ -178,7 +179,8 @@ func order(prev, path string) error {
 		return fmt.Errorf("file %q is listed twice", path)
 	case c > 0:
 		return fmt.Errorf("file %q is listed after %q: the files are out of order", path, prev)
-	case strings.HasPrefix(path, prev+"/"):
+	case len(path) > len(prev) && path[len(prev)] == '/' && strings.HasPrefix(path, prev):
+		// Not HasPrefix(path, prev+"/"): that made a string a record.
 		return fmt.Errorf("file %q is also the directory of %q", prev, path)
 	}
 	return nil
@@ -298,6 +300,9 @@ type Reader struct {
 	raw  int64
 	stor int64
 	done bool
+	rd   recordDecoder
+	rec  record // the record being read: its chunk list is rd's
+	buf  []byte // a line longer than br's buffer
 
 	legacy []File // an older manifest's files
 }
@@ -401,8 +406,8 @@ func (x *Reader) next() (File, error) {
 	if err != nil {
 		return File{}, err
 	}
-	var r record
-	if err := json.Unmarshal(line, &r); err != nil {
+	r := &x.rec
+	if err := x.rd.decode(line, r); err != nil {
 		return File{}, fmt.Errorf("record %d: %v", x.n+1, err)
 	}
 	if r.End != nil {
@@ -446,17 +451,26 @@ func (x *Reader) end(n int64) error {
 	return io.EOF
 }
 
+// maxKeptLine bounds the memory a Reader keeps for the next long line: a
+// large file's record is some 20 bytes a chunk, longer than br's buffer
+// from a few thousand chunks on, and need not take memory anew each time.
+const maxKeptLine = 1 << 20
+
 // line reads one line, without its newline; a stream that ends before
-// the trailer is cut short.
+// the trailer is cut short. The line is valid until the next call.
 func (x *Reader) line() ([]byte, error) {
 	var buf []byte
+	if cap(x.buf) <= maxKeptLine {
+		buf = x.buf[:0]
+	}
 	for {
 		part, err := x.br.ReadSlice('\n')
 		if err == nil {
-			if buf == nil {
+			if len(buf) == 0 {
 				return part[:len(part)-1], nil
 			}
-			return append(buf, part[:len(part)-1]...), nil
+			x.buf = append(buf, part[:len(part)-1]...)
+			return x.buf, nil
 		}
 		if err != bufio.ErrBufferFull {
 			if err == io.EOF {
