@@ -28,10 +28,27 @@ type buffers struct {
 
 func newBuffers(max int64) *buffers { return &buffers{max: max} }
 
+// classSize is the granularity of the capacity of buffers of a megabyte
+// and more. A restore's large buffers come in a few sizes that differ by
+// a little — a chunk's decoded bytes, the same as raw blocks, a run of a
+// pack of about the pack size — and one that is a few bytes too small for
+// the next request is a buffer allocated anew, and one dropped.
+const classSize = 1 << 20
+
+// capacity is the capacity of a new buffer of length n. It leaves room
+// for a raw zstd frame's 3 bytes per 128 KiB, so that stored and raw
+// buffers of one chunk size serve each other, and from a megabyte up is
+// rounded to classSize.
+func capacity(n int64) int64 {
+	c := n + n/1024 + 64
+	if c >= classSize {
+		c = (c + classSize - 1) / classSize * classSize
+	}
+	return c
+}
+
 // get returns a buffer of length n: the smallest idle one large enough, or
-// a new one. Its capacity leaves room for a raw zstd frame's 3 bytes per
-// 128 KiB, so that stored and raw buffers of one chunk size serve each
-// other.
+// a new one (see capacity).
 func (b *buffers) get(n int64) *[]byte {
 	b.mu.Lock()
 	best := -1
@@ -50,7 +67,7 @@ func (b *buffers) get(n int64) *[]byte {
 		return f
 	}
 	b.mu.Unlock()
-	buf := alignedBytes(int(n), int(n+n/1024+64))
+	buf := alignedBytes(int(n), int(capacity(n)))
 	return &buf
 }
 

@@ -69,9 +69,9 @@ func layout(f manifest.File) []chunk.Chunk {
 	return out
 }
 
-// maxGroupMemory bounds the stored plus raw bytes of adjacent chunks fetched
-// with one GET: tiny chunks (those of small files, or very compressible
-// data) would otherwise cost a request each.
+// maxGroupMemory bounds the memory of adjacent chunks fetched with one GET:
+// tiny chunks (those of small files, or very compressible data) would
+// otherwise cost a request each.
 const maxGroupMemory = 2 << 20
 
 // group is what one GET fetches: the adjacent chunks [first, end).
@@ -83,6 +83,10 @@ type group struct {
 	// GET, which proves its size as well: a file of one group then costs
 	// one request, not a HEAD and a GET.
 	whole bool
+	// inPlace: every chunk of the group is stored as raw zstd blocks (see
+	// rawFrameLen), so its bytes are decoded where they were fetched and
+	// the group needs no second buffer.
+	inPlace bool
 }
 
 // fetchLen is the bytes the group's GET returns.
@@ -94,9 +98,10 @@ func (g group) fetchLen(f manifest.File) int64 {
 }
 
 // memory is what the group holds from its GET until it is hashed: the
-// stored bytes and, for a compressed object, the decoded ones.
+// stored bytes and, for a compressed object whose chunks are not all raw
+// blocks, the decoded ones.
 func (g group) memory(f manifest.File) int64 {
-	if f.Compression != chunk.Zstd {
+	if f.Compression != chunk.Zstd || g.inPlace {
 		return g.fetchLen(f)
 	}
 	return g.fetchLen(f) + g.rawLen
@@ -107,19 +112,20 @@ func (g group) memory(f manifest.File) int64 {
 func plan(f manifest.File, chunks []chunk.Chunk, limit int64) []group {
 	var groups []group
 	for i, c := range chunks {
-		mem := c.StoredLen
-		if f.Compression == chunk.Zstd {
-			mem += c.RawLen
-		}
-		if n := len(groups); n > 0 && groups[n-1].memory(f)+mem <= limit {
-			g := &groups[n-1]
+		raw := f.Compression == chunk.Zstd && rawFramed(c)
+		if n := len(groups); n > 0 {
+			g := groups[n-1]
 			g.end = i + 1
 			g.storedLen += c.StoredLen
 			g.rawLen += c.RawLen
-			continue
+			g.inPlace = g.inPlace && raw
+			if g.memory(f) <= limit {
+				groups[n-1] = g
+				continue
+			}
 		}
 		groups = append(groups, group{first: i, end: i + 1,
-			storedOff: c.StoredOff, storedLen: c.StoredLen, rawOff: c.RawOff, rawLen: c.RawLen})
+			storedOff: c.StoredOff, storedLen: c.StoredLen, rawOff: c.RawOff, rawLen: c.RawLen, inPlace: raw})
 	}
 	if len(groups) == 1 && !manifest.IsPackKey(f.Key) {
 		groups[0].whole = true

@@ -145,7 +145,7 @@ func TestRestoreKeepsLargeFilesOutOfThePageCache(t *testing.T) {
 // back one serves the next request it is large enough for, the smallest
 // first, and that the pool keeps no more than its limit.
 func TestBuffersReuseAndAlign(t *testing.T) {
-	b := newBuffers(4 << 20)
+	b := newBuffers(capacity(2<<20) + capacity(1<<20)) // room for these two
 	big, small := b.get(2<<20), b.get(1<<20)
 	for _, x := range []*[]byte{big, small} {
 		if !isAligned(*x) {
@@ -162,6 +162,9 @@ func TestBuffersReuseAndAlign(t *testing.T) {
 	}
 	b.put(big)
 	b.put(small)
+	if c := capacity(8<<20 + 207); c != capacity(8<<20) || c != capacity(8<<20+800<<10) {
+		t.Fatalf("capacity %d for a chunk of raw blocks, %d for its raw bytes, %d for a pack's run: want one size", c, capacity(8<<20), capacity(8<<20+800<<10))
+	}
 	extra := alignedBytes(2<<20, 2<<20)
 	b.put(&extra) // over the limit: not kept
 	tiny := alignedBytes(100, 100)

@@ -28,14 +28,19 @@ func (r *restorer) fetch(ctx context.Context, f manifest.File) error {
 }
 
 // stage writes a file into a temporary file next to its final place with
-// write, and gives it its mode and time. Its name is r.tempOf the file's,
-// or, in a staged directory (see staging), its own, in the directory's
-// temporary place.
-// A small file costs five system calls on descriptors (openat, pwrite,
-// futimens, close; fchmod when the umask would change its mode) and no
-// allocation of an *os.File: a restore of a million sstable components
-// is made of little else.
+// write, and gives it its mode and time (see create and finish).
 func (r *restorer) stage(f manifest.File, write func(io.WriterAt) error) error {
+	tmp, err := r.create(f)
+	if err != nil {
+		return err
+	}
+	return r.finish(tmp, f, write)
+}
+
+// create creates f's temporary file, empty, open. Its name is r.tempOf
+// the file's, or, in a staged directory (see staging), its own, in the
+// directory's temporary place.
+func (r *restorer) create(f manifest.File) (*tempFile, error) {
 	final := filepath.FromSlash(f.Path)
 	dir, name := split(final)
 	dir, staged := r.staged.physDir(dir)
@@ -43,21 +48,49 @@ func (r *restorer) stage(f manifest.File, write func(io.WriterAt) error) error {
 		name = tempName(name, r.nonce)
 	}
 	if err := r.t.mkdirAll(dir); err != nil {
-		return fmt.Errorf("create directory: %w", err)
+		return nil, fmt.Errorf("create directory: %w", err)
 	}
 	perm := uint32(f.Mode.Perm())
 	fd, exact, err := r.t.create(dir, name, perm)
 	if err != nil {
-		return fmt.Errorf("create temporary file: %w", err)
+		return nil, fmt.Errorf("create temporary file: %w", err)
 	}
-	rel := filepath.Join(dir, name)
-	tmp := &tempFile{fd: fd}
+	return &tempFile{fd: fd, rel: filepath.Join(dir, name), perm: perm, exact: exact}, nil
+}
+
+// reopen opens a temporary file that create made and closed, again for
+// writing. Only a file that was just created is a new inode, which on some
+// file systems (ext4 without a journal skips every inode freed in the last
+// half-minute, one by one) costs far more than opening it.
+func (r *restorer) reopen(tmp *tempFile) error {
+	dir, name := split(tmp.rel)
+	err := r.t.inDir(dir, func(h *dirHandle) error {
+		return ignoringEINTR(func() (err error) {
+			tmp.fd, err = unix.Openat(h.fd, name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			return err
+		})
+	})
+	if err != nil {
+		tmp.fd = -1
+	}
+	return r.t.pathError("open", tmp.rel, err)
+}
+
+// finish writes a created temporary file with write, gives it its mode
+// and time and closes it; on a failure it removes it.
+// A small file costs five system calls on descriptors (openat, pwrite,
+// futimens, close; fchmod when the umask would change its mode) and no
+// allocation of an *os.File: a restore of a million sstable components
+// is made of little else.
+func (r *restorer) finish(tmp *tempFile, f manifest.File, write func(io.WriterAt) error) error {
+	rel := tmp.rel
 	defer func() {
 		if tmp.fd >= 0 { // failed before its close
 			tmp.close()
 			r.t.remove(rel)
 		}
 	}()
+	var err error
 	if !r.opts.Buffered && f.Size >= directMin {
 		err = r.writeLarge(tmp, rel, write)
 	} else {
@@ -66,13 +99,13 @@ func (r *restorer) stage(f manifest.File, write func(io.WriterAt) error) error {
 	if err != nil {
 		return err
 	}
-	if !exact {
-		if err := ignoringEINTR(func() error { return unix.Fchmod(fd, perm) }); err != nil {
+	if !tmp.exact {
+		if err := ignoringEINTR(func() error { return unix.Fchmod(tmp.fd, tmp.perm) }); err != nil {
 			return r.t.pathError("chmod", rel, err)
 		}
 	}
 	// After the last write, which sets the time too.
-	if err := futimens(fd, f.ModTime); err != nil {
+	if err := futimens(tmp.fd, f.ModTime); err != nil {
 		return r.t.pathError("chtimes", rel, err)
 	}
 	if err := tmp.close(); err != nil {
@@ -95,10 +128,14 @@ func (r *restorer) writeLarge(tmp *tempFile, rel string, write func(io.WriterAt)
 }
 
 // tempFile is a temporary file being written: a bare descriptor, or, for
-// a large file, an *os.File that owns it.
+// a large file, an *os.File that owns it; its path under the target, and
+// the permissions it is to have (exact: it was created with them).
 type tempFile struct {
-	fd int
-	f  *os.File
+	fd    int
+	f     *os.File
+	rel   string
+	perm  uint32
+	exact bool
 }
 
 // WriteAt writes p at off, all of it: one pwrite for a small file.
@@ -150,9 +187,9 @@ func futimens(fd int, tm time.Time) error {
 
 // download writes the file's bytes into w with parallel ranged GETs and
 // checks their size and SHA-256. Unless sized (the caller checked it), a
-// file of several groups first has its object's size checked, so that a
-// chunk index that does not describe the object is never used; a file of
-// one group proves its size with its GET.
+// file of several groups has its object's size checked too, so that a
+// chunk index that does not describe the object is never trusted; a file
+// of one group proves its size with its GET.
 func (r *restorer) download(ctx context.Context, f manifest.File, w io.WriterAt, sized bool) error {
 	key := r.root + f.Key
 	if f.Size == 0 && f.StoredSize == 0 {
@@ -160,20 +197,15 @@ func (r *restorer) download(ctx context.Context, f manifest.File, w io.WriterAt,
 	}
 	chunks := layout(f)
 	groups := plan(f, chunks, r.groupLimit())
-	if len(groups) > 1 && !sized {
-		if err := r.checkSize(ctx, f, key); err != nil {
-			return err
-		}
-	}
-	err := r.transfer(ctx, f, key, chunks, groups, w)
+	err := r.transfer(ctx, f, key, chunks, groups, w, len(groups) > 1 && !sized)
 	var whole *wholeFileError
 	if errors.As(err, &whole) && f.Compression != chunk.Zstd && ctx.Err() == nil {
 		// An object stored without compression has no checksum per range:
 		// only the file's SHA-256 tells a bit flipped on the way from damage
 		// in the bucket, so the whole file is read once more before it is
 		// called corrupt. (A compressed one's chunks were each checked, and
-		// read again when they failed.)
-		err = again(r.transfer(ctx, f, key, chunks, groups, w))
+		// read again when they failed.) Its size was proven.
+		err = again(r.transfer(ctx, f, key, chunks, groups, w, false))
 	}
 	return err
 }

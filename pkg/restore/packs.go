@@ -24,6 +24,19 @@ type packRun struct {
 	files      []manifest.File
 }
 
+// decoded is the most memory one of the run's files takes decoded beside
+// the run's bytes: they are decoded and written one at a time, and a file
+// stored uncompressed is its stored bytes.
+func (run packRun) decoded() int64 {
+	var most int64
+	for _, f := range run.files {
+		if f.Compression == chunk.Zstd {
+			most = max(most, f.Size)
+		}
+	}
+	return most
+}
+
 // splitPacked takes the packed files out of files and groups them into
 // runs, one GET each: a ranged GET per small file would cost a request,
 // and the server would read and check a whole erasure block, for a few
@@ -50,15 +63,38 @@ func splitPacked(files []manifest.File) (runs []packRun, rest []manifest.File) {
 			cur.files = append(cur.files, f)
 		}
 	}
+	// The largest first: their transfers are the longest, and a restore
+	// ends with its last file.
+	slices.SortStableFunc(rest, func(a, b manifest.File) int { return cmp.Compare(b.StoredSize, a.StoredSize) })
 	return runs, rest
 }
 
 // fetchRun gets a run's bytes with one GET and stages each of its files,
 // decoded and checked (CRC32C per chunk, size and SHA-256) like any other.
+// The files are created first, before the run takes its memory: creating
+// a file is most of what a small file costs, and memory held meanwhile
+// is memory the GETs of large files wait for.
 func (r *restorer) fetchRun(ctx context.Context, run packRun) error {
-	return r.fetchPacked(ctx, run, func(f manifest.File, raw []byte, err error) error {
+	made := make([]*tempFile, 0, len(run.files))
+	for _, f := range run.files {
+		tmp, err := r.create(f)
 		if err == nil {
-			err = r.stage(f, func(w io.WriterAt) error {
+			err = tmp.close()
+		}
+		if err != nil {
+			return fmt.Errorf("restore %s: %w", f.Path, err)
+		}
+		made = append(made, tmp)
+	}
+	i := 0
+	return r.fetchPacked(ctx, run, func(f manifest.File, raw []byte, err error) error {
+		tmp := made[i]
+		i++
+		if err == nil {
+			err = r.reopen(tmp)
+		}
+		if err == nil {
+			err = r.finish(tmp, f, func(w io.WriterAt) error {
 				if _, err := w.WriteAt(raw, 0); err != nil {
 					return fmt.Errorf("write %d bytes: %w", len(raw), err)
 				}
@@ -80,7 +116,7 @@ func (r *restorer) fetchRun(ctx context.Context, run packRun) error {
 // ends it.
 func (r *restorer) fetchPacked(ctx context.Context, run packRun, each func(f manifest.File, raw []byte, err error) error) error {
 	n := run.end - run.start
-	release, err := r.budget.Acquire(ctx, 2*n)
+	release, err := r.budget.Acquire(ctx, n+run.decoded())
 	if err != nil {
 		return err
 	}
@@ -88,29 +124,38 @@ func (r *restorer) fetchPacked(ctx context.Context, run packRun, each func(f man
 	buf := r.bufs.get(n)
 	defer r.bufs.put(buf)
 	key := r.root + run.key
-	load := func() error { return get(ctx, r.c, key, run.start, *buf, false) }
+	load := func() error { return getSpan(ctx, r.c, key, run.start, *buf) }
 	if err := readChecked(ctx, load); err != nil {
 		return err
 	}
 	for _, f := range run.files {
 		stored := (*buf)[f.Offset-run.start : f.Offset-run.start+f.StoredSize]
-		raw, err := r.decodePacked(f, key, stored)
+		var dst *[]byte // the decoded bytes' buffer, for the next file
+		if f.Compression == chunk.Zstd {
+			dst = r.bufs.get(f.Size)
+		}
+		raw, err := r.decodePacked(f, key, stored, dst)
 		if errors.Is(err, ErrVerify) && ctx.Err() == nil {
 			if err := load(); err != nil {
 				return err
 			}
-			raw, err = r.decodePacked(f, key, stored)
+			raw, err = r.decodePacked(f, key, stored, dst)
 			err = again(err)
 		}
-		if err := each(f, raw, err); err != nil {
+		err = each(f, raw, err)
+		if dst != nil {
+			r.bufs.put(dst)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// decodePacked decodes a packed file's stored bytes and checks them.
-func (r *restorer) decodePacked(f manifest.File, key string, stored []byte) ([]byte, error) {
+// decodePacked decodes a packed file's stored bytes, into dst when it is
+// compressed, and checks them.
+func (r *restorer) decodePacked(f manifest.File, key string, stored []byte, dst *[]byte) ([]byte, error) {
 	raw := stored
 	if f.Compression == chunk.Zstd {
 		// All of the file's chunks as one group that starts where the file
@@ -118,7 +163,7 @@ func (r *restorer) decodePacked(f manifest.File, key string, stored []byte) ([]b
 		chunks := layout(f)
 		all := group{first: 0, end: len(chunks), storedOff: f.Offset}
 		var err error
-		if raw, err = decodeGroup(r.dec, key, chunks, all, stored, make([]byte, 0, f.Size)); err != nil {
+		if raw, err = decodeGroup(r.dec, key, chunks, all, stored, (*dst)[:0]); err != nil {
 			return nil, err
 		}
 	}

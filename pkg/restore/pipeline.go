@@ -30,7 +30,41 @@ type piece struct {
 // its raw offset into w and feeds them, in file order, to the SHA-256 that
 // it checks at the end. Every buffer is taken from the budget before its GET
 // and given back once hashed; the file is never read back.
-func (r *restorer) transfer(ctx context.Context, f manifest.File, key string, chunks []chunk.Chunk, groups []group, w io.WriterAt) error {
+//
+// With checkSize, the object's size is checked against the manifest (a
+// HEAD) beside the first GETs rather than a round trip before them, and
+// before anything else is believed: a wrong size is the failure reported,
+// whatever the GETs of a chunk index that does not describe the object
+// ran into meanwhile, and it stops them. Nothing they wrote is kept: the
+// file is a temporary one until every file is verified.
+func (r *restorer) transfer(ctx context.Context, f manifest.File, key string, chunks []chunk.Chunk, groups []group, w io.WriterAt, checkSize bool) error {
+	var sized chan error
+	if checkSize {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		sized = make(chan error, 1)
+		head := ctx
+		go func() {
+			err := r.checkSize(head, f, key)
+			if err != nil {
+				cancel(err)
+			}
+			sized <- err
+		}()
+	}
+	err := r.transferChecked(ctx, f, key, chunks, groups, w)
+	if sized != nil {
+		if serr := <-sized; serr != nil {
+			return serr
+		}
+	}
+	return err
+}
+
+// transferChecked is transfer once the object's size is checked, or while
+// it is.
+func (r *restorer) transferChecked(ctx context.Context, f manifest.File, key string, chunks []chunk.Chunk, groups []group, w io.WriterAt) error {
 	workers := min(len(groups), maxWorkers())
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers + 1) // the workers and the hasher
@@ -96,19 +130,27 @@ func (r *restorer) dispatch(ctx context.Context, g *errgroup.Group, queue chan<-
 func (r *restorer) fetchGroup(ctx context.Context, f manifest.File, key string, chunks []chunk.Chunk, g group, w io.WriterAt) piece {
 	stored := r.bufs.get(g.fetchLen(f))
 	raw := stored
-	if f.Compression == chunk.Zstd {
+	if f.Compression == chunk.Zstd && !g.inPlace {
 		raw = r.bufs.get(g.rawLen)
 	}
 	// A group whose bytes fail their check is fetched again before it is
 	// called corrupt.
 	err := readChecked(ctx, func() error {
-		if err := get(ctx, r.c, key, g.storedOff, *stored, g.whole); err != nil {
+		var err error
+		if g.whole {
+			err = get(ctx, r.c, key, g.storedOff, *stored, true)
+		} else {
+			err = getSpan(ctx, r.c, key, g.storedOff, *stored)
+		}
+		if err != nil || f.Compression != chunk.Zstd {
 			return err
 		}
-		if f.Compression != chunk.Zstd {
-			return nil
+		var b []byte
+		if g.inPlace {
+			b, err = r.unframeGroup(key, chunks, g, *stored)
+		} else {
+			b, err = decodeGroup(r.dec, key, chunks, g, *stored, (*raw)[:0])
 		}
-		b, err := decodeGroup(r.dec, key, chunks, g, *stored, (*raw)[:0])
 		if err == nil {
 			*raw = b
 		}
