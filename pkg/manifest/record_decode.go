@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"math"
 	"strings"
@@ -66,8 +67,12 @@ func (d *recordDecoder) decode(line []byte, r *record) error {
 	if d.fast(line, r) {
 		return nil
 	}
-	*r = record{}
-	return json.Unmarshal(line, r)
+	// Into a record of its own: r passed to json.Unmarshal would be moved
+	// to the heap for every record, the fast path's too.
+	var slow record
+	err := json.Unmarshal(line, &slow)
+	*r = slow
+	return err
 }
 
 // span is where a string field's bytes are in the line.
@@ -91,23 +96,28 @@ func (d *recordDecoder) fast(line []byte, r *record) bool {
 	next := 0 // the first field that may come next
 	i := 1
 	for {
-		// "key":
+		// "key": every key of a record is one or two bytes.
 		if line[i] != '"' {
 			return false
 		}
-		j := i + 1
-		for j < n && line[j] != '"' {
-			j++
-		}
-		if j+1 >= n || line[j+1] != ':' {
+		var key uint32
+		switch {
+		case i+3 < n && line[i+2] == '"':
+			key, i = keyCode(line[i+1:i+2]), i+3
+		case i+4 < n && line[i+3] == '"':
+			key, i = keyCode(line[i+1:i+3]), i+4
+		default:
 			return false
 		}
-		f := fieldOf(line[i+1:j], next)
+		if line[i] != ':' {
+			return false
+		}
+		i++
+		f := fieldOf(key, next)
 		if f < 0 {
 			return false
 		}
 		next = f + 1
-		i = j + 2
 		var ok bool
 		switch f {
 		case fieldPath, fieldPathB64, fieldSHA256, fieldKey, fieldCompression, fieldDigest:
@@ -152,73 +162,87 @@ func (d *recordDecoder) fast(line []byte, r *record) bool {
 	}
 }
 
-// fieldOf is the field of key, if it is one of those from first on.
-func fieldOf(key []byte, first int) int {
+// keyCode is a key of one or two bytes as a number, for fieldOf.
+func keyCode(key []byte) uint32 {
+	c := uint32(len(key))<<16 | uint32(key[0])
+	if len(key) > 1 {
+		c |= uint32(key[1]) << 8
+	}
+	return c
+}
+
+// recordKeyCodes are the keyCodes of recordKeys.
+var recordKeyCodes = func() (c [numFields]uint32) {
+	for f, k := range recordKeys {
+		c[f] = keyCode([]byte(k))
+	}
+	return c
+}()
+
+// fieldOf is the field of the key whose keyCode is key, if it is one of
+// those from first on.
+func fieldOf(key uint32, first int) int {
 	for f := first; f < numFields; f++ {
-		if string(key) == recordKeys[f] {
+		if recordKeyCodes[f] == key {
 			return f
 		}
 	}
 	return -1
 }
 
+// stringFields are record's string fields, in their order.
+var stringFields = [...]int{fieldPath, fieldPathB64, fieldSHA256, fieldKey, fieldCompression, fieldDigest}
+
 // setStrings sets r's string fields from their spans in line, with one
 // allocation for all of them: the object key of the record before and the
 // compression modes s3bak writes are taken as they are, the rest copied
 // once into one string and sliced from it.
 func (d *recordDecoder) setStrings(line []byte, str *[numFields]span, r *record) {
-	bytesOf := func(f int) []byte { return line[str[f].from:str[f].to] }
-	sameKey := string(bytesOf(fieldKey)) == d.key
-	var mode chunk.Mode
-	switch string(bytesOf(fieldCompression)) {
+	k := str[fieldKey]
+	if string(line[k.from:k.to]) == d.key {
+		r.Key = d.key
+		str[fieldKey] = span{}
+	}
+	switch c := str[fieldCompression]; string(line[c.from:c.to]) {
 	case string(chunk.Zstd):
-		mode = chunk.Zstd
+		r.Compression = chunk.Zstd
+		str[fieldCompression] = span{}
 	case string(chunk.None):
-		mode = chunk.None
-	case "":
+		r.Compression = chunk.None
+		str[fieldCompression] = span{}
 	}
 	total := 0
-	for f := range str {
-		switch {
-		case f == fieldKey && sameKey, f == fieldCompression && mode != "":
-			continue
-		}
+	for _, f := range stringFields {
 		total += str[f].to - str[f].from
+	}
+	if total == 0 {
+		return
 	}
 	var b strings.Builder
 	b.Grow(total)
-	for f := range str {
-		switch {
-		case f == fieldKey && sameKey, f == fieldCompression && mode != "":
-			continue
-		}
-		b.Write(bytesOf(f))
+	for _, f := range stringFields {
+		b.Write(line[str[f].from:str[f].to])
 	}
 	all := b.String()
-	take := func(f int) string {
-		if str[f].to == str[f].from {
-			return ""
-		}
+	for _, f := range stringFields {
 		s := all[:str[f].to-str[f].from]
 		all = all[len(s):]
-		return s
+		switch {
+		case s == "":
+		case f == fieldPath:
+			r.Path = s
+		case f == fieldPathB64:
+			r.PathB64 = s
+		case f == fieldSHA256:
+			r.SHA256 = s
+		case f == fieldKey:
+			r.Key, d.key = s, s
+		case f == fieldCompression:
+			r.Compression = chunk.Mode(s)
+		case f == fieldDigest:
+			r.Digest = s
+		}
 	}
-	// In field order, as they were written into all.
-	r.Path = take(fieldPath)
-	r.PathB64 = take(fieldPathB64)
-	r.SHA256 = take(fieldSHA256)
-	if sameKey {
-		r.Key = d.key
-	} else {
-		r.Key = take(fieldKey)
-		d.key = r.Key
-	}
-	if mode != "" {
-		r.Compression = mode
-	} else {
-		r.Compression = chunk.Mode(take(fieldCompression))
-	}
-	r.Digest = take(fieldDigest)
 }
 
 // scanString scans the JSON string that starts at line[i], and returns
@@ -230,8 +254,12 @@ func scanString(line []byte, i int) (from, to, next int, ok bool) {
 	if line[i] != '"' {
 		return 0, 0, 0, false
 	}
+	j := i + 1
+	for j+8 <= len(line) && !special(binary.LittleEndian.Uint64(line[j:])) {
+		j += 8
+	}
 	ascii := true
-	for j := i + 1; j < len(line); j++ {
+	for ; j < len(line); j++ {
 		switch c := line[j]; {
 		case c == '"':
 			if !ascii && !utf8.Valid(line[i+1:j]) {
@@ -245,6 +273,17 @@ func scanString(line []byte, i int) (from, to, next int, ok bool) {
 		}
 	}
 	return 0, 0, 0, false
+}
+
+// special reports whether any of the eight bytes in v is a quote, a
+// backslash, a control character or not ASCII: the bytes scanString has
+// to look at one by one. It may say so of a word with none (a borrow
+// from a byte that is one), never the other way round.
+func special(v uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q := v ^ '"'*ones  // a zero byte where v has a quote
+	b := v ^ '\\'*ones // a zero byte where v has a backslash
+	return ((q-ones)&^q|(b-ones)&^b|(v-0x20*ones)&^v|v)&highs != 0
 }
 
 // maxDigits is the most digits scanDigits takes: 19 digits never overflow

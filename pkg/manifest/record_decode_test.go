@@ -2,10 +2,13 @@ package manifest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -272,6 +275,32 @@ func TestReaderLongRecords(t *testing.T) {
 		}
 		if !reflect.DeepEqual(f, files[i]) {
 			t.Fatalf("file %d: %v\nwant %v", i, f.Path, files[i].Path)
+		}
+	}
+}
+
+// TestSpecial: a word with a byte scanString must look at is always
+// found, whatever the bytes around it and wherever it is.
+func TestSpecial(t *testing.T) {
+	isSpecial := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 || c >= 0x80 }
+	for _, fill := range []byte{'a', ' ', '!', '#', '[', ']', '~', 0x7f, 0x21, 0x5d} {
+		for pos := range 8 {
+			for c := range 256 {
+				w := bytes.Repeat([]byte{fill}, 8)
+				w[pos] = byte(c)
+				if got := special(binary.LittleEndian.Uint64(w)); got != isSpecial(byte(c)) {
+					t.Fatalf("special(%q) = %v", w, got)
+				}
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 1 << 20 {
+		v := rng.Uint64()
+		var w [8]byte
+		binary.LittleEndian.PutUint64(w[:], v)
+		if slices.ContainsFunc(w[:], isSpecial) && !special(v) {
+			t.Fatalf("special(%q) = false", w)
 		}
 	}
 }
