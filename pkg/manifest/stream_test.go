@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -138,14 +139,51 @@ func TestHostileStreamIsRefused(t *testing.T) {
 		"odd chunk list":   {join(head, recs[0], strings.Replace(recs[1], `"ch":[`, `"ch":[7,`, 1), recs[2], tail), "chunk"},
 		"not JSON":         {join(head, "{nope\n", recs[1], recs[2], tail), "record 1"},
 		"negative totals":  {join(strings.Replace(head, `"stored_bytes":`, `"stored_bytes":-`, 1), tail), "negative"},
+		// Lines in forms s3bak never writes, which the fast record decoder
+		// leaves to json.Unmarshal: refused as before, or read as
+		// encoding/json reads them and then refused for what they say.
+		"last of two paths": {join(head, strings.Replace(recs[0], `}`, `,"p":"../x"}`, 1), recs[1], recs[2], tail), "escapes"},
+		"escaped NUL":       {join(head, strings.Replace(recs[0], `"ks/t-1/empty"`, `"ks/t-1/\u0000"`, 1), recs[1], recs[2], tail), "NUL"},
+		"huge size":         {join(head, strings.Replace(recs[0], `"n":0`, `"n":1e999`, 1), recs[1], recs[2], tail), "record 1"},
+		"overflowing size":  {join(head, strings.Replace(recs[0], `"n":0`, `"n":9223372036854775808`, 1), recs[1], recs[2], tail), "record 1"},
+		"size as a string":  {join(head, strings.Replace(recs[0], `"n":0`, `"n":"0"`, 1), recs[1], recs[2], tail), "record 1"},
+		"CRC out of range":  {join(head, recs[0], strings.Replace(recs[1], `"ch":[`, `"ch":[7,-1,`, 1), recs[2], tail), "CRC32C"},
+		"chunks as null":    {join(head, recs[0], strings.Replace(recs[1], `"ch":[10,0]`, `"ch":null`, 1), recs[2], tail), "chunks listed"},
+		"pb not base64":     {join(head, strings.Replace(recs[0], `,"n":`, `,"pb":"%%","n":`, 1), recs[1], recs[2], tail), "base64"},
+		"cut record":        {join(head, recs[0][:40]+"\n", recs[1], recs[2], tail), "record 1"},
 	} {
 		_, err := Decode(tc.b)
 		if err == nil || !errors.Is(err, ErrCorrupt) && tc.want != "" || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want ErrCorrupt saying %q", name, err, tc.want)
 		}
 	}
-	if _, err := Decode(good); err != nil {
+	want, err := Decode(good)
+	if err != nil {
 		t.Fatalf("the good stream: %v", err)
+	}
+	// Records that JSON writes otherwise than s3bak read as they always
+	// did: as the same files, and a byte that is not UTF-8 as U+FFFD.
+	for name, rec0 := range map[string]string{
+		"spaces":         strings.ReplaceAll(strings.ReplaceAll(recs[0], `,"`, `, "`), `":`, `": `),
+		"escapes":        strings.Replace(recs[0], `"ks/t-1/empty"`, `"ks\/t-1\/\u0065mpty"`, 1),
+		"order of keys":  `{"n":0,` + strings.Replace(recs[0], `"n":0,`, "", 1)[1:],
+		"two paths":      strings.Replace(recs[0], `"p":"ks/t-1/empty"`, `"p":"x","p":"ks/t-1/empty"`, 1),
+		"invalid UTF-8":  strings.Replace(recs[0], `"ks/t-1/empty"`, "\"ks/t-0/\xff\"", 1),
+		"zeros written":  strings.Replace(recs[0], `}`, `,"o":0,"cs":0,"i":0,"d":""}`, 1),
+		"unknown fields": strings.Replace(recs[0], `}`, `,"x":[1,{"y":null}]}`, 1),
+	} {
+		m, err := Decode(join(head, rec0, recs[1], recs[2], tail))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		w := slices.Clone(want.Files)
+		if name == "invalid UTF-8" {
+			w[0].Path = "ks/t-0/\uFFFD"
+		}
+		if !reflect.DeepEqual(m.Files, w) {
+			t.Errorf("%s: read as\n%+v\nwant\n%+v", name, m.Files, w)
+		}
 	}
 }
 
