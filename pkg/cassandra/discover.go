@@ -15,6 +15,9 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/s3bak/s3bak/pkg/source"
 )
@@ -381,10 +384,17 @@ func (w *walker) dir(abs, rel string) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
-	entries, err := os.ReadDir(abs)
+	d, err := os.Open(abs)
 	if err != nil {
 		return fmt.Errorf("read snapshot: %w", err)
 	}
+	defer d.Close()
+	entries, err := d.ReadDir(-1)
+	if err != nil {
+		return fmt.Errorf("read snapshot: %w", err)
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	dirfd := int(d.Fd())
 	for _, e := range entries {
 		p, r := filepath.Join(abs, e.Name()), rel+"/"+e.Name()
 		fi, err := asDir(e, p)
@@ -396,7 +406,7 @@ func (w *walker) dir(abs, rel string) error {
 			continue
 		}
 		if fi == nil {
-			f, err := statFile(p)
+			f, err := statFile(dirfd, e.Name(), p)
 			if err != nil {
 				return err
 			}
@@ -438,19 +448,32 @@ func asDir(e fs.DirEntry, p string) (fs.FileInfo, error) {
 	return fi, nil
 }
 
-func statFile(p string) (source.File, error) {
-	fi, err := os.Lstat(p)
+// statFile describes the file name in the directory dirfd (at p): by the
+// directory's descriptor, not its path, which the kernel would otherwise
+// walk again for each of a table's thousands of files.
+func statFile(dirfd int, name, p string) (source.File, error) {
+	var st unix.Stat_t
+	err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	for err == unix.EINTR {
+		err = unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	}
 	if err != nil {
-		return source.File{}, fmt.Errorf("stat snapshot file: %w", err)
+		return source.File{}, fmt.Errorf("stat snapshot file: %w", &fs.PathError{Op: "lstat", Path: p, Err: err})
 	}
-	if !fi.Mode().IsRegular() {
-		return source.File{}, fmt.Errorf("snapshot file %s is not a regular file (%v): snapshots hold hard links, not symlinks", p, fi.Mode().Type())
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		typ := "not a regular file"
+		if fi, err := os.Lstat(p); err == nil {
+			typ = fi.Mode().Type().String()
+		}
+		return source.File{}, fmt.Errorf("snapshot file %s is not a regular file (%v): snapshots hold hard links, not symlinks", p, typ)
 	}
-	f := source.File{Size: fi.Size(), Mode: fi.Mode().Perm(), ModTime: fi.ModTime()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		f.Dev, f.Ino = uint64(st.Dev), st.Ino
-	}
-	return f, nil
+	return source.File{
+		Size:    st.Size,
+		Mode:    fs.FileMode(st.Mode).Perm(),
+		ModTime: time.Unix(st.Mtim.Unix()),
+		Dev:     uint64(st.Dev),
+		Ino:     st.Ino,
+	}, nil
 }
 
 // dataDigest returns the checksum Cassandra wrote for a Data.db in its
