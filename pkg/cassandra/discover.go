@@ -396,25 +396,29 @@ func (w *walker) dir(abs, rel string) error {
 	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	dirfd := int(d.Fd())
 	for _, e := range entries {
-		p, r := filepath.Join(abs, e.Name()), rel+"/"+e.Name()
-		fi, err := asDir(e, p)
-		if err != nil {
-			return fmt.Errorf("read snapshot: %w", err)
+		name := e.Name()
+		r := rel + "/" + name
+		var fi fs.FileInfo
+		if e.IsDir() || e.Type()&fs.ModeSymlink != 0 {
+			if fi, err = asDir(e, filepath.Join(abs, name)); err != nil {
+				return fmt.Errorf("read snapshot: %w", err)
+			}
 		}
 		if fi == nil && w.counting {
 			w.n++
 			continue
 		}
 		if fi == nil {
-			f, err := statFile(dirfd, e.Name(), p)
+			f, err := statFile(dirfd, abs, name)
 			if err != nil {
 				return err
 			}
 			f.Path, f.Dir = r, abs // abs is shared by the directory's files
-			f.Digest = dataDigest(p)
+			f.Digest = dataDigest(dirfd, name)
 			w.files = append(w.files, f)
 			continue
 		}
+		p := filepath.Join(abs, name)
 		id := idOf(fi)
 		if first, ok := w.seen[id]; ok && id != (dirID{}) {
 			w.log.Warn("directory reached twice in a snapshot (a symlink loop?): read once", "skipped", p, "read_as", first)
@@ -448,19 +452,20 @@ func asDir(e fs.DirEntry, p string) (fs.FileInfo, error) {
 	return fi, nil
 }
 
-// statFile describes the file name in the directory dirfd (at p): by the
-// directory's descriptor, not its path, which the kernel would otherwise
-// walk again for each of a table's thousands of files.
-func statFile(dirfd int, name, p string) (source.File, error) {
+// statFile describes the file name in the directory dirfd (at dir): by
+// the directory's descriptor, not its path, which the kernel would
+// otherwise walk again for each of a table's thousands of files.
+func statFile(dirfd int, dir, name string) (source.File, error) {
 	var st unix.Stat_t
 	err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	for err == unix.EINTR {
 		err = unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	}
 	if err != nil {
-		return source.File{}, fmt.Errorf("stat snapshot file: %w", &fs.PathError{Op: "lstat", Path: p, Err: err})
+		return source.File{}, fmt.Errorf("stat snapshot file: %w", &fs.PathError{Op: "lstat", Path: filepath.Join(dir, name), Err: err})
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		p := filepath.Join(dir, name)
 		typ := "not a regular file"
 		if fi, err := os.Lstat(p); err == nil {
 			typ = fi.Mode().Type().String()
@@ -476,20 +481,46 @@ func statFile(dirfd int, name, p string) (source.File, error) {
 	}, nil
 }
 
-// dataDigest returns the checksum Cassandra wrote for a Data.db in its
-// Digest component (crc32 since 2.1; sha1 and adler32 before), or "" for
-// other components and when there is none. It only sharpens the index's
-// fingerprint, so a missing or odd digest is not an error.
-func dataDigest(dataPath string) string {
-	base, ok := strings.CutSuffix(dataPath, "Data.db")
+// dataDigest returns the checksum Cassandra wrote for a Data.db (name, in
+// the directory dirfd) in its Digest component (crc32 since 2.1; sha1 and
+// adler32 before), or "" for other components and when there is none. It
+// only sharpens the index's fingerprint, so a missing or odd digest is not
+// an error.
+func dataDigest(dirfd int, name string) string {
+	base, ok := strings.CutSuffix(name, "Data.db")
 	if !ok {
 		return ""
 	}
 	for _, ext := range []string{"Digest.crc32", "Digest.sha1", "Digest.adler32"} {
-		b, err := os.ReadFile(base + ext)
-		if err == nil && len(b) <= 128 {
+		if b, ok := readSmallAt(dirfd, base+ext, 128); ok {
 			return ext[len("Digest."):] + ":" + strings.TrimSpace(string(b))
 		}
 	}
 	return ""
+}
+
+// readSmallAt reads the file name in the directory dirfd, if it holds at
+// most max bytes.
+func readSmallAt(dirfd int, name string, max int) ([]byte, bool) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, false
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, max+1)
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, false
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return buf[:n], n <= max
 }

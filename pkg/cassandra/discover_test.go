@@ -330,3 +330,39 @@ func TestDiscoverGroupsListsATableAtATime(t *testing.T) {
 		t.Fatalf("a group's memory %d, the whole set's %d", grouped.Memory(), source.FilesMemory(whole.Files))
 	}
 }
+
+// TestDataDigest: a Data.db's fingerprint carries the checksum in its
+// Digest component, read by the directory's descriptor; an oversized or
+// missing one is no digest, and other components have none.
+func TestDataDigest(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("nb-1-big-Data.db", "rows")
+	write("nb-1-big-Digest.crc32", "2203944950\n")
+	write("nb-2-big-Data.db", "rows")
+	write("nb-2-big-Digest.crc32", strings.Repeat("9", 129))
+	write("nb-3-big-Data.db", "rows")
+	write("nb-4-big-Data.db", "rows")
+	write("nb-4-big-Digest.sha1", "da39a3ee5e6b4b0d3255bfef95601890afd80709")
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for name, want := range map[string]string{
+		"nb-1-big-Data.db":  "crc32:2203944950",
+		"nb-2-big-Data.db":  "",
+		"nb-3-big-Data.db":  "",
+		"nb-4-big-Data.db":  "sha1:da39a3ee5e6b4b0d3255bfef95601890afd80709",
+		"nb-1-big-Index.db": "",
+	} {
+		if got := dataDigest(int(d.Fd()), name); got != want {
+			t.Errorf("dataDigest(%s) = %q, want %q", name, got, want)
+		}
+	}
+}
