@@ -136,11 +136,11 @@ func fromUnixNano(n int64) time.Time {
 // form of a file in a stream manifest, which checkpoints use too.
 func AppendRecord(dst []byte, f *File) ([]byte, error) {
 	r := recordOf(f)
-	b, err := json.Marshal(&r)
+	b, err := appendRecordJSON(dst, &r)
 	if err != nil {
 		return dst, err
 	}
-	return append(append(dst, b...), '\n'), nil
+	return append(b, '\n'), nil
 }
 
 // ParseRecord reads one record line (without its newline) and validates
