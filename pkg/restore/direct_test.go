@@ -162,8 +162,8 @@ func TestBuffersReuseAndAlign(t *testing.T) {
 	}
 	b.put(big)
 	b.put(small)
-	if c := capacity(8<<20 + 207); c != capacity(8<<20) || c != capacity(8<<20+800<<10) {
-		t.Fatalf("capacity %d for a chunk of raw blocks, %d for its raw bytes, %d for a pack's run: want one size", c, capacity(8<<20), capacity(8<<20+800<<10))
+	if c := capacity(8<<20 + 207); c != capacity(8<<20) || c != capacity(8<<20+200<<10) {
+		t.Fatalf("capacity %d for a chunk of raw blocks, %d for its raw bytes, %d for a pack's run: want one size", c, capacity(8<<20), capacity(8<<20+200<<10))
 	}
 	extra := alignedBytes(2<<20, 2<<20)
 	b.put(&extra) // over the limit: not kept
