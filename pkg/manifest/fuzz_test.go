@@ -2,7 +2,9 @@ package manifest
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"math"
 	"path"
 	"path/filepath"
 	"reflect"
@@ -10,6 +12,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/s3bak/s3bak/pkg/chunk"
 )
 
 // FuzzManifestRoundTrip feeds Decode what a bucket could hold instead of a
@@ -165,5 +169,33 @@ func FuzzRecordDecode(f *testing.F) {
 	f.Add([]byte(`{"p":"a","p":"b","n":-0,"ch":[],"m":4294967296}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		checkRecordDecode(t, line)
+	})
+}
+
+// FuzzRecordDecodeValues writes records of any field values as
+// AppendRecord does (json.Marshal) and checks them as FuzzRecordDecode
+// does: mutating a line mostly makes one the fast path declines, this
+// makes lines it takes. A line without an escape must take the fast path,
+// unless it has a number of 20 digits (an inode over 10^19, which no file
+// system gives), left to json.Unmarshal.
+func FuzzRecordDecodeValues(f *testing.F) {
+	f.Add("ks/t-1/nb-1-big-Data.db", "", int64(10), int64(1700000000123456789), uint32(0o644), strings.Repeat("0f", 32),
+		"data/packs/x.pack", int64(5), int64(35), "zstd", int64(8<<20), int64(10), int64(4294967295), uint64(7), "123", 2)
+	f.Add("ks/é\x00\xff\"\\<", "a3M=", int64(-1), int64(math.MinInt64), uint32(math.MaxUint32), "", "", int64(math.MaxInt64),
+		int64(0), "none", int64(-5), int64(-1), int64(0), uint64(math.MaxUint64), "\u2028", 0)
+	f.Fuzz(func(t *testing.T, p, pb string, n, mtime int64, mode uint32, h, k string, o, z int64, c string, cs, s, crc int64,
+		ino uint64, d string, chunks int) {
+		r := record{Path: p, PathB64: pb, Size: n, ModTime: mtime, Mode: mode, SHA256: h, Key: k, Offset: o, StoredSize: z,
+			Compression: chunk.Mode(c), ChunkSize: cs, Ino: ino, Digest: d}
+		for range chunks % 8 {
+			r.Chunks = append(r.Chunks, s, crc)
+		}
+		line, err := json.Marshal(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fast := checkRecordDecode(t, line); !fast && !bytes.Contains(line, []byte(`\`)) && ino < 1e19 {
+			t.Fatalf("%s: not the fast path", line)
+		}
 	})
 }
