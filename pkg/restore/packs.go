@@ -77,6 +77,9 @@ func splitPacked(files []manifest.File) (runs []packRun, rest []manifest.File) {
 func (r *restorer) fetchRun(ctx context.Context, run packRun) error {
 	made := make([]*tempFile, 0, len(run.files))
 	for _, f := range run.files {
+		if err := ctx.Err(); err != nil {
+			return err // another file failed: what is made is removed
+		}
 		tmp, err := r.create(f)
 		if err == nil {
 			err = tmp.close()
