@@ -59,9 +59,9 @@ func (r *restorer) create(f manifest.File) (*tempFile, error) {
 }
 
 // reopen opens a temporary file that create made and closed, again for
-// writing. Only a file that was just created is a new inode, which on some
-// file systems (ext4 without a journal skips every inode freed in the last
-// half-minute, one by one) costs far more than opening it.
+// writing: a lookup in a cached directory, where creating it took a new
+// inode, which on some file systems costs far more (ext4 without a journal
+// steps over every inode freed in the last half-minute, one by one).
 func (r *restorer) reopen(tmp *tempFile) error {
 	dir, name := split(tmp.rel)
 	err := r.t.inDir(dir, func(h *dirHandle) error {

@@ -13,10 +13,10 @@ import (
 	"github.com/s3bak/s3bak/pkg/manifest"
 )
 
-// maxPackSpan bounds the bytes of a pack fetched with one GET.
+// maxPackSpan bounds the bytes of a pack fetched at once (one span).
 const maxPackSpan = 16 << 20
 
-// packRun is packed files fetched together: one GET of the pack's bytes
+// packRun is packed files fetched together: one span of the pack's bytes
 // [start, end) serves all of them.
 type packRun struct {
 	key        string
@@ -38,9 +38,9 @@ func (run packRun) decoded() int64 {
 }
 
 // splitPacked takes the packed files out of files and groups them into
-// runs, one GET each: a ranged GET per small file would cost a request,
-// and the server would read and check a whole erasure block, for a few
-// kilobytes.
+// runs, one span each (see getSpan): a ranged GET per small file would
+// cost a request, and the server would read and check a whole erasure
+// block, for a few kilobytes.
 func splitPacked(files []manifest.File) (runs []packRun, rest []manifest.File) {
 	byPack := map[string][]manifest.File{}
 	for _, f := range files {
@@ -69,7 +69,7 @@ func splitPacked(files []manifest.File) (runs []packRun, rest []manifest.File) {
 	return runs, rest
 }
 
-// fetchRun gets a run's bytes with one GET and stages each of its files,
+// fetchRun gets a run's bytes (getSpan) and stages each of its files,
 // decoded and checked (CRC32C per chunk, size and SHA-256) like any other.
 // The files are created first, before the run takes its memory: creating
 // a file is most of what a small file costs, and memory held meanwhile
@@ -112,7 +112,7 @@ func (r *restorer) fetchRun(ctx context.Context, run packRun) error {
 	})
 }
 
-// fetchPacked gets a run's bytes with one GET and hands each of its files'
+// fetchPacked gets a run's bytes (getSpan) and hands each of its files'
 // decoded and checked bytes, or why they failed their check, to each: a
 // file that fails is read once more first, its bytes may have been
 // damaged on the way. An error of each, or a run that cannot be read,
