@@ -36,11 +36,13 @@ func TestAppendRecordIsJSONMarshal(t *testing.T) {
 		StoredSize: 900 << 20, Compression: chunk.Zstd, ChunkSize: 8 << 20, Chunks: []int64{7340032, 123456789, -1, 0},
 		Ino: 1234567, Digest: "crc32:2203944950"}
 	for name, edit := range map[string]func(r *record){
-		"as written":      func(*record) {},
-		"packed":          func(r *record) { r.Offset, r.ChunkSize, r.Chunks = 81920, 0, nil },
-		"zeros":           func(r *record) { *r = record{} },
-		"empty chunks":    func(r *record) { r.Chunks = []int64{} },
-		"extremes":        func(r *record) { r.Size, r.ModTime, r.Offset, r.Mode, r.Ino = math.MaxInt64, math.MinInt64, -1, math.MaxUint32, math.MaxUint64 },
+		"as written":   func(*record) {},
+		"packed":       func(r *record) { r.Offset, r.ChunkSize, r.Chunks = 81920, 0, nil },
+		"zeros":        func(r *record) { *r = record{} },
+		"empty chunks": func(r *record) { r.Chunks = []int64{} },
+		"extremes": func(r *record) {
+			r.Size, r.ModTime, r.Offset, r.Mode, r.Ino = math.MaxInt64, math.MinInt64, -1, math.MaxUint32, math.MaxUint64
+		},
 		"not utf-8":       func(r *record) { r.Path, r.PathB64 = DisplayPath("ks/a\xff"), "a3MvYf8=" },
 		"html":            func(r *record) { r.Path = "ks/<a>&b" },
 		"quote":           func(r *record) { r.Path = `ks/a"b\c` },
