@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+
+	"github.com/s3bak/s3bak/pkg/testfixture"
 )
 
 // Benchmarks of the per-chunk work of backup and restore at the default
@@ -41,7 +43,7 @@ type benchInput struct {
 // benchInputs: text, random data as Auto stores it (sampled, then raw
 // frames), and random data forced through zstd (what Auto's sampling saves).
 func benchInputs() []benchInput {
-	random := randomBytes(benchChunk, 9)
+	random := testfixture.RandomBytes(benchChunk, 9)
 	return []benchInput{
 		{"compressible", Auto, textData(benchChunk)},
 		{"random", Auto, random},

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/s3bak/s3bak/pkg/testfixture"
 )
 
 // EncodeTo is EncodeFrom of a new object with the Encoder's own Workers, as the tests and
@@ -36,15 +38,6 @@ func testData(n int, seed uint64) []byte {
 			}
 		}
 		off += run
-	}
-	return b
-}
-
-func randomBytes(n int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, 2))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
 	}
 	return b
 }
@@ -163,7 +156,7 @@ func checkSeekTable(t *testing.T, obj []byte, l *Layout) {
 func TestAutoStoresIncompressibleChunksRaw(t *testing.T) {
 	const cs = 256 << 10
 	text := bytes.Repeat([]byte("nb-1-big-Index.db partition key "), cs/32)
-	raw := append(randomBytes(cs, 1), text...)
+	raw := append(testfixture.RandomBytes(cs, 1), text...)
 	enc := newEncoder(t, Options{Mode: Auto, ChunkSize: cs})
 	obj, l := enc.EncodeBytes(nil, raw)
 	if len(l.Chunks) != 2 || l.Chunks[0].Compressed || !l.Chunks[1].Compressed {
@@ -253,7 +246,7 @@ func TestPlainZstdDecodes(t *testing.T) {
 		t.Fatal("the zstd command is missing: run `make tools` (installs Debian's zstd)")
 	}
 	const cs = 64 << 10
-	raw := append(testData(5*cs+17, 5), randomBytes(2*cs, 6)...)
+	raw := append(testData(5*cs+17, 5), testfixture.RandomBytes(2*cs, 6)...)
 	enc := newEncoder(t, Options{Mode: Auto, ChunkSize: cs})
 	obj, l := enc.EncodeBytes(nil, raw)
 	if l.CompressedChunks() == 0 || l.CompressedChunks() == len(l.Chunks) {

@@ -3,7 +3,6 @@ package restore
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -14,19 +13,9 @@ import (
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/faultproxy"
 	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/testfixture"
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
-
-// randomData is n bytes that do not compress: chunks of it are stored as
-// raw blocks.
-func randomData(n int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, 2))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
 
 // smallPieces makes getSpan cut spans into pieces of 64 KiB, at most 4,
 // for the test.
@@ -43,7 +32,7 @@ func TestGroupsInPieces(t *testing.T) {
 	smallPieces(t)
 	ctx := bounded(t, 60*time.Second)
 	node := testNode(t)
-	raw := randomData(3<<20+4321, 50)
+	raw := testfixture.RandomBytes(3<<20+4321, 50)
 	f, _ := store(t, node, "ks/t-1/nb-20-big-Data.db", raw, chunk.Auto, 256<<10)
 	chunks := layout(f)
 	groups := plan(f, chunks, maxGroupMemory)
@@ -113,7 +102,7 @@ func TestSpanPastTheObject(t *testing.T) {
 	if len(ends) < 2 {
 		t.Fatalf("cuts %v", ends)
 	}
-	if err := client.PutBytes(ctx, key, randomData(int(ends[0]), 51), ""); err != nil {
+	if err := client.PutBytes(ctx, key, testfixture.RandomBytes(int(ends[0]), 51), ""); err != nil {
 		t.Fatal(err)
 	}
 	err := getSpan(ctx, client, key, 0, make([]byte, span))
@@ -141,7 +130,7 @@ func TestDamagedRawBlocks(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			node := manifest.Node{Cluster: "c", Name: "raw-" + tc.name}
-			raw := randomData(4*cs+99, 52)
+			raw := testfixture.RandomBytes(4*cs+99, 52)
 			f, _ := store(t, node, "ks/t-1/nb-21-big-Data.db", raw, chunk.Auto, cs)
 			if c := layout(f)[1]; !rawFramed(c) {
 				t.Fatalf("chunk 1 (%d stored bytes) is not raw blocks", c.StoredLen)
@@ -166,7 +155,7 @@ func TestRawFrameParsing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer enc.Close()
-	raw := randomData(300<<10, 53)
+	raw := testfixture.RandomBytes(300<<10, 53)
 	obj, l := enc.EncodeBytes(nil, raw)
 	frame := obj[:l.Chunks[0].StoredLen]
 	if !rawFramed(l.Chunks[0]) || !isRawFrame(frame, int64(len(raw))) {
