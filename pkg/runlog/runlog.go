@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
@@ -85,20 +87,17 @@ func Write(ctx context.Context, c *transfer.Client, node manifest.Node, r *Recor
 	}
 	key := node.Root() + manifest.RunKey(r.Started, r.Command)
 	var (
-		keys    []string
-		listErr error
-		listed  = make(chan struct{})
+		keys   []string
+		listed errgroup.Group
 	)
 	if keep > 0 {
-		go func() {
-			defer close(listed)
-			keys, listErr = Keys(ctx, c, node)
-		}()
-	} else {
-		close(listed)
+		listed.Go(func() (err error) {
+			keys, err = Keys(ctx, c, node)
+			return err
+		})
 	}
 	err = c.PutBytes(ctx, key, b, "application/json")
-	<-listed
+	listErr := listed.Wait()
 	if err != nil {
 		return key, fmt.Errorf("run record s3://%s/%s: %w", c.Bucket, key, err)
 	}
