@@ -18,6 +18,7 @@ const module = "github.com/s3bak/s3bak/"
 var low = []string{
 	"pkg/budget",
 	"pkg/chunk",
+	"pkg/eintr",
 	"pkg/pagecache",
 	"pkg/progress",
 	"pkg/source",

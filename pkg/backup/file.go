@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/s3bak/s3bak/pkg/chunk"
+	"github.com/s3bak/s3bak/pkg/eintr"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/pagecache"
 	"github.com/s3bak/s3bak/pkg/source"
@@ -84,16 +85,11 @@ func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.F
 // regular file, after making the descriptor non-blocking), two system calls
 // of the half dozen a small file costs.
 func openRead(name string) (*os.File, error) {
-	var (
-		fd  int
-		err error
-	)
-	for {
+	var fd int
+	err := eintr.Retry(func() (err error) {
 		fd, err = unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != unix.EINTR {
-			break
-		}
-	}
+		return err
+	})
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/s3bak/s3bak/pkg/eintr"
 	"github.com/s3bak/s3bak/pkg/source"
 )
 
@@ -457,10 +458,7 @@ func asDir(e fs.DirEntry, p string) (fs.FileInfo, error) {
 // otherwise walk again for each of a table's thousands of files.
 func statFile(dirfd int, dir, name string) (source.File, error) {
 	var st unix.Stat_t
-	err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-	for err == unix.EINTR {
-		err = unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-	}
+	err := eintr.Retry(func() error { return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) })
 	if err != nil {
 		return source.File{}, fmt.Errorf("stat snapshot file: %w", &fs.PathError{Op: "lstat", Path: filepath.Join(dir, name), Err: err})
 	}
@@ -510,10 +508,11 @@ func readSmallAt(dirfd int, name string, max int) ([]byte, bool) {
 	buf := make([]byte, max+1)
 	n := 0
 	for n < len(buf) {
-		m, err := unix.Read(fd, buf[n:])
-		if err == unix.EINTR {
-			continue
-		}
+		var m int
+		err := eintr.Retry(func() (err error) {
+			m, err = unix.Read(fd, buf[n:])
+			return err
+		})
 		if err != nil {
 			return nil, false
 		}

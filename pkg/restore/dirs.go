@@ -117,16 +117,6 @@ func (t *targetDir) closeDirs() {
 // split is rel's directory and name.
 func split(rel string) (dir, name string) { return filepath.Dir(rel), filepath.Base(rel) }
 
-// ignoringEINTR retries a system call a signal interrupted (the Go
-// runtime's preemption signal may), as package os does; never a close.
-func ignoringEINTR(fn func() error) error {
-	for {
-		if err := fn(); !errors.Is(err, unix.EINTR) {
-			return err
-		}
-	}
-}
-
 // pathError is err of op on the file at rel, for messages.
 func (t *targetDir) pathError(op, rel string, err error) error {
 	if err == nil {

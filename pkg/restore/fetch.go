@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/s3bak/s3bak/pkg/chunk"
+	"github.com/s3bak/s3bak/pkg/eintr"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
@@ -65,7 +66,7 @@ func (r *restorer) create(f manifest.File) (*tempFile, error) {
 func (r *restorer) reopen(tmp *tempFile) error {
 	dir, name := split(tmp.rel)
 	err := r.t.inDir(dir, func(h *dirHandle) error {
-		return ignoringEINTR(func() (err error) {
+		return eintr.Retry(func() (err error) {
 			tmp.fd, err = unix.Openat(h.fd, name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			return err
 		})
@@ -100,7 +101,7 @@ func (r *restorer) finish(tmp *tempFile, f manifest.File, write func(io.WriterAt
 		return err
 	}
 	if !tmp.exact {
-		if err := ignoringEINTR(func() error { return unix.Fchmod(tmp.fd, tmp.perm) }); err != nil {
+		if err := eintr.Retry(func() error { return unix.Fchmod(tmp.fd, tmp.perm) }); err != nil {
 			return r.t.pathError("chmod", rel, err)
 		}
 	}
@@ -176,7 +177,7 @@ func futimens(fd int, tm time.Time) error {
 	}
 	ts := unix.NsecToTimespec(tm.UnixNano())
 	times := [2]unix.Timespec{ts, ts}
-	return ignoringEINTR(func() error {
+	return eintr.Retry(func() error {
 		_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&times[0])), 0, 0, 0)
 		if e != 0 {
 			return e

@@ -8,6 +8,8 @@ import (
 	"slices"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/s3bak/s3bak/pkg/eintr"
 )
 
 // stageMin is the fewest files of a new directory for it to be written
@@ -108,7 +110,7 @@ func (s *staging) stagedAbove(d string) string {
 func (t *targetDir) renameDir(from, to string) error {
 	dir, name := split(from)
 	err := t.inDir(dir, func(h *dirHandle) error {
-		return ignoringEINTR(func() error {
+		return eintr.Retry(func() error {
 			err := unix.Renameat2(h.fd, name, h.fd, filepath.Base(to), unix.RENAME_NOREPLACE)
 			if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
 				err = unix.Renameat(h.fd, name, h.fd, filepath.Base(to))

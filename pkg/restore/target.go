@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/s3bak/s3bak/pkg/eintr"
 )
 
 // ErrSymlink means a directory the restore would write through is a
@@ -190,7 +192,7 @@ func (t *targetDir) exists(rel string) bool {
 	dir, name := split(rel)
 	err := t.inDir(dir, func(h *dirHandle) error {
 		var st unix.Stat_t
-		return ignoringEINTR(func() error { return unix.Fstatat(h.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) })
+		return eintr.Retry(func() error { return unix.Fstatat(h.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) })
 	})
 	return err == nil
 }
@@ -221,7 +223,7 @@ func (t *targetDir) rename(from, to string) error {
 		return os.Rename(t.path(from), t.path(to))
 	}
 	err := t.inDir(dir, func(h *dirHandle) error {
-		return ignoringEINTR(func() error { return unix.Renameat(h.fd, name, h.fd, filepath.Base(to)) })
+		return eintr.Retry(func() error { return unix.Renameat(h.fd, name, h.fd, filepath.Base(to)) })
 	})
 	return t.pathError("rename", from, err)
 }
@@ -230,10 +232,10 @@ func (t *targetDir) rename(from, to string) error {
 func (t *targetDir) remove(rel string) error {
 	dir, name := split(rel)
 	err := t.inDir(dir, func(h *dirHandle) error {
-		err := ignoringEINTR(func() error { return unix.Unlinkat(h.fd, name, 0) })
+		err := eintr.Retry(func() error { return unix.Unlinkat(h.fd, name, 0) })
 		if errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EPERM) {
 			// A directory (Linux says EISDIR, POSIX allows EPERM).
-			if derr := ignoringEINTR(func() error { return unix.Unlinkat(h.fd, name, unix.AT_REMOVEDIR) }); !errors.Is(derr, unix.ENOTDIR) {
+			if derr := eintr.Retry(func() error { return unix.Unlinkat(h.fd, name, unix.AT_REMOVEDIR) }); !errors.Is(derr, unix.ENOTDIR) {
 				err = derr
 			}
 		}
@@ -251,7 +253,7 @@ func (t *targetDir) remove(rel string) error {
 func (t *targetDir) create(dir, name string, perm uint32) (fd int, exact bool, err error) {
 	err = t.inDir(dir, func(h *dirHandle) error {
 		exact = h.exactMode && perm&umask() == 0
-		return ignoringEINTR(func() (err error) {
+		return eintr.Retry(func() (err error) {
 			fd, err = unix.Openat(h.fd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
 			return err
 		})
