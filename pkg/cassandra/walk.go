@@ -1,0 +1,213 @@
+package cassandra
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/s3bak/s3bak/pkg/eintr"
+	"github.com/s3bak/s3bak/pkg/source"
+)
+
+// collect lists the files of every snapshot directory. Index sstables live
+// in ".<index>/" subdirectories. Ephemeral (repair) snapshots are skipped.
+func collect(ctx context.Context, dirs, all []snapDir, size int, log *slog.Logger) ([]source.File, error) {
+	// Counted first (unless size, from an earlier listing, says how many),
+	// then listed into a slice of that size: files appended one by one
+	// would hold up to twice their slice.
+	if size == 0 {
+		counter := &walker{ctx: ctx, log: slog.New(slog.DiscardHandler), counting: true}
+		if err := counter.walk(dirs, all); err != nil {
+			return nil, err
+		}
+		size = counter.n
+	}
+	w := &walker{ctx: ctx, log: log, files: make([]source.File, 0, size)}
+	if err := w.walk(dirs, all); err != nil {
+		return nil, err
+	}
+	return renameCollisions(w.files)
+}
+
+// walk lists the snapshot directories' files; a directory among all (every
+// snapshot directory) reached through a symlink is not read again.
+func (w *walker) walk(dirs, all []snapDir) error {
+	w.seen = map[dirID]string{}
+	for _, d := range all {
+		w.seen[d.id] = d.abs
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d.abs, "ephemeral.snapshot")); err == nil {
+			continue
+		}
+		if err := w.dir(d.abs, d.keyspace+"/"+d.tableDir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walker lists a snapshot directory's files, in name order. It follows
+// symlinks to directories, each directory once (a loop ends at a directory
+// already seen, which is logged), and refuses symlinks to files.
+type walker struct {
+	ctx   context.Context
+	log   *slog.Logger
+	seen  map[dirID]string // → the path it was read from
+	files []source.File
+	// counting only counts the files (n), reading no more than the
+	// directories.
+	counting bool
+	n        int
+}
+
+func (w *walker) dir(abs, rel string) error {
+	if err := w.ctx.Err(); err != nil {
+		return err
+	}
+	d, err := os.Open(abs)
+	if err != nil {
+		return fmt.Errorf("read snapshot: %w", err)
+	}
+	defer d.Close()
+	entries, err := d.ReadDir(-1)
+	if err != nil {
+		return fmt.Errorf("read snapshot: %w", err)
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	dirfd := int(d.Fd())
+	for _, e := range entries {
+		name := e.Name()
+		r := rel + "/" + name
+		var fi fs.FileInfo
+		if e.IsDir() || e.Type()&fs.ModeSymlink != 0 {
+			if fi, err = asDir(e, filepath.Join(abs, name)); err != nil {
+				return fmt.Errorf("read snapshot: %w", err)
+			}
+		}
+		if fi == nil && w.counting {
+			w.n++
+			continue
+		}
+		if fi == nil {
+			f, err := statFile(dirfd, abs, name)
+			if err != nil {
+				return err
+			}
+			f.Path, f.Dir = r, abs // abs is shared by the directory's files
+			f.Digest = dataDigest(dirfd, name)
+			w.files = append(w.files, f)
+			continue
+		}
+		p := filepath.Join(abs, name)
+		id := idOf(fi)
+		if first, ok := w.seen[id]; ok && id != (dirID{}) {
+			w.log.Warn("directory reached twice in a snapshot (a symlink loop?): read once", "skipped", p, "read_as", first)
+			continue
+		}
+		w.seen[id] = p
+		if err := w.dir(p, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// asDir describes the directory that the entry e at p is or links to, and
+// returns nil for anything else: a symlink to a file, or one that leads
+// nowhere, is then refused by statFile.
+func asDir(e fs.DirEntry, p string) (fs.FileInfo, error) {
+	if !e.IsDir() && e.Type()&fs.ModeSymlink == 0 {
+		return nil, nil
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		if e.IsDir() {
+			return nil, err
+		}
+		return nil, nil
+	}
+	if !fi.IsDir() {
+		return nil, nil
+	}
+	return fi, nil
+}
+
+// statFile describes the file name in the directory dirfd (at dir): by
+// the directory's descriptor, not its path, which the kernel would
+// otherwise walk again for each of a table's thousands of files.
+func statFile(dirfd int, dir, name string) (source.File, error) {
+	var st unix.Stat_t
+	err := eintr.Retry(func() error { return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) })
+	if err != nil {
+		return source.File{}, fmt.Errorf("stat snapshot file: %w", &fs.PathError{Op: "lstat", Path: filepath.Join(dir, name), Err: err})
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		p := filepath.Join(dir, name)
+		typ := "not a regular file"
+		if fi, err := os.Lstat(p); err == nil {
+			typ = fi.Mode().Type().String()
+		}
+		return source.File{}, fmt.Errorf("snapshot file %s is not a regular file (%v): snapshots hold hard links, not symlinks", p, typ)
+	}
+	return source.File{
+		Size:    st.Size,
+		Mode:    fs.FileMode(st.Mode).Perm(),
+		ModTime: time.Unix(st.Mtim.Unix()),
+		Dev:     uint64(st.Dev),
+		Ino:     st.Ino,
+	}, nil
+}
+
+// dataDigest returns the checksum Cassandra wrote for a Data.db (name, in
+// the directory dirfd) in its Digest component (crc32 since 2.1; sha1 and
+// adler32 before), or "" for other components and when there is none. It
+// only sharpens the index's fingerprint, so a missing or odd digest is not
+// an error.
+func dataDigest(dirfd int, name string) string {
+	base, ok := strings.CutSuffix(name, "Data.db")
+	if !ok {
+		return ""
+	}
+	for _, ext := range []string{"Digest.crc32", "Digest.sha1", "Digest.adler32"} {
+		if b, ok := readSmallAt(dirfd, base+ext, 128); ok {
+			return ext[len("Digest."):] + ":" + strings.TrimSpace(string(b))
+		}
+	}
+	return ""
+}
+
+// readSmallAt reads the file name in the directory dirfd, if it holds at
+// most max bytes.
+func readSmallAt(dirfd int, name string, max int) ([]byte, bool) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, false
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, max+1)
+	n := 0
+	for n < len(buf) {
+		var m int
+		err := eintr.Retry(func() (err error) {
+			m, err = unix.Read(fd, buf[n:])
+			return err
+		})
+		if err != nil {
+			return nil, false
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return buf[:n], n <= max
+}
