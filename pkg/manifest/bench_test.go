@@ -162,15 +162,7 @@ func BenchmarkParseRecord(b *testing.B) {
 // BenchmarkRecordDecode decodes small packed files' record lines alone:
 // the part of BenchmarkReader that the record decoder does.
 func BenchmarkRecordDecode(b *testing.B) {
-	files := benchFiles(1000, 0)
-	var lines [][]byte
-	for i := range files {
-		line, err := AppendRecord(nil, &files[i])
-		if err != nil {
-			b.Fatal(err)
-		}
-		lines = append(lines, line[:len(line)-1])
-	}
+	lines := recordLinesOf(b, benchFiles(1000, 0))
 	b.ReportAllocs()
 	var d recordDecoder
 	var r record

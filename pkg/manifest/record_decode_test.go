@@ -89,7 +89,13 @@ func recordLines(t testing.TB) [][]byte {
 		f.Path = p
 		files = append(files, f)
 	}
-	var lines [][]byte
+	return recordLinesOf(t, files)
+}
+
+// recordLinesOf is the record lines of files, without their newlines.
+func recordLinesOf(t testing.TB, files []File) [][]byte {
+	t.Helper()
+	lines := make([][]byte, 0, len(files))
 	for i := range files {
 		b, err := AppendRecord(nil, &files[i])
 		if err != nil {
