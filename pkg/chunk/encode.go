@@ -14,10 +14,13 @@ import (
 // Encoder compresses files chunk by chunk. It is safe for concurrent use:
 // one Encoder serves every file of a backup, so its zstd state is shared.
 type Encoder struct {
-	opts    Options
-	zenc    *zstd.Encoder // EncodeAll is safe for concurrent use
-	sampler *zstd.Encoder
-	bufs    sync.Pool
+	opts Options
+	zenc *zstd.Encoder // the configured level; EncodeAll is safe for concurrent use
+	// fast and fastRaw code data that was compressed before (see choose),
+	// at the fastest level, with and without entropy coding of literals.
+	// They also compress the samples choose decides by.
+	fast, fastRaw *zstd.Encoder
+	bufs          sync.Pool
 }
 
 // NewEncoder returns an Encoder; Close releases its zstd state.
@@ -41,12 +44,29 @@ func NewEncoder(o Options) (*Encoder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
 	}
-	e.sampler, err = zstd.NewWriter(nil,
+	// The fast coders' matches in compressed data are short and near: a
+	// window of a megabyte finds them, at an eighth of the memory.
+	fastWindow := min(windowFor(o.ChunkSize), 1<<20)
+	e.fast, err = zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.SpeedFastest),
+		// The fastest level skips entropy coding of a block it finds no
+		// matches in; LZ4 output has few, and literals that still shrink
+		// by a third.
+		zstd.WithAllLitEntropyCompression(true),
 		zstd.WithEncoderConcurrency(o.Workers),
-		zstd.WithWindowSize(1<<17))
+		zstd.WithWindowSize(fastWindow),
+		zstd.WithEncoderCRC(true))
 	if err != nil {
-		return nil, fmt.Errorf("zstd sampler: %w", err)
+		return nil, fmt.Errorf("zstd encoder: %w", err)
+	}
+	e.fastRaw, err = zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithNoEntropyCompression(true),
+		zstd.WithEncoderConcurrency(o.Workers),
+		zstd.WithWindowSize(fastWindow),
+		zstd.WithEncoderCRC(true))
+	if err != nil {
+		return nil, fmt.Errorf("zstd encoder: %w", err)
 	}
 	return e, nil
 }
@@ -68,7 +88,8 @@ func (e *Encoder) Options() Options { return e.opts }
 func (e *Encoder) Close() {
 	if e.zenc != nil {
 		e.zenc.Close()
-		e.sampler.Close()
+		e.fast.Close()
+		e.fastRaw.Close()
 	}
 }
 
@@ -85,10 +106,13 @@ func (e *Encoder) encodeChunk(dst, raw []byte) (out []byte, compressed bool) {
 	if e.opts.Mode == None {
 		return append(dst, raw...), false
 	}
-	if e.opts.Mode == Auto && e.incompressible(raw) {
-		return appendRawFrame(dst, raw), false
+	z := e.zenc
+	if e.opts.Mode == Auto {
+		if z = e.choose(raw); z == nil {
+			return appendRawFrame(dst, raw), false
+		}
 	}
-	out = e.zenc.EncodeAll(raw, dst)
+	out = z.EncodeAll(raw, dst)
 	limit := rawFrameSize(len(raw))
 	if e.opts.Mode == Auto {
 		limit = min(limit, int(float64(len(raw))*e.opts.MaxRatio))
@@ -99,23 +123,60 @@ func (e *Encoder) encodeChunk(dst, raw []byte) (out []byte, compressed bool) {
 	return out, true
 }
 
-// incompressible compresses a few small samples with the fastest level, so
-// that already-compressed SSTables cost almost no CPU.
-func (e *Encoder) incompressible(raw []byte) bool {
-	const sample, samples = 32 << 10, 4
-	if len(raw) <= sample*samples {
-		return false // small: just try the real thing
+// Sampling: choose compresses samples of a chunk larger than
+// samples*sampleSize, about 1.5% of a default chunk.
+const (
+	sampleSize = 32 << 10
+	samples    = 4
+	// fastRatio: a chunk whose samples the fastest level shrinks by less
+	// than this (stored/raw above it) was compressed before.
+	fastRatio = 0.6
+	// fastMaxLevel: the fast coders stand in for levels up to zstd's
+	// default; a higher --zstd-level asks for every byte, at any CPU.
+	fastMaxLevel = 3
+)
+
+// choose picks the coder of one chunk in Auto mode from a few small
+// samples compressed at the fastest level:
+//   - samples that do not shrink below MaxRatio: nil, the chunk is
+//     stored raw and costs almost no CPU;
+//   - samples above fastRatio: data compressed before, as LZ4 SSTables
+//     and Snappy HFile blocks are. Deeper match search finds a percent or
+//     two more in it at two to four times the CPU (bench/README.md,
+//     "Compression"), so the fastest level codes it, and entropy-codes its
+//     literals only if that saves a percent in the samples: random
+//     literals cost a histogram a block and gain nothing;
+//   - else the configured level.
+//
+// A chunk no larger than the samples is coded at the configured level.
+func (e *Encoder) choose(raw []byte) *zstd.Encoder {
+	if len(raw) <= sampleSize*samples {
+		return e.zenc
 	}
-	var in, out int
-	buf := make([]byte, 0, sample+64)
-	step := (len(raw) - sample) / (samples - 1)
+	in := samples * sampleSize
+	coded := e.sampled(e.fast, raw)
+	if float64(coded) > float64(in)*e.opts.MaxRatio {
+		return nil
+	}
+	if e.opts.Level > fastMaxLevel || float64(coded) <= float64(in)*fastRatio {
+		return e.zenc
+	}
+	if plain := e.sampled(e.fastRaw, raw); plain <= coded+coded/100 {
+		return e.fastRaw
+	}
+	return e.fast
+}
+
+// sampled is the size z codes samples evenly spread over raw to.
+func (e *Encoder) sampled(z *zstd.Encoder, raw []byte) int {
+	var out int
+	buf := make([]byte, 0, sampleSize+64)
+	step := (len(raw) - sampleSize) / (samples - 1)
 	for i := range samples {
-		s := raw[i*step : i*step+sample]
-		buf = e.sampler.EncodeAll(s, buf[:0])
-		in += len(s)
+		buf = z.EncodeAll(raw[i*step:i*step+sampleSize], buf[:0])
 		out += len(buf)
 	}
-	return float64(out) > float64(in)*e.opts.MaxRatio
+	return out
 }
 
 // EncodeBytes encodes a whole small file held in memory, appending the
