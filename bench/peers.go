@@ -61,7 +61,7 @@ func peers() []*peer {
 		},
 		want: files,
 	}, {
-		key: "tar", up: "tar | zstd -T0 -3 | s5cmd pipe", down: "s5cmd cat | zstd -d | tar -x",
+		key: "tar", up: tarPipe, down: "s5cmd cat | zstd -d | tar -x",
 		missing: func(b *bench) string {
 			return ifEmpty(b.bin.zstd, "zstd not found (make tool-zstd)") + ifEmpty(b.bin.tar, "tar not found")
 		},
