@@ -40,7 +40,10 @@ func NewEncoder(o Options) (*Encoder, error) {
 		// Every chunk is a frame of its own: a window past the chunk
 		// finds nothing, and costs memory in each of Workers encoders.
 		zstd.WithWindowSize(windowFor(o.ChunkSize)),
-		zstd.WithEncoderCRC(true))
+		// No frame checksum: each chunk's CRC32C, checked on every
+		// decode, covers its raw bytes already; an XXH64 of them too is
+		// a pass more for the backup and for the restore.
+		zstd.WithEncoderCRC(false))
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
 	}
@@ -55,7 +58,7 @@ func NewEncoder(o Options) (*Encoder, error) {
 		zstd.WithAllLitEntropyCompression(true),
 		zstd.WithEncoderConcurrency(o.Workers),
 		zstd.WithWindowSize(fastWindow),
-		zstd.WithEncoderCRC(true))
+		zstd.WithEncoderCRC(false))
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
 	}
@@ -64,7 +67,7 @@ func NewEncoder(o Options) (*Encoder, error) {
 		zstd.WithNoEntropyCompression(true),
 		zstd.WithEncoderConcurrency(o.Workers),
 		zstd.WithWindowSize(fastWindow),
-		zstd.WithEncoderCRC(true))
+		zstd.WithEncoderCRC(false))
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
 	}
