@@ -30,7 +30,11 @@ func NewEncoder(o Options) (*Encoder, error) {
 		return nil, err
 	}
 	e := &Encoder{opts: o}
-	e.bufs.New = func() any { b := make([]byte, 0, o.ChunkSize); return &b }
+	// A buffer holds a raw chunk or its stored form, which for a chunk
+	// that does not compress is a little larger (block headers): sized
+	// for that, append never grows a buffer of the pool by a quarter.
+	bufCap := rawFrameSize(o.ChunkSize) + 64
+	e.bufs.New = func() any { b := make([]byte, 0, bufCap); return &b }
 	if o.Mode == None {
 		return e, nil
 	}
