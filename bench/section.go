@@ -114,19 +114,19 @@ func (b *bench) compare(ctx context.Context, name, title string, t *tree) (*sect
 		}
 		active = append(active, p)
 	}
-	var left []kept
+	var kept []string
 	if b.keepDownloads(t, len(active)*b.cfg.rounds) {
-		left = []kept{}
+		kept = []string{}
 		defer func() {
-			for _, k := range left {
-				_ = b.dropBucket(context.WithoutCancel(ctx), k.bucket, k.out)
+			for _, dir := range kept {
+				_ = os.RemoveAll(dir)
 			}
 		}()
 	}
 	for round := 1; round <= b.cfg.rounds; round++ {
 		for i := range active {
 			p := active[(i+round-1)%len(active)]
-			if err := b.roundTrip(ctx, sec, p, t, round, &left); err != nil {
+			if err := b.roundTrip(ctx, sec, p, t, round, &kept); err != nil {
 				return nil, err
 			}
 		}
@@ -139,11 +139,8 @@ func (b *bench) compare(ctx context.Context, name, title string, t *tree) (*sect
 	return sec, nil
 }
 
-// kept is a round's bucket and download tree, left until its section ends.
-type kept struct{ bucket, out string }
-
-// keepDownloads says whether a section's buckets and download trees can
-// stay until it ends: when runs of them take at most half the free space. Removing a
+// keepDownloads says whether a section's download trees can stay until it
+// ends: when runs of them take at most half the free space. Removing a
 // tree of thousands of files makes ext4 (without a journal, as here)
 // search past the freed inodes for ~30 s when files are created next, so
 // the download after a removal is measured against the file system's
@@ -155,14 +152,14 @@ func (b *bench) keepDownloads(t *tree, runs int) bool {
 	if err := unix.Statfs(b.dir, &st); err != nil {
 		return false
 	}
-	return 2*t.bytes*int64(runs) <= int64(st.Bavail)*st.Bsize/2
+	return t.bytes*int64(runs) <= int64(st.Bavail)*st.Bsize/2
 }
 
 // roundTrip uploads, downloads and verifies with one peer. A failing tool
 // marks its rows and is not run again; only a failure of the bench itself
-// (MinIO, the disk) is returned. The bucket and the download tree are
-// removed, or added to *keep when that is not nil, for the caller to remove.
-func (b *bench) roundTrip(ctx context.Context, sec *section, p *peer, t *tree, round int, keep *[]kept) error {
+// (MinIO, the disk) is returned. The download tree is removed with the
+// bucket, or added to *kept when that is not nil, for the caller to remove.
+func (b *bench) roundTrip(ctx context.Context, sec *section, p *peer, t *tree, round int, kept *[]string) error {
 	up, down := sec.find(p.up), sec.find(p.down)
 	if up.Error != "" || down.Error != "" {
 		return nil
@@ -196,9 +193,9 @@ func (b *bench) roundTrip(ctx context.Context, sec *section, p *peer, t *tree, r
 		down.add(round, m)
 		fmt.Printf(" %7.2f s %6.0f MiB RSS, verified\n", m.wall.Seconds(), mib(m.rss))
 	}
-	if *keep != nil {
-		*keep = append(*keep, kept{bucket, j.out})
-		return nil
+	if *kept != nil {
+		*kept = append(*kept, j.out)
+		return b.dropBucket(ctx, bucket, "")
 	}
 	return b.dropBucket(ctx, bucket, j.out)
 }
