@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 func (b *bench) runSection(ctx context.Context, name string) (*section, error) {
@@ -114,19 +112,10 @@ func (b *bench) compare(ctx context.Context, name, title string, t *tree) (*sect
 		}
 		active = append(active, p)
 	}
-	var kept []string
-	if b.keepDownloads(t, len(active)*b.cfg.rounds) {
-		kept = []string{}
-		defer func() {
-			for _, dir := range kept {
-				_ = os.RemoveAll(dir)
-			}
-		}()
-	}
 	for round := 1; round <= b.cfg.rounds; round++ {
 		for i := range active {
 			p := active[(i+round-1)%len(active)]
-			if err := b.roundTrip(ctx, sec, p, t, round, &kept); err != nil {
+			if err := b.roundTrip(ctx, sec, p, t, round); err != nil {
 				return nil, err
 			}
 		}
@@ -139,27 +128,10 @@ func (b *bench) compare(ctx context.Context, name, title string, t *tree) (*sect
 	return sec, nil
 }
 
-// keepDownloads says whether a section's download trees can stay until it
-// ends: when runs of them take at most half the free space. Removing a
-// tree of thousands of files makes ext4 (without a journal, as here)
-// search past the freed inodes for ~30 s when files are created next, so
-// the download after a removal is measured against the file system's
-// inode allocator more than against the tool (bench/README.md, "Restore
-// through the proxy"). Trees too large to keep are few large files, which
-// that does not slow.
-func (b *bench) keepDownloads(t *tree, runs int) bool {
-	var st unix.Statfs_t
-	if err := unix.Statfs(b.dir, &st); err != nil {
-		return false
-	}
-	return t.bytes*int64(runs) <= int64(st.Bavail)*st.Bsize/2
-}
-
 // roundTrip uploads, downloads and verifies with one peer. A failing tool
 // marks its rows and is not run again; only a failure of the bench itself
-// (MinIO, the disk) is returned. The download tree is removed with the
-// bucket, or added to *kept when that is not nil, for the caller to remove.
-func (b *bench) roundTrip(ctx context.Context, sec *section, p *peer, t *tree, round int, kept *[]string) error {
+// (MinIO, the disk) is returned.
+func (b *bench) roundTrip(ctx context.Context, sec *section, p *peer, t *tree, round int) error {
 	up, down := sec.find(p.up), sec.find(p.down)
 	if up.Error != "" || down.Error != "" {
 		return nil
@@ -192,10 +164,6 @@ func (b *bench) roundTrip(ctx context.Context, sec *section, p *peer, t *tree, r
 	} else {
 		down.add(round, m)
 		fmt.Printf(" %7.2f s %6.0f MiB RSS, verified\n", m.wall.Seconds(), mib(m.rss))
-	}
-	if *kept != nil {
-		*kept = append(*kept, j.out)
-		return b.dropBucket(ctx, bucket, "")
 	}
 	return b.dropBucket(ctx, bucket, j.out)
 }
