@@ -20,7 +20,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 PREFIX  ?= /usr/local
 RELEASE_PLATFORMS := linux/amd64 linux/arm64
 
-.PHONY: all build install release test test-race test-short demo lint tools tool-minio tool-s5cmd tool-staticcheck tool-zstd tool-systemd tool-awscli bench clean
+.PHONY: all build install release test test-race test-short demo lint tools tool-minio tool-s5cmd tool-staticcheck tool-zstd tool-systemd tool-awscli bench bench-fs clean
 
 all: build
 
@@ -125,6 +125,21 @@ tool-awscli:
 # minutes on 2 cores. See bench/README.md.
 bench: build tools tool-awscli
 	$(GO) run ./bench $(BENCH_FLAGS)
+
+# bench-fs mounts a journaled ext4 (a sparse image, loop-mounted: needs
+# root) for `make bench BENCH_FLAGS='-workdir /mnt/s3bak-bench'` on a host
+# whose own file system is ext4 without a journal, where every download of
+# many files would be slowed by the bench's own removals (bench/README.md,
+# "Where the bench works"). `umount /mnt/s3bak-bench` and removing the
+# image undo it.
+BENCH_FS_IMG  ?= /var/tmp/s3bak-bench.img
+BENCH_FS_SIZE ?= 48G
+BENCH_FS_DIR  ?= /mnt/s3bak-bench
+bench-fs:
+	@if mountpoint -q $(BENCH_FS_DIR); then echo "$(BENCH_FS_DIR) is mounted already"; exit 0; fi; \
+	set -e; truncate -s $(BENCH_FS_SIZE) $(BENCH_FS_IMG); mkfs.ext4 -q -F $(BENCH_FS_IMG); \
+	mkdir -p $(BENCH_FS_DIR); mount -o loop,discard $(BENCH_FS_IMG) $(BENCH_FS_DIR); \
+	echo "journaled ext4 on $(BENCH_FS_DIR) (image $(BENCH_FS_IMG))"
 
 clean:
 	rm -rf bin dist

@@ -35,6 +35,7 @@ type bench struct {
 	proxy      *netProxy
 	via        bool
 	proxyProbe string // the note of probeLatency
+	noJournal  bool   // the working directory is on ext4 without a journal (workFS)
 }
 
 // tools are the binaries compared; an empty path means absent.

@@ -22,6 +22,7 @@ type machine struct {
 	Go       string            `json:"go"`
 	Tools    map[string]string `json:"tools"`
 	Commit   string            `json:"s3bak_commit"` // the checkout bin/s3bak was built from
+	WorkFS   string            `json:"work_fs"`      // the working directory's file system (workFS)
 }
 
 func (b *bench) describeMachine(ctx context.Context) machine {
@@ -36,6 +37,7 @@ func (b *bench) describeMachine(ctx context.Context) machine {
 	if out := firstLine(ctx, "go", "version"); out != "" {
 		m.Go = out
 	}
+	m.WorkFS, b.noJournal = workFS(b.dir)
 	m.Tools["s3bak"] = firstLine(ctx, b.bin.s3bak, "version")
 	m.Commit = checkout(ctx, b.repo)
 	m.Tools["s5cmd"] = firstLine(ctx, b.bin.s5cmd, "version")
@@ -70,6 +72,12 @@ func (b *bench) printMachine() {
 	m := b.machine
 	fmt.Printf("\n# s3bak bench\n\nmachine: %d CPUs (%s), %.1f GiB memory, Linux %s, %s\n", m.CPUs, m.CPUModel, m.MemGiB, m.Kernel, m.Go)
 	fmt.Printf("s3bak built from %s\n", m.Commit)
+	fmt.Printf("working directory on %s\n", m.WorkFS)
+	if b.noJournal {
+		fmt.Println("  WARNING: ext4 without a journal slows a download of many files after the bench's removals by")
+		fmt.Println("  seconds, whatever the tool (bench/README.md, \"Where the bench works\"): give -workdir on a")
+		fmt.Println("  journaled file system, e.g. `make bench-fs` and -workdir /mnt/s3bak-bench")
+	}
 	for _, k := range []string{"s3bak", "minio", "s5cmd", "aws-cli", "zstd", "tar"} {
 		if v, ok := m.Tools[k]; ok {
 			fmt.Printf("  %-8s %s\n", k, v)
