@@ -70,6 +70,25 @@ func (b *Budget) Acquire(ctx context.Context, n int64) (release func(), err erro
 	return b.hold(n, false), nil
 }
 
+// AcquireSplit is Acquire of a+c bytes that are given back in two parts:
+// a by releaseA, the rest by releaseC. It is for work that needs all of
+// it to start and is done with a part sooner (a fetched chunk's stored
+// bytes, once decoded). A request cut to Available is cut from c's part.
+func (b *Budget) AcquireSplit(ctx context.Context, a, c int64) (releaseA, releaseC func(), err error) {
+	a, c = max(a, 0), max(c, 0)
+	n := a + c
+	if b.sem != nil {
+		b.mu.Lock()
+		n = min(n, b.size-b.carved)
+		b.mu.Unlock()
+		if err := b.sem.Acquire(ctx, n); err != nil {
+			return nil, nil, err
+		}
+	}
+	a = min(a, n)
+	return b.hold(a, false), b.hold(n-a, false), nil
+}
+
 // ErrTooSmall is returned by Carve when the carving would leave less than
 // it asks to keep free.
 var ErrTooSmall = errors.New("budget too small to carve")

@@ -106,3 +106,43 @@ func TestCarveRefusesToStarveOthers(t *testing.T) {
 	}
 	rel()
 }
+
+// A split acquisition gives its parts back one at a time, and a request
+// cut to the budget is cut from its second part.
+func TestAcquireSplitGivesBackInParts(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		size, a, c        int64
+		afterA, afterBoth int64 // in use once releaseA ran, and once both did
+	}{
+		{size: 100, a: 30, c: 50, afterA: 50, afterBoth: 0},
+		{size: 100, a: 30, c: 90, afterA: 70, afterBoth: 0}, // cut to 100: c gets 70
+		{size: 100, a: 130, c: 10, afterA: 0, afterBoth: 0}, // cut to 100: all of it a's
+	} {
+		b := New(tc.size)
+		relA, relC, err := b.AcquireSplit(ctx, tc.a, tc.c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := b.InUse(); got != min(tc.size, tc.a+tc.c) {
+			t.Fatalf("%+v: in use %d after acquiring", tc, got)
+		}
+		relA()
+		if got := b.InUse(); got != tc.afterA {
+			t.Fatalf("%+v: in use %d after releasing a, want %d", tc, got, tc.afterA)
+		}
+		// What a gave back is free for others at once.
+		if free := tc.size - tc.afterA; free > 0 {
+			rel, err := b.Acquire(ctx, free)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rel()
+		}
+		relC()
+		relA() // twice gives back once
+		if got := b.InUse(); got != tc.afterBoth {
+			t.Fatalf("%+v: in use %d after releasing both", tc, got)
+		}
+	}
+}

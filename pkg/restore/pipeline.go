@@ -105,7 +105,15 @@ func (r *restorer) groupLimit() int64 {
 func (r *restorer) dispatch(ctx context.Context, g *errgroup.Group, queue chan<- chan piece,
 	f manifest.File, key string, chunks []chunk.Chunk, groups []group, w io.WriterAt) error {
 	for _, grp := range groups {
-		release, err := r.budget.Acquire(ctx, grp.memory(f))
+		// A group decoded into a buffer of its own gives its stored bytes
+		// back once decoded, not once hashed: decoding takes milliseconds,
+		// the GET and the wait for the hasher much longer, so the budget
+		// then holds more GETs in flight.
+		var stored int64
+		if f.Compression == chunk.Zstd && !grp.inPlace {
+			stored = grp.fetchLen(f)
+		}
+		decoded, release, err := r.budget.AcquireSplit(ctx, stored, grp.memory(f)-stored)
 		if err != nil {
 			return err
 		}
@@ -113,11 +121,12 @@ func (r *restorer) dispatch(ctx context.Context, g *errgroup.Group, queue chan<-
 		select {
 		case queue <- ch:
 		case <-ctx.Done():
+			decoded()
 			release()
 			return ctx.Err()
 		}
 		g.Go(func() error {
-			p := r.fetchGroup(ctx, f, key, chunks, grp, w)
+			p := r.fetchGroup(ctx, f, key, chunks, grp, w, decoded)
 			p.release = release
 			ch <- p
 			return p.err
@@ -126,8 +135,10 @@ func (r *restorer) dispatch(ctx context.Context, g *errgroup.Group, queue chan<-
 	return nil
 }
 
-// fetchGroup gets, decodes and writes one group.
-func (r *restorer) fetchGroup(ctx context.Context, f manifest.File, key string, chunks []chunk.Chunk, g group, w io.WriterAt) piece {
+// fetchGroup gets, decodes and writes one group; decoded is called once its
+// stored bytes are given back (decoded, or failed).
+func (r *restorer) fetchGroup(ctx context.Context, f manifest.File, key string, chunks []chunk.Chunk, g group, w io.WriterAt, decoded func()) piece {
+	defer decoded() // a second call is harmless
 	stored := r.bufs.get(g.fetchLen(f))
 	raw := stored
 	if f.Compression == chunk.Zstd && !g.inPlace {
@@ -158,6 +169,7 @@ func (r *restorer) fetchGroup(ctx context.Context, f manifest.File, key string, 
 	})
 	if raw != stored {
 		r.bufs.put(stored)
+		decoded()
 	}
 	if err != nil {
 		r.bufs.put(raw)
