@@ -126,19 +126,21 @@ tool-awscli:
 bench: build tools tool-awscli
 	$(GO) run ./bench $(BENCH_FLAGS)
 
-# bench-fs mounts a journaled ext4 (a sparse image, loop-mounted: needs
-# root) for `make bench BENCH_FLAGS='-workdir /mnt/s3bak-bench'` on a host
+# bench-fs mounts a journaled ext4 (a sparse image, loop-mounted with
+# direct I/O, so that the image's writes do not pass through the host's
+# page cache a second time: needs root) for `make bench BENCH_FLAGS='-workdir /mnt/s3bak-bench'` on a host
 # whose own file system is ext4 without a journal, where every download of
 # many files would be slowed by the bench's own removals (bench/README.md,
-# "Where the bench works"). `umount /mnt/s3bak-bench` and removing the
-# image undo it.
+# "Where the bench works"). `umount /mnt/s3bak-bench`, `losetup -d` of its
+# device and removing the image undo it.
 BENCH_FS_IMG  ?= /var/tmp/s3bak-bench.img
 BENCH_FS_SIZE ?= 48G
 BENCH_FS_DIR  ?= /mnt/s3bak-bench
 bench-fs:
 	@if mountpoint -q $(BENCH_FS_DIR); then echo "$(BENCH_FS_DIR) is mounted already"; exit 0; fi; \
 	set -e; truncate -s $(BENCH_FS_SIZE) $(BENCH_FS_IMG); mkfs.ext4 -q -F $(BENCH_FS_IMG); \
-	mkdir -p $(BENCH_FS_DIR); mount -o loop,discard $(BENCH_FS_IMG) $(BENCH_FS_DIR); \
+	mkdir -p $(BENCH_FS_DIR); dev=$$(losetup --find --show --direct-io=on $(BENCH_FS_IMG)); \
+	mount -o discard $$dev $(BENCH_FS_DIR); \
 	echo "journaled ext4 on $(BENCH_FS_DIR) (image $(BENCH_FS_IMG))"
 
 clean:

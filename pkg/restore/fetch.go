@@ -139,8 +139,25 @@ type tempFile struct {
 	exact bool
 }
 
+// writebackMin: a write of at least this many bytes starts their
+// writeback at once. The disk then writes while the network delivers, and
+// the syncfs that makes the restore durable at the end finds little left:
+// on the bench's 1 GiB node set it took half a second, as long as a third
+// of the restore.
+const writebackMin = 1 << 20
+
 // WriteAt writes p at off, all of it: one pwrite for a small file.
 func (t *tempFile) WriteAt(p []byte, off int64) (int, error) {
+	n, err := t.writeAt(p, off)
+	if err == nil && n >= writebackMin {
+		// Only a hint: it neither waits nor makes anything durable, and
+		// an error it could report (EIO) the final syncfs reports.
+		_ = unix.SyncFileRange(t.fd, off, int64(n), unix.SYNC_FILE_RANGE_WRITE)
+	}
+	return n, err
+}
+
+func (t *tempFile) writeAt(p []byte, off int64) (int, error) {
 	n := 0
 	for n < len(p) {
 		m, err := unix.Pwrite(t.fd, p[n:], off+int64(n))
