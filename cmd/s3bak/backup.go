@@ -19,11 +19,29 @@ import (
 	"github.com/s3bak/s3bak/pkg/units"
 )
 
-// defaultPartSize is --part-size's default: two default chunks.
-const defaultPartSize = 16 << 20
+// A large file's parts are sized by the bucket's distance, unless
+// --part-size and --part-concurrency say otherwise. At the default memory
+// a stream holds some 96 MiB of parts: three of 16 MiB in flight, or five
+// of 8 MiB. A bucket tens of milliseconds away (S3) makes every part wait
+// a round trip, and a connection carries some 80 MB/s, so five
+// connections carry more; one a millisecond away (a MinIO beside the
+// node) gets fewer, larger parts, which cost the server less CPU. Measured
+// in bench/README.md, "Parts and round trips".
+const (
+	farRoundTrip            = 5 * time.Millisecond
+	nearPartSize, nearParts = 16 << 20, 3
+	farPartSize, farParts   = 8 << 20, 5
+)
 
-// defaultPartConcurrency is --part-concurrency's default.
-const defaultPartConcurrency = 3
+// partsFor is the part size and the parts in flight for a bucket rtt
+// away. Not measured (0: no request yet, --skip-preflight) counts as far,
+// as S3 is.
+func partsFor(rtt time.Duration) (size int64, parts int) {
+	if rtt > 0 && rtt < farRoundTrip {
+		return nearPartSize, nearParts
+	}
+	return farPartSize, farParts
+}
 
 type backupOptions struct {
 	dataDirs      []string
@@ -104,13 +122,13 @@ func newBackupCommand(g *globalOptions) *cobra.Command {
 	_ = f.MarkHidden("checkpoint-interval")
 	f.StringVar(&o.compression, "compression", "auto", "auto (compress what compresses), zstd, or none")
 	f.IntVar(&o.zstdLevel, "zstd-level", 3, "zstd level, 1 (fastest) to 22")
-	o.chunkSize, o.partSize, o.packSize = chunk.DefaultChunkSize, defaultPartSize, backup.DefaultPackSize
+	o.chunkSize, o.packSize = chunk.DefaultChunkSize, backup.DefaultPackSize
 	f.Var(&units.Size{P: &o.chunkSize, Min: chunk.MinChunkSize, Max: chunk.MaxChunkSize}, "chunk-size",
 		"raw bytes per independently compressed chunk, 4KiB to 1GiB")
-	f.Var(&units.Size{P: &o.partSize}, "part-size",
-		"multipart upload part size (raised to at least 5MiB, and when a file would need more than 10,000 parts)")
-	f.IntVar(&o.partsAtOnce, "part-concurrency", defaultPartConcurrency,
-		"parts of one large file uploaded at once (each a connection; lowered to fit --max-memory)")
+	f.Var(&units.Size{P: &o.partSize, Zero: "by the bucket's round trip"}, "part-size",
+		"multipart upload part size (raised to at least 5MiB, and when a file would need more than 10,000 parts); by default 8MiB for a bucket 5ms or more away, as S3 is, and 16MiB for a nearer one")
+	f.IntVar(&o.partsAtOnce, "part-concurrency", 0,
+		"parts of one large file uploaded at once (each a connection; lowered to fit --max-memory); 0: 5 for a bucket 5ms or more away, 3 for a nearer one")
 	f.Var(&units.Size{P: &o.packSize, Zero: "an object per file"}, "pack-size",
 		"small files are stored together in packs of this size, one request for many files (0: an object per file)")
 	return cmd
@@ -205,6 +223,20 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	return o.backupSet(ctx, cmd, g, node, client, mode, packSize, set)
 }
 
+// parts is --part-size and --part-concurrency, each by the bucket's round
+// trip when not given (see partsFor).
+func (o *backupOptions) parts(rtt time.Duration, logger *slog.Logger) (size int64, n int) {
+	size, n = partsFor(rtt)
+	logger.Debug("parts for the bucket's round trip", "round_trip", rtt, "part_size", units.Format(size), "parts", n)
+	if o.partSize > 0 {
+		size = o.partSize
+	}
+	if o.partsAtOnce > 0 {
+		n = o.partsAtOnce
+	}
+	return size, n
+}
+
 // backupSet backs up the snapshot's files and prints the summary.
 func (o *backupOptions) backupSet(ctx context.Context, cmd *cobra.Command, g *globalOptions, node manifest.Node, client *transfer.Client,
 	mode chunk.Mode, packSize int64, set *source.Set) error {
@@ -217,10 +249,11 @@ func (o *backupOptions) backupSet(ctx context.Context, cmd *cobra.Command, g *gl
 		return err
 	}
 	buffers := g.limits.backupBuffers(set.Memory(), g.logger)
+	partSize, parts := o.parts(client.RoundTrip(), g.logger)
 	// A small --max-memory gets smaller parts and chunks rather than a
 	// stream that cannot fit (an explicit --chunk-size is kept).
 	stream := backup.StreamShape(buffers.Size(),
-		backup.Stream{ChunkSize: o.chunkSize, PartSize: o.partSize, Concurrency: o.partsAtOnce},
+		backup.Stream{ChunkSize: o.chunkSize, PartSize: partSize, Concurrency: parts},
 		set.LargestFile(), cmd.Flags().Changed("chunk-size"))
 	if stream.ChunkSize != o.chunkSize {
 		g.logger.Info("smaller chunks to fit --max-memory", "chunk_size", units.Format(stream.ChunkSize), "part_size", units.Format(stream.PartSize))

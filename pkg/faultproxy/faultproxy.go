@@ -40,6 +40,7 @@ const (
 	flipBit
 	status
 	outage
+	delay
 )
 
 // Fault is what the proxy does to a request a rule applies to. The zero
@@ -79,6 +80,10 @@ func Status(code int) Fault { return Fault{kind: status, code: code} }
 // the proxy listens on it again, d later (a server down or restarting).
 func Outage(d time.Duration) Fault { return Fault{kind: outage, d: d} }
 
+// Delay forwards the request d after it arrived: a server a round trip
+// of d away.
+func Delay(d time.Duration) Fault { return Fault{kind: delay, d: d} }
+
 func (f Fault) String() string {
 	switch f.kind {
 	case pass:
@@ -97,6 +102,8 @@ func (f Fault) String() string {
 		return "status " + strconv.Itoa(f.code)
 	case outage:
 		return "outage " + f.d.String()
+	case delay:
+		return "delay " + f.d.String()
 	}
 	return "fault?"
 }
@@ -314,6 +321,13 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			p.abort(c)
 		}
 		p.outage(f.d)
+	case delay:
+		select {
+		case <-time.After(f.d):
+		case <-r.Context().Done():
+			return
+		}
+		p.rp.ServeHTTP(w, r)
 	default:
 		p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), faultKey{}, f)))
 	}

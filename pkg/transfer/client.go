@@ -75,6 +75,7 @@ type Client struct {
 	enc          encryption
 	storageClass types.StorageClass // data objects and packs
 	ret          *retention         // nil: no Object Lock retention asked
+	rtt          *roundTrips
 }
 
 // New loads the AWS configuration and returns a client for o.Bucket.
@@ -102,7 +103,9 @@ func New(ctx context.Context, o Options) (*Client, error) {
 		cfg.Region = bucketRegion(ctx, cfg, o)
 	}
 	wire := cfg.RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired
+	rtt := &roundTrips{}
 	cli := s3.NewFromConfig(cfg, func(so *s3.Options) {
+		so.APIOptions = append(so.APIOptions, rtt.middleware)
 		if o.EndpointURL != "" {
 			so.BaseEndpoint = aws.String(o.EndpointURL)
 		}
@@ -127,7 +130,7 @@ func New(ctx context.Context, o Options) (*Client, error) {
 		}
 	})
 	return &Client{s3: cli, aws: cfg, Bucket: o.Bucket, wireChecksum: wire, profile: o.Profile,
-		enc: enc, storageClass: class, ret: ret}, nil
+		enc: enc, storageClass: class, ret: ret, rtt: rtt}, nil
 }
 
 // SDK returns the SDK client and the configuration it was built from, for
