@@ -68,9 +68,10 @@ func (l *limits) backupBuffers(files int64, log *slog.Logger) *budget.Budget {
 }
 
 // encoders is how many zstd encoders a backup keeps: one per CPU, but no
-// more than one per 8 MiB of --max-memory — each holds a megabyte or two
-// of state that no budget counts, which at 16 MiB on a many-core host
-// was most of the bound.
+// more than one per 8 MiB of --max-memory — each holds history and hash
+// tables that no budget counts (pkg/chunk, NewEncoder: up to some 10 MiB
+// over its three coders, the README's fixed overhead), which at 16 MiB on
+// a many-core host was most of the bound.
 func (l *limits) encoders() int {
 	return max(1, min(runtime.GOMAXPROCS(0), int(l.maxMemory/(8<<20))))
 }

@@ -42,8 +42,11 @@ func NewEncoder(o Options) (*Encoder, error) {
 		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(o.Level)),
 		zstd.WithEncoderConcurrency(o.Workers),
 		// Every chunk is a frame of its own: a window past the chunk
-		// finds nothing, and costs memory in each of Workers encoders.
-		zstd.WithWindowSize(windowFor(o.ChunkSize)),
+		// finds nothing. Each of Workers encoders keeps twice its window
+		// of history, so the window stops at 2 MiB: on the bench's
+		// Index.db a window of the whole 8 MiB chunk found 0.2% more, for
+		// 12 MiB more in every encoder.
+		zstd.WithWindowSize(min(windowFor(o.ChunkSize), maxWindow)),
 		// No frame checksum: each chunk's CRC32C, checked on every
 		// decode, covers its raw bytes already; an XXH64 of them too is
 		// a pass more for the backup and for the restore.
@@ -77,6 +80,9 @@ func NewEncoder(o Options) (*Encoder, error) {
 	}
 	return e, nil
 }
+
+// maxWindow bounds the configured level's window (see NewEncoder).
+const maxWindow = 2 << 20
 
 // windowFor is the smallest zstd window (a power of two, at least zstd's
 // minimum) that covers a chunk.
