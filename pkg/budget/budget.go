@@ -56,18 +56,27 @@ func (b *Budget) Available() int64 {
 // waits for everything else to finish instead of waiting forever; its
 // caller should size its work to Available beforehand when it can.
 func (b *Budget) Acquire(ctx context.Context, n int64) (release func(), err error) {
-	if n < 0 {
-		n = 0
-	}
-	if b.sem != nil {
-		b.mu.Lock()
-		n = min(n, b.size-b.carved)
-		b.mu.Unlock()
-		if err := b.sem.Acquire(ctx, n); err != nil {
-			return nil, err
-		}
+	n, err = b.take(ctx, n)
+	if err != nil {
+		return nil, err
 	}
 	return b.hold(n, false), nil
+}
+
+// take waits for n bytes, cut to Available (and a negative n to none), and
+// returns how many it took.
+func (b *Budget) take(ctx context.Context, n int64) (int64, error) {
+	n = max(n, 0)
+	if b.sem == nil {
+		return n, nil
+	}
+	b.mu.Lock()
+	n = min(n, b.size-b.carved)
+	b.mu.Unlock()
+	if err := b.sem.Acquire(ctx, n); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // AcquireSplit is Acquire of a+c bytes that are given back in two parts:
@@ -76,14 +85,9 @@ func (b *Budget) Acquire(ctx context.Context, n int64) (release func(), err erro
 // bytes, once decoded). A request cut to Available is cut from c's part.
 func (b *Budget) AcquireSplit(ctx context.Context, a, c int64) (releaseA, releaseC func(), err error) {
 	a, c = max(a, 0), max(c, 0)
-	n := a + c
-	if b.sem != nil {
-		b.mu.Lock()
-		n = min(n, b.size-b.carved)
-		b.mu.Unlock()
-		if err := b.sem.Acquire(ctx, n); err != nil {
-			return nil, nil, err
-		}
+	n, err := b.take(ctx, a+c)
+	if err != nil {
+		return nil, nil, err
 	}
 	a = min(a, n)
 	return b.hold(a, false), b.hold(n-a, false), nil
