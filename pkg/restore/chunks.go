@@ -97,11 +97,16 @@ func (g group) fetchLen(f manifest.File) int64 {
 	return g.storedLen
 }
 
+// decodedApart tells whether the group is decoded into a buffer of its
+// own: a compressed object whose chunks are not all raw blocks.
+func (g group) decodedApart(f manifest.File) bool {
+	return f.Compression == chunk.Zstd && !g.inPlace
+}
+
 // memory is what the group holds from its GET until it is hashed: the
-// stored bytes and, for a compressed object whose chunks are not all raw
-// blocks, the decoded ones.
+// stored bytes and, when decoded apart, the decoded ones.
 func (g group) memory(f manifest.File) int64 {
-	if f.Compression != chunk.Zstd || g.inPlace {
+	if !g.decodedApart(f) {
 		return g.fetchLen(f)
 	}
 	return g.fetchLen(f) + g.rawLen

@@ -110,7 +110,7 @@ func (r *restorer) dispatch(ctx context.Context, g *errgroup.Group, queue chan<-
 		// the GET and the wait for the hasher much longer, so the budget
 		// then holds more GETs in flight.
 		var stored int64
-		if f.Compression == chunk.Zstd && !grp.inPlace {
+		if grp.decodedApart(f) {
 			stored = grp.fetchLen(f)
 		}
 		decoded, release, err := r.budget.AcquireSplit(ctx, stored, grp.memory(f)-stored)
@@ -141,7 +141,7 @@ func (r *restorer) fetchGroup(ctx context.Context, f manifest.File, key string, 
 	defer decoded() // a second call is harmless
 	stored := r.bufs.get(g.fetchLen(f))
 	raw := stored
-	if f.Compression == chunk.Zstd && !g.inPlace {
+	if g.decodedApart(f) {
 		raw = r.bufs.get(g.rawLen)
 	}
 	// A group whose bytes fail their check is fetched again before it is
