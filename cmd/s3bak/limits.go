@@ -47,6 +47,16 @@ func (l *limits) register(f *pflag.FlagSet) {
 // every core decoding with a few chunks in flight.
 func (l *limits) buffers(eighths int64) *budget.Budget { return budget.New(l.maxMemory / 8 * eighths) }
 
+// restoreBuffers is the budget of what reads a backup back (restore,
+// verify --deep): three eighths of --max-memory, 96 MiB by default. A
+// chunk in flight holds its stored bytes from its GET's first byte to its
+// decoding and its raw bytes until hashed, some 15 MiB for 8 MiB chunks;
+// a bucket 20ms away at 80 MB/s a connection needs about ten of them to
+// keep two cores busy. Two eighths held six: through the bench's proxy the
+// restore of the default set took 2.2 s, with three 1.77 s; on loopback
+// the same time and some 20 MiB more peak RSS (bench/README.md).
+func (l *limits) restoreBuffers() *budget.Budget { return l.buffers(3) }
+
 // backupBuffers is a backup's budget of transfer buffers: five eighths of
 // --max-memory, less what the snapshot's list of files holds beyond the
 // three eighths left for what no budget counts. The files of a big node

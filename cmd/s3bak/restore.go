@@ -125,7 +125,7 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	}
 	res, err := restore.RunSource(ctx, client, node, src, restore.Options{
 		Target: o.target, Force: o.force, Concurrency: g.concurrency, Filter: filter, Logger: logger, Progress: bar,
-		Budget: g.limits.buffers(2), Buffered: !o.directIO, FollowSymlinks: o.follow,
+		Budget: g.limits.restoreBuffers(), Buffered: !o.directIO, FollowSymlinks: o.follow,
 	})
 	bar.Finish()
 	if errors.Is(err, restore.ErrNoMatch) {

@@ -52,7 +52,7 @@ func runRestoreAll(cmd *cobra.Command, g *globalOptions, o *restoreOptions) erro
 		return err
 	}
 	filter := cassandra.Filter(o.keyspaces, o.tables)
-	budget := g.limits.buffers(2) // shared by every node restored at once
+	budget := g.limits.restoreBuffers() // shared by every node restored at once
 	var (
 		missing []string
 		outs    []restoreOutput

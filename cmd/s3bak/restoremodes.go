@@ -164,7 +164,7 @@ func restoreThroughView(ctx context.Context, g *globalOptions, o *restoreOptions
 	logger := g.runLogger(start, "cluster", m.Cluster, "node", m.Node, "tag", m.Tag, "id", m.ID)
 	res, err := restore.RunSource(ctx, client, node, src, restore.Options{
 		Target: view.Dir, Force: o.force, Concurrency: g.concurrency, Filter: keep, Logger: logger, Progress: bar,
-		Budget: g.limits.buffers(2), Buffered: !o.directIO,
+		Budget: g.limits.restoreBuffers(), Buffered: !o.directIO,
 		FollowSymlinks: true, // the view is links to the table directories
 	})
 	bar.Finish()

@@ -97,7 +97,7 @@ func verifyNode(ctx context.Context, g *globalOptions, client *transfer.Client, 
 	// A deep check downloads and decodes as a restore does, from the same
 	// share of --max-memory.
 	res, err := restore.VerifySource(ctx, client, node, src, restore.VerifyOptions{
-		Deep: o.deep, Concurrency: g.concurrency, Progress: pb, Budget: g.limits.buffers(2),
+		Deep: o.deep, Concurrency: g.concurrency, Progress: pb, Budget: g.limits.restoreBuffers(),
 	})
 	pb.Finish()
 	out := verifyOutput{Cluster: m.Cluster, Node: m.Node, Tag: m.Tag, BackupID: m.ID, Deep: o.deep,
