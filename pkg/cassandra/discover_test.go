@@ -361,8 +361,13 @@ func TestDataDigest(t *testing.T) {
 		"nb-4-big-Data.db":  "sha1:da39a3ee5e6b4b0d3255bfef95601890afd80709",
 		"nb-1-big-Index.db": "",
 	} {
-		if got := dataDigest(int(d.Fd()), name); got != want {
+		listed := func(n string) bool { _, err := os.Lstat(filepath.Join(dir, n)); return err == nil }
+		if got := dataDigest(int(d.Fd()), name, listed); got != want {
 			t.Errorf("dataDigest(%s) = %q, want %q", name, got, want)
 		}
+	}
+	// A digest the directory's listing lacks is not looked for.
+	if got := dataDigest(int(d.Fd()), "nb-1-big-Data.db", func(string) bool { return false }); got != "" {
+		t.Errorf("dataDigest of a Data.db whose digest is not listed = %q, want none", got)
 	}
 }

@@ -103,7 +103,10 @@ func (w *walker) dir(abs, rel string) error {
 				return err
 			}
 			f.Path, f.Dir = r, abs // abs is shared by the directory's files
-			f.Digest = dataDigest(dirfd, name)
+			f.Digest = dataDigest(dirfd, name, func(n string) bool {
+				_, ok := slices.BinarySearchFunc(entries, n, func(e fs.DirEntry, n string) int { return strings.Compare(e.Name(), n) })
+				return ok
+			})
 			w.files = append(w.files, f)
 			continue
 		}
@@ -171,13 +174,18 @@ func statFile(dirfd int, dir, name string) (source.File, error) {
 // the directory dirfd) in its Digest component (crc32 since 2.1; sha1 and
 // adler32 before), or "" for other components and when there is none. It
 // only sharpens the index's fingerprint, so a missing or odd digest is not
-// an error.
-func dataDigest(dirfd int, name string) string {
+// an error. listed tells whether the directory's listing has a name: a
+// name it lacks is not opened (a snapshot of sstables without digests
+// would otherwise cost three failed opens a Data.db).
+func dataDigest(dirfd int, name string, listed func(string) bool) string {
 	base, ok := strings.CutSuffix(name, "Data.db")
 	if !ok {
 		return ""
 	}
 	for _, ext := range []string{"Digest.crc32", "Digest.sha1", "Digest.adler32"} {
+		if !listed(base + ext) {
+			continue
+		}
 		if b, ok := readSmallAt(dirfd, base+ext, 128); ok {
 			return ext[len("Digest."):] + ":" + strings.TrimSpace(string(b))
 		}

@@ -317,6 +317,10 @@ func (k *Known) Dirty() bool {
 // the node's lock may call it.
 func (k *Known) Save(ctx context.Context) error {
 	k.mu.Lock()
+	if err := k.run.flush(); err != nil {
+		k.mu.Unlock()
+		return fmt.Errorf("write the catalog's temporary file: %w", err)
+	}
 	from, to := k.saved, k.run.size
 	seq := k.seq
 	k.mu.Unlock()

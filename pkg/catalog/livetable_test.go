@@ -1,9 +1,16 @@
 package catalog
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/s3bak/s3bak/pkg/chunk"
+	"github.com/s3bak/s3bak/pkg/manifest"
 )
 
 // TestLiveTableFindsEveryEntry: entries added one by one — many keys
@@ -57,4 +64,51 @@ func (t *liveTable) tailOrRunKey(rng *rand.Rand) uint64 {
 	}
 	run := t.runs[rng.IntN(len(t.runs))]
 	return run[rng.IntN(len(run))].key
+}
+
+// TestLiveRecordsReadWhileWritten: a run's records are found by content
+// whether their bytes still wait in memory or are in the temporary file,
+// and once flushed the file holds every record, in order, as a checkpoint
+// reads it.
+func TestLiveRecordsReadWhileWritten(t *testing.T) {
+	r, err := newLiveRecords(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	var all []byte
+	var files []manifest.File
+	for i := range 1000 { // some 300 KB of records: several flushes
+		sum := sha256.Sum256([]byte{byte(i), byte(i >> 8)})
+		f := manifest.File{Path: fmt.Sprintf("ks/t-1/nb-%d-big-Data.db", i), Size: int64(i + 1), SHA256: hex.EncodeToString(sum[:]),
+			Key: manifest.ObjectKey(hex.EncodeToString(sum[:]), false, 0), StoredSize: int64(i + 1), Compression: chunk.None}
+		if err := r.add(&f, ""); err != nil {
+			t.Fatal(err)
+		}
+		line, err := manifest.AppendRecord(nil, &f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, line...)
+		files = append(files, f)
+		for _, j := range []int{0, i / 2, i} {
+			got, ok := r.byContent(files[j].SHA256, files[j].Size)
+			if !ok || got.Path != files[j].Path {
+				t.Fatalf("after %d records: record %d found %v as %q, want %q", i+1, j, ok, got.Path, files[j].Path)
+			}
+		}
+	}
+	if r.flushed == 0 || len(r.tail) == 0 {
+		t.Fatalf("flushed %d bytes, %d waiting: the test should cover both", r.flushed, len(r.tail))
+	}
+	if err := r.flush(); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, r.size)
+	if _, err := r.f.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, all) {
+		t.Fatalf("the file holds %d bytes unlike the %d of the records added", len(got), len(all))
+	}
 }

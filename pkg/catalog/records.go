@@ -21,11 +21,16 @@ import (
 // and compares the whole key. A million files cost 32 MB of tables and a
 // read from the page cache per lookup, instead of a gigabyte of maps.
 type records struct {
-	f    *os.File
-	w    *bufio.Writer // nil: written through, readable at once
-	size int64
-	seed maphash.Seed
-	buf  []byte
+	f *os.File
+	w *bufio.Writer // bulk records; nil for live ones
+	// tail is the live records' last bytes, not yet in f, which holds the
+	// first flushed: a system call a record cost a backup of many small
+	// files as much CPU as their manifest.
+	tail    []byte
+	flushed int64
+	size    int64
+	seed    maphash.Seed
+	buf     []byte
 
 	byFP, bySHA []entry
 	// live, for records looked up while they are added (a run's own),
@@ -87,11 +92,15 @@ func (r *records) add(f *manifest.File, fp string) error {
 		return err
 	}
 	r.buf = line
-	var w io.Writer = r.f
 	if r.w != nil {
-		w = r.w
+		_, err = r.w.Write(line)
+	} else {
+		r.tail = append(r.tail, line...)
+		if len(r.tail) >= tailSize {
+			err = r.flush()
+		}
 	}
-	if _, err := w.Write(line); err != nil {
+	if err != nil {
 		return fmt.Errorf("write the catalog's temporary file: %w", err)
 	}
 	loc := uint64(r.size)<<lenBits | uint64(len(line)-1)
@@ -114,6 +123,23 @@ func (r *records) add(f *manifest.File, fp string) error {
 	if k, ok := shaKey(f.SHA256); ok {
 		r.bySHA = append(r.bySHA, entry{k, loc})
 	}
+	return nil
+}
+
+// tailSize is how many bytes of live records wait in memory for one write.
+const tailSize = 64 << 10
+
+// flush writes the live records' tail to the file: every record added is
+// then in it, for a checkpoint to read.
+func (r *records) flush() error {
+	if len(r.tail) == 0 {
+		return nil
+	}
+	if _, err := r.f.WriteAt(r.tail, r.flushed); err != nil {
+		return err
+	}
+	r.flushed += int64(len(r.tail))
+	r.tail = r.tail[:0]
 	return nil
 }
 
@@ -149,7 +175,9 @@ func (r *records) hasSize(size int64) bool {
 func (r *records) read(loc uint64, buf []byte) (manifest.File, []byte, error) {
 	off, n := int64(loc>>lenBits), int(loc&(1<<lenBits-1))
 	buf = slices.Grow(buf[:0], n)[:n]
-	if _, err := r.f.ReadAt(buf, off); err != nil && err != io.EOF {
+	if off >= r.flushed && r.w == nil {
+		copy(buf, r.tail[off-r.flushed:])
+	} else if _, err := r.f.ReadAt(buf, off); err != nil && err != io.EOF {
 		return manifest.File{}, buf, fmt.Errorf("read the catalog's temporary file: %w", err)
 	}
 	f, err := manifest.ParseRecord(buf)
