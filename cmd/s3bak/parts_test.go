@@ -19,10 +19,10 @@ func TestPartsFollowTheRoundTrip(t *testing.T) {
 		wantParts int
 	}{
 		{"a MinIO beside the node", 800 * time.Microsecond, 0, 0, 16 << 20, 3},
-		{"S3, 20 ms away", 20 * time.Millisecond, 0, 0, 8 << 20, 5},
-		{"not measured", 0, 0, 0, 8 << 20, 5},
-		{"at the threshold", farRoundTrip, 0, 0, 8 << 20, 5},
-		{"--part-size given", 20 * time.Millisecond, 32 << 20, 0, 32 << 20, 5},
+		{"S3, 20 ms away", 20 * time.Millisecond, 0, 0, 8 << 20, 8},
+		{"not measured", 0, 0, 0, 8 << 20, 8},
+		{"at the threshold", farRoundTrip, 0, 0, 8 << 20, 8},
+		{"--part-size given", 20 * time.Millisecond, 32 << 20, 0, 32 << 20, 8},
 		{"--part-concurrency given", 800 * time.Microsecond, 0, 8, 16 << 20, 8},
 		{"both given", 20 * time.Millisecond, 64 << 20, 2, 64 << 20, 2},
 	} {

@@ -100,12 +100,14 @@ func openRead(name string) (*os.File, error) {
 // encode and upload from the same buffer.
 func (e *Engine) storeSmall(ctx context.Context, s *state, fh *os.File, mf *manifest.File) error {
 	// The raw bytes and their encoding, which is at most a frame header
-	// larger.
-	release, err := e.opts.Budget.Acquire(ctx, 2*mf.Size+1024)
+	// larger. The raw bytes go back once encoded: the upload of a file of
+	// a few MiB takes a round trip and more, its encoding milliseconds.
+	releaseRaw, release, err := e.opts.Budget.AcquireSplit(ctx, mf.Size, mf.Size+1024)
 	if err != nil {
 		return err
 	}
 	defer release()
+	defer releaseRaw() // a second call is harmless
 	raw := make([]byte, mf.Size)
 	if mf.Size <= pagecache.SmallFile {
 		err = pagecache.ReadSmall(fh, raw)
@@ -118,6 +120,8 @@ func (e *Engine) storeSmall(ctx context.Context, s *state, fh *os.File, mf *mani
 	sum := sha256.Sum256(raw)
 	mf.SHA256 = hex.EncodeToString(sum[:])
 	obj, l := e.enc.EncodeBytes(nil, raw)
+	raw = nil
+	releaseRaw()
 	key := manifest.ObjectKey(mf.SHA256, l.Mode == chunk.Zstd, l.ChunkSize)
 	packed := false // its bytes count as done when its pack is stored
 	err = s.storeOnce(ctx, mf, key, func(st *manifest.File) (int64, error) {
@@ -170,14 +174,15 @@ type sizer interface {
 
 // storeLargeOnce hashes, compresses and uploads a large file in one read.
 func (e *Engine) storeLargeOnce(ctx context.Context, s *state, fh *os.File, mf *manifest.File, fp string) error {
-	workers, mem := e.streamShape()
-	release, err := e.opts.Budget.Acquire(ctx, mem)
+	workers, enc, parts := e.streamShape()
+	encoded, release, err := e.opts.Budget.AcquireSplit(ctx, enc, parts)
 	if err != nil {
 		return err
 	}
 	defer release()
+	defer encoded()
 	h := sha256.New()
-	l, key, err := e.streamLarge(ctx, s, largeFile{fp: fp, r: fh, size: mf.Size, hash: h, workers: workers, free: release})
+	l, key, err := e.streamLarge(ctx, s, largeFile{fp: fp, r: fh, size: mf.Size, hash: h, workers: workers, partMemory: parts, encoded: encoded, free: release})
 	if err != nil {
 		return err
 	}
@@ -209,13 +214,14 @@ func (e *Engine) storeLargeTwice(ctx context.Context, s *state, fh *os.File, mf 
 		uploaded = true
 		// Compressing and uploading hold the encoder's chunks and the
 		// uploader's parts.
-		workers, mem := e.streamShape()
-		release, err := e.opts.Budget.Acquire(ctx, mem)
+		workers, enc, parts := e.streamShape()
+		encoded, release, err := e.opts.Budget.AcquireSplit(ctx, enc, parts)
 		if err != nil {
 			return 0, err
 		}
 		defer release()
-		l, _, err := e.streamLarge(ctx, s, largeFile{key: key, r: fh, size: mf.Size, crcs: crcs, workers: workers, free: release})
+		defer encoded()
+		l, _, err := e.streamLarge(ctx, s, largeFile{key: key, r: fh, size: mf.Size, crcs: crcs, workers: workers, partMemory: parts, encoded: encoded, free: release})
 		if err != nil {
 			return 0, err
 		}
@@ -239,21 +245,23 @@ func describe(mf *manifest.File, key string, l *chunk.Layout) {
 }
 
 // streamShape is how many chunks one large file compresses at once, and
-// the memory its stream then holds: as many workers as the encoder has, but
-// fewer when the budget left beside the packs could not hold them all, so
-// that a large file never asks for more than can ever be free. With one
-// worker a stream may still need more than the budget has; it then takes
-// all of it and runs alone (see StreamShape for sizing the parts).
-func (e *Engine) streamShape() (workers int, mem int64) {
+// the memory its stream then holds: enc for the encoder's chunks, until the
+// last one is encoded, and parts for the parts, until the last one is
+// stored. As many workers as the encoder has, but fewer when the budget
+// left beside the packs could not hold them all, so that a large file
+// never asks for more than can ever be free. With one worker a stream may
+// still need more than the budget has; it then takes all of it and runs
+// alone (see StreamShape for sizing the parts).
+func (e *Engine) streamShape() (workers int, enc, parts int64) {
 	workers = max(e.enc.Options().Workers, 1)
-	// Parts end at chunk boundaries, so each may hold a chunk more.
-	up := int64(e.up.Concurrency()+1) * (e.up.PartSize() + int64(e.enc.Options().ChunkSize))
+	// The parts in flight and the one being filled.
+	parts = int64(e.up.Concurrency()+1) * PartBuffer(e.up.PartSize(), int64(e.enc.Options().ChunkSize))
 	if avail := e.opts.Budget.Available(); avail > 0 {
-		for workers > 1 && e.enc.StreamMemoryN(workers)+up > avail {
+		for workers > 1 && e.enc.StreamMemoryN(workers)+parts > avail {
 			workers--
 		}
 	}
-	return workers, e.enc.StreamMemoryN(workers) + up
+	return workers, e.enc.StreamMemoryN(workers), parts
 }
 
 // hashBufferSize is the read buffer of the SHA-256 pass over a large file.

@@ -34,7 +34,7 @@ func StreamShape(budget int64, s Stream, largest int64, fixedChunk bool) Stream 
 	}
 	room := budget / 4 * 3
 	floor := transfer.PartSizeFor(largest, transfer.MinPartSize)
-	need := func() int64 { return 6*s.ChunkSize + int64(s.Concurrency+1)*(s.PartSize+s.ChunkSize) }
+	need := func() int64 { return 6*s.ChunkSize + int64(s.Concurrency+1)*PartBuffer(s.PartSize, s.ChunkSize) }
 	for need() > room && s.PartSize > floor {
 		s.PartSize = max(s.PartSize/2, floor)
 	}
@@ -45,4 +45,15 @@ func StreamShape(budget int64, s Stream, largest int64, fixedChunk bool) Stream 
 		s.ChunkSize /= 2
 	}
 	return s
+}
+
+// PartBuffer is the memory of one part of a large file's stream. A part
+// holds whole chunks (their stored form, a little more than their raw
+// bytes when they do not compress): as many as fit in partSize, or one
+// chunk larger than that. A part that must grow past it to reach S3's
+// 5 MiB minimum (compressed chunks, then one that does not compress) is
+// rare, and is held within the stream's memory by waiting for stored parts
+// (see partWriter).
+func PartBuffer(partSize, chunkSize int64) int64 {
+	return max(partSize, chunkSize+chunkSize/1024+1024)
 }

@@ -37,9 +37,15 @@ type largeFile struct {
 	hash hash.Hash // for a file read once: gets its bytes
 	// workers is how many chunks are compressed at once.
 	workers int
+	// partMemory bounds the buffers of its parts.
+	partMemory int64
+	// encoded, when set, is called once the last chunk is encoded: the
+	// encoder's memory then goes to the next large file, or to small
+	// ones, while the last parts are stored.
+	encoded func()
 	// free, when set, is called once every part is stored, before the
 	// upload is completed: a round trip in which the next large file may
-	// take the stream's memory.
+	// take the parts' memory.
 	free func()
 }
 
@@ -73,7 +79,7 @@ func (e *Engine) streamLarge(ctx context.Context, s *state, f largeFile) (*chunk
 	}
 	s.touch(p.Key)
 	u := transfer.Upload{Key: e.opts.Node.Root() + p.Key, ID: p.UploadID}
-	pw := newPartWriter(ctx, e.client, u, p, res, e.up.PartSize(), e.up.Concurrency())
+	pw := newPartWriter(ctx, e.client, u, p, res, e.up.PartSize(), e.up.Concurrency(), f.partMemory)
 	// Progress counts raw bytes once S3 has acknowledged the part that
 	// holds them: the parts of an earlier run's at once.
 	pw.progress = e.opts.Progress
@@ -82,6 +88,9 @@ func (e *Engine) streamLarge(ctx context.Context, s *state, f largeFile) (*chunk
 		R: f.r, Size: f.size, Want: f.crcs, Workers: f.workers, Prior: priorChunks(p, f.size),
 		Hash: f.hash, Chunk: pw.note,
 	})
+	if f.encoded != nil {
+		f.encoded()
+	}
 	if err == nil {
 		err = pw.flush()
 	}
@@ -187,22 +196,29 @@ func priorChunks(p *catalog.Partial, size int64) []chunk.Chunk {
 
 // partWriter cuts the encoder's stream into parts at chunk boundaries
 // (each Write is one chunk, the last one the seek table) and uploads up to
-// concurrency of them at once. The parts stored without a gap before them
-// are recorded as the file's partial upload.
+// maxParts of them at once, within limit bytes of part buffers. The parts
+// stored without a gap before them are recorded as the file's partial
+// upload.
+//
+// Its memory is counted by the capacity of the buffers it holds: the one
+// being filled, those in flight and those kept for the next parts. A part
+// holds the chunks that fit in a buffer of PartBuffer bytes, so a chunk
+// that does not compress is a part of its own, not a part and a half: a
+// stream's memory then carries one and a half times the parts. Before one
+// more buffer would pass limit, the writer waits for a part to be stored;
+// with none in flight it goes on, so a stream always moves.
 type partWriter struct {
 	ctx      context.Context
 	c        *transfer.Client
 	u        transfer.Upload
 	res      resumer
-	partSize int64
+	partSize int64 // a part is sent once it holds this much
+	bufSize  int64 // PartBuffer: a part buffer's capacity
+	limit    int64
+	maxParts int
 	nchunks  int    // of the file (rec.Size, rec.ChunkSize)
 	nextCRC  uint32 // of the chunk the next Write holds (note)
-	slots    chan struct{}
-	// free holds part buffers whose upload is done, for the next parts: a
-	// buffer grown chunk by chunk to a part's size cost a sixth of a large
-	// file's CPU in copies and page faults.
-	free chan []byte
-	wg   sync.WaitGroup
+	wg       sync.WaitGroup
 
 	progress        progress.Counter
 	size, chunkSize int64
@@ -212,6 +228,15 @@ type partWriter struct {
 	curTail   bool  // cur holds the seek table: the object's last part
 	next      int32 // the number of the part being filled
 	chunk     int   // the index of the next chunk written
+
+	// Buffers: guarded by mu, waited for on freed.
+	freed    *sync.Cond
+	held     int64    // the capacity of every buffer the writer holds
+	peak     int64    // the most it held
+	inFlight int      // parts being uploaded
+	free     [][]byte // buffers of stored parts, for the next parts: a
+	// buffer grown chunk by chunk to a part's size cost a sixth of a large
+	// file's CPU in copies and page faults.
 
 	mu     sync.Mutex
 	rec    *catalog.Partial // parts stored without a gap, and their chunks
@@ -225,30 +250,41 @@ type donePart struct {
 	tail   bool // holds the seek table too: never recorded, completion follows
 }
 
-func newPartWriter(ctx context.Context, c *transfer.Client, u transfer.Upload, p *catalog.Partial, res resumer, partSize int64, concurrency int) *partWriter {
-	return &partWriter{
-		ctx: ctx, c: c, u: u, res: res, partSize: partSize,
+// newPartWriter writes the parts of p's upload u of partSize bytes or a
+// chunk each, maxParts at once, within limit bytes of buffers.
+func newPartWriter(ctx context.Context, c *transfer.Client, u transfer.Upload, p *catalog.Partial, res resumer, partSize int64, maxParts int, limit int64) *partWriter {
+	w := &partWriter{
+		ctx: ctx, c: c, u: u, res: res, partSize: partSize, bufSize: PartBuffer(partSize, p.ChunkSize),
+		limit: limit, maxParts: max(maxParts, 1),
 		size: p.Size, chunkSize: p.ChunkSize, nchunks: chunk.NumChunks(p.Size, p.ChunkSize),
-		slots: make(chan struct{}, max(concurrency, 1)),
-		free:  make(chan []byte, max(concurrency, 1)+1),
-		next:  int32(len(p.Parts) + 1), chunk: len(p.Chunks),
+		next: int32(len(p.Parts) + 1), chunk: len(p.Chunks),
 		rec: p, done: map[int32]donePart{},
 	}
+	w.freed = sync.NewCond(&w.mu)
+	return w
 }
 
 func (w *partWriter) Write(b []byte) (int, error) {
 	if err := w.err(); err != nil {
 		return 0, err
 	}
-	if w.cur == nil {
-		select {
-		case w.cur = <-w.free:
-		default:
-			// Parts end at chunk boundaries, so a part may hold a chunk
-			// more than its size (and a chunk's stored form is a frame
-			// header more than its raw bytes).
-			w.cur = make([]byte, 0, w.partSize+w.chunkSize+1024)
+	if w.cur != nil && len(w.cur)+len(b) > cap(w.cur) {
+		if int64(len(w.cur)) >= transfer.MinPartSize {
+			if err := w.flush(); err != nil {
+				return 0, err
+			}
+		} else if err := w.grow(len(w.cur) + len(b)); err != nil {
+			// Parts but the last must reach S3's minimum: this one
+			// grows past its buffer.
+			return 0, err
 		}
+	}
+	if w.cur == nil {
+		buf, err := w.take(int64(len(b)))
+		if err != nil {
+			return 0, err
+		}
+		w.cur = buf
 	}
 	w.cur = append(w.cur, b...)
 	if w.chunk == w.nchunks {
@@ -261,6 +297,63 @@ func (w *partWriter) Write(b []byte) (int, error) {
 		}
 	}
 	return len(b), nil
+}
+
+// take returns an empty buffer of at least n bytes' capacity: a kept one,
+// or a new one once the writer's buffers leave room for it (or none is in
+// flight to wait for).
+func (w *partWriter) take(n int64) ([]byte, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	size := max(n, w.bufSize)
+	for {
+		if err := w.ctx.Err(); err != nil {
+			return nil, err
+		}
+		if k := len(w.free); k > 0 && int64(cap(w.free[k-1])) >= n {
+			buf := w.free[k-1]
+			w.free = w.free[:k-1]
+			return buf[:0], nil
+		}
+		if w.held+size <= w.limit || w.inFlight == 0 && len(w.free) == 0 {
+			w.held += size
+			w.peak = max(w.peak, w.held)
+			return make([]byte, 0, size), nil
+		}
+		if k := len(w.free); k > 0 {
+			w.held -= int64(cap(w.free[k-1])) // too small, or in the way
+			w.free = w.free[:k-1]
+			continue
+		}
+		w.freed.Wait()
+	}
+}
+
+// grow moves the part being filled into a buffer of n bytes' capacity.
+func (w *partWriter) grow(n int) error {
+	buf, err := w.take(int64(n))
+	if err != nil {
+		return err
+	}
+	buf = append(buf, w.cur...)
+	w.mu.Lock()
+	w.held -= int64(cap(w.cur))
+	w.mu.Unlock()
+	w.cur = buf
+	return nil
+}
+
+// give takes back the buffer of a stored part.
+func (w *partWriter) give(buf []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.inFlight--
+	if int64(cap(buf)) == w.bufSize && w.held <= w.limit {
+		w.free = append(w.free, buf[:0])
+	} else {
+		w.held -= int64(cap(buf)) // grown for one part
+	}
+	w.freed.Broadcast()
 }
 
 // note learns the chunk the next Write holds (chunk.Stream.Chunk).
@@ -278,27 +371,31 @@ func (w *partWriter) rawOf(from, to int) int64 {
 	return n
 }
 
-// flush uploads the part being filled, waiting for a free slot.
+// flush uploads the part being filled, once fewer than maxParts are in
+// flight.
 func (w *partWriter) flush() error {
 	if len(w.cur) == 0 {
 		return nil
 	}
-	select {
-	case w.slots <- struct{}{}:
-	case <-w.ctx.Done():
-		return w.ctx.Err()
+	w.mu.Lock()
+	for w.inFlight >= w.maxParts && w.ctx.Err() == nil {
+		w.freed.Wait()
+	}
+	err := w.ctx.Err()
+	if err == nil {
+		w.inFlight++
+	}
+	w.mu.Unlock()
+	if err != nil {
+		return err
 	}
 	n, body, chunks, tail := w.next, w.cur, w.curChunks, w.curTail
 	raw := w.rawOf(w.chunk-len(chunks), w.chunk)
 	w.next++
 	w.cur, w.curChunks = nil, nil
 	w.wg.Go(func() {
-		defer func() { <-w.slots }()
 		part, err := w.c.UploadPart(w.ctx, w.u, n, body)
-		select {
-		case w.free <- body[:0]:
-		default:
-		}
+		w.give(body)
 		if err == nil && w.progress != nil {
 			w.progress.Add(raw)
 		}
