@@ -174,7 +174,7 @@ type sizer interface {
 
 // storeLargeOnce hashes, compresses and uploads a large file in one read.
 func (e *Engine) storeLargeOnce(ctx context.Context, s *state, fh *os.File, mf *manifest.File, fp string) error {
-	workers, enc, parts := e.streamShape()
+	workers, enc, parts := e.streamShape(mf.Size)
 	encoded, release, err := e.opts.Budget.AcquireSplit(ctx, enc, parts)
 	if err != nil {
 		return err
@@ -214,7 +214,7 @@ func (e *Engine) storeLargeTwice(ctx context.Context, s *state, fh *os.File, mf 
 		uploaded = true
 		// Compressing and uploading hold the encoder's chunks and the
 		// uploader's parts.
-		workers, enc, parts := e.streamShape()
+		workers, enc, parts := e.streamShape(mf.Size)
 		encoded, release, err := e.opts.Budget.AcquireSplit(ctx, enc, parts)
 		if err != nil {
 			return 0, err
@@ -244,24 +244,29 @@ func describe(mf *manifest.File, key string, l *chunk.Layout) {
 	}
 }
 
-// streamShape is how many chunks one large file compresses at once, and
-// the memory its stream then holds: enc for the encoder's chunks, until the
-// last one is encoded, and parts for the parts, until the last one is
-// stored. As many workers as the encoder has, but fewer when the budget
-// left beside the packs could not hold them all, so that a large file
-// never asks for more than can ever be free. With one worker a stream may
-// still need more than the budget has; it then takes all of it and runs
-// alone (see StreamShape for sizing the parts).
-func (e *Engine) streamShape() (workers int, enc, parts int64) {
+// streamShape is how many chunks a large file of size bytes compresses at
+// once, and the memory its stream then holds: enc for the encoder's
+// chunks, until the last one is encoded, and parts for the parts, until
+// the last one is stored — no more than the file has, so that a file of a
+// few chunks takes a few chunks' memory and leaves the rest to others. As
+// many workers as the encoder has, but fewer when the budget left beside
+// the packs could not hold them all, so that a large file never asks for
+// more than can ever be free. With one worker a stream may still need more
+// than the budget has; it then takes all of it and runs alone (see
+// StreamShape for sizing the parts).
+func (e *Engine) streamShape(size int64) (workers int, enc, parts int64) {
 	workers = max(e.enc.Options().Workers, 1)
-	// The parts in flight and the one being filled.
-	parts = int64(e.up.Concurrency()+1) * PartBuffer(e.up.PartSize(), int64(e.enc.Options().ChunkSize))
+	cs := int64(e.enc.Options().ChunkSize)
+	// The parts in flight and the one being filled; a part holds a chunk
+	// at least, and the seek table may be a part of its own.
+	n := min(e.up.Concurrency()+1, chunk.NumChunks(size, cs)+1)
+	parts = int64(n) * PartBuffer(e.up.PartSize(), cs)
 	if avail := e.opts.Budget.Available(); avail > 0 {
-		for workers > 1 && e.enc.StreamMemoryN(workers)+parts > avail {
+		for workers > 1 && e.enc.StreamMemory(workers, size)+parts > avail {
 			workers--
 		}
 	}
-	return workers, e.enc.StreamMemoryN(workers), parts
+	return workers, e.enc.StreamMemory(workers, size), parts
 }
 
 // hashBufferSize is the read buffer of the SHA-256 pass over a large file.

@@ -75,3 +75,26 @@ func TestPartsHoldWholeChunksWithinTheirMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStreamMemoryFollowsTheFile: a large file of a few chunks takes the
+// memory of a few chunks, not that of a stream of many, so that several
+// such files stream at once; a file of many chunks takes a whole stream's.
+func TestStreamMemoryFollowsTheFile(t *testing.T) {
+	e, enc, up := engine(t, "shape", nil, 2, 8)
+	cs := int64(enc.Options().ChunkSize)
+	part := PartBuffer(up.PartSize(), cs)
+	for _, tc := range []struct {
+		name       string
+		size       int64
+		enc, parts int64
+	}{
+		{"two chunks", cs + 1, 2 * 2 * cs, 3 * part},
+		{"three chunks", 3 * cs, 2 * 3 * cs, 3 * part},
+		{"many chunks", 100 * cs, enc.StreamMemoryN(2), int64(up.Concurrency()+1) * part},
+	} {
+		_, gotEnc, gotParts := e.streamShape(tc.size)
+		if gotEnc != tc.enc || gotParts != tc.parts {
+			t.Errorf("%s: encoder %d and parts %d bytes, want %d and %d", tc.name, gotEnc, gotParts, tc.enc, tc.parts)
+		}
+	}
+}

@@ -244,7 +244,17 @@ type encoded struct {
 // chunks in flight holds: a raw and a stored buffer for each chunk in the queue,
 // the one being dispatched and the one being written.
 func (e *Encoder) StreamMemoryN(workers int) int64 {
-	return 2 * int64(max(workers, 1)+2) * int64(e.opts.ChunkSize)
+	return e.StreamMemory(workers, -1)
+}
+
+// StreamMemory is StreamMemoryN for a file of size bytes (-1: any): no
+// more chunks are in flight than the file has.
+func (e *Encoder) StreamMemory(workers int, size int64) int64 {
+	n := int64(max(workers, 1) + 2)
+	if size >= 0 {
+		n = min(n, int64(max(NumChunks(size, int64(e.opts.ChunkSize)), 1)))
+	}
+	return 2 * n * int64(e.opts.ChunkSize)
 }
 
 // Stream is one object for EncodeFrom to write.
@@ -271,9 +281,10 @@ type Stream struct {
 
 // EncodeFrom reads s.Size bytes of s.R, chunk by chunk, compresses up to
 // s.Workers chunks at once and writes the stored object to w in order.
-// Memory is StreamMemoryN(s.Workers) whatever the file size, so that a
-// caller with little memory can still stream a large file: in smaller
-// steps, not all at once.
+// Memory is StreamMemory(s.Workers, s.Size), never more than
+// StreamMemoryN(s.Workers) whatever the file size, so that a caller with
+// little memory can still stream a large file: in smaller steps, not all
+// at once.
 //
 // It continues an object of which the chunks s.Prior are stored already:
 // it writes to w only the chunks after them and the seek table, which
