@@ -34,7 +34,9 @@ func StreamShape(budget int64, s Stream, largest int64, fixedChunk bool) Stream 
 	}
 	room := budget / 4 * 3
 	floor := transfer.PartSizeFor(largest, transfer.MinPartSize)
-	need := func() int64 { return 6*s.ChunkSize + int64(s.Concurrency+1)*PartBuffer(s.PartSize, s.ChunkSize) }
+	// One worker's chunks: the one being compressed and the one being
+	// written, a raw and a stored buffer each (chunk.StreamMemoryN(1)).
+	need := func() int64 { return 4*s.ChunkSize + int64(s.Concurrency+1)*PartBuffer(s.PartSize, s.ChunkSize) }
 	for need() > room && s.PartSize > floor {
 		s.PartSize = max(s.PartSize/2, floor)
 	}

@@ -14,7 +14,7 @@ func TestStreamShapeFitsTheBudget(t *testing.T) {
 	}{
 		{"unbounded keeps everything", 0, 1 << 30, false, def},
 		{"default budget keeps everything", 160 * mib, 1 << 30, false, def},
-		{"64MiB budget: smaller parts first", 40 * mib, 1 << 30, false, Stream{ChunkSize: 2 * mib, PartSize: 5 * mib, Concurrency: 1}},
+		{"64MiB budget: smaller parts first", 40 * mib, 1 << 30, false, Stream{ChunkSize: 4 * mib, PartSize: 5 * mib, Concurrency: 1}},
 		{"fixed chunk is kept", 40 * mib, 1 << 30, true, Stream{ChunkSize: 8 * mib, PartSize: 5 * mib, Concurrency: 1}},
 		{"16MiB: floor of one-MiB chunks", 10 * mib, 1 << 30, false, Stream{ChunkSize: 1 * mib, PartSize: 5 * mib, Concurrency: 1}},
 		// 300 GB need 32 MiB parts for 10,000 parts: never below that.
