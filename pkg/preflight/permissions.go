@@ -50,6 +50,16 @@ func checkPermissions(ctx context.Context, obj Objects, bucket, root string) Che
 	key := root + ProbePrefix + hex.EncodeToString(rnd[:])
 	body := []byte("s3bak preflight probe; safe to delete\n")
 
+	// The listing needs no probe object: it runs beside the write, read
+	// and delete, which follow one another, a round trip less.
+	uploads := make(chan error, 1)
+	go func() {
+		var err error
+		for _, err = range obj.ListUploads(ctx, root) {
+			break
+		}
+		uploads <- err
+	}()
 	var steps []probeStep
 	_, putErr := obj.Put(ctx, key, body, "text/plain", transfer.Cond{IfAbsent: true})
 	steps = append(steps, probeStep{"conditional PutObject (If-None-Match: *)", "s3:PutObject", putErr})
@@ -61,12 +71,9 @@ func checkPermissions(ctx context.Context, obj Objects, bucket, root string) Che
 		err = fmt.Errorf("GetObject %s returned other bytes than were written", key)
 	}
 	steps = append(steps, probeStep{"GetObject", "s3:GetObject", err})
-	for _, err = range obj.ListUploads(ctx, root) {
-		break
-	}
-	steps = append(steps, probeStep{"ListMultipartUploads", "s3:ListBucketMultipartUploads", err})
 	delErr := obj.Delete(ctx, key) // a missing object is no error: probes the permission either way
-	steps = append(steps, probeStep{"DeleteObject", "s3:DeleteObject", delErr})
+	steps = append(steps, probeStep{"ListMultipartUploads", "s3:ListBucketMultipartUploads", <-uploads},
+		probeStep{"DeleteObject", "s3:DeleteObject", delErr})
 
 	var denied, objActions, bucketActions, failed []string
 	for _, s := range steps {
