@@ -14,40 +14,35 @@ import (
 // when set: speed work starts from where the time goes, measured in the
 // real binary under the real workload (make bench), not guessed.
 func startProfile(path string, stderr io.Writer) (stop func()) {
-	if path == "" {
-		return func() {}
-	}
-	f, err := os.Create(path)
-	if err == nil {
-		err = pprof.StartCPUProfile(f)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "s3bak: S3BAK_CPU_PROFILE: %v\n", err)
-		return func() {}
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-	}
+	return recordTo(path, "S3BAK_CPU_PROFILE", pprof.StartCPUProfile, pprof.StopCPUProfile, stderr)
 }
 
 // startTrace writes an execution trace to the file named by S3BAK_TRACE,
 // when set: where a CPU profile shows what runs, the trace shows what
 // waits (go tool trace -pprof=sync|net|syscall|sched FILE).
 func startTrace(path string, stderr io.Writer) (stop func()) {
+	return recordTo(path, "S3BAK_TRACE", trace.Start, trace.Stop, stderr)
+}
+
+// recordTo starts a recording into the file path (named by the variable
+// env) and returns what ends it; nothing when path is empty, and a word on
+// stderr when it cannot start.
+func recordTo(path, env string, start func(io.Writer) error, end func(), stderr io.Writer) (stop func()) {
 	if path == "" {
 		return func() {}
 	}
 	f, err := os.Create(path)
 	if err == nil {
-		err = trace.Start(f)
+		if err = start(f); err != nil {
+			f.Close()
+		}
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "s3bak: S3BAK_TRACE: %v\n", err)
+		fmt.Fprintf(stderr, "s3bak: %s: %v\n", env, err)
 		return func() {}
 	}
 	return func() {
-		trace.Stop()
+		end()
 		f.Close()
 	}
 }
