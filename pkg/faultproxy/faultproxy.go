@@ -37,6 +37,7 @@ const (
 	reset
 	blackhole
 	stallBody
+	cutBody
 	flipBit
 	status
 	outage
@@ -66,6 +67,10 @@ var (
 	// (its Content-Length too) and the first half of its body, then hangs
 	// until the client goes away or the proxy is closed.
 	StallBody = Fault{kind: stallBody}
+	// CutBody forwards the request and sends the server's status, headers
+	// (its Content-Length too) and the first half of its body, then closes
+	// the connection: a reply cut short, as by a connection that dies.
+	CutBody = Fault{kind: cutBody}
 	// FlipBit forwards the request and flips one bit in the middle of the
 	// answer's body (a body of no bytes is left as it is).
 	FlipBit = Fault{kind: flipBit}
@@ -96,6 +101,8 @@ func (f Fault) String() string {
 		return "blackhole"
 	case stallBody:
 		return "stall body"
+	case cutBody:
+		return "cut body"
 	case flipBit:
 		return "flip bit"
 	case status:
@@ -360,9 +367,24 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 			return err
 		}
 		res.Body = &stalledBody{rest: b[:len(b)/2], ctx: res.Request.Context(), done: p.done}
+	case cutBody:
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			return err
+		}
+		// The reverse proxy aborts the connection when the body fails
+		// after the headers are out.
+		res.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b[:len(b)/2]), errReader{errCutBody}))
 	}
 	return nil
 }
+
+var errCutBody = errors.New("faultproxy: body cut")
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, errDropReply) {

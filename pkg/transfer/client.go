@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -171,7 +172,7 @@ func LoadAWSConfig(ctx context.Context, o Options) (aws.Config, error) {
 				// first seconds of an outage. Each request's own attempts
 				// and backoff bound its retries instead.
 				so.RateLimiter = ratelimit.None
-				so.Retryables = append(so.Retryables, damagedOnTheWay)
+				so.Retryables = append(so.Retryables, damagedOnTheWay, cutShort)
 			})
 		}),
 	}
@@ -236,6 +237,18 @@ var damagedOnTheWay = retry.RetryableErrorCode{Codes: map[string]struct{}{
 	"XAmzContentChecksumMismatch": {}, // MinIO, x-amz-checksum-*
 	"XAmzContentSHA256Mismatch":   {}, // AWS and MinIO, a signed payload hash
 }}
+
+// cutShort retries a request whose reply ended before its body did (the
+// connection died after the status line): the SDK retries a connection
+// that fails, not a reply it was reading. The request may have been acted
+// on, as with any lost reply: the callers that write already take a retry
+// of their own write for what it is (Put, Complete).
+var cutShort = retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return aws.TrueTernary
+	}
+	return aws.UnknownTernary
+})
 
 // bucketRegion asks S3 where the bucket lives when nothing configured a
 // region, so that a node needs no region setting to back up. Custom

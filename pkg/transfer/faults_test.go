@@ -102,3 +102,29 @@ func TestConditionalPutWhoseReplyIsLost(t *testing.T) {
 		t.Fatalf("replace of another writer's object: %v, want ErrExists", err)
 	}
 }
+
+// TestReplyCutShortIsRetried: a reply whose body ends early (the
+// connection died after the status line) is retried like a connection that
+// failed, for the replies the SDK reads (here CreateMultipartUpload's and a
+// listing's), instead of failing the backup with "unexpected EOF".
+func TestReplyCutShortIsRetried(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, c := proxied(t)
+	create := p.Add(faultproxy.Rule{Match: faultproxy.Request(http.MethodPost, "faults/cut"), Times: 1, Fault: faultproxy.CutBody})
+	u, err := c.StartMultipart(ctx, "faults/cut")
+	if err != nil {
+		t.Fatalf("create whose reply was cut short: %v", err)
+	}
+	defer c.Abort(context.WithoutCancel(ctx), u)
+	if create.Applied() != 1 || create.Seen() != 2 {
+		t.Fatalf("proxy saw %d creates (%d cut), want the create and its retry", create.Seen(), create.Applied())
+	}
+	list := p.Add(faultproxy.Rule{Match: faultproxy.Request(http.MethodGet, ""), Times: 1, Fault: faultproxy.CutBody})
+	if _, err := c.ListParts(ctx, u); err != nil {
+		t.Fatalf("listing whose reply was cut short: %v", err)
+	}
+	if list.Applied() != 1 {
+		t.Fatalf("the listing's reply was cut %d times, want once", list.Applied())
+	}
+}
