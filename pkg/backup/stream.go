@@ -203,10 +203,11 @@ func priorChunks(p *catalog.Partial, size int64) []chunk.Chunk {
 // Its memory is counted by the capacity of the buffers it holds: the one
 // being filled, those in flight and those kept for the next parts. A part
 // holds the chunks that fit in a buffer of PartBuffer bytes, so a chunk
-// that does not compress is a part of its own, not a part and a half: a
-// stream's memory then carries one and a half times the parts. Before one
-// more buffer would pass limit, the writer waits for a part to be stored;
-// with none in flight it goes on, so a stream always moves.
+// that does not compress is a part of its own, not a part and a half (a
+// part once held a chunk more than its size, and was counted so): the same
+// memory carries more parts at once. Before one more buffer would pass
+// limit, the writer waits for a part to be stored; with none in flight it
+// goes on, so a stream always moves.
 type partWriter struct {
 	ctx      context.Context
 	c        *transfer.Client
@@ -269,13 +270,13 @@ func (w *partWriter) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	if w.cur != nil && len(w.cur)+len(b) > cap(w.cur) {
+		// The chunk does not fit: the part goes as it is, or, short of
+		// S3's minimum for every part but the last, grows past its buffer.
 		if int64(len(w.cur)) >= transfer.MinPartSize {
 			if err := w.flush(); err != nil {
 				return 0, err
 			}
 		} else if err := w.grow(len(w.cur) + len(b)); err != nil {
-			// Parts but the last must reach S3's minimum: this one
-			// grows past its buffer.
 			return 0, err
 		}
 	}
