@@ -24,10 +24,10 @@ import (
 // chunks, as many as fit in the part size, so an 8 MiB chunk that does not
 // compress is a part of its own. A bucket tens of milliseconds away (S3)
 // makes every part wait a round trip, and a connection carries some 80
-// MB/s, so more parts in flight carry more: eight of 8 MiB asked, seven at
-// the default memory (backup.StreamShape). Through the bench's 20ms proxy
-// the default set backed up in 4.9 s with four parts of a chunk in flight,
-// 4.1 s with seven. One a millisecond away (a MinIO beside the node) gets
+// MB/s, so more parts in flight carry more: eight of 8 MiB, which fit the
+// default memory (backup.StreamShape). Through the bench's 20ms proxy the
+// default set backed up in 4.9 s with four parts of a chunk in flight,
+// 4.1 s with seven and eight. One a millisecond away (a MinIO beside the node) gets
 // fewer, larger parts, which cost the server less CPU. Measured in
 // bench/README.md, "Parts and round trips".
 const (
