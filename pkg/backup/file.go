@@ -174,15 +174,8 @@ type sizer interface {
 
 // storeLargeOnce hashes, compresses and uploads a large file in one read.
 func (e *Engine) storeLargeOnce(ctx context.Context, s *state, fh *os.File, mf *manifest.File, fp string) error {
-	workers, enc, parts := e.streamShape(mf.Size)
-	encoded, release, err := e.opts.Budget.AcquireSplit(ctx, enc, parts)
-	if err != nil {
-		return err
-	}
-	defer release()
-	defer encoded()
 	h := sha256.New()
-	l, key, err := e.streamLarge(ctx, s, largeFile{fp: fp, r: fh, size: mf.Size, hash: h, workers: workers, partMemory: parts, encoded: encoded, free: release})
+	l, key, err := e.streamLarge(ctx, s, largeFile{fp: fp, r: fh, size: mf.Size, hash: h})
 	if err != nil {
 		return err
 	}
@@ -212,16 +205,7 @@ func (e *Engine) storeLargeTwice(ctx context.Context, s *state, fh *os.File, mf 
 	uploaded := false
 	err = s.storeOnce(ctx, mf, key, func(st *manifest.File) (int64, error) {
 		uploaded = true
-		// Compressing and uploading hold the encoder's chunks and the
-		// uploader's parts.
-		workers, enc, parts := e.streamShape(mf.Size)
-		encoded, release, err := e.opts.Budget.AcquireSplit(ctx, enc, parts)
-		if err != nil {
-			return 0, err
-		}
-		defer release()
-		defer encoded()
-		l, _, err := e.streamLarge(ctx, s, largeFile{key: key, r: fh, size: mf.Size, crcs: crcs, workers: workers, partMemory: parts, encoded: encoded, free: release})
+		l, _, err := e.streamLarge(ctx, s, largeFile{key: key, r: fh, size: mf.Size, crcs: crcs})
 		if err != nil {
 			return 0, err
 		}

@@ -35,18 +35,6 @@ type largeFile struct {
 	size int64
 	crcs []uint32  // of the hashing read; nil for a file read once
 	hash hash.Hash // for a file read once: gets its bytes
-	// workers is how many chunks are compressed at once.
-	workers int
-	// partMemory bounds the buffers of its parts.
-	partMemory int64
-	// encoded, when set, is called once the last chunk is encoded: the
-	// encoder's memory then goes to the next large file, or to small
-	// ones, while the last parts are stored.
-	encoded func()
-	// free, when set, is called once every part is stored, before the
-	// upload is completed: a round trip in which the next large file may
-	// take the parts' memory.
-	free func()
 }
 
 // streamLarge compresses a large file into a multipart upload whose parts
@@ -56,7 +44,20 @@ type largeFile struct {
 // its last part — after checking that the file's chunks still have the
 // same CRCs and that the server still has those parts. It returns the
 // object's layout and key, relative to the node's root.
+//
+// It holds the stream's memory (streamShape) from the start: the encoder's
+// until the last chunk is encoded, when it goes to the next large file or
+// to small ones while the last parts are stored; the parts' until every
+// part is stored, before the upload is completed: a round trip in which
+// the next large file may take it.
 func (e *Engine) streamLarge(ctx context.Context, s *state, f largeFile) (*chunk.Layout, string, error) {
+	workers, enc, parts := e.streamShape(f.size)
+	encoded, free, err := e.opts.Budget.AcquireSplit(ctx, enc, parts)
+	if err != nil {
+		return nil, "", err
+	}
+	defer free()
+	defer encoded() // a second call is harmless
 	res, _ := e.opts.Known.(resumer)
 	cs := int64(e.enc.Options().ChunkSize)
 	p, err := e.resume(ctx, res, f)
@@ -79,18 +80,16 @@ func (e *Engine) streamLarge(ctx context.Context, s *state, f largeFile) (*chunk
 	}
 	s.touch(p.Key)
 	u := transfer.Upload{Key: e.opts.Node.Root() + p.Key, ID: p.UploadID}
-	pw := newPartWriter(ctx, e.client, u, p, res, e.up.PartSize(), e.up.Concurrency(), f.partMemory)
+	pw := newPartWriter(ctx, e.client, u, p, res, e.up.PartSize(), e.up.Concurrency(), parts)
 	// Progress counts raw bytes once S3 has acknowledged the part that
 	// holds them: the parts of an earlier run's at once.
 	pw.progress = e.opts.Progress
 	e.opts.Progress.Add(pw.rawOf(0, len(p.Chunks)))
 	l, err := e.enc.EncodeFrom(ctx, pw, chunk.Stream{
-		R: f.r, Size: f.size, Want: f.crcs, Workers: f.workers, Prior: priorChunks(p, f.size),
+		R: f.r, Size: f.size, Want: f.crcs, Workers: workers, Prior: priorChunks(p, f.size),
 		Hash: f.hash, Chunk: pw.note,
 	})
-	if f.encoded != nil {
-		f.encoded()
-	}
+	encoded()
 	if err == nil {
 		err = pw.flush()
 	}
@@ -104,9 +103,7 @@ func (e *Engine) streamLarge(ctx context.Context, s *state, f largeFile) (*chunk
 		}
 		return nil, "", err
 	}
-	if f.free != nil {
-		f.free()
-	}
+	free()
 	if err := e.client.CompleteMultipart(ctx, u, pw.parts()); err != nil {
 		return nil, "", err
 	}
