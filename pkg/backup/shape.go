@@ -1,6 +1,9 @@
 package backup
 
-import "github.com/s3bak/s3bak/pkg/transfer"
+import (
+	"github.com/s3bak/s3bak/pkg/chunk"
+	"github.com/s3bak/s3bak/pkg/transfer"
+)
 
 // Stream is the shape of a large file's compress-and-upload stream: the
 // chunk size, the multipart part size and the parts in flight.
@@ -57,5 +60,5 @@ func StreamShape(budget int64, s Stream, largest int64, fixedChunk bool) Stream 
 // rare, and is held within the stream's memory by waiting for stored parts
 // (see partWriter).
 func PartBuffer(partSize, chunkSize int64) int64 {
-	return max(partSize, chunkSize+chunkSize/1024+1024)
+	return max(partSize, chunk.MaxStoredSize(chunkSize))
 }

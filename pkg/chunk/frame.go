@@ -43,6 +43,10 @@ func appendRawFrame(dst, p []byte) []byte {
 	return dst
 }
 
+// MaxStoredSize is the most bytes a chunk of chunkSize raw bytes is stored
+// in: a chunk that compresses to more is stored as a raw frame.
+func MaxStoredSize(chunkSize int64) int64 { return int64(rawFrameSize(int(chunkSize))) }
+
 // rawFrameSize is len(appendRawFrame(nil, make([]byte, n))).
 func rawFrameSize(n int) int {
 	blocks := (n + maxRawBlockSize - 1) / maxRawBlockSize
