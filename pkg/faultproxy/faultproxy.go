@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing/iotest"
 	"time"
 )
 
@@ -375,16 +376,12 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		}
 		// The reverse proxy aborts the connection when the body fails
 		// after the headers are out.
-		res.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b[:len(b)/2]), errReader{errCutBody}))
+		res.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b[:len(b)/2]), iotest.ErrReader(errCutBody)))
 	}
 	return nil
 }
 
 var errCutBody = errors.New("faultproxy: body cut")
-
-type errReader struct{ err error }
-
-func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, errDropReply) {
