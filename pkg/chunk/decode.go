@@ -41,6 +41,22 @@ func (d *Decoder) Close() { d.zdec.Close() }
 // DecodeChunk decodes the stored bytes of one chunk, appending to dst, and
 // checks its length and CRC32C against c.
 func (d *Decoder) DecodeChunk(dst, stored []byte, mode Mode, c Chunk) ([]byte, error) {
+	start := len(dst)
+	dst, err := d.Decode(dst, stored, mode, c)
+	if err != nil {
+		return nil, err
+	}
+	if CRC32C(dst[start:]) != c.CRC32C {
+		return nil, fmt.Errorf("%w: chunk at raw offset %d: CRC32C mismatch", ErrCorrupt, c.RawOff)
+	}
+	return dst, nil
+}
+
+// Decode is DecodeChunk without the CRC32C: for a reader that checks the
+// bytes otherwise (a restore hashes every file with SHA-256, and checks
+// the chunks' CRC32Cs only to find which chunk of a file that failed it is
+// damaged). The stored and decoded lengths are still checked.
+func (d *Decoder) Decode(dst, stored []byte, mode Mode, c Chunk) ([]byte, error) {
 	if int64(len(stored)) != c.StoredLen {
 		return nil, fmt.Errorf("%w: chunk at raw offset %d: got %d stored bytes, want %d", ErrCorrupt, c.RawOff, len(stored), c.StoredLen)
 	}
@@ -58,12 +74,8 @@ func (d *Decoder) DecodeChunk(dst, stored []byte, mode Mode, c Chunk) ([]byte, e
 		}
 		dst = full[:len(out)] // the caller's capacity back, for the next chunk
 	}
-	raw := dst[start:]
-	if int64(len(raw)) != c.RawLen {
-		return nil, fmt.Errorf("%w: chunk at raw offset %d decodes to %d bytes, want %d", ErrCorrupt, c.RawOff, len(raw), c.RawLen)
-	}
-	if CRC32C(raw) != c.CRC32C {
-		return nil, fmt.Errorf("%w: chunk at raw offset %d: CRC32C mismatch", ErrCorrupt, c.RawOff)
+	if n := len(dst) - start; int64(n) != c.RawLen {
+		return nil, fmt.Errorf("%w: chunk at raw offset %d decodes to %d bytes, want %d", ErrCorrupt, c.RawOff, n, c.RawLen)
 	}
 	return dst, nil
 }

@@ -87,6 +87,13 @@ type group struct {
 	// rawFrameLen), so its bytes are decoded where they were fetched and
 	// the group needs no second buffer.
 	inPlace bool
+	// crc checks each chunk's CRC32C as it is decoded. A file's first read
+	// leaves it to the file's SHA-256 (the CRC32C is a tenth of a
+	// restore's CPU); the second read of a file that failed its SHA-256
+	// checks every chunk, so that a chunk damaged on the way is read again
+	// alone and one damaged in the bucket is named. Packed files, small,
+	// are always checked.
+	crc bool
 }
 
 // fetchLen is the bytes the group's GET returns.
@@ -145,7 +152,7 @@ func decodeGroup(dec *chunk.Decoder, key string, chunks []chunk.Chunk, g group, 
 	for i := g.first; i < g.end; i++ {
 		c := chunks[i]
 		off := c.StoredOff - g.storedOff
-		dst, err = decodeChunk(dec, key, i, len(chunks), c, stored[off:off+c.StoredLen], dst)
+		dst, err = decodeChunk(dec, key, i, len(chunks), c, stored[off:off+c.StoredLen], dst, g.crc)
 		if err != nil {
 			return nil, err
 		}
@@ -155,8 +162,12 @@ func decodeGroup(dec *chunk.Decoder, key string, chunks []chunk.Chunk, g group, 
 
 // decodeChunk decodes and checks chunk i of n; a failure names the object
 // and the chunk, so a damaged object can be found and its damage located.
-func decodeChunk(dec *chunk.Decoder, key string, i, n int, c chunk.Chunk, stored, dst []byte) ([]byte, error) {
-	out, err := dec.DecodeChunk(dst, stored, chunk.Zstd, c)
+func decodeChunk(dec *chunk.Decoder, key string, i, n int, c chunk.Chunk, stored, dst []byte, crc bool) ([]byte, error) {
+	decode := dec.Decode
+	if crc {
+		decode = dec.DecodeChunk
+	}
+	out, err := decode(dst, stored, chunk.Zstd, c)
 	if err != nil {
 		return nil, fmt.Errorf("%w: object %s: chunk %d of %d (raw bytes %d-%d): %w",
 			ErrVerify, key, i, n, c.RawOff, c.RawOff+c.RawLen-1, err)

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -55,9 +58,10 @@ func getsOf(node manifest.Node, f manifest.File) func(*http.Request) bool {
 // not damage in the bucket. The restore reads the bytes again with a
 // fresh GET and succeeds byte for byte, for every way a file is fetched:
 // one whole-object GET (the SDK's check of the object's stored checksum
-// fails), ranged GETs of chunk groups (a chunk's CRC32C fails), an
-// uncompressed object in one GET and in ranges (no CRC per range: its
-// SHA-256 fails and the whole file is read again) and a run of a pack.
+// fails), ranged GETs of chunk groups (the file's SHA-256 fails and the
+// file is read again, each chunk's CRC32C checked), an uncompressed object
+// in one GET and in ranges (no CRC per range: the file's SHA-256 fails and
+// it is read again) and a run of a pack.
 func TestFlippedBitOnTheWayIsReadAgain(t *testing.T) {
 	defer func(old int64) { rangeSize = old }(rangeSize)
 	for _, tc := range []struct {
@@ -92,12 +96,9 @@ func TestFlippedBitOnTheWayIsReadAgain(t *testing.T) {
 				t.Fatalf("restore with one bit flipped on the way: %v", err)
 			}
 			checkTree(t, target, map[string][]byte{f.Path: raw})
-			// The damaged GET was made again; for an uncompressed file,
-			// the whole file was.
-			want := gets + 1
-			if tc.mode == chunk.None {
-				want = 2 * gets
-			}
+			// The whole file was read again (for a file of one GET, that
+			// is the damaged GET made again).
+			want := 2 * gets
 			if rule.Applied() != 1 || rule.Seen() != want {
 				t.Fatalf("proxy saw %d GETs of the object (%d flipped), want %d", rule.Seen(), rule.Applied(), want)
 			}
@@ -146,6 +147,49 @@ func TestFlippedBitOnEveryReadIsCorrupt(t *testing.T) {
 		t.Fatalf("proxy saw %d GETs of the object, want 2 (the first and one fresh read)", rule.Seen())
 	}
 	checkTree(t, target, nil)
+}
+
+// TestDamagedChunkIsNamed: a file of several GETs whose bytes fail their
+// SHA-256 is read again with each chunk's CRC32C checked, so that damage
+// that stays is reported as the chunk that holds it, read once more alone
+// before it is called corrupt; the other chunks are read twice in all.
+func TestDamagedChunkIsNamed(t *testing.T) {
+	ctx := bounded(t, 60*time.Second)
+	node := testNode(t)
+	raw := mixedData(3<<20+555, 48)
+	f, _ := store(t, node, "ks/t-1/nb-11-big-Data.db", raw, chunk.Auto, 64<<10)
+	chunks := layout(f)
+	groups := plan(f, chunks, maxGroupMemory)
+	if len(groups) < 2 {
+		t.Fatalf("%d groups, want several", len(groups))
+	}
+	bad := groups[1]
+	rangeOf := fmt.Sprintf("bytes=%d-%d", bad.storedOff, bad.storedOff+bad.storedLen-1)
+	p, c := proxied(t, transfer.Options{})
+	damaged := p.Add(faultproxy.Rule{Match: func(r *http.Request) bool {
+		return getsOf(node, f)(r) && r.Header.Get("Range") == rangeOf
+	}, Fault: faultproxy.FlipBit})
+	all := p.Add(faultproxy.Rule{Match: getsOf(node, f), Fault: faultproxy.Delay(0)}) // counts them
+	_, err := Run(ctx, c, node, backupOf(node, f), Options{Target: t.TempDir()})
+	if !errors.Is(err, ErrVerify) || !strings.Contains(err.Error(), "the same on a fresh read") {
+		t.Fatalf("restore: %v, want ErrVerify, the same on a fresh read", err)
+	}
+	// The bit flipped is anywhere in the group's GET: a chunk of the group.
+	var named, of int
+	if m := regexp.MustCompile(`chunk (\d+) of (\d+) `).FindStringSubmatch(err.Error()); m != nil {
+		named, _ = strconv.Atoi(m[1])
+		of, _ = strconv.Atoi(m[2])
+	}
+	if of != len(chunks) || named < bad.first || named >= bad.end {
+		t.Fatalf("restore: %v, want chunk %d to %d of %d named", err, bad.first, bad.end-1, len(chunks))
+	}
+	t.Logf("restore failed as it should: %v", err)
+	if damaged.Seen() != 3 {
+		t.Errorf("the damaged group was fetched %d times, want 3 (the file's read, its checked read, the chunk's fresh read)", damaged.Seen())
+	}
+	if n := all.Seen(); n > 2*len(groups)+1 {
+		t.Errorf("%d GETs of the object, want at most %d (the file twice, the damaged group once more)", n, 2*len(groups)+1)
+	}
 }
 
 // TestReadChunkAndDeepVerifyReadAgain: ReadChunk and verify --deep read a

@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/eintr"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/transfer"
@@ -217,13 +216,20 @@ func (r *restorer) download(ctx context.Context, f manifest.File, w io.WriterAt,
 	groups := plan(f, chunks, r.groupLimit())
 	err := r.transfer(ctx, f, key, chunks, groups, w, len(groups) > 1 && !sized)
 	var whole *wholeFileError
-	if errors.As(err, &whole) && f.Compression != chunk.Zstd && ctx.Err() == nil {
-		// An object stored without compression has no checksum per range:
-		// only the file's SHA-256 tells a bit flipped on the way from damage
-		// in the bucket, so the whole file is read once more before it is
-		// called corrupt. (A compressed one's chunks were each checked, and
-		// read again when they failed.) Its size was proven.
-		err = again(r.transfer(ctx, f, key, chunks, groups, w, false))
+	if errors.As(err, &whole) && ctx.Err() == nil {
+		// Only the file's SHA-256 checked the first read: it is read once
+		// more before it is called corrupt, now with every chunk's CRC32C
+		// checked, so that a chunk damaged on the way is read again alone
+		// and one damaged in the bucket is named. (An uncompressed object
+		// has no checksum per range: it is just read again.) Its size was
+		// proven.
+		for i := range groups {
+			groups[i].crc = true
+		}
+		err = r.transfer(ctx, f, key, chunks, groups, w, false)
+		if errors.As(err, &whole) {
+			err = again(err)
+		}
 	}
 	return err
 }

@@ -164,7 +164,7 @@ func (r *restorer) decodePacked(f manifest.File, key string, stored []byte, dst 
 		// All of the file's chunks as one group that starts where the file
 		// does in the pack.
 		chunks := layout(f)
-		all := group{first: 0, end: len(chunks), storedOff: f.Offset}
+		all := group{first: 0, end: len(chunks), storedOff: f.Offset, crc: true}
 		var err error
 		if raw, err = decodeGroup(r.dec, key, chunks, all, stored, (*dst)[:0]); err != nil {
 			return nil, err

@@ -78,8 +78,8 @@ func unframe(dst, frame []byte) int {
 }
 
 // unframeGroup decodes an inPlace group's chunks within stored (the
-// group's fetched bytes) and checks each chunk's length and CRC32C as the
-// decoder would; it returns the raw bytes, stored[:g.rawLen]. Every frame
+// group's fetched bytes) and checks each chunk's length, and its CRC32C
+// when the group says so, as the decoder would; it returns the raw bytes, stored[:g.rawLen]. Every frame
 // is checked before the first is moved, as moving overwrites the frames
 // before it. A group with a chunk that is not a frame of raw blocks after
 // all is decoded by the zstd decoder into a buffer of its own, briefly
@@ -106,7 +106,7 @@ func (r *restorer) unframeGroup(key string, chunks []chunk.Chunk, g group, store
 	for i := g.first; i < g.end; i++ {
 		c := chunks[i]
 		raw := stored[n : n+int64(unframe(stored[n:], frame(i)))]
-		if chunk.CRC32C(raw) != c.CRC32C {
+		if g.crc && chunk.CRC32C(raw) != c.CRC32C {
 			return nil, fmt.Errorf("%w: object %s: chunk %d of %d (raw bytes %d-%d): %w: chunk at raw offset %d: CRC32C mismatch",
 				ErrVerify, key, i, len(chunks), c.RawOff, c.RawOff+c.RawLen-1, chunk.ErrCorrupt, c.RawOff)
 		}

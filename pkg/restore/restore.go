@@ -1,8 +1,9 @@
 // Package restore brings a backup back onto disk: every file downloaded
-// chunk by chunk with parallel ranged GETs, decompressed, checked chunk by
-// chunk (CRC32C) and whole (SHA-256) under a temporary name, and moved into
-// place only when all of them are verified. Every buffer is held under one
-// memory budget shared by all files.
+// chunk by chunk with parallel ranged GETs, decompressed, checked whole
+// (SHA-256; chunk by chunk, CRC32C, when read again after a failure) under
+// a temporary name, and moved into place only when all of them are
+// verified. Every buffer is held under one memory budget shared by all
+// files.
 package restore
 
 import (

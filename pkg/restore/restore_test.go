@@ -386,7 +386,7 @@ func ReadChunk(ctx context.Context, c *transfer.Client, node manifest.Node, f ma
 			return err
 		}
 		var err error
-		raw, err = decodeChunk(dec, key, i, len(chunks), ck, stored, make([]byte, 0, ck.RawLen))
+		raw, err = decodeChunk(dec, key, i, len(chunks), ck, stored, make([]byte, 0, ck.RawLen), true)
 		return err
 	})
 	if err != nil {

@@ -52,10 +52,11 @@ const maxProblems = 1000
 
 // Verify checks that every object of m exists with its recorded size; with
 // o.Deep it also downloads each one, as a restore does (ranged GETs in
-// parallel, every chunk's CRC32C checked, within the memory budget), and
-// checks its SHA-256. Each object is asked for its size once however many
-// files it holds; a deep check downloads a pack's files a run at a time,
-// and each content of an object of its own once.
+// parallel, within the memory budget), and checks its SHA-256 (a file that
+// fails it is read again with every chunk's CRC32C checked). Each object is
+// asked for its size once however many files it holds; a deep check
+// downloads a pack's files a run at a time, and each content of an object
+// of its own once.
 //
 // Problems are verification failures only (ErrVerify): an object missing,
 // of the wrong size, or whose bytes fail their check on two fresh reads;
