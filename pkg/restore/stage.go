@@ -3,6 +3,7 @@ package restore
 import (
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,11 +13,11 @@ import (
 	"github.com/s3bak/s3bak/pkg/eintr"
 )
 
-// stageMin is the fewest files of a new directory for it to be written
-// whole under a temporary name (see staging). Below it, each file's own
+// stageMin is the fewest files at or under a new directory for it to be
+// written whole under a temporary name (see staging). Below it, each file's own
 // temporary name and rename cost little, and a killed restore leaves
 // single files, not a directory, behind.
-var stageMin = 1000 // a variable so that tests stage small directories
+var stageMin = 100 // a variable so that tests stage small directories
 
 // staging is how a restore writes the new directories of many files: each
 // is created under a temporary name next to its final place
@@ -62,28 +63,36 @@ func (s *staging) parents() []string {
 	return slices.Compact(out)
 }
 
-// planStaging picks the directories to stage: those of at least stageMin
-// files that do not exist and are under no staged one; the directories
-// under a staged one are written inside it.
+// planStaging picks the directories to stage: the topmost that do not
+// exist and hold at least stageMin files, directly or in directories under
+// them (a new keyspace of many tables of few files each is one rename, not
+// one per file); the directories under a staged one are written inside it.
 func (t *targetDir) planStaging(p survey, nonce uint64) (staging, error) {
 	s := staging{phys: map[string]string{}, top: map[string]bool{}}
-	for _, d := range p.dirs { // sorted: a directory before those under it
+	tree := map[string]int{} // files at or under each directory but "."
+	for _, d := range p.dirs {
+		for a := d; a != "." && a != string(filepath.Separator); a = filepath.Dir(a) {
+			tree[a] += p.dirFiles[d]
+		}
+	}
+	s.perFile = p.dirFiles["."] > 0
+	for _, d := range slices.Sorted(maps.Keys(tree)) { // a directory before those under it
 		if top := s.stagedAbove(d); top != "" {
 			rest, _ := filepath.Rel(top, d)
 			s.phys[d] = filepath.Join(s.phys[top], rest)
 			continue
 		}
-		if d == "." || p.dirFiles[d] < stageMin {
-			s.perFile = true
-			continue
+		stage := tree[d] >= stageMin
+		if stage {
+			_, err := t.statDir(d)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return s, err
+			}
+			stage = err != nil
 		}
-		_, err := t.statDir(d)
-		if err == nil {
-			s.perFile = true
+		if !stage {
+			s.perFile = s.perFile || p.dirFiles[d] > 0
 			continue
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return s, err
 		}
 		s.phys[d] = filepath.Join(filepath.Dir(d), tempName(filepath.Base(d), nonce))
 		s.tops = append(s.tops, d)

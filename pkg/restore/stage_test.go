@@ -190,3 +190,50 @@ func TestRestoreRemovesADeadRestoresStagedDirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestStagingTakesTheTopmostNewDirectory: the directory staged is the
+// topmost new one with enough files under it, however they spread over
+// the directories below; where one exists, the new ones under it are
+// considered, and files in directories of too few are written one by one.
+func TestStagingTakesTheTopmostNewDirectory(t *testing.T) {
+	stageSmall(t)
+	target := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(target, "old", "t-9"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	td, err := openTarget(target, false, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer td.close()
+	var files []manifest.File
+	for _, p := range []string{"new/t-1/a", "new/t-2/b", "new/t-2/sub/c", "old/t-9/d", "old/t-9/e", "old/t-8/f", "old/t-8/g", "lone/t-3/h"} {
+		files = append(files, manifest.File{Path: p})
+	}
+	p, err := planOf(Files(files), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const nonce = 7
+	s, err := td.planStaging(p, nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"new", filepath.Join("old", "t-8")}; !slices.Equal(s.tops, want) {
+		t.Fatalf("staged %v, want %v", s.tops, want)
+	}
+	if !s.perFile {
+		t.Error("files of old/t-9 (there already) and lone/t-3 (one file) not written under names of their own")
+	}
+	for dir, want := range map[string]string{
+		"new/t-2/sub": filepath.Join(tempName("new", nonce), "t-2", "sub"),
+		"old/t-8":     filepath.Join("old", tempName("t-8", nonce)),
+		"old/t-9":     "",
+		"lone/t-3":    "",
+	} {
+		got, staged := s.physDir(filepath.FromSlash(dir))
+		if staged != (want != "") || staged && got != want {
+			t.Errorf("%s is written in %q (staged %v), want %q", dir, got, staged, want)
+		}
+	}
+}
