@@ -169,6 +169,17 @@ func (r *restorer) syncFilesystems(dirs map[string]bool) error {
 	return nil
 }
 
+// syncTarget syncs the target's file system, for the flusher; a failure
+// is the commit's syncfs to report.
+func (r *restorer) syncTarget() {
+	d, err := r.t.openFile(".", os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	_ = unix.Syncfs(int(d.Fd()))
+}
+
 func (r *restorer) syncDir(dir string) error {
 	d, err := r.t.openFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {

@@ -95,6 +95,9 @@ func (r *restorer) finish(tmp *tempFile, f manifest.File, write func(io.WriterAt
 		err = r.writeLarge(tmp, rel, write)
 	} else {
 		err = write(tmp)
+		if f.Size < writebackMin { // no writeback of its own (tempFile.WriteAt)
+			r.flush.wrote(f.Size)
+		}
 	}
 	if err != nil {
 		return err

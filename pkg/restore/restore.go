@@ -192,6 +192,7 @@ func run(ctx context.Context, c *transfer.Client, node manifest.Node, t *targetD
 	}
 	defer dec.Close()
 	r := &restorer{c: c, root: node.Root(), t: t, dec: dec, budget: o.Budget, bufs: newBuffers(poolLimit(o.Budget)), opts: o, nonce: nonce, staged: st}
+	r.flush = &flusher{sync: r.syncTarget}
 	return r.run(ctx, files, p)
 }
 
@@ -313,6 +314,7 @@ type restorer struct {
 	opts   Options
 	nonce  uint64 // of the temporary names (tempName)
 	staged staging
+	flush  *flusher // nil in a verify
 }
 
 // batchFiles is how many files are planned at once: their packed files
@@ -321,6 +323,7 @@ const batchFiles = 4096
 
 func (r *restorer) run(ctx context.Context, files Source, p survey) (*Result, error) {
 	err := r.fetchAll(ctx, files)
+	r.flush.wait()
 	if err == nil {
 		err = ctx.Err()
 	}
