@@ -71,26 +71,34 @@ func splitPacked(files []manifest.File) (runs []packRun, rest []manifest.File) {
 
 // fetchRun gets a run's bytes (getSpan) and stages each of its files,
 // decoded and checked (CRC32C per chunk, size and SHA-256) like any other.
-// The files are created first, before the run takes its memory: creating
-// a file is most of what a small file costs, and memory held meanwhile
-// is memory the GETs of large files wait for.
+// The files are created while the run's GET is under way: creating a file
+// is most of what a small file costs, and a GET a round trip (20 ms and
+// more from S3) that the creating then hides. The run's memory (a 16 MiB
+// span at most) is held for the creating too; created first and fetched
+// after, the first run began a round trip later and the restore of 10,000
+// small files through the bench's network proxy took 0.46–0.50 s, not
+// 0.41–0.45 s. Files are closed once created and opened again to be
+// written, so a run holds no descriptors meanwhile.
 func (r *restorer) fetchRun(ctx context.Context, run packRun) error {
 	made := make([]*tempFile, 0, len(run.files))
-	for _, f := range run.files {
-		if err := ctx.Err(); err != nil {
-			return err // another file failed: what is made is removed
+	create := func() error {
+		for _, f := range run.files {
+			if err := ctx.Err(); err != nil {
+				return err // another file failed: what is made is removed
+			}
+			tmp, err := r.create(f)
+			if err == nil {
+				err = tmp.close()
+			}
+			if err != nil {
+				return fmt.Errorf("restore %s: %w", f.Path, err)
+			}
+			made = append(made, tmp)
 		}
-		tmp, err := r.create(f)
-		if err == nil {
-			err = tmp.close()
-		}
-		if err != nil {
-			return fmt.Errorf("restore %s: %w", f.Path, err)
-		}
-		made = append(made, tmp)
+		return nil
 	}
 	i := 0
-	return r.fetchPacked(ctx, run, func(f manifest.File, raw []byte, err error) error {
+	return r.fetchPacked(ctx, run, create, func(f manifest.File, raw []byte, err error) error {
 		tmp := made[i]
 		i++
 		if err == nil {
@@ -112,12 +120,12 @@ func (r *restorer) fetchRun(ctx context.Context, run packRun) error {
 	})
 }
 
-// fetchPacked gets a run's bytes (getSpan) and hands each of its files'
-// decoded and checked bytes, or why they failed their check, to each: a
-// file that fails is read once more first, its bytes may have been
-// damaged on the way. An error of each, or a run that cannot be read,
-// ends it.
-func (r *restorer) fetchPacked(ctx context.Context, run packRun, each func(f manifest.File, raw []byte, err error) error) error {
+// fetchPacked gets a run's bytes (getSpan), running meanwhile (if not
+// nil) beside the GET, and hands each of its files' decoded and checked
+// bytes, or why they failed their check, to each: a file that fails is
+// read once more first, its bytes may have been damaged on the way. An
+// error of meanwhile or of each, or a run that cannot be read, ends it.
+func (r *restorer) fetchPacked(ctx context.Context, run packRun, meanwhile func() error, each func(f manifest.File, raw []byte, err error) error) error {
 	n := run.end - run.start
 	release, err := r.budget.Acquire(ctx, n+run.decoded())
 	if err != nil {
@@ -127,8 +135,19 @@ func (r *restorer) fetchPacked(ctx context.Context, run packRun, each func(f man
 	buf := r.bufs.get(n)
 	defer r.bufs.put(buf)
 	key := r.root + run.key
-	load := func() error { return getSpan(ctx, r.c, key, run.start, *buf) }
-	if err := readChecked(ctx, load); err != nil {
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	load := func() error { return getSpan(gctx, r.c, key, run.start, *buf) }
+	loaded := make(chan error, 1)
+	go func() { loaded <- readChecked(gctx, load) }()
+	if meanwhile != nil {
+		if err := meanwhile(); err != nil {
+			cancel()
+			<-loaded
+			return err
+		}
+	}
+	if err := <-loaded; err != nil {
 		return err
 	}
 	for _, f := range run.files {

@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/s3bak/s3bak/pkg/budget"
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
 )
@@ -74,6 +76,33 @@ func TestRestorePackedFiles(t *testing.T) {
 	_, err := Run(context.Background(), client, node, backupOf(node, files...), Options{Target: target})
 	if !errors.Is(err, ErrVerify) {
 		t.Fatalf("restore of a damaged pack: %v, want a verification failure", err)
+	}
+	checkTree(t, target, map[string][]byte{})
+}
+
+// TestPackRunWhoseFileCannotBeCreated: a run's files are created while
+// its GET goes; one that cannot be (its name is longer than the file
+// system takes) ends the restore with an error naming it, the GET stopped
+// and its memory given back, and nothing left in the target.
+func TestPackRunWhoseFileCannotBeCreated(t *testing.T) {
+	stageSmall(t) // files written under their final names
+	ctx := bounded(t, 60*time.Second)
+	node := testNode(t)
+	long := "nb-1-big-" + strings.Repeat("x", 300) + ".db"
+	raws := map[string][]byte{
+		"ks/t-1/nb-1-big-TOC.txt": []byte("Data.db\nTOC.txt\n"),
+		"ks/t-1/" + long:          mixedData(3000, 8),
+	}
+	files, _ := packFiles(t, node, raws)
+	target := t.TempDir()
+	b := budget.New(8 << 20)
+	_, err := Run(ctx, client, node, backupOf(node, files...), Options{Target: target, Budget: b})
+	if err == nil || !strings.Contains(err.Error(), long) || !strings.Contains(err.Error(), "nothing was moved into place") {
+		t.Fatalf("restore: %v, want an error naming the file that could not be created", err)
+	}
+	t.Logf("restore failed as it should: %v", err)
+	if used := b.InUse(); used != 0 {
+		t.Fatalf("%d bytes of the budget still held", used)
 	}
 	checkTree(t, target, map[string][]byte{})
 }

@@ -195,7 +195,7 @@ func (v *verifier) checkSize(ctx context.Context, f manifest.File) error {
 // contents.
 // Its files were counted by their size checks: only failures count again.
 func (v *verifier) checkRun(ctx context.Context, run packRun) error {
-	return v.fetchPacked(ctx, run, func(f manifest.File, raw []byte, err error) error {
+	return v.fetchPacked(ctx, run, nil, func(f manifest.File, raw []byte, err error) error {
 		v.opts.Progress.Add(int64(len(raw)))
 		if err == nil {
 			return nil
