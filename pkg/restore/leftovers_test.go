@@ -23,6 +23,18 @@ func TestTempNames(t *testing.T) {
 			t.Fatalf("tempName made %q, which isTempName does not recognise", n)
 		}
 	}
+	// Names near NAME_MAX: shortened to fit, found again, kept apart.
+	nonce := newNonce()
+	a, b := strings.Repeat("a", 250)+"-Data.db", strings.Repeat("a", 250)+"-Index.db"
+	for _, long := range []string{a[:255], b[:255], a, b} {
+		n := tempName(long, nonce)
+		if len(n) > maxName || !isTempName(n) || n != tempName(long, nonce) || !strings.HasPrefix(n, "."+long[:200]) {
+			t.Fatalf("tempName of a name of %d bytes made %q (%d bytes)", len(long), n, len(n))
+		}
+	}
+	if tempName(a, nonce) == tempName(b, nonce) {
+		t.Fatal("two long names share a temporary name")
+	}
 	for name, want := range map[string]bool{
 		".nb-1-big-Data.db.123.s3bak-tmp":  true,
 		".a.0.s3bak-tmp":                   true,

@@ -106,3 +106,22 @@ func TestPackRunWhoseFileCannotBeCreated(t *testing.T) {
 	}
 	checkTree(t, target, map[string][]byte{})
 }
+
+// TestFileNamedNearTheLimitRestores: a file whose name is as long as the
+// file system takes is restored under it, though its temporary name would
+// be longer (tempName shortens it).
+func TestFileNamedNearTheLimitRestores(t *testing.T) {
+	ctx := bounded(t, 60*time.Second)
+	node := testNode(t)
+	long := "ks/t-1/nb-1-big-" + strings.Repeat("x", maxName-len("nb-1-big-.db")) + ".db"
+	raws := map[string][]byte{
+		"ks/t-1/nb-1-big-TOC.txt": []byte("Data.db\nTOC.txt\n"),
+		long:                      mixedData(3000, 9),
+	}
+	files, _ := packFiles(t, node, raws)
+	target := t.TempDir()
+	if _, err := Run(ctx, client, node, backupOf(node, files...), Options{Target: target}); err != nil {
+		t.Fatal(err)
+	}
+	checkTree(t, target, raws)
+}

@@ -1,6 +1,8 @@
 package restore
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -33,9 +35,23 @@ const tempSuffix = ".s3bak-tmp"
 // whose random number is nonce: one number a restore, so that a pass over
 // the manifest finds each file's temporary name again instead of holding
 // a million of them.
+//
+// A name too long for that (most file systems take 255 bytes) keeps as
+// much of its start as fits and a hash of the whole, so that a file whose
+// name is near the limit is still restored.
 func tempName(base string, nonce uint64) string {
-	return "." + base + "." + strconv.FormatUint(nonce, 10) + tempSuffix
+	tail := "." + strconv.FormatUint(nonce, 10) + tempSuffix
+	if 1+len(base)+len(tail) > maxName {
+		sum := sha256.Sum256([]byte(base))
+		hash := "~" + hex.EncodeToString(sum[:8])
+		base = base[:maxName-1-len(hash)-len(tail)] + hash
+	}
+	return "." + base + tail
 }
+
+// maxName is the longest file name, in bytes, of Linux's file systems
+// (NAME_MAX).
+const maxName = 255
 
 // newNonce is a restore's random number for its temporary names.
 func newNonce() uint64 { return rand.Uint64() }
