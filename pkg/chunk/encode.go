@@ -61,9 +61,10 @@ func NewEncoder(o Options) (*Encoder, error) {
 		*c.z, err = zstd.NewWriter(nil, append(c.opts,
 			zstd.WithEncoderConcurrency(o.Workers),
 			zstd.WithWindowSize(c.window),
-			// No frame checksum: each chunk's CRC32C, checked on every
-			// decode, covers its raw bytes already; an XXH64 of them too
-			// is a pass more for the backup and for the restore.
+			// No frame checksum: the file's SHA-256 and each chunk's
+			// CRC32C (checked when a file that failed its SHA-256 is read
+			// again) cover its raw bytes already; an XXH64 of them too is
+			// a pass more for the backup and for the restore.
 			zstd.WithEncoderCRC(false))...)
 		if err != nil {
 			e.Close()
