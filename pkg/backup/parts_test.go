@@ -2,12 +2,21 @@ package backup
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/s3bak/s3bak/pkg/budget"
 	"github.com/s3bak/s3bak/pkg/catalog"
+	"github.com/s3bak/s3bak/pkg/faultproxy"
+	"github.com/s3bak/s3bak/pkg/source"
 )
 
 // TestPartsHoldWholeChunksWithinTheirMemory: a chunk that does not
@@ -96,5 +105,90 @@ func TestStreamMemoryFollowsTheFile(t *testing.T) {
 		if gotEnc != tc.enc || gotParts != tc.parts {
 			t.Errorf("%s: encoder %d and parts %d bytes, want %d and %d", tc.name, gotEnc, gotParts, tc.enc, tc.parts)
 		}
+	}
+}
+
+// TestNextStreamStartsWhileTheLastOnesPartsAreStored: a large file's
+// stream starts with a part buffer or two and takes the rest of its parts'
+// memory as it comes free, and a stream whose last chunk is encoded gives
+// its memory back part by part as they are stored. In a budget that holds
+// one whole stream and not two, the next file's stream therefore sends its
+// first part while the last one's parts are still being stored (it waited
+// for all of them before), and the budget holds.
+func TestNextStreamStartsWhileTheLastOnesPartsAreStored(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	set := &source.Set{Kind: "cassandra", Tag: "t"}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i, size := range []int{12<<20 + 1, 12<<20 + 2} {
+		b := make([]byte, size)
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		name := fmt.Sprintf("nb-%d-big-Data.db", i)
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		set.Files = append(set.Files, source.File{Path: "ks/t-1/" + name, Dir: dir, Name: name, Size: int64(size), Mode: 0o644, ModTime: time.Now()})
+	}
+	probe, _, _ := engine(t, "probe", nil, 2, 2)
+	_, enc, parts := probe.via(client).streamShape(12 << 20)
+	first := min(parts, startParts*PartBuffer(probe.up.PartSize(), int64(probe.enc.Options().ChunkSize)))
+	// A whole stream, or one's parts and the next one's start; not two.
+	limit := max(enc+parts, parts+enc+first)
+	if limit >= 2*(enc+parts) {
+		t.Fatalf("a budget of %d holds two streams of %d", limit, enc+parts)
+	}
+	b := budget.New(limit)
+	e, _, _ := engine(t, "handoff", b, 2, 2)
+	p, c := proxied(t)
+	e.via(c)
+	// Every part takes a second: a stream's last parts are stored long
+	// after its last chunk is encoded.
+	var mu sync.Mutex
+	var seen []string // "create KEY", "part KEY", "complete KEY", in order
+	p.Add(faultproxy.Rule{Match: func(r *http.Request) bool {
+		q := r.URL.Query()
+		what := ""
+		switch {
+		case r.Method == http.MethodPost && q.Has("uploads"):
+			what = "create"
+		case r.Method == http.MethodPut && q.Has("partNumber"):
+			what = "part"
+		case r.Method == http.MethodPost && q.Has("uploadId"):
+			what = "complete"
+		}
+		if what != "" {
+			mu.Lock()
+			seen = append(seen, what+" "+r.URL.Path)
+			mu.Unlock()
+		}
+		return what == "part"
+	}, Fault: faultproxy.Delay(time.Second)})
+	if _, err := e.Run(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var keys []string // in the order their uploads began
+	at := map[string]int{}
+	for i, s := range seen {
+		what, key, _ := strings.Cut(s, " ")
+		if what == "create" {
+			keys = append(keys, key)
+		}
+		if _, ok := at[what+" "+key]; !ok || what == "complete" {
+			at[what+" "+key] = i
+		}
+	}
+	if len(keys) != 2 {
+		t.Fatalf("%d multipart uploads, want 2: %v", len(keys), seen)
+	}
+	if at["part "+keys[1]] > at["complete "+keys[0]] {
+		t.Fatalf("the second stream sent its first part after the first one completed: %v", seen)
+	}
+	if b.Peak() > limit || b.InUse() != 0 {
+		t.Fatalf("budget peak %d of %d, %d still held", b.Peak(), limit, b.InUse())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/s3bak/s3bak/pkg/budget"
 	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
@@ -45,18 +46,23 @@ type largeFile struct {
 // same CRCs and that the server still has those parts. It returns the
 // object's layout and key, relative to the node's root.
 //
-// It holds the stream's memory (streamShape) from the start: the encoder's
-// until the last chunk is encoded, when it goes to the next large file or
-// to small ones while the last parts are stored; the parts' until every
-// part is stored, before the upload is completed: a round trip in which
-// the next large file may take it.
+// Its memory (streamShape): the encoder's from the start until the last
+// chunk is encoded, when it goes to the next large file or to small ones;
+// the parts' startParts buffers from the start and the rest as the budget
+// has them, given back part by part as the last parts are stored. So the
+// next large file's stream starts as soon as this one's encoder is done
+// and the budget has its first parts, and takes over this one's part
+// buffers as they come free: it waited for all of them before, a third of
+// a second at each change of file through the bench's network proxy
+// (bench/README.md, "Streams that overlap").
 func (e *Engine) streamLarge(ctx context.Context, s *state, f largeFile) (*chunk.Layout, string, error) {
 	workers, enc, parts := e.streamShape(f.size)
-	encoded, free, err := e.opts.Budget.AcquireSplit(ctx, enc, parts)
+	first := min(parts, startParts*PartBuffer(e.up.PartSize(), int64(e.enc.Options().ChunkSize)))
+	encoded, held, err := e.opts.Budget.AcquireHeld(ctx, enc, first)
 	if err != nil {
 		return nil, "", err
 	}
-	defer free()
+	defer held.Release()
 	defer encoded() // a second call is harmless
 	res, _ := e.opts.Known.(resumer)
 	cs := int64(e.enc.Options().ChunkSize)
@@ -80,7 +86,14 @@ func (e *Engine) streamLarge(ctx context.Context, s *state, f largeFile) (*chunk
 	}
 	s.touch(p.Key)
 	u := transfer.Upload{Key: e.opts.Node.Root() + p.Key, ID: p.UploadID}
-	pw := newPartWriter(ctx, e.client, u, p, res, e.up.PartSize(), e.up.Concurrency(), parts)
+	pw := newPartWriter(ctx, e.client, u, p, res, e.up.PartSize(), e.up.Concurrency(), first)
+	pw.budget = held
+	rest := parts - first
+	if avail := e.opts.Budget.Available(); avail > 0 {
+		rest = min(rest, avail-enc-first)
+	}
+	stopMore := pw.more(ctx, rest)
+	defer stopMore()
 	// Progress counts raw bytes once S3 has acknowledged the part that
 	// holds them: the parts of an earlier run's at once.
 	pw.progress = e.opts.Progress
@@ -93,6 +106,7 @@ func (e *Engine) streamLarge(ctx context.Context, s *state, f largeFile) (*chunk
 	if err == nil {
 		err = pw.flush()
 	}
+	pw.drain()
 	if werr := pw.wait(); err == nil {
 		err = werr
 	}
@@ -103,7 +117,8 @@ func (e *Engine) streamLarge(ctx context.Context, s *state, f largeFile) (*chunk
 		}
 		return nil, "", err
 	}
-	free()
+	stopMore()
+	held.Release()
 	if err := e.client.CompleteMultipart(ctx, u, pw.parts()); err != nil {
 		return nil, "", err
 	}
@@ -112,6 +127,10 @@ func (e *Engine) streamLarge(ctx context.Context, s *state, f largeFile) (*chunk
 	}
 	return l, p.Key, nil
 }
+
+// startParts is how many part buffers a stream starts with; it asks for
+// the rest of its parts' memory beside, and gets it as it comes free.
+const startParts = 2
 
 // resume returns the partial upload of f to continue, or nil to start over
 // (after abandoning a partial upload that no longer fits the file). For a
@@ -198,7 +217,9 @@ func priorChunks(p *catalog.Partial, size int64) []chunk.Chunk {
 // upload.
 //
 // Its memory is counted by the capacity of the buffers it holds: the one
-// being filled, those in flight and those kept for the next parts. A part
+// being filled, those in flight and those kept for the next parts. Its
+// limit grows as the budget grants it more (more), and once it drains
+// (the last part sent) each stored part's buffer goes back to the budget. A part
 // holds the chunks that fit in a buffer of PartBuffer bytes, so a chunk
 // that does not compress is a part of its own, not a part and a half (a
 // part once held a chunk more than its size, and was counted so): the same
@@ -235,6 +256,11 @@ type partWriter struct {
 	free     [][]byte // buffers of stored parts, for the next parts: a
 	// buffer grown chunk by chunk to a part's size cost a sixth of a large
 	// file's CPU in copies and page faults.
+
+	// held, when set, is the budget's bytes behind limit: once draining
+	// (the last part sent), each stored part's buffer goes back to it.
+	budget   *budget.Held
+	draining bool
 
 	mu     sync.Mutex
 	rec    *catalog.Partial // parts stored without a gap, and their chunks
@@ -341,12 +367,70 @@ func (w *partWriter) grow(n int) error {
 	return nil
 }
 
+// more asks the budget for n bytes more of part buffers beside the writer,
+// and raises its limit once it has them; the function it returns stops
+// asking and waits for the asking to end, so that nothing is taken after
+// the writer's memory is given back.
+func (w *partWriter) more(ctx context.Context, n int64) (stop func()) {
+	if n <= 0 || w.budget == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if w.budget.Grow(ctx, n) == nil {
+			w.grant(n)
+		}
+	}()
+	return sync.OnceFunc(func() {
+		cancel()
+		<-done
+	})
+}
+
+// grant raises the writer's limit by n bytes the budget gave it, or gives
+// them straight back once it is draining.
+func (w *partWriter) grant(n int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.draining {
+		w.budget.Give(n)
+		return
+	}
+	w.limit += n
+	w.freed.Broadcast()
+}
+
+// drain gives back to the budget what the writer will not use again, now
+// that its last part is sent: its kept buffers and the room it never
+// filled, and then each part's buffer once it is stored.
+func (w *partWriter) drain() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.draining = true
+	for _, buf := range w.free {
+		w.held -= int64(cap(buf))
+	}
+	w.free = nil
+	if w.budget != nil {
+		w.budget.Give(w.limit - w.held)
+	}
+	w.limit = w.held
+}
+
 // give takes back the buffer of a stored part.
 func (w *partWriter) give(buf []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.inFlight--
-	if int64(cap(buf)) == w.bufSize && w.held <= w.limit {
+	if w.draining {
+		w.held -= int64(cap(buf))
+		w.limit -= int64(cap(buf))
+		if w.budget != nil {
+			w.budget.Give(int64(cap(buf)))
+		}
+	} else if int64(cap(buf)) == w.bufSize && w.held <= w.limit {
 		w.free = append(w.free, buf[:0])
 	} else {
 		w.held -= int64(cap(buf)) // grown for one part

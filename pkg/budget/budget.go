@@ -93,6 +93,64 @@ func (b *Budget) AcquireSplit(ctx context.Context, a, c int64) (releaseA, releas
 	return b.hold(a, false), b.hold(n-a, false), nil
 }
 
+// AcquireHeld is AcquireSplit whose second part is a Held, given back a
+// piece at a time: for work that holds many buffers and lets them go one
+// by one as it winds down (a stream's parts, once its last chunk is
+// encoded), so that whoever waits next starts before the last of them is
+// done.
+func (b *Budget) AcquireHeld(ctx context.Context, a, c int64) (releaseA func(), held *Held, err error) {
+	a, c = max(a, 0), max(c, 0)
+	n, err := b.take(ctx, a+c)
+	if err != nil {
+		return nil, nil, err
+	}
+	a = min(a, n)
+	b.count(n - a)
+	return b.hold(a, false), &Held{b: b, n: n - a}, nil
+}
+
+// Held is bytes of a Budget given back in pieces.
+type Held struct {
+	b  *Budget
+	mu sync.Mutex
+	n  int64
+}
+
+// Grow waits for n bytes more, cut like Acquire's (to Available), and holds
+// them too.
+func (h *Held) Grow(ctx context.Context, n int64) error {
+	n, err := h.b.take(ctx, n)
+	if err != nil {
+		return err
+	}
+	h.b.count(n)
+	h.mu.Lock()
+	h.n += n
+	h.mu.Unlock()
+	return nil
+}
+
+// Give gives back n of the bytes still held (all of them if fewer).
+func (h *Held) Give(n int64) {
+	h.mu.Lock()
+	n = min(max(n, 0), h.n)
+	h.n -= n
+	h.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	b := h.b
+	b.mu.Lock()
+	b.inUse -= n
+	b.mu.Unlock()
+	if b.sem != nil {
+		b.sem.Release(n)
+	}
+}
+
+// Release gives back every byte still held.
+func (h *Held) Release() { h.Give(1<<63 - 1) }
+
 // ErrTooSmall is returned by Carve when the carving would leave less than
 // it asks to keep free.
 var ErrTooSmall = errors.New("budget too small to carve")
@@ -123,11 +181,16 @@ func (b *Budget) Carve(ctx context.Context, n, keep int64) (release func(), err 
 	return b.hold(n, true), nil
 }
 
-func (b *Budget) hold(n int64, carved bool) func() {
+// count counts n bytes taken as in use.
+func (b *Budget) count(n int64) {
 	b.mu.Lock()
 	b.inUse += n
 	b.peak = max(b.peak, b.inUse)
 	b.mu.Unlock()
+}
+
+func (b *Budget) hold(n int64, carved bool) func() {
+	b.count(n)
 	var once sync.Once
 	return func() {
 		once.Do(func() {

@@ -146,3 +146,63 @@ func TestAcquireSplitGivesBackInParts(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldGrowsAndGivesBackInPieces: a Held's bytes come back a piece at a
+// time, each free for others at once, never more than it holds; Grow waits
+// for bytes that are not free and ends when its context does.
+func TestHeldGrowsAndGivesBackInPieces(t *testing.T) {
+	ctx := context.Background()
+	b := New(100)
+	relA, held, err := b.AcquireHeld(ctx, 20, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.InUse(); got != 70 {
+		t.Fatalf("in use %d, want 70", got)
+	}
+	held.Give(10)
+	relA()
+	if got := b.InUse(); got != 40 {
+		t.Fatalf("in use %d after giving back 10 and a's 20, want 40", got)
+	}
+	// 60 free: a Grow of 70 waits until 10 more come back.
+	grown := make(chan error, 1)
+	go func() { grown <- held.Grow(ctx, 70) }()
+	select {
+	case err := <-grown:
+		t.Fatalf("Grow of 70 with 60 free returned %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	held.Give(10)
+	if err := <-grown; err != nil {
+		t.Fatal(err)
+	}
+	if got := b.InUse(); got != 100 || b.Peak() != 100 {
+		t.Fatalf("in use %d, peak %d after growing, want 100", got, b.Peak())
+	}
+	held.Give(30)
+	held.Release()
+	held.Give(5) // nothing left: gives back nothing
+	if got := b.InUse(); got != 0 {
+		t.Fatalf("in use %d after release, want 0", got)
+	}
+	// A Grow that cannot be served ends with its context, holding nothing.
+	rel, err := b.Acquire(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, held, err = b.AcquireHeld(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := held.Grow(cctx, 10); err == nil {
+		t.Fatal("Grow with nothing free returned")
+	}
+	rel()
+	held.Release()
+	if got := b.InUse(); got != 0 {
+		t.Fatalf("in use %d at the end, want 0", got)
+	}
+}
