@@ -176,7 +176,10 @@ func run(ctx context.Context, c *transfer.Client, node manifest.Node, t *targetD
 	if err != nil {
 		return nil, err
 	}
-	t.removeStaleTemps(append(slices.Clone(p.dirs), st.parents()...))
+	// A killed restore's staged directory is next to the topmost new
+	// directory it staged, wherever that was: every directory above the
+	// files is looked in for one.
+	t.removeStaleTemps(p.dirs, withAncestors(p.dirs))
 	t.shared()
 	if err := checkTarget(t, files, o.Force, p); err != nil {
 		return nil, err
@@ -194,6 +197,20 @@ func run(ctx context.Context, c *transfer.Client, node manifest.Node, t *targetD
 	r := &restorer{c: c, root: node.Root(), t: t, dec: dec, budget: o.Budget, bufs: newBuffers(poolLimit(o.Budget)), opts: o, nonce: nonce, staged: st}
 	r.flush = &flusher{sync: r.syncTarget}
 	return r.run(ctx, files, p)
+}
+
+// withAncestors is dirs and every directory above them, each once.
+func withAncestors(dirs []string) []string {
+	seen := map[string]bool{}
+	for _, d := range dirs {
+		for ; !seen[d]; d = filepath.Dir(d) {
+			seen[d] = true
+			if d == "." || d == string(filepath.Separator) {
+				break
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // poolLimit is how many idle buffer bytes a restore keeps: as many as its

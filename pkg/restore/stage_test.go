@@ -191,6 +191,31 @@ func TestRestoreRemovesADeadRestoresStagedDirectory(t *testing.T) {
 	}
 }
 
+// TestRestoreRemovesAStagedDirectoryWhereItStagesNothing: a dead
+// restore's staged directory is removed by the next restore even when that
+// one stages nothing (too few files, or another level): every directory
+// above the files is looked in.
+func TestRestoreRemovesAStagedDirectoryWhereItStagesNothing(t *testing.T) {
+	node := testNode(t)
+	m, want := stagedBackup(t, node) // a handful of files: below stageMin
+	target := t.TempDir()
+	stale := filepath.Join(target, tempName("ks", 4243))
+	if err := os.MkdirAll(filepath.Join(stale, "t-1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), client, node, m, Options{Target: target}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the dead restore's staged directory is still there: %v", err)
+	}
+	for p, b := range want {
+		if got, err := os.ReadFile(filepath.Join(target, filepath.FromSlash(p))); err != nil || !bytes.Equal(got, b) {
+			t.Fatalf("%s: %v", p, err)
+		}
+	}
+}
+
 // TestStagingTakesTheTopmostNewDirectory: the directory staged is the
 // topmost new one with enough files under it, however they spread over
 // the directories below; where one exists, the new ones under it are

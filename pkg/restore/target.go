@@ -385,18 +385,23 @@ func (t *targetDir) checkLinks(dirs []string) error {
 }
 
 // removeStaleTemps removes, from the directories in (those the restore
-// writes into, and those it renames staged directories in), the temporary
-// files and staged directories a killed restore left there (by name, see
-// isTempName; regular files and directories only), unless another restore
-// into the target is running. It logs what it removed.
-func (t *targetDir) removeStaleTemps(in []string) {
+// writes into), the temporary files and staged directories a killed
+// restore left there, and from the directories above them only the staged
+// directories (by name, see isTempName; regular files and directories
+// only), unless another restore into the target is running. It logs what
+// it removed.
+func (t *targetDir) removeStaleTemps(in, above []string) {
 	if !t.exclusive {
 		return
+	}
+	writes := map[string]bool{}
+	for _, d := range in {
+		writes[d] = true
 	}
 	const named = 50 // files logged one by one; the rest are counted
 	var n, dirs int
 	var bytes int64
-	for _, d := range slices.Compact(slices.Sorted(slices.Values(in))) {
+	for _, d := range slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(in), above...)))) {
 		f, err := t.openFile(d, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 		if err != nil {
 			continue // not there yet: nothing to remove
@@ -421,7 +426,7 @@ func (t *targetDir) removeStaleTemps(in []string) {
 				dirs++
 				continue
 			}
-			if !e.Type().IsRegular() {
+			if !e.Type().IsRegular() || !writes[d] {
 				continue
 			}
 			var size int64
