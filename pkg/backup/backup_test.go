@@ -51,6 +51,15 @@ func (e *Engine) via(c *transfer.Client) *Engine {
 	return e
 }
 
+// addFile writes b as dir/name and adds it to set as ks/t-1/name.
+func addFile(t *testing.T, set *source.Set, dir, name string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set.Files = append(set.Files, source.File{Path: "ks/t-1/" + name, Dir: dir, Name: name, Size: int64(len(b)), Mode: 0o644, ModTime: time.Now()})
+}
+
 // writeSet makes large files of several chunks and many small ones, half
 // compressible and half random.
 func writeSet(t *testing.T, large, largeSize, small int) *source.Set {
@@ -67,11 +76,7 @@ func writeSet(t *testing.T, large, largeSize, small int) *source.Set {
 				b[i] = byte(i % 7)
 			}
 		}
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		set.Files = append(set.Files, source.File{Path: "ks/t-1/" + name, Dir: filepath.Dir(p), Name: filepath.Base(p), Size: int64(size), Mode: 0o644, ModTime: time.Now()})
+		addFile(t, set, dir, name, b)
 	}
 	for i := range large {
 		add(fmt.Sprintf("nb-%d-big-Data.db", i), largeSize)

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -126,11 +124,7 @@ func TestNextStreamStartsWhileTheLastOnesPartsAreStored(t *testing.T) {
 		for j := range b {
 			b[j] = byte(rng.Uint32())
 		}
-		name := fmt.Sprintf("nb-%d-big-Data.db", i)
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		set.Files = append(set.Files, source.File{Path: "ks/t-1/" + name, Dir: dir, Name: name, Size: int64(size), Mode: 0o644, ModTime: time.Now()})
+		addFile(t, set, dir, fmt.Sprintf("nb-%d-big-Data.db", i), b)
 	}
 	probe, _, _ := engine(t, "probe", nil, 2, 2)
 	_, enc, parts := probe.via(client).streamShape(12 << 20)

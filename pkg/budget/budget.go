@@ -84,13 +84,11 @@ func (b *Budget) take(ctx context.Context, n int64) (int64, error) {
 // it to start and is done with a part sooner (a fetched chunk's stored
 // bytes, once decoded). A request cut to Available is cut from c's part.
 func (b *Budget) AcquireSplit(ctx context.Context, a, c int64) (releaseA, releaseC func(), err error) {
-	a, c = max(a, 0), max(c, 0)
-	n, err := b.take(ctx, a+c)
+	releaseA, held, err := b.AcquireHeld(ctx, a, c)
 	if err != nil {
 		return nil, nil, err
 	}
-	a = min(a, n)
-	return b.hold(a, false), b.hold(n-a, false), nil
+	return releaseA, held.Release, nil
 }
 
 // AcquireHeld is AcquireSplit whose second part is a Held, given back a
@@ -136,15 +134,8 @@ func (h *Held) Give(n int64) {
 	n = min(max(n, 0), h.n)
 	h.n -= n
 	h.mu.Unlock()
-	if n == 0 {
-		return
-	}
-	b := h.b
-	b.mu.Lock()
-	b.inUse -= n
-	b.mu.Unlock()
-	if b.sem != nil {
-		b.sem.Release(n)
+	if n > 0 {
+		h.b.put(n, false)
 	}
 }
 
@@ -189,22 +180,23 @@ func (b *Budget) count(n int64) {
 	b.mu.Unlock()
 }
 
+// put gives back n bytes counted in use (and carved, when they were).
+func (b *Budget) put(n int64, carved bool) {
+	b.mu.Lock()
+	b.inUse -= n
+	if carved {
+		b.carved -= n
+	}
+	b.mu.Unlock()
+	if b.sem != nil {
+		b.sem.Release(n)
+	}
+}
+
 func (b *Budget) hold(n int64, carved bool) func() {
 	b.count(n)
 	var once sync.Once
-	return func() {
-		once.Do(func() {
-			b.mu.Lock()
-			b.inUse -= n
-			if carved {
-				b.carved -= n
-			}
-			b.mu.Unlock()
-			if b.sem != nil {
-				b.sem.Release(n)
-			}
-		})
-	}
+	return func() { once.Do(func() { b.put(n, carved) }) }
 }
 
 // Peak is the most bytes ever held at once.

@@ -2,9 +2,7 @@ package restore
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -147,7 +145,7 @@ func (r *restorer) removeFinals(files Source, n int) {
 func (r *restorer) syncFilesystems(dirs map[string]bool) error {
 	done := map[uint64]bool{}
 	for d := range dirs {
-		f, err := r.t.openFile(d, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+		f, err := r.t.openDir(d)
 		if err != nil {
 			return err
 		}
@@ -172,7 +170,7 @@ func (r *restorer) syncFilesystems(dirs map[string]bool) error {
 // syncTarget syncs the target's file system, for the flusher; a failure
 // is the commit's syncfs to report.
 func (r *restorer) syncTarget() {
-	d, err := r.t.openFile(".", os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	d, err := r.t.openDir(".")
 	if err != nil {
 		return
 	}
@@ -181,7 +179,7 @@ func (r *restorer) syncTarget() {
 }
 
 func (r *restorer) syncDir(dir string) error {
-	d, err := r.t.openFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	d, err := r.t.openDir(dir)
 	if err != nil {
 		return err
 	}

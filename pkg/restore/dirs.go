@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -55,7 +54,7 @@ func (t *targetDir) acquireDir(dir string) (*dirHandle, error) {
 		return h, nil
 	}
 	t.mu.Unlock()
-	f, err := t.openFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	f, err := t.openDir(dir)
 	if err != nil {
 		return nil, err
 	}

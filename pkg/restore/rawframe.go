@@ -79,13 +79,13 @@ func unframe(dst, frame []byte) int {
 
 // unframeGroup decodes an inPlace group's chunks within stored (the
 // group's fetched bytes) and checks each chunk's length, and its CRC32C
-// when the group says so, as the decoder would; it returns the raw bytes, stored[:g.rawLen]. Every frame
-// is checked before the first is moved, as moving overwrites the frames
-// before it. A group with a chunk that is not a frame of raw blocks after
-// all is decoded by the zstd decoder into a buffer of its own, briefly
-// beside the budget: s3bak never writes such a chunk, so this is damage,
-// which the decoder names, or an object written otherwise, which still
-// restores.
+// when the group says so, as the decoder would; it returns the raw bytes,
+// stored[:g.rawLen]. Every frame is checked before the first is moved, as
+// moving overwrites the frames before it. A group with a chunk that is not
+// a frame of raw blocks after all is decoded by the zstd decoder into a
+// buffer of its own, briefly beside the budget: s3bak never writes such a
+// chunk, so this is damage, which the decoder names, or an object written
+// otherwise, which still restores.
 func (r *restorer) unframeGroup(key string, chunks []chunk.Chunk, g group, stored []byte) ([]byte, error) {
 	frame := func(i int) []byte {
 		off := chunks[i].StoredOff - g.storedOff

@@ -14,7 +14,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -176,10 +175,7 @@ func run(ctx context.Context, c *transfer.Client, node manifest.Node, t *targetD
 	if err != nil {
 		return nil, err
 	}
-	// A killed restore's staged directory is next to the topmost new
-	// directory it staged, wherever that was: every directory above the
-	// files is looked in for one.
-	t.removeStaleTemps(p.dirs, withAncestors(p.dirs))
+	t.removeStaleTemps(p.dirs)
 	t.shared()
 	if err := checkTarget(t, files, o.Force, p); err != nil {
 		return nil, err
@@ -304,7 +300,7 @@ func checkSpace(t *targetDir, dirBytes map[string]int64) error {
 	}
 	for _, s := range byDev {
 		var st unix.Statfs_t
-		d, err := t.openFile(s.dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+		d, err := t.openDir(s.dir)
 		if err != nil {
 			return err
 		}

@@ -228,6 +228,11 @@ func (t *targetDir) openFile(rel string, flag int, perm fs.FileMode) (*os.File, 
 	return os.OpenFile(t.path(rel), flag, perm)
 }
 
+// openDir opens the directory rel to read, sync or syncfs it.
+func (t *targetDir) openDir(rel string) (*os.File, error) {
+	return t.openFile(rel, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+}
+
 // rename moves from to to, both in one directory (a temporary file to
 // its final name).
 func (t *targetDir) rename(from, to string) error {
@@ -386,11 +391,12 @@ func (t *targetDir) checkLinks(dirs []string) error {
 
 // removeStaleTemps removes, from the directories in (those the restore
 // writes into), the temporary files and staged directories a killed
-// restore left there, and from the directories above them only the staged
-// directories (by name, see isTempName; regular files and directories
-// only), unless another restore into the target is running. It logs what
-// it removed.
-func (t *targetDir) removeStaleTemps(in, above []string) {
+// restore left there, and from every directory above them the staged
+// directories (a killed restore's is next to the topmost new directory it
+// staged, wherever that was) — by name, see isTempName; regular files and
+// directories only — unless another restore into the target is running.
+// It logs what it removed.
+func (t *targetDir) removeStaleTemps(in []string) {
 	if !t.exclusive {
 		return
 	}
@@ -401,8 +407,8 @@ func (t *targetDir) removeStaleTemps(in, above []string) {
 	const named = 50 // files logged one by one; the rest are counted
 	var n, dirs int
 	var bytes int64
-	for _, d := range slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(in), above...)))) {
-		f, err := t.openFile(d, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	for _, d := range withAncestors(in) {
+		f, err := t.openDir(d)
 		if err != nil {
 			continue // not there yet: nothing to remove
 		}
