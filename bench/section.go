@@ -76,7 +76,9 @@ func (b *bench) generated(ctx context.Context, name, title string, p *plan) (*se
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(filepath.Dir(dir))
+	if !b.cfg.keep { // -keep: the tree stays, e.g. for a profile of one command on it
+		defer os.RemoveAll(filepath.Dir(dir))
+	}
 	return b.compare(ctx, name, title, t)
 }
 

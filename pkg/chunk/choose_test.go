@@ -2,6 +2,7 @@ package chunk
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -32,7 +33,13 @@ func randomWithRuns(n int, seed uint64) []byte {
 }
 
 func TestChooseByTheSamples(t *testing.T) {
-	const cs = 1 << 20
+	// 1 MiB: samples of 4 KiB, the smallest; 8 MiB: of 32 KiB, the largest.
+	for _, cs := range []int{1 << 20, 8 << 20} {
+		t.Run(fmt.Sprintf("chunk %d KiB", cs>>10), func(t *testing.T) { chooseByTheSamples(t, cs) })
+	}
+}
+
+func chooseByTheSamples(t *testing.T, cs int) {
 	text := bytes.Repeat([]byte("nb-1-big-Index.db partition key "), cs/32)
 	for _, tc := range []struct {
 		name  string
@@ -63,6 +70,22 @@ func TestChooseByTheSamples(t *testing.T) {
 				t.Fatalf("choose = %s, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// A chunk is sampled in proportion to its size, so that a file of a few
+// hundred KiB is not compressed half again to decide how.
+func TestSamplesAreASixtyFourthOfTheChunk(t *testing.T) {
+	for _, tc := range []struct{ chunk, sample int }{
+		{128<<10 + 1, minSample},
+		{512 << 10, minSample},
+		{2 << 20, 8 << 10},
+		{8 << 20, sampleSize},
+		{64 << 20, sampleSize},
+	} {
+		if got := sampleSizeFor(tc.chunk); got != tc.sample {
+			t.Errorf("sampleSizeFor(%d) = %d, want %d", tc.chunk, got, tc.sample)
+		}
 	}
 }
 
