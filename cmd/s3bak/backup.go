@@ -31,16 +31,14 @@ import (
 // fewer, larger parts, which cost the server less CPU. Measured in
 // bench/README.md, "Parts and round trips".
 const (
-	farRoundTrip            = 5 * time.Millisecond
 	nearPartSize, nearParts = 16 << 20, 3
 	farPartSize, farParts   = 8 << 20, 8
 )
 
 // partsFor is the part size and the parts in flight for a bucket rtt
-// away. Not measured (0: no request yet, --skip-preflight) counts as far,
-// as S3 is.
+// away (transfer.Near; --skip-preflight measures none: far, as S3 is).
 func partsFor(rtt time.Duration) (size int64, parts int) {
-	if rtt > 0 && rtt < farRoundTrip {
+	if transfer.Near(rtt) {
 		return nearPartSize, nearParts
 	}
 	return farPartSize, farParts

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/s3bak/s3bak/pkg/transfer"
 	"io"
 	"log/slog"
 	"testing"
@@ -21,7 +22,7 @@ func TestPartsFollowTheRoundTrip(t *testing.T) {
 		{"a MinIO beside the node", 800 * time.Microsecond, 0, 0, 16 << 20, 3},
 		{"S3, 20 ms away", 20 * time.Millisecond, 0, 0, 8 << 20, 8},
 		{"not measured", 0, 0, 0, 8 << 20, 8},
-		{"at the threshold", farRoundTrip, 0, 0, 8 << 20, 8},
+		{"at the threshold", transfer.NearRoundTrip, 0, 0, 8 << 20, 8},
 		{"--part-size given", 20 * time.Millisecond, 32 << 20, 0, 32 << 20, 8},
 		{"--part-concurrency given", 800 * time.Microsecond, 0, 8, 16 << 20, 8},
 		{"both given", 20 * time.Millisecond, 64 << 20, 2, 64 << 20, 2},

@@ -137,7 +137,7 @@ func (r *restorer) fetchPacked(ctx context.Context, run packRun, meanwhile func(
 	key := r.root + run.key
 	gctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	load := func() error { return getSpan(gctx, r.c, key, run.start, *buf) }
+	load := func() error { return getSpan(gctx, r.c, key, run.start, *buf, r.pieces()) }
 	loaded := make(chan error, 1)
 	go func() { loaded <- readChecked(gctx, load) }()
 	if meanwhile != nil {

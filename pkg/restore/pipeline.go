@@ -151,7 +151,7 @@ func (r *restorer) fetchGroup(ctx context.Context, f manifest.File, key string, 
 		if g.whole {
 			err = get(ctx, r.c, key, g.storedOff, *stored, true)
 		} else {
-			err = getSpan(ctx, r.c, key, g.storedOff, *stored)
+			err = getSpan(ctx, r.c, key, g.storedOff, *stored, r.pieces())
 		}
 		if err != nil || f.Compression != chunk.Zstd {
 			return err

@@ -56,6 +56,9 @@ type Options struct {
 	// directory under the target that is a link (ErrSymlink) and writes
 	// nothing outside the target.
 	FollowSymlinks bool
+	// Pieces is how many ranged GETs a span of an object is fetched in at
+	// most; 0: by the bucket's round trip (see restorer.pieces).
+	Pieces int
 }
 
 // DefaultMaxMemory holds 16 default-size chunks in flight (each its stored

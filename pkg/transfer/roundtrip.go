@@ -41,3 +41,13 @@ func (r *roundTrips) middleware(stack *middleware.Stack) error {
 // RoundTrip is the shortest round trip of a request this client has made,
 // 0 before any: how far away the bucket is, for sizing what is in flight.
 func (c *Client) RoundTrip() time.Duration { return time.Duration(c.rtt.min.Load()) }
+
+// NearRoundTrip: a bucket whose requests come back sooner than this is
+// near by, a MinIO beside the node rather than S3 a network away (tens of
+// milliseconds to a first byte). What is in flight is sized for it: fewer,
+// larger requests, which cost the server (sharing the node's CPUs) less.
+const NearRoundTrip = 5 * time.Millisecond
+
+// Near tells whether a bucket rtt away is near by. Not measured (0: no
+// request yet) counts as far, as S3 is.
+func Near(rtt time.Duration) bool { return rtt > 0 && rtt < NearRoundTrip }
