@@ -49,12 +49,15 @@ func TestGroupsInPieces(t *testing.T) {
 		pieces += n
 	}
 	for _, tc := range []struct {
-		name  string
-		delay time.Duration // of every request
-		gets  int
+		name   string
+		pieces int           // Options.Pieces
+		delay  time.Duration // of every request
+		gets   int
 	}{
-		{"near", 0, len(groups)},
-		{"10ms away", 2 * transfer.NearRoundTrip, pieces},
+		// (A loopback MinIO is near, but a loaded machine can make any one
+		// round trip 5 ms: the near case is piecesFor's, below.)
+		{"one GET a group", 1, 0, len(groups)},
+		{"by the round trip, 10ms away", 0, 2 * transfer.NearRoundTrip, pieces},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := bounded(t, 60*time.Second)
@@ -71,7 +74,7 @@ func TestGroupsInPieces(t *testing.T) {
 			heads := p.Add(faultproxy.Rule{Match: faultproxy.Request(http.MethodHead, f.Key)})
 			target := t.TempDir()
 			b := budget.New(4 * maxGroupMemory) // groups of maxGroupMemory, as planned above
-			if _, err := Run(ctx, c, node, backupOf(node, f), Options{Target: target, Budget: b}); err != nil {
+			if _, err := Run(ctx, c, node, backupOf(node, f), Options{Target: target, Budget: b, Pieces: tc.pieces}); err != nil {
 				t.Fatal(err)
 			}
 			checkTree(t, target, map[string][]byte{f.Path: raw})
@@ -82,6 +85,25 @@ func TestGroupsInPieces(t *testing.T) {
 				t.Fatalf("budget peak %d of %d, %d still held", b.Peak(), b.Size(), b.InUse())
 			}
 		})
+	}
+}
+
+// A bucket near by is read a span a GET; one a network away, or not
+// measured yet, in pieces.
+func TestPiecesFollowTheRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		rtt  time.Duration
+		want int
+	}{
+		{800 * time.Microsecond, 1},
+		{transfer.NearRoundTrip - 1, 1},
+		{transfer.NearRoundTrip, maxPieces},
+		{20 * time.Millisecond, maxPieces},
+		{0, maxPieces},
+	} {
+		if got := piecesFor(tc.rtt); got != tc.want {
+			t.Errorf("piecesFor(%s) = %d, want %d", tc.rtt, got, tc.want)
+		}
 	}
 }
 

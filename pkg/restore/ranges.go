@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 
@@ -33,7 +34,12 @@ func (r *restorer) pieces() int {
 	if r.opts.Pieces > 0 {
 		return r.opts.Pieces
 	}
-	if transfer.Near(r.c.RoundTrip()) {
+	return piecesFor(r.c.RoundTrip())
+}
+
+// piecesFor is pieces for a bucket rtt away.
+func piecesFor(rtt time.Duration) int {
+	if transfer.Near(rtt) {
 		return 1
 	}
 	return maxPieces
