@@ -1,11 +1,12 @@
 package main
 
 import (
-	"github.com/s3bak/s3bak/pkg/transfer"
 	"io"
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
 // A large file's parts follow the bucket's round trip unless the flags

@@ -51,9 +51,9 @@ func piecesFor(rtt time.Duration) int {
 const pieceAlign = 1 << 20
 
 // cuts returns where the span [off, off+n) of an object is cut into at
-// most pieces pieces: ascending ends relative to off, the last one n. Inner cuts sit
-// on the nearest pieceAlign boundary of the object (half a piece, for
-// small pieces).
+// most pieces pieces: ascending ends relative to off, the last one n.
+// Inner cuts sit on the nearest pieceAlign boundary of the object (half a
+// piece, for small pieces).
 func cuts(off, n int64, pieces int) []int64 {
 	k := min(int64(pieces), (n+pieceSize-1)/pieceSize)
 	if k <= 1 {
@@ -73,10 +73,10 @@ func cuts(off, n int64, pieces int) []int64 {
 }
 
 // getSpan fills buf with the object's bytes at off, in at most pieces
-// pieces fetched at once (see cuts), each with get's retries. It reports what one GET of the
-// whole span would: the failure of the first piece that failed, and an
-// object that ends where a piece starts (which that piece's GET is refused
-// for, 416) as an object that ends there.
+// pieces fetched at once (see cuts), each with get's retries. It reports
+// what one GET of the whole span would: the failure of the first piece
+// that failed, and an object that ends where a piece starts (which that
+// piece's GET is refused for, 416) as an object that ends there.
 func getSpan(ctx context.Context, c *transfer.Client, key string, off int64, buf []byte, pieces int) error {
 	ends := cuts(off, int64(len(buf)), pieces)
 	if len(ends) == 1 {
