@@ -2,9 +2,12 @@ package source
 
 import (
 	"context"
+	"fmt"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCheckRefusesBeforeUpload: a set is checked at discovery, naming the
@@ -41,6 +44,22 @@ func TestFingerprintKeepsExactNames(t *testing.T) {
 	}
 	if f := (File{Path: "ks/t/nb-1-big-Data.db", Ino: 7, Size: 3}).Fingerprint(); f != "nb-1-big-Data.db|7|3|-6795364578871345152|" {
 		t.Fatalf("a UTF-8 name's fingerprint changed: %q", f)
+	}
+}
+
+// TestFingerprintIsUnchanged: the catalogs of earlier backups hold
+// fingerprints as fmt.Sprintf("%s|%d|%d|%d|%s") wrote them; a fingerprint
+// written any other way would make every file of the next backup look new.
+func TestFingerprintIsUnchanged(t *testing.T) {
+	for _, f := range []File{
+		{Path: "ks/t-1/snapshots/s/nb-1-big-Data.db", Ino: 1<<63 + 5, Size: 1 << 40, ModTime: time.Unix(1764547200, 123456789), Digest: "3735928559"},
+		{Path: "hbase/data/default/t/r/cf/abc", Ino: 0, Size: 0, ModTime: time.Unix(-5, 0)},
+		{Path: "a|b", Ino: 12, Size: 7, Digest: "x|y"},
+	} {
+		want := fmt.Sprintf("%s|%d|%d|%d|%s", path.Base(f.Path), f.Ino, f.Size, f.ModTime.UnixNano(), f.Digest)
+		if got := f.Fingerprint(); got != want {
+			t.Errorf("Fingerprint() = %q, want %q", got, want)
+		}
 	}
 }
 
