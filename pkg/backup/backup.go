@@ -206,7 +206,29 @@ const minPackSize = 256 << 10
 func (st *state) files(ctx context.Context, out *ordered, set *source.Set) error {
 	e := st.e
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(e.opts.Concurrency)
+	// Workers that live for the run rather than a goroutine a file: a new
+	// goroutine's stack grows again, copied, to the depth of the zstd
+	// encoder, 5% of a small-files backup's CPU.
+	type job struct {
+		i      int
+		f      source.File
+		linked map[inode]bool
+	}
+	jobs := make(chan job)
+	for range e.opts.Concurrency {
+		g.Go(func() error {
+			for j := range jobs {
+				mf, err := st.file(gctx, j.f, j.linked)
+				if err != nil {
+					return fmt.Errorf("back up %s (%s): %w", j.f.Path, j.f.Abs(), err)
+				}
+				if err := out.put(j.i, mf); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	n := 0
 	listErr := set.Each(gctx, func(files []source.File) error {
 		linked := linkedInodes(files)
@@ -214,18 +236,16 @@ func (st *state) files(ctx context.Context, out *ordered, set *source.Set) error
 			if err := out.reserve(gctx); err != nil {
 				return err // g.Wait has the cause, unless ctx was cancelled
 			}
-			i := n
-			n++
-			g.Go(func() error {
-				mf, err := st.file(gctx, f, linked)
-				if err != nil {
-					return fmt.Errorf("back up %s (%s): %w", f.Path, f.Abs(), err)
-				}
-				return out.put(i, mf)
-			})
+			select {
+			case jobs <- job{n, f, linked}:
+				n++
+			case <-gctx.Done():
+				return gctx.Err()
+			}
 		}
 		return nil
 	})
+	close(jobs)
 	if err := g.Wait(); err != nil {
 		return err
 	}
