@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/s3bak/s3bak/pkg/testfixture"
 )
@@ -103,4 +108,96 @@ func TestAutoCompressesLiteralsWithoutMatches(t *testing.T) {
 		}
 	}
 	checkStream(t, obj, l.Mode, raw)
+}
+
+// TestFastCodersCutChunksIntoFrames: a chunk the fast coders code is a run
+// of one-block frames of fastFrame raw bytes under its one seek-table
+// entry; a chunk at the configured level stays one frame. Each chunk
+// decodes alone, and `zstd -d` reads the whole object.
+func TestFastCodersCutChunksIntoFrames(t *testing.T) {
+	zstdCLI, err := exec.LookPath("zstd")
+	if err != nil {
+		t.Fatal("the zstd command is missing: run `make tools` (installs Debian's zstd)")
+	}
+	const cs = 1 << 20
+	text := bytes.Repeat([]byte("nb-1-big-Index.db partition key "), cs/32)
+	for _, tc := range []struct {
+		name   string
+		raw    []byte
+		frames int
+	}{
+		{"literals as they are", randomWithRuns(2*cs+fastFrame+17, 7), cs / fastFrame},
+		{"literals entropy-coded", fewSymbols(2*cs+fastFrame+17, 8), cs / fastFrame},
+		{"the configured level", append(text, text...), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			enc := newEncoder(t, Options{Mode: Auto, ChunkSize: cs})
+			obj, l := enc.EncodeBytes(nil, tc.raw)
+			if len(l.Chunks) < 2 {
+				t.Fatalf("%d chunks, want at least 2", len(l.Chunks))
+			}
+			c := l.Chunks[0]
+			if !c.Compressed {
+				t.Fatal("the first chunk is stored raw, want it compressed")
+			}
+			sizes, blocks := frameSizes(t, obj[c.StoredOff:c.StoredOff+c.StoredLen])
+			if len(sizes) != tc.frames {
+				t.Fatalf("the first chunk is %d frames (raw sizes %v), want %d", len(sizes), sizes, tc.frames)
+			}
+			if tc.frames > 1 && blocks != tc.frames {
+				t.Fatalf("the first chunk's %d frames have %d blocks, want one each: coded with history", len(sizes), blocks)
+			}
+			var sum uint64
+			for _, n := range sizes {
+				sum += n
+			}
+			if sum != uint64(c.RawLen) {
+				t.Fatalf("the frames hold %d raw bytes, the chunk %d", sum, c.RawLen)
+			}
+			checkStream(t, obj, l.Mode, tc.raw)
+			in := filepath.Join(t.TempDir(), "obj.zst")
+			if err := os.WriteFile(in, obj, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(zstdCLI, "-d", "-c", "-q", in).Output()
+			if err != nil {
+				t.Fatalf("zstd -d: %v", err)
+			}
+			if !bytes.Equal(out, tc.raw) {
+				t.Fatalf("zstd -d gave %d bytes that differ from the %d raw bytes", len(out), len(tc.raw))
+			}
+		})
+	}
+}
+
+// frameSizes walks the zstd frames of b (block headers: RFC 8878, 3.1.1.2)
+// and returns each one's content size, and the number of blocks.
+func frameSizes(t *testing.T, b []byte) (sizes []uint64, blocks int) {
+	t.Helper()
+	for len(b) > 0 {
+		var h zstd.Header
+		if err := h.Decode(b); err != nil || !h.HasFCS {
+			t.Fatalf("frame %d: header %+v: %v", len(sizes), h, err)
+		}
+		p := h.HeaderSize
+		for last := false; !last; {
+			if p+3 > len(b) {
+				t.Fatalf("frame %d is cut short", len(sizes))
+			}
+			bh := int(b[p]) | int(b[p+1])<<8 | int(b[p+2])<<16
+			size := bh >> 3
+			if (bh>>1)&3 == 1 { // an RLE block stores one byte
+				size = 1
+			}
+			p += 3 + size
+			last = bh&1 == 1
+			blocks++
+		}
+		if h.HasCheckSum {
+			p += 4
+		}
+		sizes = append(sizes, h.FrameContentSize)
+		b = b[min(p, len(b)):]
+	}
+	return sizes, blocks
 }
