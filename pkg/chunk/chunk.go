@@ -1,10 +1,12 @@
 // Package chunk turns a file into the bytes s3bak stores, and back.
 //
 // A file is cut into fixed-size raw chunks. With compression, every chunk
-// becomes one independent zstd frame (compressed, or raw blocks when the
-// chunk does not compress) and the object ends with a seek table in zstd's
-// seekable format. The object is therefore one valid zstd stream that any
-// zstd decoder reads, and each chunk can be fetched with a ranged GET and
+// is coded on its own: one zstd frame, frames of one block each for data
+// compressed before (see encodeAll), or a frame of raw blocks when the
+// chunk does not compress. The object ends with a seek table laid out as
+// zstd's seekable format's, an entry a chunk (not a frame, as that format
+// has it). The object is therefore one valid zstd stream that any zstd
+// decoder reads, and each chunk can be fetched with a ranged GET and
 // decoded alone. Without compression the object is the file itself.
 package chunk
 

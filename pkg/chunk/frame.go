@@ -57,7 +57,8 @@ func rawFrameSize(n int) int {
 }
 
 // appendSeekTable appends the seekable format's skippable frame that lists
-// every chunk's stored and raw length.
+// every chunk's stored and raw length: an entry a chunk, which may be
+// several frames.
 func appendSeekTable(dst []byte, chunks []Chunk) []byte {
 	size := len(chunks)*seekEntrySize + seekFooterSize
 	dst = binary.LittleEndian.AppendUint32(dst, skippableMagic)
