@@ -166,6 +166,7 @@ func FuzzRecordDecode(f *testing.F) {
 		f.Add(line)
 	}
 	f.Add([]byte(`{"end":3}`))
+	f.Add([]byte(`{"p":"a","n":1,"t":0,"m":0,"h":"","k":"","z":9,"c":"zstd","ch":[1,2],"g":5,"sk":3}`))
 	f.Add([]byte(`{"p":"a","p":"b","n":-0,"ch":[],"m":4294967296}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		checkRecordDecode(t, line)

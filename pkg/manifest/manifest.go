@@ -33,7 +33,7 @@ const SchemaVersion = 1
 // display name. MaxSchema is the newest schema this s3bak reads.
 const (
 	SchemaExactNames = 2
-	MaxSchema        = SchemaStream
+	MaxSchema        = SchemaGroups
 )
 
 // Manifest is one backup of one node.
@@ -75,6 +75,14 @@ type File struct {
 	Compression chunk.Mode `json:"compression"`
 	ChunkSize   int64      `json:"chunk_size,omitempty"`
 	Chunks      []Chunk    `json:"chunks,omitempty"`
+	// Group, when not 0, says that the stored bytes are those of a group:
+	// small files compressed together, one after the other, so that they
+	// share one frame's entropy tables and each other's matches. They
+	// decode to Group raw bytes, one chunk (Chunks has its CRC32C; there
+	// is no ChunkSize), of which the file's are the Size bytes from Skip.
+	// Grouped files are packed, and need SchemaGroups.
+	Group int64 `json:"group,omitempty"`
+	Skip  int64 `json:"skip,omitempty"`
 	// Ino and Digest are the inode and the database's own digest the
 	// content was read from (see source.File.Fingerprint): with the path,
 	// size and time they let the next backup know an unchanged file
@@ -410,14 +418,58 @@ func (f *File) Validate() error {
 	}
 	switch f.Compression {
 	case chunk.None:
+		if f.Group != 0 || f.Skip != 0 {
+			return fmt.Errorf("an uncompressed object is never a group")
+		}
 		if f.StoredSize != f.Size {
 			return fmt.Errorf("uncompressed object of %d bytes for a %d-byte file", f.StoredSize, f.Size)
 		}
 		return nil
 	case chunk.Zstd:
+		if f.Group != 0 || f.Skip != 0 {
+			return f.validateGroup()
+		}
 		return f.validateChunks()
 	}
 	return fmt.Errorf("compression %q is not known", f.Compression)
+}
+
+// MaxGroup bounds a group's raw bytes, which a restore holds decoded (s3bak
+// writes groups of at most 128 KiB).
+const MaxGroup = 1 << 20
+
+// validateGroup checks a grouped file: a packed group of at most MaxGroup
+// raw bytes in one chunk, and the file within it. Its ChunkSize is 0, as an
+// s3bak that knows no groups refuses: it would restore the whole group.
+func (f *File) validateGroup() error {
+	if !IsPackKey(f.Key) {
+		return fmt.Errorf("a group in object %s, which is not a pack", f.Key)
+	}
+	if f.ChunkSize != 0 {
+		return fmt.Errorf("a group has no chunk size, got %d", f.ChunkSize)
+	}
+	if f.Group <= 0 || f.Group > MaxGroup {
+		return fmt.Errorf("group of %d raw bytes out of range (1 to %d)", f.Group, MaxGroup)
+	}
+	if f.Skip < 0 || f.Size > f.Group-f.Skip {
+		return fmt.Errorf("%d bytes from %d do not fit in a group of %d", f.Size, f.Skip, f.Group)
+	}
+	if len(f.Chunks) != 1 {
+		return fmt.Errorf("%d chunks listed, a group has 1", len(f.Chunks))
+	}
+	if c := f.Chunks[0].Stored; c <= 0 || c > 2*MaxGroup {
+		return fmt.Errorf("group stored size %d out of range", c)
+	}
+	if stored := f.Chunks[0].Stored + chunk.SeekTableSize(1); stored != f.StoredSize {
+		return fmt.Errorf("the group's chunk and seek table are %d stored bytes, the file says %d", stored, f.StoredSize)
+	}
+	return nil
+}
+
+// CopyStored gives f the stored object of src, a file of the same content.
+func (f *File) CopyStored(src *File) {
+	f.Key, f.Offset, f.StoredSize, f.Compression = src.Key, src.Offset, src.StoredSize, src.Compression
+	f.ChunkSize, f.Chunks, f.Group, f.Skip = src.ChunkSize, src.Chunks, src.Group, src.Skip
 }
 
 func (f *File) validateChunks() error {

@@ -19,30 +19,48 @@ func validManifest() Manifest {
 	}}
 }
 
+// groupedFile is a valid file of a group: 10 bytes from 100 of 4,096.
+func groupedFile() File {
+	return File{Path: "ks/t-1/nb-1-big-Data.db", Size: 10, SHA256: strings.Repeat("0f", 32), Key: PackKey("p1"), Offset: 77,
+		StoredSize: 900 + 8 + 8 + 9, Compression: "zstd", Chunks: []Chunk{{Stored: 900, CRC32C: 5}}, Group: 4096, Skip: 100}
+}
+
 func TestValidateRejectsHostileManifests(t *testing.T) {
 	for name, mutate := range map[string]func(*Manifest){
-		"parent path":     func(m *Manifest) { m.Files[0].Path = "../etc/passwd" },
-		"inner parent":    func(m *Manifest) { m.Files[0].Path = "ks/../../x" },
-		"absolute path":   func(m *Manifest) { m.Files[0].Path = "/etc/passwd" },
-		"unclean path":    func(m *Manifest) { m.Files[0].Path = "ks//x" },
-		"empty path":      func(m *Manifest) { m.Files[0].Path = "" },
-		"key backslash":   func(m *Manifest) { m.Files[0].Key = DataDir + `/ab\x` },
-		"duplicate":       func(m *Manifest) { m.Files[1].Path = m.Files[0].Path },
-		"file is dir":     func(m *Manifest) { m.Files[1].Path = "ks/t-1/nb-1-big-Data.db/x" },
-		"key outside":     func(m *Manifest) { m.Files[0].Key = "../other-node/data/x" },
-		"key not data":    func(m *Manifest) { m.Files[0].Key = "backups/x.json" },
-		"bad sha":         func(m *Manifest) { m.Files[0].SHA256 = "abc" },
-		"mode bits":       func(m *Manifest) { m.Files[0].Mode = 0o4755 | 1<<31 },
-		"negative size":   func(m *Manifest) { m.Files[0].Size = -1 },
-		"chunk count":     func(m *Manifest) { m.Files[0].Chunks = nil },
-		"stored mismatch": func(m *Manifest) { m.Files[0].StoredSize++ },
-		"raw stored":      func(m *Manifest) { m.Files[1].StoredSize = 5 },
-		"compression":     func(m *Manifest) { m.Files[0].Compression = "lz4" },
-		"future schema":   func(m *Manifest) { m.Schema = 99 },
-		"node name":       func(m *Manifest) { m.Node = "../x" },
-		"negative offset": func(m *Manifest) { m.Files[0].Key = PackKey("p1"); m.Files[0].Offset = -1 },
-		"offset not pack": func(m *Manifest) { m.Files[0].Offset = 10 },
-		"pack in subdir":  func(m *Manifest) { m.Files[0].Key = PacksDir + "/x/p1.pack"; m.Files[0].Offset = 10 },
+		"parent path":      func(m *Manifest) { m.Files[0].Path = "../etc/passwd" },
+		"inner parent":     func(m *Manifest) { m.Files[0].Path = "ks/../../x" },
+		"absolute path":    func(m *Manifest) { m.Files[0].Path = "/etc/passwd" },
+		"unclean path":     func(m *Manifest) { m.Files[0].Path = "ks//x" },
+		"empty path":       func(m *Manifest) { m.Files[0].Path = "" },
+		"key backslash":    func(m *Manifest) { m.Files[0].Key = DataDir + `/ab\x` },
+		"duplicate":        func(m *Manifest) { m.Files[1].Path = m.Files[0].Path },
+		"file is dir":      func(m *Manifest) { m.Files[1].Path = "ks/t-1/nb-1-big-Data.db/x" },
+		"key outside":      func(m *Manifest) { m.Files[0].Key = "../other-node/data/x" },
+		"key not data":     func(m *Manifest) { m.Files[0].Key = "backups/x.json" },
+		"bad sha":          func(m *Manifest) { m.Files[0].SHA256 = "abc" },
+		"mode bits":        func(m *Manifest) { m.Files[0].Mode = 0o4755 | 1<<31 },
+		"negative size":    func(m *Manifest) { m.Files[0].Size = -1 },
+		"chunk count":      func(m *Manifest) { m.Files[0].Chunks = nil },
+		"stored mismatch":  func(m *Manifest) { m.Files[0].StoredSize++ },
+		"raw stored":       func(m *Manifest) { m.Files[1].StoredSize = 5 },
+		"compression":      func(m *Manifest) { m.Files[0].Compression = "lz4" },
+		"future schema":    func(m *Manifest) { m.Schema = 99 },
+		"node name":        func(m *Manifest) { m.Node = "../x" },
+		"negative offset":  func(m *Manifest) { m.Files[0].Key = PackKey("p1"); m.Files[0].Offset = -1 },
+		"offset not pack":  func(m *Manifest) { m.Files[0].Offset = 10 },
+		"pack in subdir":   func(m *Manifest) { m.Files[0].Key = PacksDir + "/x/p1.pack"; m.Files[0].Offset = 10 },
+		"group not pack":   func(m *Manifest) { m.Files[0] = groupedFile(); m.Files[0].Key = ObjectKey(m.Files[0].SHA256, true, 0) },
+		"group chunk size": func(m *Manifest) { m.Files[0] = groupedFile(); m.Files[0].ChunkSize = 1 << 20 },
+		"group too large":  func(m *Manifest) { m.Files[0] = groupedFile(); m.Files[0].Group = MaxGroup + 1 },
+		"group past end":   func(m *Manifest) { m.Files[0] = groupedFile(); m.Files[0].Skip = m.Files[0].Group - 5 },
+		"group skip < 0":   func(m *Manifest) { m.Files[0] = groupedFile(); m.Files[0].Skip = -1 },
+		"skip no group":    func(m *Manifest) { m.Files[0] = groupedFile(); m.Files[0].Group = 0 },
+		"group 2 chunks": func(m *Manifest) {
+			m.Files[0] = groupedFile()
+			m.Files[0].Chunks = append(m.Files[0].Chunks, Chunk{Stored: 1})
+		},
+		"group stored": func(m *Manifest) { m.Files[0] = groupedFile(); m.Files[0].StoredSize-- },
+		"group raw":    func(m *Manifest) { m.Files[1].Key = PackKey("p1"); m.Files[1].Group = 10 },
 	} {
 		m := validManifest()
 		mutate(&m)
@@ -55,6 +73,10 @@ func TestValidateRejectsHostileManifests(t *testing.T) {
 	b, _ := m.Encode()
 	if _, err := Decode(b); err != nil {
 		t.Fatalf("valid manifest rejected: %v", err)
+	}
+	m.Files[0] = groupedFile()
+	if err := m.Validate(); err != nil {
+		t.Fatalf("valid grouped file rejected: %v", err)
 	}
 	if _, err := Decode([]byte("{not json")); err == nil {
 		t.Fatal("garbage accepted")

@@ -25,6 +25,8 @@ type record struct {
 	Compression chunk.Mode `json:"c"`
 	ChunkSize   int64      `json:"cs,omitempty"`
 	Chunks      []int64    `json:"ch,omitempty"` // stored size and CRC32C of each chunk, in turn
+	Group       int64      `json:"g,omitempty"`
+	Skip        int64      `json:"sk,omitempty"`
 	Ino         uint64     `json:"i,omitempty"`
 	Digest      string     `json:"d,omitempty"`
 	End         *int64     `json:"end,omitempty"` // only in the trailer
@@ -33,7 +35,7 @@ type record struct {
 func recordOf(f *File) record {
 	r := record{Path: f.Path, Size: f.Size, ModTime: unixNano(f.ModTime), Mode: uint32(f.Mode), SHA256: f.SHA256,
 		Key: f.Key, Offset: f.Offset, StoredSize: f.StoredSize, Compression: f.Compression, ChunkSize: f.ChunkSize,
-		Ino: f.Ino, Digest: f.Digest}
+		Group: f.Group, Skip: f.Skip, Ino: f.Ino, Digest: f.Digest}
 	if !utf8.ValidString(f.Path) {
 		r.Path, r.PathB64 = DisplayPath(f.Path), base64.StdEncoding.EncodeToString([]byte(f.Path))
 	}
@@ -49,7 +51,7 @@ func recordOf(f *File) record {
 func (r *record) file() (File, error) {
 	f := File{Path: r.Path, Size: r.Size, ModTime: fromUnixNano(r.ModTime), Mode: fs.FileMode(r.Mode),
 		SHA256: r.SHA256, Key: r.Key, Offset: r.Offset, StoredSize: r.StoredSize, Compression: r.Compression,
-		ChunkSize: r.ChunkSize, Ino: r.Ino, Digest: r.Digest}
+		ChunkSize: r.ChunkSize, Group: r.Group, Skip: r.Skip, Ino: r.Ino, Digest: r.Digest}
 	if r.PathB64 != "" {
 		exact, err := base64.StdEncoding.DecodeString(r.PathB64)
 		if err != nil {

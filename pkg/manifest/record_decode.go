@@ -39,12 +39,14 @@ const (
 	fieldCompression
 	fieldChunkSize
 	fieldChunks
+	fieldGroup
+	fieldSkip
 	fieldIno
 	fieldDigest
 	numFields
 )
 
-var recordKeys = [numFields]string{"p", "pb", "n", "t", "m", "h", "k", "o", "z", "c", "cs", "ch", "i", "d"}
+var recordKeys = [numFields]string{"p", "pb", "n", "t", "m", "h", "k", "o", "z", "c", "cs", "ch", "g", "sk", "i", "d"}
 
 // maxKeptChunks bounds the chunk list a recordDecoder keeps for the next
 // record: one 300 GB file's list need not stay for the small files after it.
@@ -132,6 +134,10 @@ func (d *recordDecoder) fast(line []byte, r *record) bool {
 			r.StoredSize, i, ok = scanInt64(line, i)
 		case fieldChunkSize:
 			r.ChunkSize, i, ok = scanInt64(line, i)
+		case fieldGroup:
+			r.Group, i, ok = scanInt64(line, i)
+		case fieldSkip:
+			r.Skip, i, ok = scanInt64(line, i)
 		case fieldMode:
 			var v uint64
 			v, i, ok = scanUint(line, i)

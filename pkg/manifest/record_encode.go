@@ -49,6 +49,12 @@ func appendRecordJSON(dst []byte, r *record) ([]byte, error) {
 		}
 		dst = append(dst, ']')
 	}
+	if r.Group != 0 {
+		dst = strconv.AppendInt(append(dst, `,"g":`...), r.Group, 10)
+	}
+	if r.Skip != 0 {
+		dst = strconv.AppendInt(append(dst, `,"sk":`...), r.Skip, 10)
+	}
 	if r.Ino != 0 {
 		dst = strconv.AppendUint(append(dst, `,"i":`...), r.Ino, 10)
 	}

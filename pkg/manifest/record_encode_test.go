@@ -36,12 +36,17 @@ func TestAppendRecordIsJSONMarshal(t *testing.T) {
 		StoredSize: 900 << 20, Compression: chunk.Zstd, ChunkSize: 8 << 20, Chunks: []int64{7340032, 123456789, -1, 0},
 		Ino: 1234567, Digest: "crc32:2203944950"}
 	for name, edit := range map[string]func(r *record){
-		"as written":   func(*record) {},
-		"packed":       func(r *record) { r.Offset, r.ChunkSize, r.Chunks = 81920, 0, nil },
+		"as written": func(*record) {},
+		"packed":     func(r *record) { r.Offset, r.ChunkSize, r.Chunks = 81920, 0, nil },
+		"grouped": func(r *record) {
+			r.Offset, r.ChunkSize, r.Chunks, r.Group, r.Skip = 81920, 0, []int64{900, 5}, 131072, 4096
+		},
+		"group first":  func(r *record) { r.ChunkSize, r.Group, r.Skip = 0, 131072, 0 },
 		"zeros":        func(r *record) { *r = record{} },
 		"empty chunks": func(r *record) { r.Chunks = []int64{} },
 		"extremes": func(r *record) {
 			r.Size, r.ModTime, r.Offset, r.Mode, r.Ino = math.MaxInt64, math.MinInt64, -1, math.MaxUint32, math.MaxUint64
+			r.Group, r.Skip = math.MaxInt64, math.MinInt64
 		},
 		"not utf-8":       func(r *record) { r.Path, r.PathB64 = DisplayPath("ks/a\xff"), "a3MvYf8=" },
 		"html":            func(r *record) { r.Path = "ks/<a>&b" },

@@ -30,6 +30,10 @@ import (
 // before, and put a pack's files next to each other for restore.
 const SchemaStream = 3
 
+// SchemaGroups is a stream manifest with grouped files (File.Group): an
+// s3bak that reads schema 3 at most would take a group for the file.
+const SchemaGroups = 4
+
 // ErrCorrupt means a manifest read from the bucket is not one s3bak wrote:
 // cut short, out of order, or with entries that do not add up.
 var ErrCorrupt = errors.New("manifest is corrupt")
@@ -84,6 +88,7 @@ type Writer struct {
 	prev        string
 	n           int64
 	raw, stored int64
+	groups      bool // a file is grouped: SchemaGroups
 	buf         []byte
 	err         error
 }
@@ -122,6 +127,7 @@ func (w *Writer) Add(f *File) error {
 	w.n++
 	w.raw += f.Size
 	w.stored += f.StoredSize
+	w.groups = w.groups || f.Group != 0
 	return nil
 }
 
@@ -142,8 +148,11 @@ func (w *Writer) Close() error {
 // first) for the manifest m describes; m's totals are set from the records.
 func (w *Writer) Finish(m *Manifest) (head, tail []byte, err error) {
 	m.Schema = SchemaStream
+	if w.groups {
+		m.Schema = SchemaGroups
+	}
 	m.FileCount, m.Raw, m.Stored = w.n, w.raw, w.stored
-	h := header{Schema: SchemaStream, ID: m.ID, Kind: m.Kind, Cluster: m.Cluster, Node: m.Node, Tag: m.Tag,
+	h := header{Schema: m.Schema, ID: m.ID, Kind: m.Kind, Cluster: m.Cluster, Node: m.Node, Tag: m.Tag,
 		Started: m.Started, Finished: m.Finished, Tool: m.Tool, Meta: m.Meta,
 		FileCount: w.n, RawBytes: w.raw, StoredBytes: w.stored}
 	hb, err := json.Marshal(&h)
@@ -166,9 +175,25 @@ func frame(b []byte) ([]byte, error) {
 	return zw.EncodeAll(b, nil), nil
 }
 
-// streamPrefix starts the decompressed form of every stream manifest: the
-// header is written with schema first.
-var streamPrefix = []byte(`{"schema":3,`)
+// streamPrefix starts the decompressed form of every manifest, stream or
+// not: the header is written with schema first, and a schema of
+// SchemaStream or more (isStream) is a stream.
+var streamPrefix = []byte(`{"schema":`)
+
+// isStream tells a stream manifest's start from an older JSON document's
+// (schema 1 or 2), whatever the stream's schema: a newer one is then
+// refused as such ("upgrade s3bak"), not as a document that fails to parse.
+func isStream(start []byte) bool {
+	rest, ok := bytes.CutPrefix(start, streamPrefix)
+	if !ok {
+		return false
+	}
+	digits := 0
+	for digits < len(rest) && rest[digits] >= '0' && rest[digits] <= '9' {
+		digits++
+	}
+	return digits > 1 || digits == 1 && rest[0] >= '0'+SchemaStream
+}
 
 // MaxRecordSize bounds one record's line: a file of 300 GB in 1 MiB chunks
 // lists some 5 MB of chunks.
@@ -208,7 +233,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 		return nil, err
 	}
 	x := &Reader{dec: dec, br: bufio.NewReaderSize(dec, 64<<10)}
-	if start, _ := x.br.Peek(len(streamPrefix)); !bytes.Equal(start, streamPrefix) {
+	if start, _ := x.br.Peek(len(streamPrefix) + 2); !isStream(start) {
 		// Compressed JSON of an older s3bak.
 		defer dec.Close()
 		return legacyReader(x.br)

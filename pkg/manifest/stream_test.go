@@ -87,6 +87,59 @@ func TestStreamRoundTrip(t *testing.T) {
 	}
 }
 
+// TestGroupsNeedTheirSchema: a manifest with a grouped file is written
+// with SchemaGroups, which an s3bak that reads up to schema 3 refuses, and
+// reads back with the group's fields; one without stays schema 3. A
+// stream of a schema newer than this s3bak's is refused as such.
+func TestGroupsNeedTheirSchema(t *testing.T) {
+	m := validManifest()
+	if h := readHeader(t, streamOf(t, m)); h.Schema != SchemaStream {
+		t.Fatalf("schema %d without groups, want %d", h.Schema, SchemaStream)
+	}
+	m.Files = append(m.Files, groupedFile())
+	m.Files[2].Path = "ks/t-2/g"
+	b := streamOf(t, m)
+	if !strings.HasPrefix(linesOf(t, b)[0], `{"schema":4,`) {
+		t.Fatalf("header %s", linesOf(t, b)[0])
+	}
+	x, err := NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	var got File
+	for {
+		f, err := x.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Path == "ks/t-2/g" {
+			got = f
+		}
+	}
+	if want := groupedFile(); got.Group != want.Group || got.Skip != want.Skip || got.ChunkSize != 0 || got.Offset != want.Offset {
+		t.Fatalf("grouped file read back as %+v", got)
+	}
+	lines := linesOf(t, b)
+	future := compress(strings.Replace(lines[0], `{"schema":4,`, `{"schema":12,`, 1) + strings.Join(lines[1:], ""))
+	if _, err := NewReader(bytes.NewReader(future)); err == nil || !strings.Contains(err.Error(), "upgrade s3bak") {
+		t.Fatalf("a schema 12 stream: %v, want a refusal that says to upgrade", err)
+	}
+}
+
+func readHeader(t *testing.T, b []byte) *Manifest {
+	t.Helper()
+	x, err := NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	return x.Manifest()
+}
+
 // TestComparePaths: a directory's files come before a sibling that only
 // starts with its name, as a depth-first walk meets them.
 func TestComparePaths(t *testing.T) {
