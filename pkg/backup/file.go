@@ -27,31 +27,15 @@ import (
 // file the catalog knows by fingerprint is not even opened.
 func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.File, error) {
 	fp := f.Fingerprint()
-	mf := manifest.File{Path: f.Path, Size: f.Size, ModTime: f.ModTime.UTC(), Mode: f.Mode.Perm(), Ino: f.Ino, Digest: f.Digest}
-	if k := e.opts.Known; k != nil && !e.opts.Full {
-		if k.Lookup(fp, &mf) {
-			s.count(func(r *Result) { r.Reused++; r.Unread++; r.UnreadBytes += f.Size })
-			e.opts.Progress.Add(f.Size)
-			return mf, nil
-		}
+	mf := recordOf(f)
+	if e.unchanged(s, f, fp, &mf) {
+		return mf, nil
 	}
-	fh, err := openRead(f.Abs())
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return manifest.File{}, fmt.Errorf("open: %w (it was deleted after the snapshot was listed: was the snapshot cleared, e.g. by nodetool clearsnapshot, while the backup ran? take a new snapshot and back it up)", err)
-	case errors.Is(err, fs.ErrPermission):
-		return manifest.File{}, fmt.Errorf("open: %w (check that s3bak runs as a user who may read the snapshot, e.g. cassandra)", err)
-	case err != nil:
-		return manifest.File{}, fmt.Errorf("open: %w", err)
-	}
-	defer fh.Close()
-	fi, err := fh.Stat()
+	fh, fi, err := openSnapshotFile(f)
 	if err != nil {
 		return manifest.File{}, err
 	}
-	if fi.Size() != f.Size {
-		return manifest.File{}, fmt.Errorf("size changed from %d to %d bytes since the snapshot was listed: %w", f.Size, fi.Size(), chunk.ErrChanged)
-	}
+	defer fh.Close()
 	// Read through the page cache, and leave it as it was: a node's whole
 	// snapshot must not evict the pages the database serves from. A tiny
 	// file's read does that itself (pagecache.ReadSmall, in storeSmall).
@@ -66,18 +50,73 @@ func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.F
 		done, err = e.storeLarge(ctx, s, fh, &mf, fp)
 		defer done() // once recorded below: a file of the same size waits for it
 	}
-	// Only Size bytes were read: a file that grew, or was written, while
-	// it was read would be stored cut short or mixed, without a word.
-	if after, serr := fh.Stat(); serr != nil {
-		err = cmp.Or(err, serr)
-	} else if after.Size() != fi.Size() || !after.ModTime().Equal(fi.ModTime()) {
-		err = fmt.Errorf("it changed while it was read (size %d -> %d bytes, mtime %s -> %s): what was read may be cut short or mix old and new bytes; back up a snapshot (nodetool snapshot), whose files never change: %w",
-			fi.Size(), after.Size(), fi.ModTime().UTC().Format(time.RFC3339Nano), after.ModTime().UTC().Format(time.RFC3339Nano), chunk.ErrChanged)
-	}
-	if err == nil && e.opts.Known != nil && !s.packs.deferRecord(fp, &mf) {
-		e.opts.Known.Record(fp, &mf)
+	err = cmp.Or(err, changedSince(fh, fi))
+	if err == nil {
+		e.record(s, fp, &mf)
 	}
 	return mf, err
+}
+
+// recordOf is f's record, before its content is stored.
+func recordOf(f source.File) manifest.File {
+	return manifest.File{Path: f.Path, Size: f.Size, ModTime: f.ModTime.UTC(), Mode: f.Mode.Perm(), Ino: f.Ino, Digest: f.Digest}
+}
+
+// unchanged fills mf from the catalog's record of a file of the same
+// fingerprint, if there is one: the file is then not even opened.
+func (e *Engine) unchanged(s *state, f source.File, fp string, mf *manifest.File) bool {
+	if k := e.opts.Known; k == nil || e.opts.Full || !k.Lookup(fp, mf) {
+		return false
+	}
+	s.count(func(r *Result) { r.Reused++; r.Unread++; r.UnreadBytes += f.Size })
+	e.opts.Progress.Add(f.Size)
+	return true
+}
+
+// record notes in the catalog that mf's content is stored, once it is:
+// a content in a pack still being filled or uploaded waits for it.
+func (e *Engine) record(s *state, fp string, mf *manifest.File) {
+	if e.opts.Known != nil && !s.packs.deferRecord(fp, mf) {
+		e.opts.Known.Record(fp, mf)
+	}
+}
+
+// openSnapshotFile opens a file of the snapshot, and checks that it has
+// the size it was listed with.
+func openSnapshotFile(f source.File) (*os.File, fs.FileInfo, error) {
+	fh, err := openRead(f.Abs())
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil, fmt.Errorf("open: %w (it was deleted after the snapshot was listed: was the snapshot cleared, e.g. by nodetool clearsnapshot, while the backup ran? take a new snapshot and back it up)", err)
+	case errors.Is(err, fs.ErrPermission):
+		return nil, nil, fmt.Errorf("open: %w (check that s3bak runs as a user who may read the snapshot, e.g. cassandra)", err)
+	case err != nil:
+		return nil, nil, fmt.Errorf("open: %w", err)
+	}
+	fi, err := fh.Stat()
+	if err == nil && fi.Size() != f.Size {
+		err = fmt.Errorf("size changed from %d to %d bytes since the snapshot was listed: %w", f.Size, fi.Size(), chunk.ErrChanged)
+	}
+	if err != nil {
+		fh.Close()
+		return nil, nil, err
+	}
+	return fh, fi, nil
+}
+
+// changedSince fails when fh, read since it was opened (fi), has changed:
+// only Size bytes were read, and a file that grew, or was written, while
+// it was read would be stored cut short or mixed, without a word.
+func changedSince(fh *os.File, fi fs.FileInfo) error {
+	after, err := fh.Stat()
+	if err != nil {
+		return err
+	}
+	if after.Size() != fi.Size() || !after.ModTime().Equal(fi.ModTime()) {
+		return fmt.Errorf("it changed while it was read (size %d -> %d bytes, mtime %s -> %s): what was read may be cut short or mix old and new bytes; back up a snapshot (nodetool snapshot), whose files never change: %w",
+			fi.Size(), after.Size(), fi.ModTime().UTC().Format(time.RFC3339Nano), after.ModTime().UTC().Format(time.RFC3339Nano), chunk.ErrChanged)
+	}
+	return nil
 }
 
 // openRead opens a snapshot file for reading, as os.Open does but for the

@@ -42,7 +42,7 @@ func (k *memKnown) fill(f *manifest.File) bool {
 	if !ok || s.Size != f.Size {
 		return false
 	}
-	copyStored(f, &s)
+	f.CopyStored(&s)
 	return true
 }
 

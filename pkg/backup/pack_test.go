@@ -10,8 +10,9 @@ import (
 )
 
 // TestSmallFilesArePacked backs up large and small files: the small ones
-// share packs, each at its own offset, and are recorded in the index with
-// their pack; the large ones get objects of their own.
+// share packs, each at its own place (its group's offset and its own from
+// there), and are recorded in the index with their pack; the large ones
+// get objects of their own.
 func TestSmallFilesArePacked(t *testing.T) {
 	set := writeSet(t, 2, 3<<20, 300)
 	e, _, _ := engine(t, "packed", nil, 2, 8)
@@ -23,8 +24,8 @@ func TestSmallFilesArePacked(t *testing.T) {
 		t.Fatal(err)
 	}
 	type where struct {
-		key string
-		off int64
+		key       string
+		off, skip int64
 	}
 	seen := map[where]bool{}
 	packs := map[string]bool{}
@@ -33,16 +34,16 @@ func TestSmallFilesArePacked(t *testing.T) {
 		if packed != strings.Contains(f.Path, "Statistics") {
 			t.Fatalf("%s (%d bytes) stored at %s", f.Path, f.Size, f.Key)
 		}
-		if seen[where{f.Key, f.Offset}] {
-			t.Fatalf("%s shares %s at %d with another file", f.Path, f.Key, f.Offset)
+		if seen[where{f.Key, f.Offset, f.Skip}] {
+			t.Fatalf("%s shares %s at %d+%d with another file", f.Path, f.Key, f.Offset, f.Skip)
 		}
-		seen[where{f.Key, f.Offset}] = true
+		seen[where{f.Key, f.Offset, f.Skip}] = true
 		if packed {
 			packs[f.Key] = true
 		}
 		var known manifest.File
 		known.SHA256, known.Size = f.SHA256, f.Size
-		if !idx.Content(&known) || known.Key != f.Key || known.Offset != f.Offset {
+		if !idx.Content(&known) || known.Key != f.Key || known.Offset != f.Offset || known.Skip != f.Skip {
 			t.Fatalf("index has %s as %s at %d, the manifest %s at %d", f.Path, known.Key, known.Offset, f.Key, f.Offset)
 		}
 	}

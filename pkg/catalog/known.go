@@ -251,7 +251,8 @@ func (k *Known) Lookup(fp string, f *manifest.File) bool {
 	if !ok || r.Size != f.Size || !k.stored(&r) {
 		return false
 	}
-	copyStored(f, &r)
+	f.SHA256 = r.SHA256
+	f.CopyStored(&r)
 	return true
 }
 
@@ -266,7 +267,8 @@ func (k *Known) Content(f *manifest.File) bool {
 			return false
 		}
 	}
-	copyStored(f, &r)
+	f.SHA256 = r.SHA256
+	f.CopyStored(&r)
 	return true
 }
 
@@ -291,11 +293,6 @@ func (k *Known) Record(fp string, f *manifest.File) {
 	if err := k.run.add(f, fp); err != nil {
 		k.log.Warn("could not note a stored file for the checkpoint", "path", f.Path, "err", err)
 	}
-}
-
-func copyStored(dst, src *manifest.File) {
-	dst.SHA256, dst.Key, dst.Offset, dst.StoredSize, dst.Compression = src.SHA256, src.Key, src.Offset, src.StoredSize, src.Compression
-	dst.ChunkSize, dst.Chunks = src.ChunkSize, src.Chunks
 }
 
 // Memory is what the lookup tables hold.

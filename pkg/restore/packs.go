@@ -24,17 +24,21 @@ type packRun struct {
 	files      []manifest.File
 }
 
-// decoded is the most memory one of the run's files takes decoded beside
-// the run's bytes: they are decoded and written one at a time, and a file
-// stored uncompressed is its stored bytes.
+// decoded is the most memory the run's files take decoded beside the run's
+// bytes: they are decoded and written one at a time, beside the last group
+// decoded (whose files are slices of it), and a file stored uncompressed
+// is its stored bytes.
 func (run packRun) decoded() int64 {
-	var most int64
+	var file, grp int64
 	for _, f := range run.files {
-		if f.Compression == chunk.Zstd {
-			most = max(most, f.Size)
+		switch {
+		case f.Group != 0:
+			grp = max(grp, f.Group)
+		case f.Compression == chunk.Zstd:
+			file = max(file, f.Size)
 		}
 	}
-	return most
+	return file + grp
 }
 
 // splitPacked takes the packed files out of files and groups them into
@@ -150,18 +154,27 @@ func (r *restorer) fetchPacked(ctx context.Context, run packRun, meanwhile func(
 	if err := <-loaded; err != nil {
 		return err
 	}
+	var grp decodedGroup // a group's files are next to each other: decoded once
+	defer grp.release(r.bufs)
 	for _, f := range run.files {
 		stored := (*buf)[f.Offset-run.start : f.Offset-run.start+f.StoredSize]
 		var dst *[]byte // the decoded bytes' buffer, for the next file
-		if f.Compression == chunk.Zstd {
+		if f.Compression == chunk.Zstd && f.Group == 0 {
 			dst = r.bufs.get(f.Size)
 		}
-		raw, err := r.decodePacked(f, key, stored, dst)
+		decode := func() ([]byte, error) {
+			if f.Group != 0 {
+				return r.decodeGrouped(f, key, stored, &grp)
+			}
+			return r.decodePacked(f, key, stored, dst)
+		}
+		raw, err := decode()
 		if errors.Is(err, ErrVerify) && ctx.Err() == nil {
 			if err := load(); err != nil {
 				return err
 			}
-			raw, err = r.decodePacked(f, key, stored, dst)
+			grp.forget()
+			raw, err = decode()
 			err = again(err)
 		}
 		err = each(f, raw, err)
@@ -173,6 +186,49 @@ func (r *restorer) fetchPacked(ctx context.Context, run packRun, meanwhile func(
 		}
 	}
 	return nil
+}
+
+// decodedGroup is the raw bytes of the group last decoded, and which group.
+type decodedGroup struct {
+	buf  *[]byte
+	of   manifest.File // its stored object: Offset, StoredSize, Group, Chunks
+	have bool
+}
+
+func (g *decodedGroup) holds(f manifest.File) bool {
+	return g.have && g.of.Offset == f.Offset && g.of.StoredSize == f.StoredSize && g.of.Group == f.Group &&
+		g.of.Chunks[0] == f.Chunks[0]
+}
+
+func (g *decodedGroup) forget() { g.have = false }
+
+func (g *decodedGroup) release(bufs *buffers) {
+	if g.buf != nil {
+		bufs.put(g.buf)
+	}
+}
+
+// decodeGrouped decodes a grouped file's group, unless it is the one
+// decoded last, and checks the file's bytes in it.
+func (r *restorer) decodeGrouped(f manifest.File, key string, stored []byte, g *decodedGroup) ([]byte, error) {
+	if !g.holds(f) {
+		g.have = false
+		if g.buf == nil || int64(cap(*g.buf)) < f.Group {
+			g.release(r.bufs)
+			g.buf = r.bufs.get(f.Group)
+		}
+		one := []chunk.Chunk{{RawLen: f.Group, StoredOff: f.Offset, StoredLen: f.Chunks[0].Stored, Compressed: true,
+			CRC32C: f.Chunks[0].CRC32C}}
+		raw, err := decodeGroup(r.dec, key, one, group{end: 1, storedOff: f.Offset, crc: true}, stored, (*g.buf)[:0])
+		if err != nil {
+			return nil, err
+		}
+		*g.buf, g.of, g.have = raw, f, true
+	}
+	raw := (*g.buf)[f.Skip : f.Skip+f.Size]
+	h := sha256.New()
+	h.Write(raw)
+	return raw, r.verify(f, h, int64(len(raw)), key)
 }
 
 // decodePacked decodes a packed file's stored bytes, into dst when it is
