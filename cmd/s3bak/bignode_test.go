@@ -181,7 +181,7 @@ func TestPreviousFormatBucket(t *testing.T) {
 	if out.Uploaded != 0 || out.Files != len(n.want) {
 		t.Fatalf("the backup after the previous format uploaded %d contents of %d files, want none:\n%s", out.Uploaded, out.Files, r.stdout)
 	}
-	if lines := storedLines(t, bucket, node.Root()+manifest.ManifestKey(out.ID)); !strings.HasPrefix(lines[0], `{"schema":3,`) {
+	if lines := storedLines(t, bucket, node.Root()+manifest.ManifestKey(out.ID)); !strings.HasPrefix(lines[0], `{"schema":3,`) && !strings.HasPrefix(lines[0], `{"schema":4,`) {
 		t.Fatalf("the new backup's manifest is not a stream manifest: %.200s", lines[0])
 	}
 	if keys := listKeys(t, bucket, node.Root()+manifest.LegacyIndexKey); len(keys) != 0 {

@@ -166,7 +166,7 @@ func (e *Engine) storeSmall(ctx context.Context, s *state, fh *os.File, mf *mani
 	err = s.storeOnce(ctx, mf, key, func(st *manifest.File) (int64, error) {
 		if s.packs.fits(len(obj)) {
 			packed = true
-			pk, off, err := s.packs.add(ctx, obj, mf.Size)
+			pk, off, err := s.packs.add(ctx, obj, mf.Size, 1)
 			describe(st, pk, l)
 			st.Offset = off
 			return l.StoredSize, err

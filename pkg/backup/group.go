@@ -135,7 +135,8 @@ func (e *Engine) storeGroup(ctx context.Context, s *state, files []source.File) 
 		mf.Skip = int64(skip)
 	}
 	if len(members) > 0 {
-		if err := e.storeMembers(ctx, s, out, members, raw); err != nil {
+		// The duplicates' records wait for the pack too (packFiles).
+		if err := e.storeMembers(ctx, s, out, members, len(members)+len(dups), raw); err != nil {
 			return nil, err
 		}
 	}
@@ -154,12 +155,13 @@ func (e *Engine) storeGroup(ctx context.Context, s *state, files []source.File) 
 
 // storeMembers encodes raw, the bytes of out's members one after the
 // other, as one chunk and packs it; each member's record gets the group.
-func (e *Engine) storeMembers(ctx context.Context, s *state, out []manifest.File, members []int, raw []byte) error {
+// records is how many catalog records will wait for the pack.
+func (e *Engine) storeMembers(ctx context.Context, s *state, out []manifest.File, members []int, records int, raw []byte) error {
 	obj, l := e.enc.EncodeBytes(nil, raw)
 	if len(l.Chunks) != 1 || l.Mode != chunk.Zstd {
 		return fmt.Errorf("a group of %d bytes was coded as %d chunks of mode %s, want one zstd chunk", len(raw), len(l.Chunks), l.Mode)
 	}
-	pk, off, err := s.packs.add(ctx, obj, int64(len(raw)))
+	pk, off, err := s.packs.add(ctx, obj, int64(len(raw)), records)
 	if err != nil {
 		return fmt.Errorf("pack a group of %d files (%s …): %w", len(members), out[members[0]].Path, err)
 	}

@@ -66,10 +66,11 @@ func newPacker(ctx context.Context, e *Engine, size int64) *packer {
 // fits reports whether a stored form of n bytes is small enough to pack.
 func (p *packer) fits(n int) bool { return p != nil && int64(n) <= p.size/16 }
 
-// add appends obj, the stored form of raw bytes of a file, to the pack
-// being filled and returns the pack's key and obj's offset in it. The raw
-// bytes count as done (progress) once the pack is stored.
-func (p *packer) add(ctx context.Context, obj []byte, raw int64) (key string, off int64, err error) {
+// add appends obj, the stored form of raw bytes of files (one, or a
+// group), to the pack being filled and returns the pack's key and obj's
+// offset in it. The raw bytes count as done (progress) once the pack is
+// stored.
+func (p *packer) add(ctx context.Context, obj []byte, raw int64, files int) (key string, off int64, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.err != nil {
@@ -92,7 +93,7 @@ func (p *packer) add(ctx context.Context, obj []byte, raw int64) (key string, of
 	off = int64(len(cur.buf))
 	cur.buf = append(cur.buf, obj...)
 	cur.raw += raw
-	cur.files++
+	cur.files += files
 	if int64(len(cur.buf)) >= p.size || cur.files >= packFiles {
 		p.flushLocked()
 	}
