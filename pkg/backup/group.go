@@ -19,7 +19,7 @@ import (
 // no matches in its neighbours: on the components of Cassandra's test
 // sstables groups of 128 KiB store 0.150 of the raw bytes where files
 // alone store 0.284, and code 1.4 to 1.6 times as fast (bench/README.md,
-// "Groups"). A file stays restorable on its own: a restore fetches its
+// "Groups of small files"). A file stays restorable on its own: a restore fetches its
 // group, at most groupSize raw bytes, and keeps the file's part of it.
 const (
 	// groupSize bounds a group's raw bytes: one zstd block, which the
