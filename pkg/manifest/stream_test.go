@@ -61,17 +61,7 @@ func TestStreamRoundTrip(t *testing.T) {
 	if h.Schema != SchemaStream || h.ID != m.ID || h.Count() != 4 || h.RawBytes() != m.RawBytes() || !h.Finished.Equal(m.Finished) {
 		t.Fatalf("header %+v", h)
 	}
-	var got []File
-	for {
-		f, err := x.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, f)
-	}
+	got := readFiles(t, x)
 	want := slices.Clone(m.Files)
 	sortFiles(want)
 	if len(got) != len(want) {
@@ -108,14 +98,7 @@ func TestGroupsNeedTheirSchema(t *testing.T) {
 	}
 	defer x.Close()
 	var got File
-	for {
-		f, err := x.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, f := range readFiles(t, x) {
 		if f.Path == "ks/t-2/g" {
 			got = f
 		}
@@ -127,6 +110,22 @@ func TestGroupsNeedTheirSchema(t *testing.T) {
 	future := compress(strings.Replace(lines[0], `{"schema":4,`, `{"schema":12,`, 1) + strings.Join(lines[1:], ""))
 	if _, err := NewReader(bytes.NewReader(future)); err == nil || !strings.Contains(err.Error(), "upgrade s3bak") {
 		t.Fatalf("a schema 12 stream: %v, want a refusal that says to upgrade", err)
+	}
+}
+
+// readFiles reads x's files to the end.
+func readFiles(t *testing.T, x *Reader) []File {
+	t.Helper()
+	var files []File
+	for {
+		f, err := x.Next()
+		if err == io.EOF {
+			return files
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
 	}
 }
 
