@@ -107,7 +107,8 @@ func (m *Manifest) RawBytes() int64 {
 	return m.rawBytes()
 }
 
-// StoredBytes sums the stored sizes; a deduplicated object counts once per file.
+// StoredBytes sums the files' stored sizes (StoredShare); a deduplicated object
+// counts once per file.
 func (m *Manifest) StoredBytes() int64 {
 	if len(m.Files) == 0 {
 		return m.Stored
@@ -133,7 +134,7 @@ func (m *Manifest) rawBytes() (n int64) {
 
 func (m *Manifest) storedBytes() (n int64) {
 	for _, f := range m.Files {
-		n += f.StoredSize
+		n += f.StoredShare()
 	}
 	return n
 }
@@ -464,6 +465,17 @@ func (f *File) validateGroup() error {
 		return fmt.Errorf("the group's chunk and seek table are %d stored bytes, the file says %d", stored, f.StoredSize)
 	}
 	return nil
+}
+
+// StoredShare is the stored bytes f accounts for: its stored size, but for
+// a grouped file its share of the group's, in proportion to its raw bytes
+// (rounded down), so that a group's files sum to its stored size once,
+// not once a file.
+func (f *File) StoredShare() int64 {
+	if f.Group == 0 {
+		return f.StoredSize
+	}
+	return f.StoredSize * f.Size / f.Group
 }
 
 // CopyStored gives f the stored object of src, a file of the same content.

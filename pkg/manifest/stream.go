@@ -126,7 +126,7 @@ func (w *Writer) Add(f *File) error {
 	w.prev = f.Path
 	w.n++
 	w.raw += f.Size
-	w.stored += f.StoredSize
+	w.stored += f.StoredShare()
 	w.groups = w.groups || f.Group != 0
 	return nil
 }
@@ -341,7 +341,7 @@ func (x *Reader) next() (File, error) {
 	x.prev = f.Path
 	x.n++
 	x.raw += f.Size
-	x.stor += f.StoredSize
+	x.stor += f.StoredShare()
 	return f, nil
 }
 

@@ -106,6 +106,15 @@ func TestGroupsNeedTheirSchema(t *testing.T) {
 	if want := groupedFile(); got.Group != want.Group || got.Skip != want.Skip || got.ChunkSize != 0 || got.Offset != want.Offset {
 		t.Fatalf("grouped file read back as %+v", got)
 	}
+	// A group's files account for its stored bytes once between them
+	// (each share rounded down).
+	whole := groupedFile()
+	parts := []File{whole, whole}
+	parts[0].Size, parts[0].Skip = whole.Group/4, 0
+	parts[1].Size, parts[1].Skip = whole.Group*3/4, whole.Group/4
+	if sum := parts[0].StoredShare() + parts[1].StoredShare(); sum > whole.StoredSize || sum < whole.StoredSize-2 {
+		t.Fatalf("a group of %d stored bytes: its two files account for %d", whole.StoredSize, sum)
+	}
 	lines := linesOf(t, b)
 	future := compress(strings.Replace(lines[0], `{"schema":4,`, `{"schema":12,`, 1) + strings.Join(lines[1:], ""))
 	if _, err := NewReader(bytes.NewReader(future)); err == nil || !strings.Contains(err.Error(), "upgrade s3bak") {

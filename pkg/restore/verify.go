@@ -210,7 +210,7 @@ func (v *verifier) checkRun(ctx context.Context, run packRun) error {
 func (v *verifier) note(f manifest.File, err error) error {
 	v.mu.Lock()
 	v.res.Objects++
-	v.res.Bytes += f.StoredSize
+	v.res.Bytes += f.StoredShare()
 	v.mu.Unlock()
 	return v.problem(f, err)
 }
