@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"hash"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
