@@ -11,6 +11,7 @@ import (
 	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/restore"
+	"github.com/s3bak/s3bak/pkg/source"
 	"github.com/s3bak/s3bak/pkg/testfixture"
 )
 
@@ -97,5 +98,55 @@ func TestSmallFilesAreGrouped(t *testing.T) {
 	}
 	if got, err := os.ReadFile(filepath.Join(target, one.Files[0].Path)); err != nil || !bytes.Equal(got, raws[one.Files[0].Path]) {
 		t.Fatalf("one grouped file restored alone differs (%v)", err)
+	}
+}
+
+// TestGroupingCutsGroups: files join the group being gathered while they
+// fit in its limit and its file count; a file over groupFile or
+// hard-linked goes alone; a group whose first file waited groupFiles files
+// is handed out (the manifest's window would otherwise fill behind it).
+func TestGroupingCutsGroups(t *testing.T) {
+	small := func(size int64) source.File { return source.File{Size: size} }
+	linked := map[inode]bool{{1, 7}: true}
+	g := grouping{limit: 10 << 10}
+	var got [][]int
+	hand := func(j *job) {
+		if j != nil {
+			got = append(got, j.at)
+		}
+	}
+	n := 0
+	add := func(f source.File, wantTaken bool) {
+		t.Helper()
+		taken, full := g.add(f, n, linked)
+		if taken != wantTaken {
+			t.Fatalf("file %d (%d bytes): taken %v, want %v", n, f.Size, taken, wantTaken)
+		}
+		hand(full)
+		n++
+	}
+	add(small(4<<10), true)                            // 0
+	add(small(4<<10), true)                            // 1
+	add(small(4<<10), true)                            // 2: over 10 KiB, 0-1 handed out
+	add(small(0), false)                               // 3: empty, alone
+	add(small(groupFile+1), false)                     // 4: too large
+	add(source.File{Size: 100, Dev: 1, Ino: 7}, false) // 5: hard-linked
+	for n < 2+groupFiles {
+		add(small(groupFile+1), false) // the group of file 2 waits …
+	}
+	if len(got) != 1 {
+		t.Fatalf("groups %v after file %d, want only the first", got, n-1)
+	}
+	add(small(groupFile+1), false) // … groupFiles files, and is handed out
+	want := [][]int{{0, 1}, {2}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("groups %v, want %v", got, want)
+	}
+	if g.take() != nil {
+		t.Fatal("a group left after it was handed out")
+	}
+	none := grouping{}
+	if taken, full := none.add(small(100), 0, nil); taken || full != nil {
+		t.Fatal("grouped without a limit (no packs, or no compression)")
 	}
 }
