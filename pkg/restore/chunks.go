@@ -45,8 +45,13 @@ var rangeSize int64 = 16 << 20
 // layout expands a file's chunk index into offsets in its object (a
 // packed file's start in the pack first). An uncompressed object has no
 // index; it is cut into rangeSize pieces without checksums (the file's
-// SHA-256 still covers every byte).
+// SHA-256 still covers every byte). A grouped file's one chunk is its
+// group's: all of the group's raw bytes.
 func layout(f manifest.File) []chunk.Chunk {
+	if f.Group != 0 {
+		c := f.Chunks[0]
+		return []chunk.Chunk{{RawLen: f.Group, StoredOff: f.Offset, StoredLen: c.Stored, Compressed: true, CRC32C: c.CRC32C}}
+	}
 	var out []chunk.Chunk
 	if f.Compression != chunk.Zstd {
 		for off := int64(0); off < f.Size; off += rangeSize {

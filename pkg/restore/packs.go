@@ -162,19 +162,13 @@ func (r *restorer) fetchPacked(ctx context.Context, run packRun, meanwhile func(
 		if f.Compression == chunk.Zstd && f.Group == 0 {
 			dst = r.bufs.get(f.Size)
 		}
-		decode := func() ([]byte, error) {
-			if f.Group != 0 {
-				return r.decodeGrouped(f, key, stored, &grp)
-			}
-			return r.decodePacked(f, key, stored, dst)
-		}
-		raw, err := decode()
+		raw, err := r.decodePacked(f, key, stored, dst, &grp)
 		if errors.Is(err, ErrVerify) && ctx.Err() == nil {
 			if err := load(); err != nil {
 				return err
 			}
 			grp.forget()
-			raw, err = decode()
+			raw, err = r.decodePacked(f, key, stored, dst, &grp)
 			err = again(err)
 		}
 		err = each(f, raw, err)
@@ -208,44 +202,47 @@ func (g *decodedGroup) release(bufs *buffers) {
 	}
 }
 
-// decodeGrouped decodes a grouped file's group, unless it is the one
-// decoded last, and checks the file's bytes in it.
-func (r *restorer) decodeGrouped(f manifest.File, key string, stored []byte, g *decodedGroup) ([]byte, error) {
+// bytes returns a grouped file's bytes in its group, decoding the group
+// from stored unless it is the one decoded last.
+func (g *decodedGroup) bytes(r *restorer, f manifest.File, key string, stored []byte) ([]byte, error) {
 	if !g.holds(f) {
 		g.have = false
 		if g.buf == nil || int64(cap(*g.buf)) < f.Group {
 			g.release(r.bufs)
 			g.buf = r.bufs.get(f.Group)
 		}
-		one := []chunk.Chunk{{RawLen: f.Group, StoredOff: f.Offset, StoredLen: f.Chunks[0].Stored, Compressed: true,
-			CRC32C: f.Chunks[0].CRC32C}}
-		raw, err := decodeGroup(r.dec, key, one, group{end: 1, storedOff: f.Offset, crc: true}, stored, (*g.buf)[:0])
+		raw, err := r.decodeStored(f, key, stored, (*g.buf)[:0])
 		if err != nil {
 			return nil, err
 		}
 		*g.buf, g.of, g.have = raw, f, true
 	}
-	raw := (*g.buf)[f.Skip : f.Skip+f.Size]
+	return (*g.buf)[f.Skip : f.Skip+f.Size], nil
+}
+
+// decodePacked decodes a packed file's stored bytes, into dst when it is
+// compressed (into grp's buffer when it is grouped), and checks them.
+func (r *restorer) decodePacked(f manifest.File, key string, stored []byte, dst *[]byte, grp *decodedGroup) ([]byte, error) {
+	raw := stored
+	var err error
+	switch {
+	case f.Group != 0:
+		raw, err = grp.bytes(r, f, key, stored)
+	case f.Compression == chunk.Zstd:
+		raw, err = r.decodeStored(f, key, stored, (*dst)[:0])
+	}
+	if err != nil {
+		return nil, err
+	}
 	h := sha256.New()
 	h.Write(raw)
 	return raw, r.verify(f, h, int64(len(raw)), key)
 }
 
-// decodePacked decodes a packed file's stored bytes, into dst when it is
-// compressed, and checks them.
-func (r *restorer) decodePacked(f manifest.File, key string, stored []byte, dst *[]byte) ([]byte, error) {
-	raw := stored
-	if f.Compression == chunk.Zstd {
-		// All of the file's chunks as one group that starts where the file
-		// does in the pack.
-		chunks := layout(f)
-		all := group{first: 0, end: len(chunks), storedOff: f.Offset, crc: true}
-		var err error
-		if raw, err = decodeGroup(r.dec, key, chunks, all, stored, (*dst)[:0]); err != nil {
-			return nil, err
-		}
-	}
-	h := sha256.New()
-	h.Write(raw)
-	return raw, r.verify(f, h, int64(len(raw)), key)
+// decodeStored decodes all of a packed file's chunks (its group's, when
+// grouped) from stored, its bytes in the pack, as one group of chunks that
+// starts where the file does.
+func (r *restorer) decodeStored(f manifest.File, key string, stored, dst []byte) ([]byte, error) {
+	chunks := layout(f)
+	return decodeGroup(r.dec, key, chunks, group{end: len(chunks), storedOff: f.Offset, crc: true}, stored, dst)
 }
