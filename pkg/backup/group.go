@@ -48,10 +48,10 @@ func (st *state) groupLimit() int64 {
 	if st.packs == nil || st.e.enc.StoredMode() != chunk.Zstd {
 		return 0
 	}
-	// The group is one chunk, and a small thing in a pack (packer.fits):
-	// small chunks or packs (a small --chunk-size, --pack-size or
-	// --max-memory) make smaller groups.
-	return min(groupSize, int64(st.e.enc.Options().ChunkSize), st.packs.size/16)
+	// The group is one chunk, and a small thing in a pack: small chunks
+	// or packs (a small --chunk-size, --pack-size or --max-memory) make
+	// smaller groups.
+	return min(groupSize, int64(st.e.enc.Options().ChunkSize), st.packs.most())
 }
 
 // add takes f into the group being gathered when it belongs in one, and
@@ -119,9 +119,8 @@ func (e *Engine) storeGroup(ctx context.Context, s *state, files []source.File) 
 		}
 		sum := sha256.Sum256(raw[skip:])
 		mf.SHA256 = hex.EncodeToString(sum[:])
-		if k := e.opts.Known; k != nil && !e.opts.Full && k.Content(mf) {
+		if s.storedBefore(mf) {
 			raw = raw[:skip]
-			s.count(func(r *Result) { r.Reused++ })
 			e.opts.Progress.Add(f.Size)
 			continue
 		}

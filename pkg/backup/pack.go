@@ -64,7 +64,10 @@ func newPacker(ctx context.Context, e *Engine, size int64) *packer {
 }
 
 // fits reports whether a stored form of n bytes is small enough to pack.
-func (p *packer) fits(n int) bool { return p != nil && int64(n) <= p.size/16 }
+func (p *packer) fits(n int) bool { return p != nil && int64(n) <= p.most() }
+
+// most is the largest stored form packed: a sixteenth of a pack.
+func (p *packer) most() int64 { return p.size / 16 }
 
 // add appends obj, the stored form of raw bytes of files (one, or a
 // group), to the pack being filled and returns the pack's key and obj's
