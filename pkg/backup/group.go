@@ -156,7 +156,7 @@ func (e *Engine) storeGroup(ctx context.Context, s *state, files []source.File) 
 // other, as one chunk and packs it; each member's record gets the group.
 // records is how many catalog records will wait for the pack.
 func (e *Engine) storeMembers(ctx context.Context, s *state, out []manifest.File, members []int, records int, raw []byte) error {
-	obj, l := e.enc.EncodeBytes(nil, raw)
+	obj, l := e.enc.EncodeGroup(nil, raw)
 	if len(l.Chunks) != 1 || l.Mode != chunk.Zstd {
 		return fmt.Errorf("a group of %d bytes was coded as %d chunks of mode %s, want one zstd chunk", len(raw), len(l.Chunks), l.Mode)
 	}

@@ -311,7 +311,7 @@ func TestDiscoverGroupsListsATableAtATime(t *testing.T) {
 			}
 		}
 	}
-	o := Options{DataDirs: []string{d1, d2}, Tag: "t"}
+	o := Options{DataDirs: []string{d1, d2}, Tag: "t", keep: -1}
 	grouped, err := DiscoverGroups(ctx, o)
 	if err != nil {
 		t.Fatal(err)
@@ -328,6 +328,48 @@ func TestDiscoverGroupsListsATableAtATime(t *testing.T) {
 	}
 	if grouped.Memory() <= 0 || grouped.Memory() >= source.FilesMemory(whole.Files) {
 		t.Fatalf("a group's memory %d, the whole set's %d", grouped.Memory(), source.FilesMemory(whole.Files))
+	}
+}
+
+// TestDiscoverGroupsKeepsTheFirstListing: the tables whose lists fit in
+// keepListed are listed once, their first listing handed to the backup
+// (a file removed since is still in it, and fails there when opened);
+// the others are listed again when the backup reaches them.
+func TestDiscoverGroupsKeepsTheFirstListing(t *testing.T) {
+	ctx := context.Background()
+	tables := fixtureTables(t, "nb")
+	for _, keep := range []int64{0, -1} {
+		dir := t.TempDir()
+		var removed string
+		for _, tb := range tables {
+			snap, err := testfixture.WriteSnapshot(dir, "t", tb, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			entries, err := os.ReadDir(snap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			removed = filepath.Join(snap, entries[0].Name())
+		}
+		set, err := DiscoverGroups(ctx, Options{DataDirs: []string{dir}, Tag: "t", keep: keep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(removed); err != nil {
+			t.Fatal(err)
+		}
+		listed := 0
+		if err := set.Each(ctx, func(files []source.File) error { listed += len(files); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		want := set.Totals.Files
+		if keep < 0 {
+			want-- // listed again, without it
+		}
+		if listed != want {
+			t.Errorf("keep %d: the backup got %d files, want %d (of %d listed first)", keep, listed, want, set.Totals.Files)
+		}
 	}
 }
 

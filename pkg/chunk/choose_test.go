@@ -201,3 +201,44 @@ func frameSizes(t *testing.T, b []byte) (sizes []uint64, blocks int) {
 	}
 	return sizes, blocks
 }
+
+// TestGroupsAreCodedFast: in Auto mode, at a level up to zstd's default, a
+// group of small files is coded by the fast coder, entropy-coded literals
+// and all; a deeper level, or Zstd mode, codes it at the level asked. Each
+// way it decodes to the group.
+func TestGroupsAreCodedFast(t *testing.T) {
+	var group []byte
+	for i := range 24 { // small components, a little alike
+		group = append(group, fmt.Sprintf("nb-%d-big-Statistics.db min %d max %d ", i, i*7, i*13)...)
+		group = append(group, fewSymbols(4000, uint64(i))...)
+	}
+	for _, tc := range []struct {
+		name  string
+		o     Options
+		coder func(e *Encoder) *zstd.Encoder
+	}{
+		{"auto, default level", Options{Mode: Auto}, func(e *Encoder) *zstd.Encoder { return e.fast }},
+		{"auto, level 1", Options{Mode: Auto, Level: 1}, func(e *Encoder) *zstd.Encoder { return e.fast }},
+		{"auto, level 9", Options{Mode: Auto, Level: 9}, func(e *Encoder) *zstd.Encoder { return e.zenc }},
+		{"zstd, default level", Options{Mode: Zstd}, func(e *Encoder) *zstd.Encoder { return e.zenc }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEncoder(t, tc.o)
+			obj, l := e.EncodeGroup(nil, group)
+			if len(l.Chunks) != 1 || !l.Chunks[0].Compressed {
+				t.Fatalf("the group is %d chunks (compressed: %v), want one compressed", len(l.Chunks), l.Chunks[0].Compressed)
+			}
+			c := l.Chunks[0]
+			want := tc.coder(e).EncodeAll(group, nil)
+			if got := obj[c.StoredOff : c.StoredOff+c.StoredLen]; !bytes.Equal(got, want) {
+				t.Fatalf("the group is coded to %d bytes, not as its coder codes it (%d bytes)", len(got), len(want))
+			}
+			checkStream(t, obj, l.Mode, group)
+			if tc.o.Mode == Auto && tc.o.Level <= fastMaxLevel {
+				if plain, _ := e.EncodeBytes(nil, group); bytes.Equal(plain, obj) {
+					t.Fatal("EncodeBytes codes the same bytes as a group: the group was not coded apart")
+				}
+			}
+		})
+	}
+}

@@ -113,11 +113,20 @@ func (e *Encoder) StoredMode() Mode {
 
 // encodeChunk returns the stored form of raw, appended to dst.
 func (e *Encoder) encodeChunk(dst, raw []byte) (out []byte, compressed bool) {
+	return e.encodeChunkAs(dst, raw, false)
+}
+
+// encodeChunkAs is encodeChunk of a chunk that is a group of small files
+// or not (see EncodeGroup).
+func (e *Encoder) encodeChunkAs(dst, raw []byte, group bool) (out []byte, compressed bool) {
 	if e.opts.Mode == None {
 		return append(dst, raw...), false
 	}
 	z := e.zenc
-	if e.opts.Mode == Auto {
+	switch {
+	case e.opts.Mode == Auto && group && e.opts.Level <= fastMaxLevel:
+		z = e.fast
+	case e.opts.Mode == Auto:
 		if z = e.choose(raw); z == nil {
 			return appendRawFrame(dst, raw), false
 		}
@@ -230,6 +239,23 @@ func (e *Encoder) sampled(z *zstd.Encoder, raw []byte, size int) int {
 // stored object to dst. Small files are read once, hashed and encoded from
 // the same buffer.
 func (e *Encoder) EncodeBytes(dst, raw []byte) ([]byte, *Layout) {
+	return e.encodeBytes(dst, raw, false)
+}
+
+// EncodeGroup is EncodeBytes of a group of small files, one chunk. In Auto
+// mode, at a level no deeper than zstd's default, the fast coder codes it
+// (with its literals entropy-coded): a node's small files are a sliver of
+// its bytes and most of its files, so their cost is CPU per file, not
+// bytes stored. The fastest level codes groups 1.3 to 1.6 times as fast as
+// the default one, and stores 1.6% more of the bench's 10,000 small files,
+// 4.5% more of the small components of Cassandra's test sstables
+// (bench/README.md, "Groups of small files"): on a node whose small files
+// are 1% of its bytes, 0.05%.
+func (e *Encoder) EncodeGroup(dst, raw []byte) ([]byte, *Layout) {
+	return e.encodeBytes(dst, raw, true)
+}
+
+func (e *Encoder) encodeBytes(dst, raw []byte, group bool) ([]byte, *Layout) {
 	l := e.newLayout(int64(len(raw)))
 	// Room for the largest stored form at once: grown as the blocks are
 	// coded, the object was copied over and over (2% of the bench default
@@ -241,7 +267,7 @@ func (e *Encoder) EncodeBytes(dst, raw []byte) ([]byte, *Layout) {
 		p := raw[off:min(off+e.opts.ChunkSize, len(raw))]
 		before := len(dst)
 		var compressed bool
-		dst, compressed = e.encodeChunk(dst, p)
+		dst, compressed = e.encodeChunkAs(dst, p, group)
 		l.add(int64(len(p)), int64(len(dst)-before), compressed, CRC32C(p))
 	}
 	dst = e.finish(dst, l)
