@@ -101,7 +101,10 @@ func (e *Engine) storeGroup(ctx context.Context, s *state, files []source.File) 
 	defer release()
 	out := make([]manifest.File, len(files))
 	fps := make([]string, len(files)) // "": unchanged, the catalog has its record
-	raw := make([]byte, 0, total)
+	buf := s.groupBuf()
+	defer s.groupBufs.Put(buf)
+	raw := slices.Grow(buf.raw[:0], int(total))
+	defer func() { buf.raw = raw }()
 	var members []int         // files stored by this group, in it from their Skip
 	var dups []int            // files of a content another member has
 	first := map[string]int{} // content: the member that stores it
@@ -135,7 +138,7 @@ func (e *Engine) storeGroup(ctx context.Context, s *state, files []source.File) 
 	}
 	if len(members) > 0 {
 		// The duplicates' records wait for the pack too (packFiles).
-		if err := e.storeMembers(ctx, s, out, members, len(members)+len(dups), raw); err != nil {
+		if buf.obj, err = e.storeMembers(ctx, s, out, members, len(members)+len(dups), raw, buf.obj); err != nil {
 			return nil, err
 		}
 	}
@@ -153,16 +156,17 @@ func (e *Engine) storeGroup(ctx context.Context, s *state, files []source.File) 
 }
 
 // storeMembers encodes raw, the bytes of out's members one after the
-// other, as one chunk and packs it; each member's record gets the group.
-// records is how many catalog records will wait for the pack.
-func (e *Engine) storeMembers(ctx context.Context, s *state, out []manifest.File, members []int, records int, raw []byte) error {
-	obj, l := e.enc.EncodeGroup(nil, raw)
+// other, as one chunk (into obj's room) and packs it; each member's record
+// gets the group. records is how many catalog records will wait for the
+// pack. It returns the room, for the next group.
+func (e *Engine) storeMembers(ctx context.Context, s *state, out []manifest.File, members []int, records int, raw, obj []byte) ([]byte, error) {
+	obj, l := e.enc.EncodeGroup(obj[:0], raw)
 	if len(l.Chunks) != 1 || l.Mode != chunk.Zstd {
-		return fmt.Errorf("a group of %d bytes was coded as %d chunks of mode %s, want one zstd chunk", len(raw), len(l.Chunks), l.Mode)
+		return obj, fmt.Errorf("a group of %d bytes was coded as %d chunks of mode %s, want one zstd chunk", len(raw), len(l.Chunks), l.Mode)
 	}
-	pk, off, err := s.packs.add(ctx, obj, int64(len(raw)), records)
+	pk, off, err := s.packs.add(ctx, obj, int64(len(raw)), records) // copies obj
 	if err != nil {
-		return fmt.Errorf("pack a group of %d files (%s …): %w", len(members), out[members[0]].Path, err)
+		return obj, fmt.Errorf("pack a group of %d files (%s …): %w", len(members), out[members[0]].Path, err)
 	}
 	chunks := manifest.ChunksOf(l)
 	for _, i := range members {
@@ -171,7 +175,17 @@ func (e *Engine) storeMembers(ctx context.Context, s *state, out []manifest.File
 		mf.Chunks, mf.Group = chunks, int64(len(raw))
 	}
 	s.count(func(r *Result) { r.Uploaded += len(members); r.UploadedBytes += l.StoredSize })
-	return nil
+	return obj, nil
+}
+
+// groupBuf is the room a group is read and encoded in.
+type groupBuf struct{ raw, obj []byte }
+
+func (s *state) groupBuf() *groupBuf {
+	if b, ok := s.groupBufs.Get().(*groupBuf); ok {
+		return b
+	}
+	return &groupBuf{}
 }
 
 // readSmall appends the bytes of f, a small file of the snapshot, to dst.
