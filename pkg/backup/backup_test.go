@@ -57,7 +57,12 @@ func addFile(t *testing.T, set *source.Set, dir, name string, b []byte) {
 	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	set.Files = append(set.Files, source.File{Path: "ks/t-1/" + name, Dir: dir, Name: name, Size: int64(len(b)), Mode: 0o644, ModTime: time.Now()})
+	fi, err := os.Stat(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As listed: a file's modification time is checked when it is read.
+	set.Files = append(set.Files, source.File{Path: "ks/t-1/" + name, Dir: dir, Name: name, Size: int64(len(b)), Mode: 0o644, ModTime: fi.ModTime()})
 }
 
 // writeSet makes large files of several chunks and many small ones, half

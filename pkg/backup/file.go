@@ -85,13 +85,8 @@ func (e *Engine) record(s *state, fp string, mf *manifest.File) {
 // the size it was listed with.
 func openSnapshotFile(f source.File) (*os.File, fs.FileInfo, error) {
 	fh, err := openRead(f.Abs())
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, nil, fmt.Errorf("open: %w (it was deleted after the snapshot was listed: was the snapshot cleared, e.g. by nodetool clearsnapshot, while the backup ran? take a new snapshot and back it up)", err)
-	case errors.Is(err, fs.ErrPermission):
-		return nil, nil, fmt.Errorf("open: %w (check that s3bak runs as a user who may read the snapshot, e.g. cassandra)", err)
-	case err != nil:
-		return nil, nil, fmt.Errorf("open: %w", err)
+	if err != nil {
+		return nil, nil, openError(err)
 	}
 	fi, err := fh.Stat()
 	if err == nil && fi.Size() != f.Size {
@@ -104,6 +99,17 @@ func openSnapshotFile(f source.File) (*os.File, fs.FileInfo, error) {
 	return fh, fi, nil
 }
 
+// openError says what to do about a snapshot file that cannot be opened.
+func openError(err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("open: %w (it was deleted after the snapshot was listed: was the snapshot cleared, e.g. by nodetool clearsnapshot, while the backup ran? take a new snapshot and back it up)", err)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("open: %w (check that s3bak runs as a user who may read the snapshot, e.g. cassandra)", err)
+	}
+	return fmt.Errorf("open: %w", err)
+}
+
 // changedSince fails when fh, read since it was opened (fi), has changed:
 // only Size bytes were read, and a file that grew, or was written, while
 // it was read would be stored cut short or mixed, without a word.
@@ -112,9 +118,15 @@ func changedSince(fh *os.File, fi fs.FileInfo) error {
 	if err != nil {
 		return err
 	}
-	if after.Size() != fi.Size() || !after.ModTime().Equal(fi.ModTime()) {
-		return fmt.Errorf("it changed while it was read (size %d -> %d bytes, mtime %s -> %s): what was read may be cut short or mix old and new bytes; back up a snapshot (nodetool snapshot), whose files never change: %w",
-			fi.Size(), after.Size(), fi.ModTime().UTC().Format(time.RFC3339Nano), after.ModTime().UTC().Format(time.RFC3339Nano), chunk.ErrChanged)
+	return changedFrom("while it was read", fi.Size(), fi.ModTime(), after.Size(), after.ModTime())
+}
+
+// changedFrom fails when a file read, of size and mtime before, has
+// another size or mtime after: it changed when.
+func changedFrom(when string, size int64, mtime time.Time, sizeAfter int64, mtimeAfter time.Time) error {
+	if sizeAfter != size || !mtimeAfter.Equal(mtime) {
+		return fmt.Errorf("it changed %s (size %d -> %d bytes, mtime %s -> %s): what was read may be cut short or mix old and new bytes; back up a snapshot (nodetool snapshot), whose files never change: %w",
+			when, size, sizeAfter, mtime.UTC().Format(time.RFC3339Nano), mtimeAfter.UTC().Format(time.RFC3339Nano), chunk.ErrChanged)
 	}
 	return nil
 }
@@ -149,7 +161,7 @@ func (e *Engine) storeSmall(ctx context.Context, s *state, fh *os.File, mf *mani
 	defer releaseRaw() // a second call is harmless
 	raw := make([]byte, mf.Size)
 	if mf.Size <= pagecache.SmallFile {
-		err = pagecache.ReadSmall(fh, raw)
+		err = pagecache.ReadSmall(int(fh.Fd()), raw)
 	} else if _, err = io.ReadFull(fh, raw); err != nil {
 		err = fmt.Errorf("read: %w", err)
 	}

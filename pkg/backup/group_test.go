@@ -3,12 +3,16 @@ package backup
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/s3bak/s3bak/pkg/catalog"
+	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/restore"
 	"github.com/s3bak/s3bak/pkg/source"
@@ -148,5 +152,54 @@ func TestGroupingCutsGroups(t *testing.T) {
 	none := grouping{}
 	if taken, full := none.add(small(100), 0, nil); taken || full != nil {
 		t.Fatal("grouped without a limit (no packs, or no compression)")
+	}
+}
+
+// TestGroupedFileChangedSinceListedFails: a small file is read into its
+// group at the size it was listed with; one rewritten since (same size,
+// another modification time) or grown fails the backup with ErrChanged,
+// naming the file, and no manifest is written.
+func TestGroupedFileChangedSinceListedFails(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		change func(p string) error
+	}{
+		{"rewritten, same size", func(p string) error {
+			later := time.Now().Add(time.Hour)
+			return os.Chtimes(p, later, later)
+		}},
+		{"grown", func(p string) error {
+			fh, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			defer fh.Close()
+			_, err = fh.Write([]byte("a row written after the listing"))
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			set := writeSet(t, 0, 0, 0)
+			for i := range 8 {
+				addFile(t, set, dir, fmt.Sprintf("nb-%d-big-Statistics.db", i), bytes.Repeat([]byte("stats "), 100+i))
+			}
+			changed := filepath.Join(dir, "nb-5-big-Statistics.db")
+			if err := tc.change(changed); err != nil {
+				t.Fatal(err)
+			}
+			e, _, _ := engine(t, "grouped-changed", nil, 2, 8)
+			_, err := e.Run(ctx, set)
+			if !errors.Is(err, chunk.ErrChanged) || !strings.Contains(err.Error(), changed) || !strings.Contains(err.Error(), "after the snapshot was listed") {
+				t.Fatalf("a grouped file changed since it was listed: %v, want chunk.ErrChanged naming %s", err, changed)
+			}
+			for o, err := range client.List(ctx, e.opts.Node.Root()+"backups/") {
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Fatalf("a manifest after the failed backup: %s", o.Key)
+			}
+		})
 	}
 }

@@ -6,6 +6,12 @@
 // drops those it brought in, and only those.
 package pagecache
 
+import (
+	"fmt"
+	"io"
+	"syscall"
+)
+
 // Resident is the part of a file that was in the page cache before it
 // was read: byte ranges, merged, few for a whole file.
 type Resident struct {
@@ -28,4 +34,23 @@ func (r *Resident) Bytes() int64 {
 		n += rg[1] - rg[0]
 	}
 	return n
+}
+
+// readAt reads len(p) bytes from the start of fd, as os.File.ReadAt does
+// (ReadSmall's callers open small files without an os.File, two system
+// calls fewer a file).
+func readAt(fd int, p []byte) error {
+	for off := 0; off < len(p); {
+		n, err := syscall.Pread(fd, p[off:], int64(off))
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return fmt.Errorf("read: %w", err)
+		case n == 0:
+			return fmt.Errorf("read: the file is shorter than %d bytes: %w", len(p), io.ErrUnexpectedEOF)
+		}
+		off += n
+	}
+	return nil
 }

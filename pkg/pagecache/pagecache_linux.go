@@ -3,9 +3,6 @@
 package pagecache
 
 import (
-	"errors"
-	"fmt"
-	"io"
 	"os"
 	"unsafe"
 
@@ -13,13 +10,15 @@ import (
 )
 
 // Before notes which pages of the first size bytes of f are cached.
-func Before(f *os.File, size int64) *Resident {
+func Before(f *os.File, size int64) *Resident { return before(int(f.Fd()), size) }
+
+func before(fd int, size int64) *Resident {
 	r := &Resident{ok: true}
 	page := int64(os.Getpagesize())
 	vec := make([]byte, (min(window, size)+page-1)/page)
 	for off := int64(0); off < size; off += window {
 		n := min(window, size-off)
-		m, err := unix.Mmap(int(f.Fd()), off, int(n), unix.PROT_READ, unix.MAP_SHARED)
+		m, err := unix.Mmap(fd, off, int(n), unix.PROT_READ, unix.MAP_SHARED)
 		if err != nil {
 			return &Resident{}
 		}
@@ -48,23 +47,25 @@ func (r *Resident) add(start, end int64) {
 
 // Drop drops from the page cache the pages of the first size bytes of f
 // that were not cached Before.
-func (r *Resident) Drop(f *os.File, size int64) {
+func (r *Resident) Drop(f *os.File, size int64) { r.drop(int(f.Fd()), size) }
+
+func (r *Resident) drop(fd int, size int64) {
 	if r == nil || !r.ok {
 		return
 	}
 	at := int64(0)
 	for _, rg := range r.ranges {
 		if rg[0] > at {
-			unix.Fadvise(int(f.Fd()), at, rg[0]-at, unix.FADV_DONTNEED)
+			unix.Fadvise(fd, at, rg[0]-at, unix.FADV_DONTNEED)
 		}
 		at = rg[1]
 	}
 	if at < size {
-		unix.Fadvise(int(f.Fd()), at, 0, unix.FADV_DONTNEED) // to the end, its last partial page too
+		unix.Fadvise(fd, at, 0, unix.FADV_DONTNEED) // to the end, its last partial page too
 	}
 }
 
-// ReadSmall reads len(p) bytes from the start of f, a file of at most
+// ReadSmall reads len(p) bytes from the start of the file open as fd, of at most
 // SmallFile bytes, and leaves the page cache as it was, in fewer system
 // calls than Before and Drop (a mapping, mincore and an unmapping): one
 // cachestat (Linux 6.5) tells whether the file is cached whole, and then
@@ -73,25 +74,21 @@ func (r *Resident) Drop(f *os.File, size int64) {
 // takes Before and Drop. (preadv2 with RWF_NOWAIT would tell too, but a
 // read it refuses starts a readahead that may cache the file again after
 // the drop.)
-func ReadSmall(f *os.File, p []byte) error {
-	fd := int(f.Fd())
+func ReadSmall(fd int, p []byte) error {
 	page := int64(os.Getpagesize())
 	pages := (int64(len(p)) + page - 1) / page
 	cached, ok := cachestat(fd, int64(len(p)))
 	var r *Resident
 	switch {
 	case !ok || cached != 0 && cached != pages:
-		r = Before(f, int64(len(p)))
+		r = before(fd, int64(len(p)))
 	case cached == 0:
 		r = &Resident{ok: true} // drop it all
 	}
-	if _, err := f.ReadAt(p, 0); err != nil {
-		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("read: the file is shorter than %d bytes: %w", len(p), io.ErrUnexpectedEOF)
-		}
-		return fmt.Errorf("read: %w", err)
+	if err := readAt(fd, p); err != nil {
+		return err
 	}
-	r.Drop(f, int64(len(p)))
+	r.drop(fd, int64(len(p)))
 	return nil
 }
 

@@ -102,7 +102,7 @@ func TestReadSmallLeavesTheCacheAsItWas(t *testing.T) {
 		before := cached(t, f, size)
 		t.Logf("hot %d of %d bytes: %d cached before ReadSmall", hot, size, before)
 		got := make([]byte, size)
-		if err := ReadSmall(f, got); err != nil || !bytes.Equal(got, want) {
+		if err := ReadSmall(int(f.Fd()), got); err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("hot %d: ReadSmall read other bytes (%v)", hot, err)
 		}
 		if after := cached(t, f, size); after != before {
