@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/s3bak/s3bak/pkg/source"
@@ -116,9 +117,11 @@ func DiscoverGroups(ctx context.Context, o Options) (*source.Set, error) {
 	quiet := slog.New(slog.DiscardHandler) // the first listing logs
 	var kept int64
 	keep := cmp.Or(o.keep, keepListed)
-	for _, g := range tables {
+	lists, stop := listAhead(ctx, tables, log)
+	defer stop()
+	for i, g := range tables {
 		set.Groups = append(set.Groups, source.Group{Key: g.key, List: func(ctx context.Context) ([]source.File, error) { return g.list(ctx, quiet) }})
-		files, err := g.list(ctx, log)
+		files, err := lists(i)
 		if err != nil {
 			return nil, err
 		}
@@ -138,6 +141,49 @@ func DiscoverGroups(ctx context.Context, o Options) (*source.Set, error) {
 	set.Totals.Memory = max(set.Totals.Memory, kept)
 	return set, nil
 }
+
+// listAhead lists the tables' files in order, the next table while the
+// one before is counted: lists(i) waits for table i's list, and takes it
+// that table i-1's is counted. At most listsAhead lists are held at once
+// (a set's Memory allows two); stop ends the listings not yet handed over.
+func listAhead(ctx context.Context, tables []*tableGroup, log *slog.Logger) (lists func(i int) ([]source.File, error), stop func()) {
+	type listed struct {
+		files []source.File
+		err   error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	out := make([]chan listed, len(tables))
+	for i := range out {
+		out[i] = make(chan listed, 1)
+	}
+	held := make(chan struct{}, listsAhead)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i, g := range tables {
+			select {
+			case held <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Go(func() {
+				files, err := g.list(ctx, log)
+				out[i] <- listed{files, err}
+			})
+		}
+	})
+	lists = func(i int) ([]source.File, error) {
+		if i > 0 {
+			<-held // table i-1's list, counted by now
+		}
+		r := <-out[i]
+		return r.files, r.err
+	}
+	return lists, func() { cancel(); wg.Wait() }
+}
+
+// listsAhead is how many tables are listed at once: a table's thousands
+// of fstatat calls are a CPU's work.
+const listsAhead = 2
 
 // keepListed is how much of the first listing is kept for the backup, a
 // table at a time in path order, instead of being listed again: a node of

@@ -413,3 +413,31 @@ func TestDataDigest(t *testing.T) {
 		t.Errorf("dataDigest of a Data.db whose digest is not listed = %q, want none", got)
 	}
 }
+
+// TestDiscoverGroupsFailsOnAnyTable: tables are listed two at a time, and
+// a table that cannot be listed fails the discovery with its own error,
+// wherever it comes, before or after the tables listed beside it.
+func TestDiscoverGroupsFailsOnAnyTable(t *testing.T) {
+	ctx := context.Background()
+	tables := fixtureTables(t, "nb")
+	for _, bad := range []int{0, len(tables) / 2, len(tables) - 1} {
+		d := t.TempDir()
+		var evil string
+		for i, tb := range tables {
+			snap, err := testfixture.WriteSnapshot(d, "t", tb, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == bad {
+				evil = filepath.Join(snap, "evil")
+				if err := os.Symlink("/etc/passwd", evil); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		_, err := DiscoverGroups(ctx, Options{DataDirs: []string{d}, Tag: "t"})
+		if err == nil || !strings.Contains(err.Error(), evil) || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("table %d of %d has a symlink: %v, want the error naming %s", bad, len(tables), err, evil)
+		}
+	}
+}
