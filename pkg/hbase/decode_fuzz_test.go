@@ -79,7 +79,7 @@ func FuzzDecodeRegionManifest(f *testing.F) {
 		if d := regionDiff(rm, inData.regions[0]); d != "" {
 			t.Fatalf("alone and in a data.manifest: %s", d)
 		}
-		if name := encodedRegionName(rm.info); len(name) != 32 || !regionPattern.MatchString(name) {
+		if name := encodedRegionName(rm.info); len(name) != 32 || !regionPattern().MatchString(name) {
 			t.Fatalf("encoded region name %q", name)
 		}
 		if len(rm.families) > maxFamilies {
@@ -145,7 +145,7 @@ func FuzzSnapshotNames(f *testing.F) {
 			}
 		}
 		if l, ok := parseLink(s); ok {
-			if !regionPattern.MatchString(l.region) || l.hfile == "" || l.table.valid() != nil {
+			if !regionPattern().MatchString(l.region) || l.hfile == "" || l.table.valid() != nil {
 				t.Fatalf("link %q parsed as %+v", s, l)
 			}
 		}

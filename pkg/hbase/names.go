@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -24,15 +25,22 @@ const (
 	linkRE    = `(?:(?:` + nsRE + `)=)?` + qualRE + `=` + regionRE + `-` + hfileRE
 )
 
+// The patterns are compiled when first used: their Unicode classes make
+// half a megabyte of programs, two milliseconds at the start of every run
+// of every command, HBase or not.
 var (
 	// HFileLink.LINK_NAME_PATTERN: [ns=]table=region-hfile.
-	linkPattern = regexp.MustCompile(`^(?:(` + nsRE + `)=)?(` + qualRE + `)=(` + regionRE + `)-(` + hfileRE + `)$`)
+	linkPattern = lazyRE(`^(?:(` + nsRE + `)=)?(` + qualRE + `)=(` + regionRE + `)-(` + hfileRE + `)$`)
 	// StoreFileInfo.REF_NAME_PATTERN: <hfile or link>.<parent region>.
-	refPattern    = regexp.MustCompile(`^(` + hfileRE + `|` + linkRE + `)\.(.+)$`)
-	qualPattern   = regexp.MustCompile(`^` + qualRE + `$`)
-	nsPattern     = regexp.MustCompile(`^` + nsRE + `$`)
-	regionPattern = regexp.MustCompile(`^` + regionRE + `$`)
+	refPattern    = lazyRE(`^(` + hfileRE + `|` + linkRE + `)\.(.+)$`)
+	qualPattern   = lazyRE(`^` + qualRE + `$`)
+	nsPattern     = lazyRE(`^` + nsRE + `$`)
+	regionPattern = lazyRE(`^` + regionRE + `$`)
 )
+
+func lazyRE(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 const defaultNS = "default"
 
@@ -54,10 +62,10 @@ func (t tableName) dir() string {
 }
 
 func (t tableName) valid() error {
-	if t.ns != "" && !nsPattern.MatchString(t.ns) {
+	if t.ns != "" && !nsPattern().MatchString(t.ns) {
 		return fmt.Errorf("invalid namespace %q", t.ns)
 	}
-	if !qualPattern.MatchString(t.qual) {
+	if !qualPattern().MatchString(t.qual) {
 		return fmt.Errorf("invalid table name %q", t.qual)
 	}
 	return nil
@@ -75,7 +83,7 @@ func parseTableName(s string) (tableName, error) {
 // validSnapshotName applies HBase's rule (a legal table qualifier), which
 // also keeps names from escaping .hbase-snapshot/.
 func validSnapshotName(s string) error {
-	if !qualPattern.MatchString(s) {
+	if !qualPattern().MatchString(s) {
 		return fmt.Errorf("invalid snapshot name %q", s)
 	}
 	return nil
@@ -112,7 +120,7 @@ type hfileLink struct {
 }
 
 func parseLink(name string) (hfileLink, bool) {
-	m := linkPattern.FindStringSubmatch(name)
+	m := linkPattern().FindStringSubmatch(name)
 	if m == nil {
 		return hfileLink{}, false
 	}
@@ -130,7 +138,7 @@ func parseReference(name string) (file, parentRegion string, ok bool) {
 	if _, isLink := parseLink(name); isLink {
 		return "", "", false
 	}
-	m := refPattern.FindStringSubmatch(name)
+	m := refPattern().FindStringSubmatch(name)
 	if m == nil {
 		return "", "", false
 	}

@@ -72,7 +72,7 @@ func needs(table tableName, region, family string, sf storeFile) ([]need, error)
 		t := viaLink(target{table: table, region: region, family: family, file: sf.name})
 		return []need{{t: t, size: sf.size, checkSize: sf.hasSize}}, nil
 	}
-	if !regionPattern.MatchString(parent) {
+	if !regionPattern().MatchString(parent) {
 		return nil, fmt.Errorf("split reference %q: invalid parent region %q", sf.name, parent)
 	}
 	out := []need{{t: viaLink(target{table: table, region: parent, family: family, file: file})}}

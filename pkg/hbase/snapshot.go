@@ -272,7 +272,7 @@ func (s *snapshot) regionFiles(ctx context.Context, r *fsRoot, fn func(regionSrc
 		}
 		var rm regionManifest
 		switch {
-		case isDir && regionPattern.MatchString(e.Name()): // FSUtils.RegionDirFilter
+		case isDir && regionPattern().MatchString(e.Name()): // FSUtils.RegionDirFilter
 			rm, err = loadV1Region(r, join(s.dir, e.Name()))
 		case s.info.Version == 2 && strings.HasPrefix(e.Name(), regionManifestPf) && !isDir:
 			rm, err = readRegionManifest(r, join(s.dir, e.Name()))
