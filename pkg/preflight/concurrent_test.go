@@ -70,19 +70,30 @@ type meetingSettings struct {
 }
 
 func (m meetingSettings) DefaultEncryption(ctx context.Context) (transfer.BucketEncryption, error) {
-	m.r.meet("settings")
+	m.r.meet("encryption")
 	return m.fakeSettings.DefaultEncryption(ctx)
+}
+
+func (m meetingSettings) ObjectLockConfig(ctx context.Context) (transfer.ObjectLock, error) {
+	m.r.meet("object lock")
+	return m.fakeSettings.ObjectLockConfig(ctx)
 }
 
 // TestIndependentChecksRunAtOnce: a backup waits for its preflight, so the
 // checks that need nothing from each other — the instance identity
-// (IMDS), the bucket host's addresses (DNS), and, once the bucket answers,
-// the write probe and the bucket's settings — are made at once: each waits
-// here for the others to have started, which checks made one after the
-// other never do.
+// (IMDS), the bucket host's addresses (DNS), the bucket itself, the write
+// probe, the bucket's encryption and its Object Lock — are made at once:
+// each waits here for the others to have started, which checks made one
+// after the other never do.
 func TestIndependentChecksRunAtOnce(t *testing.T) {
 	e := newEnv(t)
-	meet := newRendezvous(4)
+	meet := newRendezvous(6)
+	e.s3S.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			meet.meet("bucket")
+		}
+		e.s3.ServeHTTP(w, r)
+	})
 	imdsS := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPut { // the token: the identity's first request
 			meet.meet("imds")

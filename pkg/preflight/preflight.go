@@ -212,28 +212,42 @@ func (r *runner) runAWS(ctx context.Context) {
 // bucket checks that the bucket answers and, once it does, what a backup
 // writes to it and its settings (the two at once), and returns its region.
 func (r *runner) bucket(ctx context.Context) (region string) {
-	c, region := checkBucket(ctx, r.o.S3, r.o.Bucket)
-	r.add(c)
-	r.rep.Facts.BucketRegion = region
+	// The permissions' probe and the bucket's settings start beside the
+	// bucket's check rather than after it, a round trip sooner; what they
+	// found is replaced by "needs the bucket" when the bucket does not
+	// answer, so that a wrong bucket is reported as that, once.
 	perms, settings := r.branch(), r.branch()
 	var wg sync.WaitGroup
-	wg.Go(func() { perms.permissions(ctx, c) })
-	wg.Go(func() { settings.storage(ctx, c) })
+	wg.Go(func() { perms.permissions(ctx) })
+	wg.Go(func() { settings.storage(ctx) })
+	c, region := checkBucket(ctx, r.o.S3, r.o.Bucket)
 	wg.Wait()
+	r.add(c)
+	r.rep.Facts.BucketRegion = region
+	if c.Status != StatusPass {
+		perms.replace("needs the bucket (see bucket)")
+		settings.replace("needs the bucket (see bucket)")
+	}
 	r.join(perms, settings)
 	return region
 }
 
-// permissions probes what a backup writes, once the bucket answers.
-func (r *runner) permissions(ctx context.Context, bucket Check) {
-	switch {
-	case r.o.Objects == nil:
-		r.skip("no object client given to probe with", CheckPermissions)
-	case bucket.Status != StatusPass:
-		r.skip("needs the bucket (see bucket)", CheckPermissions)
-	default:
-		r.add(checkPermissions(ctx, r.o.Objects, r.o.Bucket, r.o.Root))
+// replace makes each of r's checks not applicable, for why.
+func (r *runner) replace(why string) {
+	checks := r.checks
+	r.checks = nil
+	for _, c := range checks {
+		r.skip(why, c.ID)
 	}
+}
+
+// permissions probes what a backup writes.
+func (r *runner) permissions(ctx context.Context) {
+	if r.o.Objects == nil {
+		r.skip("no object client given to probe with", CheckPermissions)
+		return
+	}
+	r.add(checkPermissions(ctx, r.o.Objects, r.o.Bucket, r.o.Root))
 }
 
 func (r *runner) identity(ctx context.Context) (identity, error) {

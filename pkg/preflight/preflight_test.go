@@ -234,6 +234,11 @@ func TestCustomEndpoint(t *testing.T) {
 			o.S3 = s3.NewFromConfig(e.cfg, func(so *s3.Options) { so.BaseEndpoint = aws.String(minio.URL); so.UsePathStyle = true })
 		})
 		wantVerdict(t, rep, VerdictFail, 1)
+		// Probed beside the bucket's check, but reported as what they
+		// wait for: one failure, the bucket.
+		for _, id := range []string{CheckPermissions, CheckEncryption, CheckObjectLock} {
+			want(t, rep, id, StatusNA, "needs the bucket")
+		}
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
@@ -26,17 +27,20 @@ type Settings interface {
 var _ Settings = (*transfer.Client)(nil)
 
 // storage reports the bucket's default encryption and Object Lock, and
-// proves a KMS key usable, once the bucket answers.
-func (r *runner) storage(ctx context.Context, bucket Check) {
-	switch {
-	case r.o.Settings == nil:
+// proves a KMS key usable.
+func (r *runner) storage(ctx context.Context) {
+	if r.o.Settings == nil {
 		r.skip("no client given to read the bucket's settings with", CheckEncryption, CheckObjectLock)
-	case bucket.Status != StatusPass:
-		r.skip("needs the bucket (see bucket)", CheckEncryption, CheckObjectLock)
-	default:
-		r.add(checkEncryption(ctx, r.o))
-		r.add(checkObjectLock(ctx, r.o.Settings, r.o.RequireObjectLock))
+		return
 	}
+	// Neither needs the other: at once.
+	var enc, lock Check
+	var wg sync.WaitGroup
+	wg.Go(func() { enc = checkEncryption(ctx, r.o) })
+	lock = checkObjectLock(ctx, r.o.Settings, r.o.RequireObjectLock)
+	wg.Wait()
+	r.add(enc)
+	r.add(lock)
 }
 
 // checkEncryption reports the bucket's default encryption (a refusal to
