@@ -136,15 +136,24 @@ func changedFrom(when string, size int64, mtime time.Time, sizeAfter int64, mtim
 // regular file, after making the descriptor non-blocking), two system calls
 // of the half dozen a small file costs.
 func openRead(name string) (*os.File, error) {
+	fd, err := openFD(name)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// openFD opens a snapshot file for reading as a bare descriptor.
+func openFD(name string) (int, error) {
 	var fd int
 	err := eintr.Retry(func() (err error) {
 		fd, err = unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		return err
 	})
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		return -1, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
-	return os.NewFile(uintptr(fd), name), nil
+	return fd, nil
 }
 
 // storeSmall reads a file of at most one chunk into memory once: hash,

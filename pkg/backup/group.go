@@ -198,13 +198,9 @@ func readSmall(f source.File, dst []byte) ([]byte, error) {
 	// A descriptor, not an os.File: os.NewFile asks whether it is
 	// non-blocking, and the file's size before the read comes from the
 	// listing. Two system calls of seven a file.
-	var fd int
-	err := eintr.Retry(func() (err error) {
-		fd, err = unix.Open(f.Abs(), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		return err
-	})
+	fd, err := openFD(f.Abs())
 	if err != nil {
-		return dst, openError(&fs.PathError{Op: "open", Path: f.Abs(), Err: err})
+		return dst, openError(err)
 	}
 	defer unix.Close(fd)
 	n := len(dst)
