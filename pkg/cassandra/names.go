@@ -41,6 +41,12 @@ func (n SSTableName) Prefix() string { return n.Version + "-" + n.ID + "-" + n.F
 // Clashing paths are found by sorting the files by path (stable: the first
 // data directory's file keeps its name), not with a map of every path.
 func renameCollisions(files []source.File) ([]source.File, error) {
+	slices.SortStableFunc(files, func(a, b source.File) int { return source.ComparePaths(a.Path, b.Path) })
+	// Most tables are in one data directory, and nothing clashes: no name
+	// is parsed (it was a sixth of a table's listing).
+	if !clashes(files) {
+		return files, nil
+	}
 	maxGen := map[string]int{} // restored directory → highest integer generation
 	for _, f := range files {
 		if n, ok := ParseSSTableName(path.Base(f.Path)); ok {
@@ -52,7 +58,6 @@ func renameCollisions(files []source.File) ([]source.File, error) {
 	}
 	type group struct{ srcDir, prefix string }
 	renamed := map[group]string{} // → new prefix
-	slices.SortStableFunc(files, func(a, b source.File) int { return source.ComparePaths(a.Path, b.Path) })
 	prev := ""
 	for i := range files {
 		f := &files[i]
@@ -92,4 +97,14 @@ func renameCollisions(files []source.File) ([]source.File, error) {
 		}
 	}
 	return out, nil
+}
+
+// clashes reports whether two of files, sorted by path, have the same path.
+func clashes(files []source.File) bool {
+	for i := 1; i < len(files); i++ {
+		if files[i].Path == files[i-1].Path {
+			return true
+		}
+	}
+	return false
 }

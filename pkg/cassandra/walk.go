@@ -82,7 +82,9 @@ func (w *walker) dir(abs, rel string) error {
 	if err != nil {
 		return fmt.Errorf("read snapshot: %w", err)
 	}
-	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	if !w.counting { // a count needs no order
+		slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	}
 	dirfd := int(d.Fd())
 	for _, e := range entries {
 		name := e.Name()
