@@ -165,7 +165,7 @@ func (b *bench) filesRound(ctx context.Context, sec *section, t *tree, round int
 	}
 	defer func() { _ = b.dropBucket(ctx, bucket, j.out) }()
 
-	flush(t.dataDir) // untimed: the generated tree's writeback must not land in a backup's time
+	b.settle() // untimed: the generated tree's writeback must not land in a backup's time
 	backupArgs := []string{"backup", "--data-dir", t.dataDir, "--tag", t.tag, "--output", "json"}
 	m, ok := step("backup", backupArgs...)
 	if !ok {
@@ -196,7 +196,7 @@ func (b *bench) filesRound(ctx context.Context, sec *section, t *tree, round int
 		}
 	}
 
-	flush(filepath.Dir(j.out)) // start with no dirty pages of the steps before
+	b.settle() // start with no dirty pages of the steps before
 	if m, ok = step("restore", "restore", "--target", j.out, "--output", "json"); ok {
 		sync := flush(j.out)
 		r := sec.filesRow(n, "restore")

@@ -144,7 +144,7 @@ func (b *bench) roundTrip(ctx context.Context, sec *section, p *peer, t *tree, r
 	}
 	j := &job{t: t, bucket: bucket, out: b.outDir(bucket), node: "node-" + strconv.Itoa(round)}
 	fmt.Printf("  round %d: %-32s", round, p.up)
-	flush(t.dataDir) // untimed: the generated tree's writeback must not land in a tool's time
+	b.settle() // untimed: the generated tree's writeback must not land in a tool's time
 	m, err := p.upload(ctx, b, j)
 	if err != nil {
 		up.fail(err)
@@ -155,7 +155,7 @@ func (b *bench) roundTrip(ctx context.Context, sec *section, p *peer, t *tree, r
 	up.StoredBytes = b.storedBytes(ctx, bucket)
 	fmt.Printf(" %7.2f s %6.0f MiB RSS\n", m.wall.Seconds(), mib(m.rss))
 	fmt.Printf("  round %d: %-32s", round, p.down)
-	flush(filepath.Dir(j.out)) // start with no dirty pages of the steps before
+	b.settle() // start with no dirty pages of the steps before
 	if m, err = p.download(ctx, b, j); err == nil {
 		m.wall += flush(j.out)
 		err = verifyTree(j.out, p.want(t))
@@ -169,6 +169,37 @@ func (b *bench) roundTrip(ctx context.Context, sec *section, p *peer, t *tree, r
 	}
 	return b.dropBucket(ctx, bucket, j.out)
 }
+
+// settle prepares a step, untimed: every file system written to disk (sync
+// -f of the work directory alone left the writeback of the loop device's
+// backing file, make bench-fs, to the next step; twice, since the loop's
+// file system writes into the backing file's while the first runs), and
+// MinIO idle, done with what the steps before left it (it empties a
+// removed bucket's objects in the background). The step after a section's
+// generation — s3bak's backup, first in the first round — otherwise ran
+// 20-60% slower on the small files than in the second round (session 13,
+// bench/README.md). An idle MinIO uses at most a tick of CPU in idleWindow;
+// after idleWait the step goes on whatever it does.
+func (b *bench) settle() {
+	for range 2 {
+		_ = exec.Command("sync").Run()
+	}
+	if b.serverPID == 0 {
+		return
+	}
+	for deadline := time.Now().Add(idleWait); time.Now().Before(deadline); {
+		before := b.serverCPU()
+		time.Sleep(idleWindow)
+		if b.serverCPU()-before <= clockTick {
+			return
+		}
+	}
+}
+
+const (
+	idleWindow = 250 * time.Millisecond
+	idleWait   = 30 * time.Second
+)
 
 // flush writes the file system of dir to disk and says how long that took.
 // A download counts until its files are durable: s3bak flushes before it
