@@ -107,9 +107,8 @@ func (e *Engine) storeGroup(ctx context.Context, s *state, files []source.File) 
 	out := make([]manifest.File, len(files))
 	fps := make([]string, len(files)) // "": unchanged, the catalog has its record
 	buf := s.groupBuf()
-	defer s.groupBufs.Put(buf)
 	raw := slices.Grow(buf.raw[:0], int(total))
-	defer func() { buf.raw = raw }()
+	defer func() { buf.raw = raw; s.groupBufs.Put(buf) }()
 	var members []int         // files stored by this group, in it from their Skip
 	var dups []int            // files of a content another member has
 	first := map[string]int{} // content: the member that stores it

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"syscall"
+
+	"github.com/s3bak/s3bak/pkg/eintr"
 )
 
 // Resident is the part of a file that was in the page cache before it
@@ -41,10 +43,12 @@ func (r *Resident) Bytes() int64 {
 // calls fewer a file).
 func readAt(fd int, p []byte) error {
 	for off := 0; off < len(p); {
-		n, err := syscall.Pread(fd, p[off:], int64(off))
+		var n int
+		err := eintr.Retry(func() (err error) {
+			n, err = syscall.Pread(fd, p[off:], int64(off))
+			return err
+		})
 		switch {
-		case err == syscall.EINTR:
-			continue
 		case err != nil:
 			return fmt.Errorf("read: %w", err)
 		case n == 0:
