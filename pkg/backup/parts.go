@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"sync"
 
@@ -44,11 +45,17 @@ type partWriter struct {
 	progress        progress.Counter
 	size, chunkSize int64
 
+	// The part being filled: copied into cur, or made of kept pieces
+	// (KeepWrite), never both.
 	cur       []byte
+	pieces    []piece
+	curLen    int64  // the part's bytes, in cur or in pieces
+	curCRC    uint32 // their CRC32C, when the client sends part checksums
 	curChunks []manifest.Chunk
-	curTail   bool  // cur holds the seek table: the object's last part
+	curTail   bool  // the part holds the seek table: the object's last
 	next      int32 // the number of the part being filled
 	chunk     int   // the index of the next chunk written
+	sums      bool  // the client sends part checksums: Write sums them
 
 	// Buffers: guarded by mu, waited for on freed.
 	freed    *sync.Cond
@@ -71,6 +78,16 @@ type partWriter struct {
 	failed error
 }
 
+// piece is a buffer a part is sent from without a copy: a chunk's buffer
+// kept from the encoder (done returns it), or the copy of a small write
+// that followed one (done nil). held is what it counts for in the
+// writer's memory.
+type piece struct {
+	b    []byte
+	done func()
+	held int64
+}
+
 type donePart struct {
 	part   transfer.Part
 	chunks []manifest.Chunk
@@ -85,7 +102,7 @@ func newPartWriter(ctx context.Context, c *transfer.Client, u transfer.Upload, p
 		limit: limit, maxParts: max(maxParts, 1),
 		size: p.Size, chunkSize: p.ChunkSize, nchunks: chunk.NumChunks(p.Size, p.ChunkSize),
 		next: int32(len(p.Parts) + 1), chunk: len(p.Chunks),
-		rec: p, done: map[int32]donePart{},
+		rec: p, done: map[int32]donePart{}, sums: c.PartChecksums(),
 	}
 	w.freed = sync.NewCond(&w.mu)
 	return w
@@ -94,6 +111,22 @@ func newPartWriter(ctx context.Context, c *transfer.Client, u transfer.Upload, p
 func (w *partWriter) Write(b []byte) (int, error) {
 	if err := w.err(); err != nil {
 		return 0, err
+	}
+	if len(w.pieces) > 0 {
+		// The part is made of kept pieces: it goes as it is, or, short of
+		// S3's minimum or for the seek table (a few bytes a chunk, not a
+		// part of its own), takes a copy of b as one more.
+		if w.curLen >= transfer.MinPartSize && w.chunk < w.nchunks {
+			if err := w.flush(); err != nil {
+				return 0, err
+			}
+		} else {
+			if err := w.reserve(int64(len(b))); err != nil {
+				return 0, err
+			}
+			w.pieces = append(w.pieces, piece{b: bytes.Clone(b), held: int64(len(b))})
+			return len(b), w.added(b)
+		}
 	}
 	if w.cur != nil && len(w.cur)+len(b) > cap(w.cur) {
 		// The chunk does not fit: the part goes as it is, or, short of
@@ -114,16 +147,65 @@ func (w *partWriter) Write(b []byte) (int, error) {
 		w.cur = buf
 	}
 	w.cur = append(w.cur, b...)
-	if w.chunk == w.nchunks {
-		w.curTail = true
-	} else {
-		w.curChunks = append(w.curChunks, manifest.Chunk{Stored: int64(len(b)), CRC32C: w.nextCRC})
-		w.chunk++
-		if int64(len(w.cur)) >= w.partSize {
-			return len(b), w.flush()
+	return len(b), w.added(b)
+}
+
+// KeepWrite is Write of a chunk's buffer, which the part sends without a
+// copy when the chunk fills at least half of it (it barely compressed: a
+// large file's Data.db); the buffer then counts whole in the writer's
+// memory until the part is stored, and done hands it back. A chunk that
+// compressed well is copied, so that a part of many such is not many
+// mostly empty buffers; so is one that follows copied chunks short of
+// S3's minimum part, which grow their buffer to take it, as Write does.
+func (w *partWriter) KeepWrite(b []byte, done func()) (bool, error) {
+	if err := w.err(); err != nil {
+		return false, err
+	}
+	if 2*len(b) < cap(b) || w.cur != nil && int64(len(w.cur)) < transfer.MinPartSize {
+		_, err := w.Write(b)
+		return false, err
+	}
+	size := int64(cap(b))
+	// The part goes as it is when it was copied, or when the buffer does
+	// not fit its memory; short of S3's minimum it grows past that.
+	if w.cur != nil || len(w.pieces) > 0 && w.piecesHeld()+size > w.bufSize && w.curLen >= transfer.MinPartSize {
+		if err := w.flush(); err != nil {
+			return false, err
 		}
 	}
-	return len(b), nil
+	if err := w.reserve(size); err != nil {
+		return false, err
+	}
+	w.pieces = append(w.pieces, piece{b: b, done: done, held: size})
+	return true, w.added(b)
+}
+
+// piecesHeld is the memory of the part's kept pieces.
+func (w *partWriter) piecesHeld() int64 {
+	var n int64
+	for _, p := range w.pieces {
+		n += p.held
+	}
+	return n
+}
+
+// added accounts for b, now in the part being filled, and sends the part
+// once it holds partSize bytes.
+func (w *partWriter) added(b []byte) error {
+	w.curLen += int64(len(b))
+	if w.sums {
+		w.curCRC = transfer.UpdateCRC32C(w.curCRC, b)
+	}
+	if w.chunk == w.nchunks {
+		w.curTail = true
+		return nil
+	}
+	w.curChunks = append(w.curChunks, manifest.Chunk{Stored: int64(len(b)), CRC32C: w.nextCRC})
+	w.chunk++
+	if w.curLen >= w.partSize {
+		return w.flush()
+	}
+	return nil
 }
 
 // take returns an empty buffer of at least n bytes' capacity: a kept one,
@@ -132,12 +214,27 @@ func (w *partWriter) Write(b []byte) (int, error) {
 func (w *partWriter) take(n int64) ([]byte, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	size := max(n, w.bufSize)
+	return w.room(n, max(n, w.bufSize), true)
+}
+
+// reserve counts n bytes more held, a piece's, once the writer's buffers
+// leave room for them (or none is in flight to wait for).
+func (w *partWriter) reserve(n int64) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, err := w.room(n, n, false)
+	return err
+}
+
+// room waits, with mu held, until size bytes more fit the writer's limit
+// (or none is in flight to wait for) and counts them held; with alloc it
+// returns a buffer of that size, or a kept one of at least n bytes.
+func (w *partWriter) room(n, size int64, alloc bool) ([]byte, error) {
 	for {
 		if err := w.ctx.Err(); err != nil {
 			return nil, err
 		}
-		if k := len(w.free); k > 0 && int64(cap(w.free[k-1])) >= n {
+		if k := len(w.free); alloc && k > 0 && int64(cap(w.free[k-1])) >= n {
 			buf := w.free[k-1]
 			w.free = w.free[:k-1]
 			return buf[:0], nil
@@ -145,6 +242,9 @@ func (w *partWriter) take(n int64) ([]byte, error) {
 		if w.held+size <= w.limit || w.inFlight == 0 && len(w.free) == 0 {
 			w.held += size
 			w.peak = max(w.peak, w.held)
+			if !alloc {
+				return nil, nil
+			}
 			return make([]byte, 0, size), nil
 		}
 		if k := len(w.free); k > 0 {
@@ -222,23 +322,40 @@ func (w *partWriter) drain() {
 	w.limit = w.held
 }
 
-// give takes back the buffer of a stored part.
-func (w *partWriter) give(buf []byte) {
+// give takes back the memory of a stored part: its buffer, kept for the
+// next parts, or its pieces, whose kept buffers go back to the encoder.
+func (w *partWriter) give(buf []byte, pieces []piece) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.inFlight--
-	if w.draining {
-		w.held -= int64(cap(buf))
-		w.limit -= int64(cap(buf))
-		if w.budget != nil {
-			w.budget.Give(int64(cap(buf)))
-		}
-	} else if int64(cap(buf)) == w.bufSize && w.held <= w.limit {
-		w.free = append(w.free, buf[:0])
-	} else {
-		w.held -= int64(cap(buf)) // grown for one part
+	switch {
+	case buf == nil:
+	case !w.draining && int64(cap(buf)) == w.bufSize && w.held <= w.limit:
+		w.free = append(w.free, buf[:0]) // still held, for the next part
+	default:
+		w.unhold(int64(cap(buf))) // grown for one part, or draining
+	}
+	for _, p := range pieces {
+		w.unhold(p.held)
 	}
 	w.freed.Broadcast()
+	w.mu.Unlock()
+	for _, p := range pieces {
+		if p.done != nil {
+			p.done()
+		}
+	}
+}
+
+// unhold gives up n bytes the writer held: room for its next parts, or,
+// once it is draining, memory back to the budget.
+func (w *partWriter) unhold(n int64) {
+	w.held -= n
+	if w.draining {
+		w.limit -= n
+		if w.budget != nil {
+			w.budget.Give(n)
+		}
+	}
 }
 
 // note learns the chunk the next Write holds (chunk.Stream.Chunk).
@@ -259,7 +376,7 @@ func (w *partWriter) rawOf(from, to int) int64 {
 // flush uploads the part being filled, once fewer than maxParts are in
 // flight.
 func (w *partWriter) flush() error {
-	if len(w.cur) == 0 {
+	if w.curLen == 0 {
 		return nil
 	}
 	w.mu.Lock()
@@ -274,13 +391,20 @@ func (w *partWriter) flush() error {
 	if err != nil {
 		return err
 	}
-	n, body, chunks, tail := w.next, w.cur, w.curChunks, w.curTail
+	n, cur, pieces, chunks, tail := w.next, w.cur, w.pieces, w.curChunks, w.curTail
+	body := transfer.Body{CRC32C: w.curCRC, Summed: w.sums}
+	if cur != nil {
+		body.Pieces = [][]byte{cur}
+	}
+	for _, p := range pieces {
+		body.Pieces = append(body.Pieces, p.b)
+	}
 	raw := w.rawOf(w.chunk-len(chunks), w.chunk)
 	w.next++
-	w.cur, w.curChunks = nil, nil
+	w.cur, w.pieces, w.curChunks, w.curLen, w.curCRC = nil, nil, nil, 0, 0
 	w.wg.Go(func() {
 		part, err := w.c.UploadPart(w.ctx, w.u, n, body)
-		w.give(body)
+		w.give(cur, pieces)
 		if err == nil && w.progress != nil {
 			w.progress.Add(raw)
 		}

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/s3bak/s3bak/pkg/budget"
 	"github.com/s3bak/s3bak/pkg/catalog"
+	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/faultproxy"
 	"github.com/s3bak/s3bak/pkg/source"
 )
@@ -80,6 +82,97 @@ func TestPartsHoldWholeChunksWithinTheirMemory(t *testing.T) {
 	}
 	if err := client.CompleteMultipart(ctx, u, w.parts()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPartsSendKeptBuffersWithoutACopy: chunks that barely compressed are
+// sent from the encoder's buffers, as many whole buffers a part as its
+// memory has room for; a chunk that compressed well is copied, a part of
+// kept buffers goes before it, and the seek table joins the last part.
+// Each kept buffer is handed back once, after its part is stored: the
+// test scribbles over each as it comes back, and the object is still what
+// was written. The writer's memory stays within its limit.
+func TestPartsSendKeptBuffersWithoutACopy(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const mib = 1 << 20
+	const chunkSize, partSize = 8 * mib, 16 * mib
+	stored := []int{7 * mib, 7 * mib, 7 * mib, 1 * mib, 7 * mib, 7 * mib}
+	wantKept := []bool{true, true, true, false, false, true}
+	const table = "seek table"
+	want := []int64{14 * mib, 7 * mib, 8 * mib, 7*mib + int64(len(table))}
+	key := "parts/" + t.Name()
+	u, err := client.StartMultipart(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Abort(context.WithoutCancel(ctx), u)
+	p := &catalog.Partial{Key: key, UploadID: u.ID, Size: int64(len(stored)) * chunkSize, ChunkSize: chunkSize}
+	limit := 2 * PartBuffer(partSize, chunkSize)
+	w := newPartWriter(ctx, client, u, p, nil, partSize, 4, limit)
+	rng := rand.New(rand.NewPCG(7, 8))
+	var (
+		mu       sync.Mutex
+		returned int
+		object   []byte
+	)
+	for i, n := range stored {
+		b := make([]byte, n, chunk.BufferSize(chunkSize))
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		object = append(object, b...)
+		kept, err := w.KeepWrite(b, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			returned++
+			for j := range b {
+				b[j] = 0xee
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept != wantKept[i] {
+			t.Errorf("chunk %d of %d MiB: kept %v, want %v", i, n/mib, kept, wantKept[i])
+		}
+	}
+	object = append(object, table...)
+	if _, err := w.Write([]byte(table)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.wait(); err != nil {
+		t.Fatal(err)
+	}
+	have, err := client.ListParts(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for n := int32(1); n <= int32(len(have)); n++ {
+		got = append(got, have[n].Size)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("parts of %v bytes, want %v", got, want)
+	}
+	if kept := strings.Count(fmt.Sprint(wantKept), "true"); returned != kept {
+		t.Fatalf("%d kept buffers handed back, want %d", returned, kept)
+	}
+	if w.peak > limit {
+		t.Fatalf("the writer held %d bytes at most, over its limit of %d", w.peak, limit)
+	}
+	if err := client.CompleteMultipart(ctx, u, w.parts()); err != nil {
+		t.Fatal(err)
+	}
+	back, err := client.GetBytes(ctx, key, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(back, object) {
+		t.Fatal("the object is not the bytes written: a kept buffer was handed back before its part was stored")
 	}
 }
 

@@ -55,10 +55,12 @@ func StreamShape(budget int64, s Stream, largest int64, fixedChunk bool) Stream 
 // PartBuffer is the memory of one part of a large file's stream. A part
 // holds whole chunks (their stored form, a little more than their raw
 // bytes when they do not compress): as many as fit in partSize, or one
-// chunk larger than that. A part that must grow past it to reach S3's
-// 5 MiB minimum (compressed chunks, then one that does not compress) is
-// rare, and is held within the stream's memory by waiting for stored parts
-// (see partWriter).
+// chunk larger than that; chunks that barely compress are sent from the
+// encoder's buffers (chunk.Keeper), so a part holds room for as many
+// whole buffers as partSize has chunks. A part that must grow past it to
+// reach S3's 5 MiB minimum (compressed chunks, then one that does not
+// compress) is rare, and is held within the stream's memory by waiting
+// for stored parts (see partWriter).
 func PartBuffer(partSize, chunkSize int64) int64 {
-	return max(partSize, chunk.MaxStoredSize(chunkSize))
+	return max(partSize, max(partSize/chunkSize, 1)*chunk.BufferSize(chunkSize))
 }

@@ -34,7 +34,7 @@ func NewEncoder(o Options) (*Encoder, error) {
 	// A buffer holds a raw chunk or its stored form, which for a chunk
 	// that does not compress is a little larger (block headers): sized
 	// for that, append never grows a buffer of the pool by a quarter.
-	bufCap := rawFrameSize(o.ChunkSize) + 64
+	bufCap := BufferSize(int64(o.ChunkSize))
 	e.bufs.New = func() any { b := make([]byte, 0, bufCap); return &b }
 	if o.Mode == None {
 		return e, nil
@@ -417,10 +417,8 @@ func (e *Encoder) EncodeFrom(ctx context.Context, w io.Writer, s Stream) (*Layou
 		if s.Chunk != nil {
 			s.Chunk(l.Chunks[len(l.Chunks)-1])
 		}
-		_, err := w.Write(*res.buf)
 		stored += int64(len(*res.buf))
-		e.release(res)
-		if err != nil {
+		if err := e.write(w, &res); err != nil {
 			return nil, err
 		}
 	}
@@ -430,6 +428,34 @@ func (e *Encoder) EncodeFrom(ctx context.Context, w io.Writer, s Stream) (*Layou
 	}
 	l.StoredSize = stored + int64(len(tail))
 	return l, nil
+}
+
+// A Keeper is a writer that may keep the buffer of a chunk rather than
+// copy it: a chunk that barely compresses fills most of its buffer, and a
+// copy of it is a pass over memory that, on a large file, costs more CPU
+// than the CRC of the same bytes. KeepWrite writes b and tells whether it
+// kept it; a kept b stays untouched until the Keeper calls done, which
+// returns it to the Encoder.
+type Keeper interface {
+	KeepWrite(b []byte, done func()) (kept bool, err error)
+}
+
+// write writes res's stored chunk to w, handing its buffer over to a
+// Keeper, and returns res's buffers to the pool (those w did not keep).
+func (e *Encoder) write(w io.Writer, res *encoded) error {
+	var err error
+	if k, ok := w.(Keeper); ok {
+		buf := res.buf
+		var kept bool
+		kept, err = k.KeepWrite(*buf, func() { e.bufs.Put(buf) })
+		if kept {
+			res.buf = nil
+		}
+	} else {
+		_, err = w.Write(*res.buf)
+	}
+	e.release(*res)
+	return err
 }
 
 // release returns res's buffers to the pool.

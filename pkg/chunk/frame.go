@@ -47,6 +47,12 @@ func appendRawFrame(dst, p []byte) []byte {
 // in: a chunk that compresses to more is stored as a raw frame.
 func MaxStoredSize(chunkSize int64) int64 { return int64(rawFrameSize(int(chunkSize))) }
 
+// BufferSize is the capacity of the buffers an Encoder codes chunks of
+// chunkSize into: the largest stored form of a chunk, and room for
+// encoders that ask for a little more before they write (see NewEncoder).
+// A Keeper holds buffers of this size.
+func BufferSize(chunkSize int64) int64 { return MaxStoredSize(chunkSize) + 64 }
+
 // rawFrameSize is len(appendRawFrame(nil, make([]byte, n))).
 func rawFrameSize(n int) int {
 	blocks := (n + maxRawBlockSize - 1) / maxRawBlockSize

@@ -1,7 +1,6 @@
 package transfer
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -30,7 +29,7 @@ type Part struct {
 // short can be continued by another process from its recorded parts.
 func (c *Client) StartMultipart(ctx context.Context, key string) (Upload, error) {
 	in := &s3.CreateMultipartUploadInput{Bucket: &c.Bucket, Key: &key}
-	if c.partChecksums() {
+	if c.PartChecksums() {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
 	}
 	c.enc.create(in)
@@ -43,17 +42,18 @@ func (c *Client) StartMultipart(ctx context.Context, key string) (Upload, error)
 	return Upload{Key: key, ID: aws.ToString(out.UploadId)}, nil
 }
 
-// UploadPart stores b as part n of u, with a CRC32C the server checks when
-// wire checksums are on.
-func (c *Client) UploadPart(ctx context.Context, u Upload, n int32, b []byte) (Part, error) {
+// UploadPart stores body as part n of u, with a CRC32C the server checks
+// when wire checksums are on.
+func (c *Client) UploadPart(ctx context.Context, u Upload, n int32, body Body) (Part, error) {
+	size := body.Len()
 	in := &s3.UploadPartInput{
 		Bucket: &c.Bucket, Key: &u.Key, UploadId: &u.ID, PartNumber: aws.Int32(n),
-		Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b))),
+		Body: body.reader(), ContentLength: aws.Int64(size),
 	}
 	var crc string
-	if c.partChecksums() {
+	if c.PartChecksums() {
 		var sum [4]byte
-		binary.BigEndian.PutUint32(sum[:], crc32.Checksum(b, castagnoli))
+		binary.BigEndian.PutUint32(sum[:], body.sum())
 		crc = base64.StdEncoding.EncodeToString(sum[:])
 		in.ChecksumCRC32C = &crc
 	}
@@ -62,13 +62,13 @@ func (c *Client) UploadPart(ctx context.Context, u Upload, n int32, b []byte) (P
 	if err != nil {
 		return Part{}, c.classify("UploadPart", fmt.Sprintf("%s part %d", u.Key, n), err)
 	}
-	return Part{Number: n, ETag: aws.ToString(out.ETag), CRC32C: crc, Size: int64(len(b))}, nil
+	return Part{Number: n, ETag: aws.ToString(out.ETag), CRC32C: crc, Size: size}, nil
 }
 
-// partChecksums tells whether parts carry a CRC32C: with wire checksums,
+// PartChecksums tells whether parts carry a CRC32C: with wire checksums,
 // and always on an upload with a retention, for which S3 wants a checksum
 // with every part.
-func (c *Client) partChecksums() bool { return c.wireChecksum || c.ret != nil }
+func (c *Client) PartChecksums() bool { return c.wireChecksum || c.ret != nil }
 
 // ListParts returns the parts of u the server has, by number.
 func (c *Client) ListParts(ctx context.Context, u Upload) (map[int32]Part, error) {

@@ -85,7 +85,7 @@ func everyOperation(ctx context.Context, c *Client, key string) []error {
 	if u.ID == "" {
 		u = Upload{Key: key + "/mp", ID: "no-such-upload"}
 	}
-	p, err := c.UploadPart(ctx, u, 1, []byte("part"))
+	p, err := c.UploadPart(ctx, u, 1, Bytes([]byte("part")))
 	keep(err)
 	_, err = c.ListParts(ctx, u)
 	keep(err)

@@ -59,7 +59,7 @@ func uploadStream(ctx context.Context, c *Client, key string, r io.Reader, partS
 		k, rerr := io.ReadFull(r, b)
 		if k > 0 || n == 1 {
 			g.Go(func() error {
-				p, err := c.UploadPart(gctx, u, n, b[:k])
+				p, err := c.UploadPart(gctx, u, n, Bytes(b[:k]))
 				mu.Lock()
 				parts = append(parts, p)
 				mu.Unlock()
