@@ -64,7 +64,7 @@ func (o *backupOptions) alreadyBackedUp(ctx context.Context, g *globalOptions, c
 	if o.again || o.hbaseRoot != "" || o.tag == "" || len(o.keyspaces) > 0 || len(o.tables) > 0 {
 		return false, nil
 	}
-	list, err := catalog.List(ctx, c, []manifest.Node{node})
+	list, err := catalog.ListComplete(ctx, c, node)
 	if err != nil {
 		return false, fmt.Errorf("read the node's backups (is tag %s backed up already?): %w", o.tag, err)
 	}

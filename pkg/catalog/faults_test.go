@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -67,5 +68,79 @@ func listing(sub string) func(*http.Request) bool {
 	return func(r *http.Request) bool {
 		q := r.URL.Query()
 		return r.Method == http.MethodGet && q.Has("list-type") && strings.Contains(q.Get("prefix"), sub)
+	}
+}
+
+// TestListReadsTheSummariesBesideTheListings: List and ListComplete do not
+// wait for the node's listings to read its stored summaries (a round trip
+// each on S3): with the manifests' listing held back, the summaries' GET
+// still arrives. ListComplete leaves out the unfinished backups.
+func TestListReadsTheSummariesBesideTheListings(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	node := manifest.Node{Cluster: "c", Name: t.Name()}
+	ms := putManifests(t, node, 2)
+	if _, err := UpdateSummaries(ctx, client, node); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	dead := Pending{ID: manifest.NewID(at), Kind: "cassandra", Tag: "t", Host: "h", PID: 1, Started: at}
+	if err := WritePending(ctx, client, node, dead); err != nil {
+		t.Fatal(err)
+	}
+	p, err := faultproxy.New(os.Getenv("AWS_ENDPOINT_URL_S3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := transfer.New(ctx, transfer.Options{Bucket: "catalog", EndpointURL: p.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		list func(context.Context) ([]Summary, error)
+		want []string
+	}{
+		{"List", func(ctx context.Context) ([]Summary, error) { return List(ctx, c, []manifest.Node{node}) }, []string{ms[0].ID, ms[1].ID, dead.ID}},
+		{"ListComplete", func(ctx context.Context) ([]Summary, error) { return ListComplete(ctx, c, node) }, []string{ms[0].ID, ms[1].ID}},
+	} {
+		p.ClearRules()
+		held := p.Add(faultproxy.Rule{Match: listing("/backups/"), Times: 1, Fault: faultproxy.Delay(time.Minute)})
+		sums := p.Add(faultproxy.Rule{Match: faultproxy.Request(http.MethodGet, manifest.SummariesKey)})
+		lctx, stop := context.WithCancel(ctx)
+		type result struct {
+			got []Summary
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			got, err := tc.list(lctx)
+			done <- result{got, err}
+		}()
+		deadline := time.After(20 * time.Second)
+		for held.Seen() == 0 || sums.Seen() == 0 {
+			select {
+			case r := <-done:
+				t.Fatalf("%s returned (%v) before its listing was let through", tc.name, r.err)
+			case <-deadline:
+				stop()
+				t.Fatalf("%s: the summaries were not read while the manifests' listing was held (listing seen %d times, summaries %d)", tc.name, held.Seen(), sums.Seen())
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		stop() // the held listing fails; the same call again, unheld
+		<-done
+		got, err := tc.list(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, s := range got {
+			ids = append(ids, s.ID)
+		}
+		if !slices.Equal(ids, tc.want) {
+			t.Fatalf("%s: %v, want %v", tc.name, ids, tc.want)
+		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"path"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/s3bak/s3bak/pkg/lock"
@@ -125,36 +124,23 @@ func List(ctx context.Context, c *transfer.Client, nodes []manifest.Node) ([]Sum
 }
 
 func listNode(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Summary, error) {
+	// The stored summaries do not wait for the listings: on S3 the node's
+	// list costs the longer of the two, not their sum.
+	known := make(chan []Summary, 1)
+	go func() { known <- knownSummaries(ctx, c, node) }()
 	// The markers are read before the manifests: a backup that finishes
 	// in between (manifest written, then marker deleted) is then seen with
 	// its manifest, rather than with neither.
 	pending, err := ListPending(ctx, c, node)
+	var ids []string
+	if err == nil {
+		ids, err = IDs(ctx, c, node)
+	}
+	old := <-known
 	if err != nil {
 		return nil, err
 	}
-	ids, err := IDs(ctx, c, node)
-	if err != nil {
-		return nil, err
-	}
-	known := map[string]Summary{}
-	for _, s := range knownSummaries(ctx, c, node) {
-		known[s.ID] = s
-	}
-	var mu sync.Mutex
-	out := make([]Summary, 0, len(ids))
-	var missing []string
-	for _, id := range ids {
-		if s, ok := known[id]; ok {
-			out = append(out, s)
-		} else {
-			missing = append(missing, id)
-		}
-	}
-	err = EachHeader(ctx, c, node, missing, func(m *manifest.Manifest) {
-		mu.Lock()
-		out = append(out, summarize(m))
-		mu.Unlock()
-	})
+	out, _, err := summariesOf(ctx, c, node, ids, old)
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +153,28 @@ func listNode(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Su
 	}
 	out = append(out, unfinished...)
 	sortByID(out)
+	return out, nil
+}
+
+// ListComplete summarises the node's complete backups, oldest first: List
+// without the unfinished ones, whose markers it does not read, so that
+// the manifests' listing and the stored summaries are read at once (a
+// round trip to S3, not three).
+func ListComplete(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Summary, error) {
+	known := make(chan []Summary, 1)
+	go func() { known <- knownSummaries(ctx, c, node) }()
+	ids, err := IDs(ctx, c, node)
+	old := <-known
+	if err != nil {
+		return nil, fmt.Errorf("list node %s: %w", node.Name, err)
+	}
+	out, _, err := summariesOf(ctx, c, node, ids, old)
+	if err != nil {
+		return nil, fmt.Errorf("list node %s: %w", node.Name, err)
+	}
+	for i := range out {
+		out[i].Status = Complete
+	}
 	return out, nil
 }
 
