@@ -4,7 +4,6 @@
 package cassandra
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,7 +30,7 @@ type Options struct {
 	// Logger gets the warnings about directories reached twice through
 	// symlinks (nil: discarded).
 	Logger *slog.Logger
-	// keep is how much of the first listing is kept (0: keepListed,
+	// keep is how much of the first listing is kept (0: source.KeepListed,
 	// below 0: none), for tests of a set listed a table at a time.
 	keep int64
 }
@@ -80,7 +79,8 @@ func Discover(ctx context.Context, o Options) (*source.Set, error) {
 // table, so memory holds one table's list, not a node's million files. A
 // first pass lists every table once, for the totals and to refuse a file
 // that cannot be backed up before anything is read; it keeps the lists
-// that fit in keepListed for the backup, and drops the rest.
+// that fit in source.KeepListed for the backup (Set.AddGroup), and drops
+// the rest.
 func DiscoverGroups(ctx context.Context, o Options) (*source.Set, error) {
 	if len(o.DataDirs) == 0 {
 		return nil, errors.New("no Cassandra data directory: set --data-dir (repeat it for every data_file_directories entry)")
@@ -115,30 +115,17 @@ func DiscoverGroups(ctx context.Context, o Options) (*source.Set, error) {
 	}
 	tables := tableGroups(once(found, log))
 	quiet := slog.New(slog.DiscardHandler) // the first listing logs
-	var kept int64
-	keep := cmp.Or(o.keep, keepListed)
 	lists, stop := listAhead(ctx, tables, log)
 	defer stop()
 	for i, g := range tables {
-		set.Groups = append(set.Groups, source.Group{Key: g.key, List: func(ctx context.Context) ([]source.File, error) { return g.list(ctx, quiet) }})
 		files, err := lists(i)
 		if err != nil {
 			return nil, err
 		}
-		g.files = len(files) // the second listing's size, without counting again
-		mem := source.FilesMemory(files)
-		if kept+mem <= keep {
-			g.kept, kept = files, kept+mem
-		}
-		t := &set.Totals
-		t.Files += len(files)
-		for _, f := range files {
-			t.Bytes += f.Size
-			t.Largest = max(t.Largest, f.Size)
-		}
-		t.Memory = max(t.Memory, mem)
+		g.files = len(files) // the next listing's size, without counting again
+		list := func(ctx context.Context) ([]source.File, error) { return g.list(ctx, quiet) }
+		set.AddGroup(source.Group{Key: g.key, List: list}, files, source.FilesMemory(files), o.keep)
 	}
-	set.Totals.Memory = max(set.Totals.Memory, kept)
 	return set, nil
 }
 
@@ -185,13 +172,6 @@ func listAhead(ctx context.Context, tables []*tableGroup, log *slog.Logger) (lis
 // of fstatat calls are a CPU's work.
 const listsAhead = 2
 
-// keepListed is how much of the first listing is kept for the backup, a
-// table at a time in path order, instead of being listed again: a node of
-// tens of thousands of files is listed once (a second listing was a tenth
-// of the CPU of a backup of 10,000 small files), one of a million still
-// holds a table at a time.
-const keepListed = 8 << 20
-
 // tableGroup is one restored table directory's snapshot directories (one
 // per data directory that has the table).
 type tableGroup struct {
@@ -201,16 +181,9 @@ type tableGroup struct {
 	// files is how many the first listing found (0 before it): the next
 	// listing's slice is made that size instead of counting them again.
 	files int
-	// kept is the first listing, when kept (keepListed): the next listing
-	// hands it over once instead of listing again.
-	kept []source.File
 }
 
 func (g *tableGroup) list(ctx context.Context, log *slog.Logger) ([]source.File, error) {
-	if files := g.kept; files != nil {
-		g.kept = nil
-		return files, nil
-	}
 	files, err := collect(ctx, g.dirs, g.all, g.files, log)
 	if err != nil {
 		return nil, err

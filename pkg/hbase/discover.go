@@ -30,6 +30,10 @@ type Options struct {
 	Root string
 	// Snapshots are snapshot names, or just All.
 	Snapshots []string
+	// keep is how much of the first listing is kept (0:
+	// source.KeepListed, below 0: none), for tests of a set listed a
+	// region at a time.
+	keep int64
 }
 
 // Snapshot types (SnapshotDescription.Type).
@@ -81,9 +85,10 @@ func Discover(ctx context.Context, o Options) (*source.Set, error) {
 // the backup reaches it, so memory holds one region's list and an index of
 // the regions, not a table's hundred thousand HFiles. The manifests are
 // read as streams, a region manifest at a time. A first pass lists every
-// group once, dropping the lists, for the totals and to refuse a missing
-// or corrupt file before anything is read: a partial HBase backup cannot
-// be restored.
+// group once, for the totals and to refuse a missing or corrupt file
+// before anything is read (a partial HBase backup cannot be restored); it
+// keeps the lists that fit in source.KeepListed for the backup
+// (Set.AddGroup), and drops the rest.
 func DiscoverGroups(ctx context.Context, o Options) (*source.Set, error) {
 	r, err := openRoot(o.Root)
 	if err != nil {
@@ -123,13 +128,13 @@ func DiscoverGroups(ctx context.Context, o Options) (*source.Set, error) {
 	// Sorted, the snapshot directories (".hbase-snapshot/…") come before
 	// "archive/…": the order HBase wants them in place.
 	for _, g := range dirs {
-		err := addGroup(ctx, set, d.dirKey(g), &g.files, func(ctx context.Context) ([]source.File, error) { return d.listDir(ctx, g) })
+		err := addGroup(ctx, set, d.dirKey(g), &g.files, o.keep, func(ctx context.Context) ([]source.File, error) { return d.listDir(ctx, g) })
 		if err != nil {
 			return nil, err
 		}
 	}
 	for _, g := range regions {
-		err := addGroup(ctx, set, g.key, &g.files, func(ctx context.Context) ([]source.File, error) { return d.listRegion(ctx, g) })
+		err := addGroup(ctx, set, g.key, &g.files, o.keep, func(ctx context.Context) ([]source.File, error) { return d.listRegion(ctx, g) })
 		if err != nil {
 			return nil, err
 		}
@@ -138,23 +143,16 @@ func DiscoverGroups(ctx context.Context, o Options) (*source.Set, error) {
 	return set, nil
 }
 
-// addGroup adds a group to set after listing it once for the totals, and
-// keeps in n how many files it has, so that later listings need not grow
-// their slice.
-func addGroup(ctx context.Context, set *source.Set, key string, n *int, list func(context.Context) ([]source.File, error)) error {
+// addGroup adds a group to set after listing it once (Set.AddGroup keeps
+// that listing for the backup while it fits), and keeps in n how many
+// files it has, so that later listings need not grow their slice.
+func addGroup(ctx context.Context, set *source.Set, key string, n *int, keep int64, list func(context.Context) ([]source.File, error)) error {
 	files, err := list(ctx)
 	if err != nil {
 		return err
 	}
 	*n = len(files)
-	t := &set.Totals
-	t.Files += len(files)
-	for _, f := range files {
-		t.Bytes += f.Size
-		t.Largest = max(t.Largest, f.Size)
-	}
-	t.Memory = max(t.Memory, listMemory(files))
-	set.Groups = append(set.Groups, source.Group{Key: key, List: list})
+	set.AddGroup(source.Group{Key: key, List: list}, files, listMemory(files), keep)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"strings"
 	"testing"
@@ -71,7 +72,7 @@ func TestDiscoverGroupsListsARegionAtATime(t *testing.T) {
 	writeManifest(t, root, snapPlain, plain)
 	writeBigTable(t, root, "big-snap", 40, 25)
 
-	o := Options{Root: root, Snapshots: []string{All}}
+	o := Options{Root: root, Snapshots: []string{All}, keep: -1} // no first listing kept
 	grouped, err := DiscoverGroups(ctx, o)
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +185,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 func TestChangedManifestIsRefused(t *testing.T) {
 	ctx := context.Background()
 	root := unzipRoot(t)
-	set, err := DiscoverGroups(ctx, Options{Root: root, Snapshots: []string{snapPlain}})
+	set, err := DiscoverGroups(ctx, Options{Root: root, Snapshots: []string{snapPlain}, keep: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,5 +195,34 @@ func TestChangedManifestIsRefused(t *testing.T) {
 	err = set.Each(ctx, func([]source.File) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "when the backup began") || !strings.Contains(err.Error(), at(root, ".hbase-snapshot/"+snapPlain+"/data.manifest")) {
 		t.Fatalf("a changed manifest: %v", err)
+	}
+}
+
+// TestDiscoverGroupsKeepsTheFirstListing: the lists of the first pass are
+// handed to the backup instead of the regions being listed again (their
+// manifests read a third time), as far as source.KeepListed goes: an
+// HFile removed after discovery is still in a kept list, and a region
+// listed again refuses the snapshot that needs it.
+func TestDiscoverGroupsKeepsTheFirstListing(t *testing.T) {
+	ctx := context.Background()
+	for _, keep := range []int64{0, -1} {
+		root := unzipRoot(t)
+		set, err := DiscoverGroups(ctx, Options{Root: root, Snapshots: []string{snapPlain}, keep: keep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		region, hf := hfileOf(loadManifest(t, root, snapPlain), 0)
+		removed := table + region + "/cf/" + hf.name
+		if err := os.Remove(at(root, removed)); err != nil {
+			t.Fatal(err)
+		}
+		listed := 0
+		err = set.Each(ctx, func(files []source.File) error { listed += len(files); return nil })
+		switch {
+		case keep == 0 && (err != nil || listed != set.Totals.Files):
+			t.Errorf("kept lists: %d of the %d files listed first, %v", listed, set.Totals.Files, err)
+		case keep < 0 && (err == nil || !strings.Contains(err.Error(), hf.name)):
+			t.Errorf("listed again without %s: %v, want an error naming it", removed, err)
+		}
 	}
 }

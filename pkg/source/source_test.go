@@ -102,3 +102,62 @@ func TestEachRefusesGroupsOutOfOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestAddGroupKeepsFirstListsWithinItsMemory: AddGroup counts each first
+// listing into the totals, keeps the lists while they fit in keep (none
+// when keep is negative) for each group's first List, and lists afresh
+// after that; the memory counts the kept lists held at once.
+func TestAddGroupKeepsFirstListsWithinItsMemory(t *testing.T) {
+	ctx := context.Background()
+	first := func(dir string, sizes ...int64) []File {
+		var files []File
+		for i, n := range sizes {
+			files = append(files, File{Path: fmt.Sprintf("%s/f%d", dir, i), Size: n})
+		}
+		return files
+	}
+	groups := [][]File{first("a", 1, 5), first("b", 7), first("c", 2, 3, 4)}
+	mem := FilesMemory(groups[0]) + FilesMemory(groups[1]) // room for the first two
+	for _, tc := range []struct {
+		name string
+		keep int64
+		kept []bool
+	}{
+		{"room for two", mem, []bool{true, true, false}},
+		{"room for all", 0, []bool{true, true, true}},
+		{"none", -1, []bool{false, false, false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s Set
+			relisted := make([]int, len(groups))
+			for i, files := range groups {
+				list := func(context.Context) ([]File, error) {
+					relisted[i]++
+					return files, nil
+				}
+				s.AddGroup(Group{Key: files[0].Path[:1], List: list}, files, FilesMemory(files), tc.keep)
+			}
+			if s.Totals.Files != 6 || s.Totals.Bytes != 22 || s.Totals.Largest != 7 {
+				t.Fatalf("totals %+v, want 6 files, 22 bytes, largest 7", s.Totals)
+			}
+			var keptMem int64
+			for i, g := range s.Groups {
+				if _, err := g.List(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if kept := relisted[i] == 0; kept != tc.kept[i] {
+					t.Errorf("group %s: kept %v, want %v", g.Key, kept, tc.kept[i])
+				}
+				if tc.kept[i] {
+					keptMem += FilesMemory(groups[i])
+				}
+				if _, err := g.List(ctx); err != nil || relisted[i] != map[bool]int{true: 1, false: 2}[tc.kept[i]] {
+					t.Errorf("group %s: listed afresh %d times after two Lists, %v", g.Key, relisted[i], err)
+				}
+			}
+			if want := max(keptMem, FilesMemory(groups[2])); s.Totals.Memory != want {
+				t.Errorf("memory %d, want %d", s.Totals.Memory, want)
+			}
+		})
+	}
+}
