@@ -17,6 +17,7 @@ import (
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/faultproxy"
 	"github.com/s3bak/s3bak/pkg/source"
+	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
 // TestPartsHoldWholeChunksWithinTheirMemory: a chunk that does not
@@ -55,24 +56,7 @@ func TestPartsHoldWholeChunksWithinTheirMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := w.Write([]byte("seek table")); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.wait(); err != nil {
-		t.Fatal(err)
-	}
-	have, err := client.ListParts(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []int64
-	for n := int32(1); n <= int32(len(have)); n++ {
-		got = append(got, have[n].Size)
-	}
-	if !slices.Equal(got, want) {
+	if got := endParts(ctx, t, w, u, "seek table"); !slices.Equal(got, want) {
 		t.Fatalf("parts of %v bytes, want %v", got, want)
 	}
 	// One part grew past its buffer (3 MiB, then 7): the limit holds
@@ -138,24 +122,7 @@ func TestPartsSendKeptBuffersWithoutACopy(t *testing.T) {
 		}
 	}
 	object = append(object, table...)
-	if _, err := w.Write([]byte(table)); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.wait(); err != nil {
-		t.Fatal(err)
-	}
-	have, err := client.ListParts(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []int64
-	for n := int32(1); n <= int32(len(have)); n++ {
-		got = append(got, have[n].Size)
-	}
-	if !slices.Equal(got, want) {
+	if got := endParts(ctx, t, w, u, table); !slices.Equal(got, want) {
 		t.Fatalf("parts of %v bytes, want %v", got, want)
 	}
 	if kept := strings.Count(fmt.Sprint(wantKept), "true"); returned != kept {
@@ -174,6 +141,31 @@ func TestPartsSendKeptBuffersWithoutACopy(t *testing.T) {
 	if !bytes.Equal(back, object) {
 		t.Fatal("the object is not the bytes written: a kept buffer was handed back before its part was stored")
 	}
+}
+
+// endParts writes the seek table, the stream's last write, sends the last
+// part, waits for every part and returns the sizes the server has, in
+// order.
+func endParts(ctx context.Context, t *testing.T, w *partWriter, u transfer.Upload, table string) []int64 {
+	t.Helper()
+	if _, err := w.Write([]byte(table)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.wait(); err != nil {
+		t.Fatal(err)
+	}
+	have, err := client.ListParts(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for n := int32(1); n <= int32(len(have)); n++ {
+		got = append(got, have[n].Size)
+	}
+	return got
 }
 
 // TestStreamMemoryFollowsTheFile: a large file of a few chunks takes the
