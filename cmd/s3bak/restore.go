@@ -12,6 +12,7 @@ import (
 	"github.com/s3bak/s3bak/pkg/cassandra"
 	"github.com/s3bak/s3bak/pkg/catalog"
 	"github.com/s3bak/s3bak/pkg/hbase"
+	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/restore"
 	"github.com/s3bak/s3bak/pkg/units"
 )
@@ -135,24 +136,15 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 		return err
 	}
 	g.run.stats = &runStats{files: res.Files, bytesRead: res.Bytes}
-	elapsed := time.Since(start)
-	steps, written := "", ""
-	if res.Files > 0 { // an empty backup: nothing to load
-		switch {
-		case script != nil:
-			if steps, err = o.modes.writeLoadScript(script); err != nil {
-				return err
-			}
-			written = o.modes.loadScript
-		case m.Kind == "cassandra":
-			steps = strings.TrimLeft(cassandra.RestoreSteps(o.target, res.Dirs), "\n")
-		case m.Kind == "hbase":
-			snaps, serr := hbase.SnapshotsFromMeta(m.Meta)
-			if serr != nil {
-				return fmt.Errorf("restored, but the manifest's HBase snapshot list is unreadable: %w", serr)
-			}
-			steps = hbase.Where(o.target, o.modes.hbaseRoot) + hbase.RestoreSteps(snaps, o.target)
-		}
+	return o.report(g, m, res, script, local, time.Since(start))
+}
+
+// report tells what a restore brought back and how the database takes it:
+// the load steps (or the load script written), and the node's topology.
+func (o *restoreOptions) report(g *globalOptions, m *manifest.Manifest, res *restore.Result, script *cassandra.LoadScript, local manifest.Node, elapsed time.Duration) error {
+	steps, written, err := o.loadSteps(m, res, script)
+	if err != nil {
+		return err
 	}
 	var topology *cassandra.Topology
 	if t, ok := cassandra.TopologyFromMeta(m.Meta); ok && m.Kind == "cassandra" {
@@ -176,6 +168,30 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions) error {
 	}
 	_, err = fmt.Fprint(g.stdout, steps)
 	return err
+}
+
+// loadSteps are what to do next with the restored files, and the load
+// script written instead when one was asked for (its path, or "").
+func (o *restoreOptions) loadSteps(m *manifest.Manifest, res *restore.Result, script *cassandra.LoadScript) (steps, written string, err error) {
+	if res.Files == 0 { // an empty backup: nothing to load
+		return "", "", nil
+	}
+	switch {
+	case script != nil:
+		if steps, err = o.modes.writeLoadScript(script); err != nil {
+			return "", "", err
+		}
+		return steps, o.modes.loadScript, nil
+	case m.Kind == "cassandra":
+		return strings.TrimLeft(cassandra.RestoreSteps(o.target, res.Dirs), "\n"), "", nil
+	case m.Kind == "hbase":
+		snaps, err := hbase.SnapshotsFromMeta(m.Meta)
+		if err != nil {
+			return "", "", fmt.Errorf("restored, but the manifest's HBase snapshot list is unreadable: %w", err)
+		}
+		return hbase.Where(o.target, o.modes.hbaseRoot) + hbase.RestoreSteps(snaps, o.target), "", nil
+	}
+	return "", "", nil
 }
 
 // restoreTotals are the files a restore brings back and their bytes: the
