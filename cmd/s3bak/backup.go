@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -157,16 +159,22 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 		return err
 	}
 	g.run.tag = o.tag
-	var set *source.Set
+	// The snapshot is listed while the client is made and the bucket
+	// checked: neither waits for the other (a node's thousands of
+	// fstatat calls; the first round trips to S3). What the listing finds
+	// wrong (no such tag, an unreadable directory) is still the error
+	// reported, as when it came first.
+	discovered := func() (*source.Set, error) { return nil, nil }
 	if !o.snapshot {
-		if set, err = o.discover(ctx, g.logger); err != nil {
-			return err
-		}
-		g.run.tag = set.Tag
+		discovered = o.discoverBeside(ctx, g.logger)
 	}
 	client, err := g.client(ctx)
 	if err != nil {
-		return err
+		set, derr := discovered()
+		if set != nil {
+			g.run.tag = set.Tag
+		}
+		return cmp.Or(derr, err)
 	}
 	// Before any request: the preflight below writes through this client
 	// while the retention check runs.
@@ -183,9 +191,11 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	bctx, checked := g.checkBeside(ctx, node, client)
 	preflightDone := func(bool) error { return nil }
 	if !o.skipPreflight {
-		estimate := o.liveSize()
-		if set != nil {
-			estimate = set.TotalSize()
+		estimate := func() int64 {
+			if set, err := discovered(); set != nil && err == nil {
+				return set.TotalSize()
+			}
+			return o.liveSize()
 		}
 		preflightDone = o.preflight.background(bctx, g, client, estimate, o.allowNAT)
 		o.skipPreflight = true
@@ -195,9 +205,14 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions) error {
 	if err == nil {
 		done, err = o.alreadyBackedUp(bctx, g, client, node, nodetool)
 	}
-	if cerr := checked(); cerr != nil {
+	set, derr := discovered()
+	cerr := checked()
+	if derr != nil || cerr != nil {
 		_ = preflightDone(false)
-		return cerr
+		return cmp.Or(derr, cerr)
+	}
+	if set != nil {
+		g.run.tag = set.Tag // HBase's: its snapshots' names
 	}
 	if done || err != nil {
 		_ = preflightDone(false)
@@ -306,6 +321,24 @@ func (o *backupOptions) backupSet(ctx context.Context, cmd *cobra.Command, g *gl
 
 // discover finds the snapshot's files: HBase with --hbase-root, else
 // Cassandra.
+// discoverBeside lists the snapshot (discover) in the background; the
+// function it returns waits for the listing.
+func (o *backupOptions) discoverBeside(ctx context.Context, logger *slog.Logger) func() (*source.Set, error) {
+	type listed struct {
+		set *source.Set
+		err error
+	}
+	ch := make(chan listed, 1)
+	go func() {
+		set, err := o.discover(ctx, logger)
+		ch <- listed{set, err}
+	}()
+	return sync.OnceValues(func() (*source.Set, error) {
+		r := <-ch
+		return r.set, r.err
+	})
+}
+
 func (o *backupOptions) discover(ctx context.Context, logger *slog.Logger) (*source.Set, error) {
 	if o.hbaseRoot != "" {
 		if len(o.dataDirs) > 0 || o.tag != "" {

@@ -24,7 +24,7 @@ func (p *preflightFlags) register(cmd *cobra.Command) {
 	cmd.Flags().Float64Var(&p.natPricePerGB, "nat-price-per-gb", preflight.DefaultNATPricePerGB, "NAT gateway processing price in USD per GB, for the cost estimate")
 }
 
-func (p *preflightFlags) run(ctx context.Context, c *transfer.Client, node manifest.Node, estimate int64) (*preflight.Report, error) {
+func (p *preflightFlags) run(ctx context.Context, c *transfer.Client, node manifest.Node, estimate func() int64) (*preflight.Report, error) {
 	resolve, err := preflight.ParseResolve(p.resolve)
 	if err != nil {
 		return nil, &usageError{fmt.Errorf("--resolve: %w", err)}
@@ -35,7 +35,7 @@ func (p *preflightFlags) run(ctx context.Context, c *transfer.Client, node manif
 		Bucket: c.Bucket, AWS: awsCfg, S3: s3c, Resolve: resolve,
 		Objects: c, Root: node.Root(),
 		Settings: c, KMS: kms, KMSKeyID: kmsKey, RequireObjectLock: c.Retaining(),
-		EstimateBytes: estimate, NATPricePerGB: p.natPricePerGB,
+		Estimate: estimate, NATPricePerGB: p.natPricePerGB,
 	}), nil
 }
 
@@ -70,7 +70,7 @@ a NAT path would cost. Exit 0: pass; 1: fail; 2: could not determine.`,
 			if err != nil {
 				return err
 			}
-			rep, err := o.run(ctx, client, node, o.estimate)
+			rep, err := o.run(ctx, client, node, func() int64 { return o.estimate })
 			if err != nil {
 				return err
 			}
@@ -101,7 +101,7 @@ func (p *preflightFlags) gate(ctx context.Context, g *globalOptions, cl *transfe
 	if err != nil {
 		return err
 	}
-	rep, err := p.run(ctx, cl, node, estimate)
+	rep, err := p.run(ctx, cl, node, func() int64 { return estimate })
 	if err != nil {
 		return err
 	}
@@ -114,7 +114,7 @@ func (p *preflightFlags) gate(ctx context.Context, g *globalOptions, cl *transfe
 // round trips to S3 one after the other. Without judge the report is
 // dropped (the backup had nothing to do), but the checks still end before
 // wait returns, so that their probe object is removed.
-func (p *preflightFlags) background(ctx context.Context, g *globalOptions, cl *transfer.Client, estimate int64, allowNAT bool) (wait func(judge bool) error) {
+func (p *preflightFlags) background(ctx context.Context, g *globalOptions, cl *transfer.Client, estimate func() int64, allowNAT bool) (wait func(judge bool) error) {
 	node, err := g.nodeRef()
 	if err != nil {
 		return func(bool) error { return err }

@@ -82,8 +82,10 @@ type Options struct {
 	Resolve map[string][]netip.Addr
 	// Resolver answers hosts not in Resolve. Default net.DefaultResolver.
 	Resolver Resolver
-	// EstimateBytes is the expected upload size, for the cost check.
-	EstimateBytes int64
+	// Estimate is the expected upload size, for the cost check (nil: none
+	// known). It is called once the route is known, after every request,
+	// so that a backup's preflight need not wait for its snapshot's listing.
+	Estimate func() int64
 	// NATPricePerGB defaults to DefaultNATPricePerGB.
 	NATPricePerGB float64
 	// Timeout bounds the whole run; IMDSTimeout the identity lookup, which off
@@ -309,7 +311,11 @@ func (r *runner) network(ctx context.Context, id identity, host string, addrs []
 	r.add(endpointCheck(host, paths))
 	r.rep.Facts.EndpointIDs = endpointIDs(paths)
 	r.add(policyCheck(n, id.Region, r.o.Bucket, paths))
-	r.add(costCheck(paths, r.o.EstimateBytes, r.o.NATPricePerGB))
+	var estimate int64
+	if r.o.Estimate != nil {
+		estimate = r.o.Estimate()
+	}
+	r.add(costCheck(paths, estimate, r.o.NATPricePerGB))
 }
 
 // iamActions are every permission preflight uses (Resource "*").

@@ -84,7 +84,7 @@ func TestNATOnly(t *testing.T) {
 	e := newEnv(t)
 	e.ec2.Tables[0].Routes = e.ec2.Tables[0].Routes[:2] // local + 0.0.0.0/0 → NAT
 	e.ec2.Endpoints = nil
-	rep := e.run(t, func(o *Options) { o.EstimateBytes = 100 << 30 })
+	rep := e.run(t, func(o *Options) { o.Estimate = func() int64 { return 100 << 30 } })
 	wantVerdict(t, rep, VerdictFail, 1)
 	want(t, rep, CheckRoute, StatusFail, "not referenced by any route", "no endpoint route covers it", "0.0.0.0/0",
 		"create-vpc-endpoint --vpc-id vpc-0abc --service-name com.amazonaws.us-east-1.s3 --route-table-ids rtb-0priv")
