@@ -37,13 +37,7 @@ func TestPartsHoldWholeChunksWithinTheirMemory(t *testing.T) {
 	const table = int64(len("seek table"))
 	// The seek table ends the last part.
 	want := []int64{7 * mib, 7 * mib, 8 * mib, 7 * mib, 7 * mib, 10 * mib, 7*mib + table}
-	key := "parts/" + t.Name()
-	u, err := client.StartMultipart(ctx, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Abort(context.WithoutCancel(ctx), u)
-	p := &catalog.Partial{Key: key, UploadID: u.ID, Size: int64(len(stored)) * chunkSize, ChunkSize: chunkSize}
+	u, p := startUpload(ctx, t, len(stored), chunkSize)
 	limit := 3 * PartBuffer(partSize, chunkSize)
 	w := newPartWriter(ctx, client, u, p, nil, partSize, 4, limit)
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -85,13 +79,7 @@ func TestPartsSendKeptBuffersWithoutACopy(t *testing.T) {
 	wantKept := []bool{true, true, true, false, false, true}
 	const table = "seek table"
 	want := []int64{14 * mib, 7 * mib, 8 * mib, 7*mib + int64(len(table))}
-	key := "parts/" + t.Name()
-	u, err := client.StartMultipart(ctx, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Abort(context.WithoutCancel(ctx), u)
-	p := &catalog.Partial{Key: key, UploadID: u.ID, Size: int64(len(stored)) * chunkSize, ChunkSize: chunkSize}
+	u, p := startUpload(ctx, t, len(stored), chunkSize)
 	limit := 2 * PartBuffer(partSize, chunkSize)
 	w := newPartWriter(ctx, client, u, p, nil, partSize, 4, limit)
 	rng := rand.New(rand.NewPCG(7, 8))
@@ -134,13 +122,27 @@ func TestPartsSendKeptBuffersWithoutACopy(t *testing.T) {
 	if err := client.CompleteMultipart(ctx, u, w.parts()); err != nil {
 		t.Fatal(err)
 	}
-	back, err := client.GetBytes(ctx, key, 1<<30)
+	back, err := client.GetBytes(ctx, u.Key, 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(back, object) {
 		t.Fatal("the object is not the bytes written: a kept buffer was handed back before its part was stored")
 	}
+}
+
+// startUpload starts the multipart upload of a file of chunks chunks, at
+// a key of the test's own (aborted at the end unless completed), and its
+// partial upload record.
+func startUpload(ctx context.Context, t *testing.T, chunks int, chunkSize int64) (transfer.Upload, *catalog.Partial) {
+	t.Helper()
+	key := "parts/" + t.Name()
+	u, err := client.StartMultipart(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Abort(context.WithoutCancel(ctx), u) })
+	return u, &catalog.Partial{Key: key, UploadID: u.ID, Size: int64(chunks) * chunkSize, ChunkSize: chunkSize}
 }
 
 // endParts writes the seek table, the stream's last write, sends the last
