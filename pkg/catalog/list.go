@@ -124,28 +124,16 @@ func List(ctx context.Context, c *transfer.Client, nodes []manifest.Node) ([]Sum
 }
 
 func listNode(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Summary, error) {
-	// The stored summaries do not wait for the listings: on S3 the node's
-	// list costs the longer of the two, not their sum.
-	known := make(chan []Summary, 1)
-	go func() { known <- knownSummaries(ctx, c, node) }()
 	// The markers are read before the manifests: a backup that finishes
 	// in between (manifest written, then marker deleted) is then seen with
 	// its manifest, rather than with neither.
-	pending, err := ListPending(ctx, c, node)
-	var ids []string
-	if err == nil {
-		ids, err = IDs(ctx, c, node)
-	}
-	old := <-known
+	var pending []Pending
+	out, ids, err := complete(ctx, c, node, func() (err error) {
+		pending, err = ListPending(ctx, c, node)
+		return err
+	})
 	if err != nil {
 		return nil, err
-	}
-	out, _, err := summariesOf(ctx, c, node, ids, old)
-	if err != nil {
-		return nil, err
-	}
-	for i := range out {
-		out[i].Status = Complete
 	}
 	unfinished, err := unfinishedSummaries(ctx, c, node, pending, ids)
 	if err != nil {
@@ -161,21 +149,51 @@ func listNode(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Su
 // the manifests' listing and the stored summaries are read at once (a
 // round trip to S3, not three).
 func ListComplete(ctx context.Context, c *transfer.Client, node manifest.Node) ([]Summary, error) {
-	known := make(chan []Summary, 1)
-	go func() { known <- knownSummaries(ctx, c, node) }()
-	ids, err := IDs(ctx, c, node)
-	old := <-known
+	out, _, err := complete(ctx, c, node, nil)
 	if err != nil {
 		return nil, fmt.Errorf("list node %s: %w", node.Name, err)
 	}
-	out, _, err := summariesOf(ctx, c, node, ids, old)
+	return out, nil
+}
+
+// complete summarises the node's complete backups, and returns their ids:
+// from the stored summaries, and the headers of the manifests they lack.
+// before, when set, runs ahead of the manifests' listing (see
+// idsAndSummaries).
+func complete(ctx context.Context, c *transfer.Client, node manifest.Node, before func() error) ([]Summary, []string, error) {
+	ids, stored, err := idsAndSummaries(ctx, c, node, before)
 	if err != nil {
-		return nil, fmt.Errorf("list node %s: %w", node.Name, err)
+		return nil, nil, err
+	}
+	out, _, err := summariesOf(ctx, c, node, ids, stored)
+	if err != nil {
+		return nil, nil, err
 	}
 	for i := range out {
 		out[i].Status = Complete
 	}
-	return out, nil
+	return out, ids, nil
+}
+
+// idsAndSummaries lists the node's manifests and reads its stored
+// summaries at once: on S3 the two cost the longer round trip, not their
+// sum. before, when set, runs first, ahead of the listing (not of the
+// summaries' read). Summaries that cannot be read are none (knownSummaries).
+func idsAndSummaries(ctx context.Context, c *transfer.Client, node manifest.Node, before func() error) (ids []string, stored []Summary, err error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	known := make(chan []Summary, 1)
+	go func() { known <- knownSummaries(sctx, c, node) }()
+	if before != nil {
+		err = before()
+	}
+	if err == nil {
+		ids, err = IDs(ctx, c, node)
+	}
+	if err != nil {
+		cancel() // the summaries are not needed
+	}
+	return ids, <-known, err
 }
 
 // knownSummaries are the node's stored summaries (a few kilobytes), else

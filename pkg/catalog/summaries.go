@@ -8,8 +8,6 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/transfer"
@@ -66,24 +64,10 @@ func SaveSummaries(ctx context.Context, c *transfer.Client, node manifest.Node, 
 // that just wrote its own) and dropping those of backups that are gone —
 // and saves them when they changed. Under the node's lock.
 func UpdateSummaries(ctx context.Context, c *transfer.Client, node manifest.Node, have ...*manifest.Manifest) ([]Summary, error) {
-	// The summaries and the list of manifests are read at once: two
-	// round trips to S3 that do not wait for each other.
-	var (
-		old []Summary
-		ids []string
-	)
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		// Missing, damaged or unreadable summaries are made anew from the
-		// manifests' headers: they are a cache.
-		old, _ = LoadSummaries(gctx, c, node)
-		return nil
-	})
-	g.Go(func() (err error) {
-		ids, err = IDs(gctx, c, node)
-		return err
-	})
-	if err := g.Wait(); err != nil {
+	// Missing, damaged or unreadable summaries are made anew from the
+	// manifests' headers: they are a cache.
+	ids, old, err := idsAndSummaries(ctx, c, node, nil)
+	if err != nil {
 		return nil, err
 	}
 	known := slices.Clone(old)
