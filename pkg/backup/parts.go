@@ -194,7 +194,7 @@ func (w *partWriter) piecesHeld() int64 {
 func (w *partWriter) added(b []byte) error {
 	w.curLen += int64(len(b))
 	if w.sums {
-		w.curCRC = transfer.UpdateCRC32C(w.curCRC, b)
+		w.curCRC = chunk.UpdateCRC32C(w.curCRC, b)
 	}
 	if w.chunk == w.nchunks {
 		w.curTail = true

@@ -52,9 +52,6 @@ func (b Body) reader() io.ReadSeeker {
 	return &piecesReader{pieces: b.Pieces, size: b.Len()}
 }
 
-// UpdateCRC32C continues the CRC32C of a Body's pieces with p.
-func UpdateCRC32C(crc uint32, p []byte) uint32 { return crc32.Update(crc, castagnoli, p) }
-
 // piecesReader is an io.ReadSeeker over pieces read one after the other.
 type piecesReader struct {
 	pieces    [][]byte
