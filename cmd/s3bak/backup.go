@@ -319,8 +319,6 @@ func (o *backupOptions) backupSet(ctx context.Context, cmd *cobra.Command, g *gl
 	return err
 }
 
-// discover finds the snapshot's files: HBase with --hbase-root, else
-// Cassandra.
 // discoverBeside lists the snapshot (discover) in the background; the
 // function it returns waits for the listing.
 func (o *backupOptions) discoverBeside(ctx context.Context, logger *slog.Logger) func() (*source.Set, error) {
@@ -339,6 +337,8 @@ func (o *backupOptions) discoverBeside(ctx context.Context, logger *slog.Logger)
 	})
 }
 
+// discover finds the snapshot's files: HBase with --hbase-root, else
+// Cassandra.
 func (o *backupOptions) discover(ctx context.Context, logger *slog.Logger) (*source.Set, error) {
 	if o.hbaseRoot != "" {
 		if len(o.dataDirs) > 0 || o.tag != "" {
