@@ -55,7 +55,6 @@ type partWriter struct {
 	curTail   bool  // the part holds the seek table: the object's last
 	next      int32 // the number of the part being filled
 	chunk     int   // the index of the next chunk written
-	sums      bool  // the client sends part checksums: Write sums them
 
 	// Buffers: guarded by mu, waited for on freed.
 	freed    *sync.Cond
@@ -102,7 +101,7 @@ func newPartWriter(ctx context.Context, c *transfer.Client, u transfer.Upload, p
 		limit: limit, maxParts: max(maxParts, 1),
 		size: p.Size, chunkSize: p.ChunkSize, nchunks: chunk.NumChunks(p.Size, p.ChunkSize),
 		next: int32(len(p.Parts) + 1), chunk: len(p.Chunks),
-		rec: p, done: map[int32]donePart{}, sums: c.PartChecksums(),
+		rec: p, done: map[int32]donePart{},
 	}
 	w.freed = sync.NewCond(&w.mu)
 	return w
@@ -112,20 +111,19 @@ func (w *partWriter) Write(b []byte) (int, error) {
 	if err := w.err(); err != nil {
 		return 0, err
 	}
+	// A part of kept pieces takes a copy of b as one more when it is short
+	// of S3's minimum, or for the seek table (a few bytes a chunk, not a
+	// part of its own); else it goes as it is.
+	if len(w.pieces) > 0 && (w.curLen < transfer.MinPartSize || w.chunk == w.nchunks) {
+		if err := w.reserve(int64(len(b))); err != nil {
+			return 0, err
+		}
+		w.pieces = append(w.pieces, piece{b: bytes.Clone(b), held: int64(len(b))})
+		return len(b), w.added(b)
+	}
 	if len(w.pieces) > 0 {
-		// The part is made of kept pieces: it goes as it is, or, short of
-		// S3's minimum or for the seek table (a few bytes a chunk, not a
-		// part of its own), takes a copy of b as one more.
-		if w.curLen >= transfer.MinPartSize && w.chunk < w.nchunks {
-			if err := w.flush(); err != nil {
-				return 0, err
-			}
-		} else {
-			if err := w.reserve(int64(len(b))); err != nil {
-				return 0, err
-			}
-			w.pieces = append(w.pieces, piece{b: bytes.Clone(b), held: int64(len(b))})
-			return len(b), w.added(b)
+		if err := w.flush(); err != nil {
+			return 0, err
 		}
 	}
 	if w.cur != nil && len(w.cur)+len(b) > cap(w.cur) {
@@ -193,7 +191,7 @@ func (w *partWriter) piecesHeld() int64 {
 // once it holds partSize bytes.
 func (w *partWriter) added(b []byte) error {
 	w.curLen += int64(len(b))
-	if w.sums {
+	if w.c.PartChecksums() {
 		w.curCRC = chunk.UpdateCRC32C(w.curCRC, b)
 	}
 	if w.chunk == w.nchunks {
@@ -392,7 +390,7 @@ func (w *partWriter) flush() error {
 		return err
 	}
 	n, cur, pieces, chunks, tail := w.next, w.cur, w.pieces, w.curChunks, w.curTail
-	body := transfer.Body{CRC32C: w.curCRC, Summed: w.sums}
+	body := transfer.Body{CRC32C: w.curCRC, Summed: w.c.PartChecksums()}
 	if cur != nil {
 		body.Pieces = [][]byte{cur}
 	}
