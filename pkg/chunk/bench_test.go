@@ -41,13 +41,15 @@ type benchInput struct {
 }
 
 // benchInputs: text, random data as Auto stores it (sampled, then raw
-// frames), and random data forced through zstd (what Auto's sampling saves).
+// frames), random data forced through zstd (what Auto's sampling saves),
+// and data compressed before (the fast coder's frames).
 func benchInputs() []benchInput {
 	random := testfixture.RandomBytes(benchChunk, 9)
 	return []benchInput{
 		{"compressible", Auto, textData(benchChunk)},
 		{"random", Auto, random},
 		{"random-zstd", Zstd, random},
+		{"compressed-before", Auto, fewSymbols(benchChunk, 3)},
 	}
 }
 

@@ -1,6 +1,7 @@
 package chunk
 
 import (
+	"bytes"
 	"errors"
 	"runtime"
 	"testing"
@@ -44,35 +45,46 @@ func TestDecodeChunkRefusesABombCheaply(t *testing.T) {
 }
 
 // TestDecodeChunkAppendsInPlace: chunks decoded one after the other into
-// one buffer of the right size never reallocate it.
+// one buffer of the right size never reallocate it, whether a chunk is one
+// frame or, from the fast coders, many.
 func TestDecodeChunkAppendsInPlace(t *testing.T) {
-	e, err := NewEncoder(Options{Mode: Zstd, ChunkSize: 1 << 16, Level: 1, Workers: 1})
-	if err != nil {
-		t.Fatal(err)
+	const cs = 1 << 20
+	periodic := make([]byte, 3*cs)
+	for i := range periodic {
+		periodic[i] = byte(i % 13)
 	}
-	defer e.Close()
-	d, err := NewDecoder(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	raw := make([]byte, 3<<16)
-	for i := range raw {
-		raw[i] = byte(i % 13)
-	}
-	obj, l := e.EncodeBytes(nil, raw)
-	dst := make([]byte, 0, len(raw))
-	first := &dst[:1][0]
-	for _, c := range l.Chunks {
-		dst, err = d.DecodeChunk(dst, obj[c.StoredOff:c.StoredOff+c.StoredLen], Zstd, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if string(dst) != string(raw) {
-		t.Fatal("decoded bytes differ")
-	}
-	if &dst[0] != first {
-		t.Fatal("the buffer was reallocated")
+	for _, tc := range []struct {
+		name   string
+		o      Options
+		raw    []byte
+		frames int // of the first chunk
+	}{
+		{"one frame a chunk", Options{Mode: Zstd, ChunkSize: cs, Level: 1, Workers: 1}, periodic, 1},
+		{"frames of the fast coder", Options{Mode: Auto, ChunkSize: cs, Workers: 1}, fewSymbols(3*cs, 5), cs / fastFrame},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEncoder(t, tc.o)
+			d := newDecoder(t)
+			obj, l := e.EncodeBytes(nil, tc.raw)
+			c0 := l.Chunks[0]
+			if sizes, _ := frameSizes(t, obj[c0.StoredOff:c0.StoredOff+c0.StoredLen]); len(sizes) != tc.frames {
+				t.Fatalf("the first chunk is %d frames, want %d", len(sizes), tc.frames)
+			}
+			dst := make([]byte, 0, len(tc.raw))
+			first := &dst[:1][0]
+			var err error
+			for _, c := range l.Chunks {
+				dst, err = d.DecodeChunk(dst, obj[c.StoredOff:c.StoredOff+c.StoredLen], l.Mode, c)
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !bytes.Equal(dst, tc.raw) {
+				t.Fatal("decoded bytes differ")
+			}
+			if &dst[0] != first {
+				t.Fatal("the buffer was reallocated")
+			}
+		})
 	}
 }

@@ -170,8 +170,8 @@ func TestFastCodersCutChunksIntoFrames(t *testing.T) {
 	}
 }
 
-// frameSizes walks the zstd frames of b (block headers: RFC 8878, 3.1.1.2)
-// and returns each one's content size, and the number of blocks.
+// frameSizes walks the zstd frames of b and returns each one's content
+// size, and the number of blocks.
 func frameSizes(t *testing.T, b []byte) (sizes []uint64, blocks int) {
 	t.Helper()
 	for len(b) > 0 {
@@ -179,25 +179,11 @@ func frameSizes(t *testing.T, b []byte) (sizes []uint64, blocks int) {
 		if err := h.Decode(b); err != nil || !h.HasFCS {
 			t.Fatalf("frame %d: header %+v: %v", len(sizes), h, err)
 		}
-		p := h.HeaderSize
-		for last := false; !last; {
-			if p+3 > len(b) {
-				t.Fatalf("frame %d is cut short", len(sizes))
-			}
-			bh := int(b[p]) | int(b[p+1])<<8 | int(b[p+2])<<16
-			size := bh >> 3
-			if (bh>>1)&3 == 1 { // an RLE block stores one byte
-				size = 1
-			}
-			p += 3 + size
-			last = bh&1 == 1
-			blocks++
+		n, nb, err := walkFrame(b)
+		if err != nil {
+			t.Fatalf("frame %d: %v", len(sizes), err)
 		}
-		if h.HasCheckSum {
-			p += 4
-		}
-		sizes = append(sizes, h.FrameContentSize)
-		b = b[min(p, len(b)):]
+		sizes, blocks, b = append(sizes, h.FrameContentSize), blocks+nb, b[n:]
 	}
 	return sizes, blocks
 }

@@ -1,6 +1,12 @@
 package chunk
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/klauspost/compress/zstd"
+)
 
 // Wire constants of the zstd frame format (RFC 8878) and of zstd's seekable
 // format (contrib/seekable_format), which s3bak objects follow so that any
@@ -80,3 +86,45 @@ func appendSeekTable(dst []byte, chunks []Chunk) []byte {
 
 // SeekTableSize is the number of bytes appendSeekTable adds for n chunks.
 func SeekTableSize(n int) int64 { return int64(8 + n*seekEntrySize + seekFooterSize) }
+
+// errFrame: the bytes are not whole zstd frames.
+var errFrame = errors.New("not a whole zstd frame")
+
+// walkFrame returns the length of the zstd or skippable frame b begins
+// with, and its number of blocks, from its header and its blocks' headers
+// (RFC 8878, 3.1.1.2): the decoder checks the rest.
+func walkFrame(b []byte) (size, blocks int, err error) {
+	var h zstd.Header
+	if err := h.Decode(b); err != nil {
+		return 0, 0, fmt.Errorf("%w: %v", errFrame, err)
+	}
+	if h.Skippable {
+		if n := int64(h.HeaderSize) + int64(h.SkippableSize); n <= int64(len(b)) {
+			return int(n), 0, nil
+		}
+		return 0, 0, errFrame
+	}
+	p := h.HeaderSize
+	for last := false; !last; blocks++ {
+		if p+3 > len(b) {
+			return 0, 0, errFrame
+		}
+		bh := int(b[p]) | int(b[p+1])<<8 | int(b[p+2])<<16
+		size := bh >> 3
+		switch bh >> 1 & 3 {
+		case 1: // RLE: one byte stored
+			size = 1
+		case 3:
+			return 0, 0, fmt.Errorf("%w: reserved block type", errFrame)
+		}
+		p += 3 + size
+		last = bh&1 == 1
+	}
+	if h.HasCheckSum {
+		p += 4
+	}
+	if p > len(b) {
+		return 0, 0, errFrame
+	}
+	return p, blocks, nil
+}
