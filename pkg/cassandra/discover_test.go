@@ -3,11 +3,13 @@ package cassandra
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -439,5 +441,64 @@ func TestDiscoverGroupsFailsOnAnyTable(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), evil) || !strings.Contains(err.Error(), "not a regular file") {
 			t.Fatalf("table %d of %d has a symlink: %v, want the error naming %s", bad, len(tables), err, evil)
 		}
+	}
+}
+
+// TestDiscoverListsALargeTableInOrder: a table of more files than one
+// goroutine stats alone is listed whole and in name order, with each
+// file's size; a file that cannot be backed up fails the listing naming
+// the first such file in name order, whichever goroutine met it.
+func TestDiscoverListsALargeTableInOrder(t *testing.T) {
+	ctx := context.Background()
+	d := t.TempDir()
+	snap := filepath.Join(d, "ks", "big-0123456789abcdef0123456789abcdef", "snapshots", "t")
+	if err := os.MkdirAll(snap, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	n := 3*statSplit + 7
+	for i := range n {
+		name := fmt.Sprintf("nb-%d-big-Data.db", i+1)
+		if err := os.WriteFile(filepath.Join(snap, name), make([]byte, i%97), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set, err := Discover(ctx, Options{DataDirs: []string{d}, Tag: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Whole(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Files) != n {
+		t.Fatalf("%d files listed, want %d", len(set.Files), n)
+	}
+	for i, f := range set.Files {
+		if i > 0 && source.ComparePaths(set.Files[i-1].Path, f.Path) >= 0 {
+			t.Fatalf("file %d (%s) listed after %s", i, f.Path, set.Files[i-1].Path)
+		}
+		var gen int
+		if _, err := fmt.Sscanf(filepath.Base(f.Path), "nb-%d-big-Data.db", &gen); err != nil || f.Size != int64((gen-1)%97) {
+			t.Fatalf("%s: size %d, generation %d (%v)", f.Path, f.Size, gen, err)
+		}
+	}
+	// Two files that cannot be backed up (FIFOs), a tenth and nine tenths
+	// into the listing, so in different goroutines' shares: the first in
+	// name order is the one named.
+	names := make([]string, n)
+	for i := range n {
+		names[i] = fmt.Sprintf("nb-%d-big-Data.db", i+1)
+	}
+	sort.Strings(names)
+	for _, name := range []string{names[9*n/10], names[n/10]} {
+		p := filepath.Join(snap, name)
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mkfifo(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Discover(ctx, Options{DataDirs: []string{d}, Tag: "t"}); err == nil || !strings.Contains(err.Error(), names[n/10]+" is not a regular file") {
+		t.Fatalf("err %v, want it to name %s", err, names[n/10])
 	}
 }

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -86,33 +88,40 @@ func (w *walker) dir(abs, rel string) error {
 		slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	}
 	dirfd := int(d.Fd())
-	for _, e := range entries {
+	for i := 0; i < len(entries); {
+		if !dirLike(entries[i]) {
+			// A run of plain files, stat'ed in one go (statRun).
+			j := i + 1
+			for j < len(entries) && !dirLike(entries[j]) {
+				j++
+			}
+			if w.counting {
+				w.n += j - i
+			} else if err := w.statRun(dirfd, abs, rel, entries, entries[i:j]); err != nil {
+				return err
+			}
+			i = j
+			continue
+		}
+		e := entries[i]
+		i++
 		name := e.Name()
 		r := rel + "/" + name
-		var fi fs.FileInfo
-		if e.IsDir() || e.Type()&fs.ModeSymlink != 0 {
-			if fi, err = asDir(e, filepath.Join(abs, name)); err != nil {
-				return fmt.Errorf("read snapshot: %w", err)
-			}
+		p := filepath.Join(abs, name)
+		fi, err := asDir(e, p)
+		if err != nil {
+			return fmt.Errorf("read snapshot: %w", err)
 		}
 		if fi == nil && w.counting {
 			w.n++
 			continue
 		}
-		if fi == nil {
-			f, err := statFile(dirfd, abs, name)
-			if err != nil {
+		if fi == nil { // a symlink to a file, or to nothing: refused by statFile
+			if err := w.statRun(dirfd, abs, rel, entries, entries[i-1:i]); err != nil {
 				return err
 			}
-			f.Path, f.Dir = r, abs // abs is shared by the directory's files
-			f.Digest = dataDigest(dirfd, name, func(n string) bool {
-				_, ok := slices.BinarySearchFunc(entries, n, func(e fs.DirEntry, n string) int { return strings.Compare(e.Name(), n) })
-				return ok
-			})
-			w.files = append(w.files, f)
 			continue
 		}
-		p := filepath.Join(abs, name)
 		id := idOf(fi)
 		if first, ok := w.seen[id]; ok && id != (dirID{}) {
 			w.log.Warn("directory reached twice in a snapshot (a symlink loop?): read once", "skipped", p, "read_as", first)
@@ -120,6 +129,61 @@ func (w *walker) dir(abs, rel string) error {
 		}
 		w.seen[id] = p
 		if err := w.dir(p, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dirLike: a directory, or a symlink that may lead to one.
+func dirLike(e fs.DirEntry) bool { return e.IsDir() || e.Type()&fs.ModeSymlink != 0 }
+
+// statSplit is the least run of files each of several goroutines stats
+// a share of: a table of 10,000 files was listed in 35 ms of one core's
+// fstatat calls and paths, ahead of everything else a backup does.
+const statSplit = 1024
+
+// statRun appends the files of run, entries of the directory dirfd (abs,
+// rel) in name order, to w.files, in that order. A long run is split among
+// up to GOMAXPROCS goroutines, each filling its own range of the slice; the
+// error reported is that of the first file in name order that failed, as
+// one goroutine would have reported.
+func (w *walker) statRun(dirfd int, abs, rel string, entries, run []fs.DirEntry) error {
+	base := len(w.files)
+	w.files = slices.Grow(w.files, len(run))[:base+len(run)]
+	out := w.files[base:]
+	listed := func(n string) bool {
+		_, ok := slices.BinarySearchFunc(entries, n, func(e fs.DirEntry, n string) int { return strings.Compare(e.Name(), n) })
+		return ok
+	}
+	stat := func(lo, hi int) error {
+		for k := lo; k < hi; k++ {
+			name := run[k].Name()
+			f, err := statFile(dirfd, abs, name)
+			if err != nil {
+				return err
+			}
+			f.Path, f.Dir = rel+"/"+name, abs // abs is shared by the directory's files
+			f.Digest = dataDigest(dirfd, name, listed)
+			out[k] = f
+		}
+		return nil
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(run)/statSplit)
+	if workers < 2 {
+		return stat(0, len(run))
+	}
+	if err := w.ctx.Err(); err != nil {
+		return err
+	}
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Go(func() { errs[i] = stat(i*len(run)/workers, (i+1)*len(run)/workers) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			return err
 		}
 	}
