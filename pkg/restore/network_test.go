@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -18,10 +19,10 @@ import (
 )
 
 // smallPieces makes getSpan cut spans into pieces of 64 KiB, at most 4,
-// for the test.
+// for the test, on as many CPUs (piecesFor) whatever the machine has.
 func smallPieces(t *testing.T) {
-	oldSize, oldMax := pieceSize, maxPieces
-	t.Cleanup(func() { pieceSize, maxPieces = oldSize, oldMax })
+	oldSize, oldMax, oldProcs := pieceSize, maxPieces, runtime.GOMAXPROCS(4)
+	t.Cleanup(func() { pieceSize, maxPieces = oldSize, oldMax; runtime.GOMAXPROCS(oldProcs) })
 	pieceSize, maxPieces = 64<<10, 4
 }
 
@@ -89,20 +90,24 @@ func TestGroupsInPieces(t *testing.T) {
 }
 
 // A bucket near by is read a span a GET; one a network away, or not
-// measured yet, in pieces.
-func TestPiecesFollowTheRoundTrip(t *testing.T) {
+// measured yet, in as many pieces as the node has CPUs, up to maxPieces.
+func TestPiecesFollowTheRoundTripAndTheCPUs(t *testing.T) {
 	for _, tc := range []struct {
 		rtt  time.Duration
+		cpus int
 		want int
 	}{
-		{800 * time.Microsecond, 1},
-		{transfer.NearRoundTrip - 1, 1},
-		{transfer.NearRoundTrip, maxPieces},
-		{20 * time.Millisecond, maxPieces},
-		{0, maxPieces},
+		{800 * time.Microsecond, 8, 1},
+		{transfer.NearRoundTrip - 1, 8, 1},
+		{transfer.NearRoundTrip, 8, maxPieces},
+		{20 * time.Millisecond, 8, maxPieces},
+		{0, 8, maxPieces},
+		{20 * time.Millisecond, 2, 2},
+		{20 * time.Millisecond, 1, 1},
+		{20 * time.Millisecond, 0, 1},
 	} {
-		if got := piecesFor(tc.rtt); got != tc.want {
-			t.Errorf("piecesFor(%s) = %d, want %d", tc.rtt, got, tc.want)
+		if got := piecesFor(tc.rtt, tc.cpus); got != tc.want {
+			t.Errorf("piecesFor(%s, %d CPUs) = %d, want %d", tc.rtt, tc.cpus, got, tc.want)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -18,12 +19,18 @@ import (
 // each, they are eight connections, and a connection to S3 carries some
 // 80 MB/s after a first byte that takes tens of milliseconds: the restore
 // of a node's large files would wait on them, with CPUs to spare. So the
-// bytes of one GET are fetched as up to maxPieces ranged GETs at once, of
-// at least pieceSize each, on as many connections; the memory is the same.
-// Not from a bucket near by (transfer.Near: a MinIO beside the node), where
-// a connection is not the limit and every GET costs the server CPU that
-// the restore shares: in pieces, the bench's 1 GiB Data.db took MinIO 2.1
-// CPU-s to serve, in whole spans 1.1, and restored in 2.2-2.5 s, not 2.7-2.8.
+// bytes of one GET are fetched as ranged GETs at once, of at least
+// pieceSize each, on as many connections; the memory is the same. As many
+// pieces as the node has CPUs, up to maxPieces: the connections need only
+// keep up with the CPUs that decode and hash what they bring (some 0.5 GB/s
+// each), and every piece is a request more for the server. Through the
+// bench's network proxy (20 ms, 80 MB/s a connection) on two CPUs that
+// the server shares, two pieces restored the default set in 2.66–3.14 s
+// (four runs), four in 2.82–3.35 s, with MinIO at 1.1–1.4 CPU-s against
+// 1.7–1.9 (bench/README.md, "Pieces of a span"). Not from a bucket near by
+// (transfer.Near: a MinIO beside the node), where a connection is not the
+// limit at all: in pieces, the bench's 1 GiB Data.db took MinIO 2.1 CPU-s
+// to serve, in whole spans 1.1, and restored in 2.2-2.5 s, not 2.7-2.8.
 var (
 	pieceSize int64 = 2 << 20 // a variable so tests can use small ranges
 	maxPieces       = 4
@@ -34,15 +41,15 @@ func (r *restorer) pieces() int {
 	if r.opts.Pieces > 0 {
 		return r.opts.Pieces
 	}
-	return piecesFor(r.c.RoundTrip())
+	return piecesFor(r.c.RoundTrip(), runtime.GOMAXPROCS(0))
 }
 
-// piecesFor is pieces for a bucket rtt away.
-func piecesFor(rtt time.Duration) int {
+// piecesFor is pieces for a bucket rtt away, on a node of cpus CPUs.
+func piecesFor(rtt time.Duration, cpus int) int {
 	if transfer.Near(rtt) {
 		return 1
 	}
-	return maxPieces
+	return min(max(cpus, 1), maxPieces)
 }
 
 // pieceAlign is where the pieces of a span are cut: object storage reads,
