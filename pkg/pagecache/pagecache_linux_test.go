@@ -15,7 +15,7 @@ import (
 // cached is how many bytes of f's first size bytes are in the page cache.
 func cached(t *testing.T, f *os.File, size int64) int64 {
 	t.Helper()
-	r := Before(f, size)
+	r := mapped(int(f.Fd()), size) // mincore, not Before's cachestat
 	if !r.ok {
 		t.Fatal("mincore failed")
 	}
@@ -107,6 +107,49 @@ func TestReadSmallLeavesTheCacheAsItWas(t *testing.T) {
 		}
 		if after := cached(t, f, size); after != before {
 			t.Errorf("hot %d bytes: %d bytes cached before ReadSmall, %d after", hot, before, after)
+		}
+	}
+}
+
+// TestBeforeTellsWholeAndNone: a file cached whole, or not at all, which
+// Before tells from cachestat without mapping it, is left so by Drop after
+// a whole read; a file partly cached is TestDropLeavesTheCacheAsItWas's.
+func TestBeforeTellsWholeAndNone(t *testing.T) {
+	const size = 4<<20 + 321
+	for _, whole := range []bool{false, true} {
+		p := filepath.Join(t.TempDir(), "nb-2-big-Data.db")
+		if err := os.WriteFile(p, bytes.Repeat([]byte("sstable "), size/8+1)[:size], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		f.Sync()
+		unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+		if n := cached(t, f, size); n > 0 {
+			t.Skipf("%d bytes still cached after FADV_DONTNEED: this file system keeps them (tmpfs?)", n)
+		}
+		if whole {
+			if _, err := io.Copy(io.Discard, io.NewSectionReader(f, 0, size)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		was := cached(t, f, size)
+		if whole && was != size {
+			t.Fatalf("%d of %d bytes cached after a whole read", was, size)
+		}
+		r := Before(f, size)
+		if !r.ok || r.Bytes() != was {
+			t.Fatalf("whole %v: Before says %d bytes cached (known %v), mincore %d", whole, r.Bytes(), r.ok, was)
+		}
+		if _, err := io.Copy(io.Discard, io.NewSectionReader(f, 0, size)); err != nil {
+			t.Fatal(err)
+		}
+		r.Drop(f, size)
+		if n := cached(t, f, size); n != was {
+			t.Fatalf("whole %v: %d bytes cached after Drop, %d before", whole, n, was)
 		}
 	}
 }
