@@ -22,6 +22,28 @@ func cached(t *testing.T, f *os.File, size int64) int64 {
 	return r.Bytes()
 }
 
+// coldFile writes content to a new file named name and opens it with none
+// of it cached, or skips the test where the file system keeps dropped pages
+// (tmpfs): there a drop cannot be observed.
+func coldFile(t *testing.T, name string, content []byte) *os.File {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	f.Sync()
+	unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+	if n := cached(t, f, int64(len(content))); n > 0 {
+		t.Skipf("%d bytes still cached after FADV_DONTNEED: this file system keeps them (tmpfs?)", n)
+	}
+	return f
+}
+
 // TestDropLeavesTheCacheAsItWas: of a file read whole, the pages that were
 // cached before the read stay cached and the others are dropped — a
 // backup neither keeps what it read in the cache nor evicts what the
@@ -77,21 +99,8 @@ func TestReadSmallLeavesTheCacheAsItWas(t *testing.T) {
 	page := int64(os.Getpagesize())
 	size := 3*page + 100
 	for _, hot := range []int64{0, page, size} {
-		p := filepath.Join(t.TempDir(), "nb-1-big-Statistics.db")
 		want := bytes.Repeat([]byte("stats "), int(size)/6+1)[:size]
-		if err := os.WriteFile(p, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		f.Sync()
-		unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
-		if n := cached(t, f, size); n > 0 {
-			t.Skipf("%d bytes still cached after FADV_DONTNEED: this file system keeps them (tmpfs?)", n)
-		}
+		f := coldFile(t, "nb-1-big-Statistics.db", want)
 		if hot > 0 {
 			unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM) // no readahead past the hot part
 			if _, err := f.ReadAt(make([]byte, hot), 0); err != nil {
@@ -117,20 +126,7 @@ func TestReadSmallLeavesTheCacheAsItWas(t *testing.T) {
 func TestBeforeTellsWholeAndNone(t *testing.T) {
 	const size = 4<<20 + 321
 	for _, whole := range []bool{false, true} {
-		p := filepath.Join(t.TempDir(), "nb-2-big-Data.db")
-		if err := os.WriteFile(p, bytes.Repeat([]byte("sstable "), size/8+1)[:size], 0o644); err != nil {
-			t.Fatal(err)
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		f.Sync()
-		unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
-		if n := cached(t, f, size); n > 0 {
-			t.Skipf("%d bytes still cached after FADV_DONTNEED: this file system keeps them (tmpfs?)", n)
-		}
+		f := coldFile(t, "nb-2-big-Data.db", bytes.Repeat([]byte("sstable "), size/8+1)[:size])
 		if whole {
 			if _, err := io.Copy(io.Discard, io.NewSectionReader(f, 0, size)); err != nil {
 				t.Fatal(err)
