@@ -305,9 +305,9 @@ func (s *Set) Sort() { Sort(s.Files) }
 // that order already, which one pass tells: a stable sort of 10,000 sorted
 // files still costs their n·log n comparisons, 5 ms ahead of every backup.
 func Sort(files []File) {
-	cmp := func(a, b File) int { return ComparePaths(a.Path, b.Path) }
-	if !slices.IsSortedFunc(files, cmp) {
-		slices.SortStableFunc(files, cmp)
+	byPath := func(a, b File) int { return ComparePaths(a.Path, b.Path) }
+	if !slices.IsSortedFunc(files, byPath) {
+		slices.SortStableFunc(files, byPath)
 	}
 }
 
