@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -21,6 +20,7 @@ import (
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/pagecache"
 	"github.com/s3bak/s3bak/pkg/source"
+	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
 // store reads one file and uploads its content unless already stored. A
@@ -187,13 +187,13 @@ func (e *Engine) storeSmall(ctx context.Context, s *state, fh *os.File, mf *mani
 	err = s.storeOnce(ctx, mf, key, func(st *manifest.File) (int64, error) {
 		if s.packs.fits(len(obj)) {
 			packed = true
-			pk, off, err := s.packs.add(ctx, obj, mf.Size, 1)
+			pk, off, err := s.packs.add(ctx, obj, l.StoredCRC32C, mf.Size, 1)
 			describe(st, pk, l)
 			st.Offset = off
 			return l.StoredSize, err
 		}
 		describe(st, key, l)
-		return l.StoredSize, e.up.Upload(ctx, e.opts.Node.Root()+key, bytes.NewReader(obj), int64(len(obj)))
+		return l.StoredSize, e.up.UploadBody(ctx, e.opts.Node.Root()+key, transfer.Body{Pieces: [][]byte{obj}, CRC32C: l.StoredCRC32C, Summed: true})
 	})
 	if err != nil {
 		return err

@@ -168,7 +168,7 @@ func (e *Engine) storeMembers(ctx context.Context, s *state, out []manifest.File
 	if len(l.Chunks) != 1 || l.Mode != chunk.Zstd {
 		return obj, fmt.Errorf("a group of %d bytes was coded as %d chunks of mode %s, want one zstd chunk", len(raw), len(l.Chunks), l.Mode)
 	}
-	pk, off, err := s.packs.add(ctx, obj, int64(len(raw)), records) // copies obj
+	pk, off, err := s.packs.add(ctx, obj, l.StoredCRC32C, int64(len(raw)), records) // copies obj
 	if err != nil {
 		return obj, fmt.Errorf("pack a group of %d files (%s …): %w", len(members), out[members[0]].Path, err)
 	}

@@ -1,14 +1,15 @@
 package backup
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"sync"
 
+	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
+	"github.com/s3bak/s3bak/pkg/transfer"
 )
 
 // DefaultPackSize is the size a pack is uploaded at. Small files (a node
@@ -49,7 +50,8 @@ type packer struct {
 type pack struct {
 	key   string
 	buf   []byte
-	raw   int64 // the raw bytes of the files in it
+	crc   uint32 // buf's CRC32C, combined from its objects'
+	raw   int64  // the raw bytes of the files in it
 	files int
 	later []deferredRecord
 }
@@ -70,10 +72,10 @@ func (p *packer) fits(n int) bool { return p != nil && int64(n) <= p.most() }
 func (p *packer) most() int64 { return p.size / 16 }
 
 // add appends obj, the stored form of raw bytes of files (one, or a
-// group), to the pack being filled and returns the pack's key and obj's
-// offset in it. The raw bytes count as done (progress) once the pack is
-// stored.
-func (p *packer) add(ctx context.Context, obj []byte, raw int64, files int) (key string, off int64, err error) {
+// group), whose CRC32C is crc, to the pack being filled and returns the
+// pack's key and obj's offset in it. The raw bytes count as done
+// (progress) once the pack is stored.
+func (p *packer) add(ctx context.Context, obj []byte, crc uint32, raw int64, files int) (key string, off int64, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.err != nil {
@@ -95,6 +97,7 @@ func (p *packer) add(ctx context.Context, obj []byte, raw int64, files int) (key
 	cur := p.cur
 	off = int64(len(cur.buf))
 	cur.buf = append(cur.buf, obj...)
+	cur.crc = chunk.CombineCRC32C(cur.crc, crc, int64(len(obj)))
 	cur.raw += raw
 	cur.files += files
 	if int64(len(cur.buf)) >= p.size || cur.files >= packFiles {
@@ -125,7 +128,7 @@ func (p *packer) flushLocked() {
 }
 
 func (p *packer) upload(pk *pack) {
-	err := p.e.up.Upload(p.ctx, p.e.opts.Node.Root()+pk.key, bytes.NewReader(pk.buf), int64(len(pk.buf)))
+	err := p.e.up.UploadBody(p.ctx, p.e.opts.Node.Root()+pk.key, transfer.Body{Pieces: [][]byte{pk.buf}, CRC32C: pk.crc, Summed: true})
 	n := len(pk.buf)
 	pk.buf = nil
 	<-p.slots

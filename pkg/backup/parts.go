@@ -30,17 +30,17 @@ import (
 // pass limit, the writer waits for a part to be stored; with none in
 // flight it goes on, so a stream always moves.
 type partWriter struct {
-	ctx      context.Context
-	c        *transfer.Client
-	u        transfer.Upload
-	res      resumer
-	partSize int64 // a part is sent once it holds this much
-	bufSize  int64 // PartBuffer: a part buffer's capacity
-	limit    int64
-	maxParts int
-	nchunks  int    // of the file (rec.Size, rec.ChunkSize)
-	nextCRC  uint32 // of the chunk the next Write holds (note)
-	wg       sync.WaitGroup
+	ctx       context.Context
+	c         *transfer.Client
+	u         transfer.Upload
+	res       resumer
+	partSize  int64 // a part is sent once it holds this much
+	bufSize   int64 // PartBuffer: a part buffer's capacity
+	limit     int64
+	maxParts  int
+	nchunks   int         // of the file (rec.Size, rec.ChunkSize)
+	nextChunk chunk.Chunk // the chunk the next Write holds (note)
+	wg        sync.WaitGroup
 
 	progress        progress.Counter
 	size, chunkSize int64
@@ -192,13 +192,21 @@ func (w *partWriter) piecesHeld() int64 {
 func (w *partWriter) added(b []byte) error {
 	w.curLen += int64(len(b))
 	if w.c.PartChecksums() {
-		w.curCRC = chunk.UpdateCRC32C(w.curCRC, b)
+		// A chunk's stored bytes were summed as they were coded (note); the
+		// seek table, a few bytes a chunk, is summed here, and so is a
+		// chunk nobody noted.
+		if w.chunk < w.nchunks && w.nextChunk.StoredLen == int64(len(b)) {
+			w.curCRC = chunk.CombineCRC32C(w.curCRC, w.nextChunk.StoredCRC32C, int64(len(b)))
+		} else {
+			w.curCRC = chunk.UpdateCRC32C(w.curCRC, b)
+		}
 	}
 	if w.chunk == w.nchunks {
 		w.curTail = true
 		return nil
 	}
-	w.curChunks = append(w.curChunks, manifest.Chunk{Stored: int64(len(b)), CRC32C: w.nextCRC})
+	w.curChunks = append(w.curChunks, manifest.Chunk{Stored: int64(len(b)), CRC32C: w.nextChunk.CRC32C})
+	w.nextChunk = chunk.Chunk{} // told once, for one Write
 	w.chunk++
 	if w.curLen >= w.partSize {
 		return w.flush()
@@ -357,7 +365,7 @@ func (w *partWriter) unhold(n int64) {
 }
 
 // note learns the chunk the next Write holds (chunk.Stream.Chunk).
-func (w *partWriter) note(c chunk.Chunk) { w.nextCRC = c.CRC32C }
+func (w *partWriter) note(c chunk.Chunk) { w.nextChunk = c }
 
 // rawOf is the raw bytes of chunks [from, to) of the file.
 func (w *partWriter) rawOf(from, to int) int64 {

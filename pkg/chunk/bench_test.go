@@ -71,8 +71,8 @@ func BenchmarkDecodeChunk(b *testing.B) {
 	for _, in := range benchInputs() {
 		b.Run(in.name, func(b *testing.B) {
 			e := newEncoder(b, Options{Mode: in.mode, ChunkSize: benchChunk, Workers: 1})
-			stored, compressed := e.encodeChunk(nil, in.raw)
-			c := Chunk{RawLen: int64(len(in.raw)), StoredLen: int64(len(stored)), Compressed: compressed, CRC32C: CRC32C(in.raw)}
+			stored, cc := e.encodeChunk(nil, in.raw)
+			c := Chunk{RawLen: int64(len(in.raw)), StoredLen: int64(len(stored)), Compressed: cc.compressed, CRC32C: cc.rawCRC}
 			d, err := NewDecoder(1)
 			if err != nil {
 				b.Fatal(err)

@@ -12,7 +12,6 @@ package chunk
 
 import (
 	"fmt"
-	"hash/crc32"
 	"runtime"
 	"strings"
 )
@@ -95,6 +94,10 @@ type Chunk struct {
 	// CRC32C of the raw chunk: lets a single chunk be verified alone and
 	// catches a file that changed between two reads.
 	CRC32C uint32
+	// StoredCRC32C is the CRC32C of the stored chunk, for the checksum of
+	// the upload that carries it (CombineCRC32C). Only a chunk just coded
+	// has it: it is not recorded.
+	StoredCRC32C uint32
 }
 
 // Layout describes one stored object.
@@ -104,6 +107,10 @@ type Layout struct {
 	RawSize    int64
 	StoredSize int64 // including the seek table
 	Chunks     []Chunk
+	// StoredCRC32C is the CRC32C of the whole stored object, as
+	// EncodeBytes and EncodeGroup return it (not EncodeFrom: the uploads
+	// of a stream are its parts, summed by chunk).
+	StoredCRC32C uint32
 }
 
 // CompressedChunks counts chunks that zstd actually compressed.
@@ -116,14 +123,6 @@ func (l *Layout) CompressedChunks() int {
 	}
 	return n
 }
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// CRC32C returns the Castagnoli CRC of p, as recorded per chunk.
-func CRC32C(p []byte) uint32 { return crc32.Checksum(p, castagnoli) }
-
-// UpdateCRC32C continues a Castagnoli CRC.
-func UpdateCRC32C(crc uint32, p []byte) uint32 { return crc32.Update(crc, castagnoli, p) }
 
 // NumChunks is how many chunks a file of size bytes has.
 func NumChunks(size, chunkSize int64) int {

@@ -107,16 +107,27 @@ func (e *Encoder) StoredMode() Mode {
 	return Zstd
 }
 
+// coded is what coding a chunk tells besides its stored bytes.
+type coded struct {
+	compressed bool
+	// rawCRC and storedCRC are the CRC32Cs of the raw chunk (the layout's) and
+	// of its stored form (what S3 checks of the upload that carries it),
+	// summed as the chunk is coded: afterwards, each was one more pass
+	// over memory no cache held any more.
+	rawCRC, storedCRC uint32
+}
+
 // encodeChunk returns the stored form of raw, appended to dst.
-func (e *Encoder) encodeChunk(dst, raw []byte) (out []byte, compressed bool) {
+func (e *Encoder) encodeChunk(dst, raw []byte) ([]byte, coded) {
 	return e.encodeChunkAs(dst, raw, false)
 }
 
 // encodeChunkAs is encodeChunk of a chunk that is a group of small files
 // or not (see EncodeGroup).
-func (e *Encoder) encodeChunkAs(dst, raw []byte, group bool) (out []byte, compressed bool) {
+func (e *Encoder) encodeChunkAs(dst, raw []byte, group bool) ([]byte, coded) {
 	if e.opts.Mode == None {
-		return append(dst, raw...), false
+		crc := CRC32C(raw)
+		return append(dst, raw...), coded{rawCRC: crc, storedCRC: crc}
 	}
 	z := e.zenc
 	switch {
@@ -124,18 +135,19 @@ func (e *Encoder) encodeChunkAs(dst, raw []byte, group bool) (out []byte, compre
 		z = e.fast
 	case e.opts.Mode == Auto:
 		if z = e.choose(raw); z == nil {
-			return appendRawFrame(dst, raw), false
+			return appendRawFrameSummed(dst, raw)
 		}
 	}
-	out = e.encodeAll(z, dst, raw)
+	out, c := e.encodeAll(z, dst, raw)
 	limit := rawFrameSize(len(raw))
 	if e.opts.Mode == Auto {
 		limit = min(limit, int(float64(len(raw))*e.opts.MaxRatio))
 	}
 	if len(out)-len(dst) >= limit {
-		return appendRawFrame(out[:len(dst)], raw), false
+		return appendRawFrameSummed(out[:len(dst)], raw)
 	}
-	return out, true
+	c.compressed = true
+	return out, c
 }
 
 // fastFrame is the raw size of the frames the fast coders cut a chunk
@@ -154,14 +166,26 @@ const fastFrame = 128 << 10
 // under the chunk's one entry of the seek table: a plain zstd stream, read
 // as one by every decoder. Deeper levels keep one frame a chunk: on data
 // that compresses well their matches reach back megabytes.
-func (e *Encoder) encodeAll(z *zstd.Encoder, dst, raw []byte) []byte {
+//
+// Each frame is summed raw right before the coder reads it and stored
+// right after it is written, while both are in the cache.
+func (e *Encoder) encodeAll(z *zstd.Encoder, dst, raw []byte) ([]byte, coded) {
+	var c coded
 	if z != e.fast && z != e.fastRaw {
-		return z.EncodeAll(raw, dst)
+		c.rawCRC = CRC32C(raw)
+		start := len(dst)
+		dst = z.EncodeAll(raw, dst)
+		c.storedCRC = CRC32C(dst[start:])
+		return dst, c
 	}
 	for off := 0; off < len(raw); off += fastFrame {
-		dst = z.EncodeAll(raw[off:min(off+fastFrame, len(raw))], dst)
+		p := raw[off:min(off+fastFrame, len(raw))]
+		c.rawCRC = UpdateCRC32C(c.rawCRC, p)
+		start := len(dst)
+		dst = z.EncodeAll(p, dst)
+		c.storedCRC = UpdateCRC32C(c.storedCRC, dst[start:])
 	}
-	return dst
+	return dst, c
 }
 
 // Sampling: choose compresses samples of a chunk larger than
@@ -262,11 +286,14 @@ func (e *Encoder) encodeBytes(dst, raw []byte, group bool) ([]byte, *Layout) {
 	for off := 0; off < len(raw); off += e.opts.ChunkSize {
 		p := raw[off:min(off+e.opts.ChunkSize, len(raw))]
 		before := len(dst)
-		var compressed bool
-		dst, compressed = e.encodeChunkAs(dst, p, group)
-		l.add(int64(len(p)), int64(len(dst)-before), compressed, CRC32C(p))
+		var c coded
+		dst, c = e.encodeChunkAs(dst, p, group)
+		l.add(int64(len(p)), int64(len(dst)-before), c)
+		l.StoredCRC32C = CombineCRC32C(l.StoredCRC32C, c.storedCRC, int64(len(dst)-before))
 	}
+	tail := len(dst)
 	dst = e.finish(dst, l)
+	l.StoredCRC32C = UpdateCRC32C(l.StoredCRC32C, dst[tail:])
 	l.StoredSize = int64(len(dst) - start)
 	return dst, l
 }
@@ -278,8 +305,8 @@ func (e *Encoder) newLayout(size int64) *Layout {
 	}
 }
 
-func (l *Layout) add(rawLen, storedLen int64, compressed bool, crc uint32) {
-	c := Chunk{RawLen: rawLen, StoredLen: storedLen, Compressed: compressed, CRC32C: crc}
+func (l *Layout) add(rawLen, storedLen int64, cc coded) {
+	c := Chunk{RawLen: rawLen, StoredLen: storedLen, Compressed: cc.compressed, CRC32C: cc.rawCRC, StoredCRC32C: cc.storedCRC}
 	if n := len(l.Chunks); n > 0 {
 		last := l.Chunks[n-1]
 		c.RawOff = last.RawOff + last.RawLen

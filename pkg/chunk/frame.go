@@ -27,15 +27,25 @@ const (
 // compressed data (most SSTable Data.db files) is stored without wasting CPU,
 // while the object stays a valid zstd stream.
 func appendRawFrame(dst, p []byte) []byte {
+	dst, _ = appendRawFrameSummed(dst, p)
+	return dst
+}
+
+// appendRawFrameSummed is appendRawFrame that also sums the raw and the
+// stored bytes, block by block as they are copied.
+func appendRawFrameSummed(dst, p []byte) ([]byte, coded) {
 	// Frame header: descriptor 0x80 = 4-byte Frame_Content_Size, not single
 	// segment, no checksum, no dictionary; window descriptor 0x38 = 128 KiB,
 	// enough because raw blocks never refer back.
+	start := len(dst)
 	dst = binary.LittleEndian.AppendUint32(dst, zstdMagic)
 	dst = append(dst, 0x80, 0x38)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(p)))
 	if len(p) == 0 {
-		return append(dst, 1, 0, 0) // one empty last raw block
+		dst = append(dst, 1, 0, 0) // one empty last raw block
+		return dst, coded{storedCRC: CRC32C(dst[start:])}
 	}
+	var c coded
 	for len(p) > 0 {
 		n := min(len(p), maxRawBlockSize)
 		hdr := uint32(n) << 3 // block type 0 = raw
@@ -44,9 +54,12 @@ func appendRawFrame(dst, p []byte) []byte {
 		}
 		dst = append(dst, byte(hdr), byte(hdr>>8), byte(hdr>>16))
 		dst = append(dst, p[:n]...)
+		c.rawCRC = UpdateCRC32C(c.rawCRC, p[:n])
+		c.storedCRC = UpdateCRC32C(c.storedCRC, dst[start:])
+		start = len(dst)
 		p = p[n:]
 	}
-	return dst
+	return dst, c
 }
 
 // MaxStoredSize is the most bytes a chunk of chunkSize raw bytes is stored

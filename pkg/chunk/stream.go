@@ -12,12 +12,11 @@ import (
 var ErrChanged = errors.New("file changed while it was being read")
 
 type encoded struct {
-	buf        *[]byte
-	raw        *[]byte // when the writer hashes
-	rawLen     int64
-	compressed bool
-	crc        uint32
-	err        error
+	buf    *[]byte
+	raw    *[]byte // when the writer hashes
+	rawLen int64
+	coded
+	err error
 }
 
 // StreamMemoryN bounds the chunk buffers one EncodeFrom with workers
@@ -89,7 +88,7 @@ func (e *Encoder) EncodeFrom(ctx context.Context, w io.Writer, s Stream) (*Layou
 			return nil, fmt.Errorf("chunk %d: %w", i, ErrChanged)
 		}
 		rawLen := min(int64(e.opts.ChunkSize), s.Size-int64(i)*int64(e.opts.ChunkSize))
-		l.add(rawLen, c.StoredLen, c.Compressed, c.CRC32C)
+		l.add(rawLen, c.StoredLen, coded{compressed: c.Compressed, rawCRC: c.CRC32C, storedCRC: c.StoredCRC32C})
 		stored += c.StoredLen
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -113,14 +112,14 @@ func (e *Encoder) EncodeFrom(ctx context.Context, w io.Writer, s Stream) (*Layou
 		if res.err != nil {
 			return nil, res.err
 		}
-		if s.Want != nil && s.Want[i] != res.crc {
+		if s.Want != nil && s.Want[i] != res.rawCRC {
 			e.release(res)
 			return nil, fmt.Errorf("chunk %d: %w", i, ErrChanged)
 		}
 		if s.Hash != nil {
 			s.Hash.Write(*res.raw)
 		}
-		l.add(res.rawLen, int64(len(*res.buf)), res.compressed, res.crc)
+		l.add(res.rawLen, int64(len(*res.buf)), res.coded)
 		if s.Chunk != nil {
 			s.Chunk(l.Chunks[len(l.Chunks)-1])
 		}
@@ -211,9 +210,9 @@ func (e *Encoder) readAndEncode(r io.ReaderAt, off, n int64, keepRaw bool) encod
 		return encoded{err: err}
 	}
 	out := e.bufs.Get().(*[]byte)
-	var compressed bool
-	*out, compressed = e.encodeChunk((*out)[:0], *raw)
-	res := encoded{buf: out, rawLen: n, compressed: compressed, crc: CRC32C(*raw)}
+	var c coded
+	*out, c = e.encodeChunk((*out)[:0], *raw)
+	res := encoded{buf: out, rawLen: n, coded: c}
 	if keepRaw {
 		res.raw = raw
 	}

@@ -52,9 +52,7 @@ func (c *Client) UploadPart(ctx context.Context, u Upload, n int32, body Body) (
 	}
 	var crc string
 	if c.PartChecksums() {
-		var sum [4]byte
-		binary.BigEndian.PutUint32(sum[:], body.sum())
-		crc = base64.StdEncoding.EncodeToString(sum[:])
+		crc = crcHeader(body.sum())
 		in.ChecksumCRC32C = &crc
 	}
 	c.enc.part(in)
@@ -63,6 +61,13 @@ func (c *Client) UploadPart(ctx context.Context, u Upload, n int32, body Body) (
 		return Part{}, c.classify("UploadPart", fmt.Sprintf("%s part %d", u.Key, n), err)
 	}
 	return Part{Number: n, ETag: aws.ToString(out.ETag), CRC32C: crc, Size: size}, nil
+}
+
+// crcHeader is a CRC32C as its x-amz-checksum-crc32c header carries it.
+func crcHeader(crc uint32) string {
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], crc)
+	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
 // PartChecksums tells whether parts carry a CRC32C: with wire checksums,

@@ -81,11 +81,8 @@ var ErrUnknownSize = errors.New("an object of unknown size cannot be stored in o
 // cannot be rewound (not an io.ReadSeeker) is read into memory first, so
 // that a retry — after a body damaged on the way, say — can send it again.
 func (u *Uploader) Upload(ctx context.Context, key string, r io.Reader, size int64) error {
-	switch {
-	case size < 0:
-		return fmt.Errorf("upload %s: %w", key, ErrUnknownSize)
-	case size > MaxPutSize:
-		return fmt.Errorf("upload %s: %d bytes is more than one PUT may store (%d): upload it in parts", key, size, int64(MaxPutSize))
+	if err := checkPutSize(key, size); err != nil {
+		return err
 	}
 	body, ok := r.(io.ReadSeeker)
 	if !ok {
@@ -95,6 +92,35 @@ func (u *Uploader) Upload(ctx context.Context, key string, r io.Reader, size int
 		}
 		body = bytes.NewReader(b)
 	}
+	return u.put(ctx, key, body, size, nil)
+}
+
+// UploadBody is Upload of a Body, with the CRC32C its caller summed when
+// it says so: the SDK would sum the body once more before sending it.
+func (u *Uploader) UploadBody(ctx context.Context, key string, b Body) error {
+	size := b.Len()
+	if err := checkPutSize(key, size); err != nil {
+		return err
+	}
+	var crc *string
+	if b.Summed && u.c.PartChecksums() {
+		crc = aws.String(crcHeader(b.CRC32C))
+	}
+	return u.put(ctx, key, b.reader(), size, crc)
+}
+
+func checkPutSize(key string, size int64) error {
+	switch {
+	case size < 0:
+		return fmt.Errorf("upload %s: %w", key, ErrUnknownSize)
+	case size > MaxPutSize:
+		return fmt.Errorf("upload %s: %d bytes is more than one PUT may store (%d): upload it in parts", key, size, int64(MaxPutSize))
+	}
+	return nil
+}
+
+// put stores body in one PUT; crc, when set, is its CRC32C header.
+func (u *Uploader) put(ctx context.Context, key string, body io.ReadSeeker, size int64, crc *string) error {
 	in := &s3.PutObjectInput{Bucket: &u.c.Bucket, Key: &key, Body: body, ContentLength: aws.Int64(size)}
 	if u.c.wireChecksum {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
@@ -102,6 +128,9 @@ func (u *Uploader) Upload(ctx context.Context, key string, r io.Reader, size int
 	u.c.enc.put(in)
 	in.StorageClass = u.c.storageClass
 	u.c.ret.applyPut(in)
+	if crc != nil {
+		in.ChecksumCRC32C = crc
+	}
 	_, err := u.c.s3.PutObject(ctx, in)
 	return u.c.classify("upload", key, err)
 }
