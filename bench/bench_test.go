@@ -260,3 +260,24 @@ func TestManifestCopyHeader(t *testing.T) {
 		t.Error("a JSON manifest was taken for a stream manifest")
 	}
 }
+
+// stealPct is the host's share of the machine's CPU time between two
+// readings, and unknown (-1) when a reading failed or no time passed.
+func TestStealPct(t *testing.T) {
+	a := cpuTicks{busy: 100, steal: 10, total: 200}
+	for _, tc := range []struct {
+		name string
+		b    cpuTicks
+		ok   bool
+		want float64
+	}{
+		{"a third stolen", cpuTicks{busy: 150, steal: 40, total: 290}, true, 33.3},
+		{"none stolen", cpuTicks{busy: 190, steal: 10, total: 300}, true, 0},
+		{"a reading failed", cpuTicks{busy: 150, steal: 40, total: 290}, false, -1},
+		{"no time passed", a, true, -1},
+	} {
+		if got := stealPct(a, tc.b, tc.ok); got != tc.want {
+			t.Errorf("%s: stealPct = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

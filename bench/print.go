@@ -36,14 +36,14 @@ func printSection(w io.Writer, s *section) {
 // proxy's columns too.
 func printTransfer(w io.Writer, s *section) {
 	net := s.Layout == "network"
-	head, rule := "| tool | median wall s | MB/s | peak RSS MiB | s3bak ÷ peer (MB/s) | stored MB | CPU s | MinIO CPU s |",
-		"|---|---:|---:|---:|---:|---:|---:|---:|"
+	head, rule := "| tool | median wall s | MB/s | peak RSS MiB | s3bak ÷ peer (MB/s) | stored MB | CPU s | MinIO CPU s | steal % |",
+		"|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 	if net {
 		head, rule = head+" proxy CPU s | requests / conns |", rule+"---:|---:|"
 	}
 	fmt.Fprintln(w, head)
 	fmt.Fprintln(w, rule)
-	blank := " | | | | | |"
+	blank := " | | | | | | |"
 	if net {
 		blank += " | |"
 	}
@@ -52,8 +52,8 @@ func printTransfer(w io.Writer, s *section) {
 			fmt.Fprintf(w, "| %s | %s |%s\n", cell(r.Tool), bad, blank)
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %.2f | %.1f | %.0f | %s | %s | %.1f | %.1f |", cell(r.Tool), r.MedianWallS, r.MBps, r.PeakRSSMiB,
-			ratio(r.Ratio), mb(r.StoredBytes), r.MedianCPUS, r.MedianSrvS)
+		fmt.Fprintf(w, "| %s | %.2f | %.1f | %.0f | %s | %s | %.1f | %.1f | %s |", cell(r.Tool), r.MedianWallS, r.MBps, r.PeakRSSMiB,
+			ratio(r.Ratio), mb(r.StoredBytes), r.MedianCPUS, r.MedianSrvS, pct(r.MedianSteal))
 		if net {
 			last := r.Runs[len(r.Runs)-1]
 			fmt.Fprintf(w, " %.2f | %d / %d |", r.MedianProxy, last.Requests, last.Conns)
@@ -197,4 +197,21 @@ func toInt(v any) int64 {
 		return int64(x)
 	}
 	return 0
+}
+
+// pct is a percentage cell; blank when unknown (negative).
+func pct(v float64) string {
+	if v < 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+// stealNote tells, after a round's time, how much of the machine's CPU
+// time the host took meanwhile, when it took any worth telling.
+func stealNote(m *measure) string {
+	if m.steal < 1 {
+		return ""
+	}
+	return fmt.Sprintf(", steal %.0f%%", m.steal)
 }

@@ -36,6 +36,7 @@ type measure struct {
 	server   time.Duration // MinIO's CPU meanwhile
 	proxyCPU time.Duration // the network section's proxy's CPU meanwhile
 	proxy    *proxyStats   // its counters over the run; nil without the proxy
+	steal    float64       // percent of the machine's CPU time the host took meanwhile; -1: unknown
 	stageRSS []int64       // per stage, bytes
 	stdout   []byte        // the last stage's
 	stderr   []byte        // the tail of every stage's, in order
@@ -72,6 +73,7 @@ func (b *bench) run(ctx context.Context, stages ...stage) (*measure, error) {
 	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
 	c.WaitDelay = 10 * time.Second
 	server, selfBefore, before := b.serverCPU(), selfCPU(), b.proxyStats()
+	ticks, ticksOK := cpuStat()
 	if before != nil {
 		b.proxy.mark(stages)
 	}
@@ -82,8 +84,9 @@ func (b *bench) run(ctx context.Context, stages ...stage) (*measure, error) {
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		return nil, fmt.Errorf("spawner's answer: %w", err)
 	}
+	ticks2, ticksOK2 := cpuStat()
 	m := &measure{wall: time.Duration(res.WallNS), cpu: time.Duration(res.CPUNS), server: b.serverCPU() - server,
-		stageRSS: res.RSS, stdout: res.Stdout, stderr: res.Stderr}
+		stageRSS: res.RSS, stdout: res.Stdout, stderr: res.Stderr, steal: stealPct(ticks, ticks2, ticksOK && ticksOK2)}
 	if before != nil {
 		after := b.proxyStats()
 		m.proxyCPU = selfCPU() - selfBefore

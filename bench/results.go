@@ -40,6 +40,7 @@ type row struct {
 	MedianCPUS  float64        `json:"median_cpu_s,omitempty"`        // user + system of the tool's processes
 	MedianSrvS  float64        `json:"median_server_cpu_s,omitempty"` // MinIO's meanwhile
 	MedianProxy float64        `json:"median_proxy_cpu_s,omitempty"`  // the network section's proxy's meanwhile
+	MedianSteal float64        `json:"median_steal_pct"`              // the host's steal, percent of the machine's CPU time; -1: unknown
 	MBps        float64        `json:"mb_per_s,omitempty"`            // raw bytes ÷ median wall, 10^6 bytes
 	PeakRSSMiB  float64        `json:"peak_rss_mib"`                  // largest over the rounds
 	Ratio       float64        `json:"s3bak_ratio,omitempty"`
@@ -60,6 +61,7 @@ type roundRun struct {
 	Requests    int64     `json:"proxy_requests,omitempty"`
 	Conns       int64     `json:"proxy_conns,omitempty"`
 	RSSMiB      float64   `json:"rss_mib"`
+	StealPct    float64   `json:"steal_pct"` // the host's share of the machine's CPU time meanwhile; -1: unknown
 	StageRSSMiB []float64 `json:"stage_rss_mib,omitempty"`
 }
 
@@ -86,7 +88,7 @@ func (s *section) find(tool string) *row {
 // add records one round's measure.
 func (r *row) add(round int, m *measure) {
 	ru := roundRun{Round: round, WallS: round3(m.wall.Seconds()), CPUS: round3(m.cpu.Seconds()),
-		ServerCPUS: round3(m.server.Seconds()), RSSMiB: mib(m.rss)}
+		ServerCPUS: round3(m.server.Seconds()), RSSMiB: mib(m.rss), StealPct: m.steal}
 	if m.proxy != nil {
 		ru.ProxyCPUS, ru.Requests, ru.Conns = round3(m.proxyCPU.Seconds()), m.proxy.Requests, m.proxy.Conns
 	}
@@ -113,7 +115,9 @@ func (r *row) finish() {
 	cpus := make([]float64, 0, len(r.Runs))
 	srv := make([]float64, 0, len(r.Runs))
 	proxy := make([]float64, 0, len(r.Runs))
+	steal := make([]float64, 0, len(r.Runs))
 	for _, ru := range r.Runs {
+		steal = append(steal, ru.StealPct)
 		walls = append(walls, ru.WallS)
 		cpus = append(cpus, ru.CPUS)
 		srv = append(srv, ru.ServerCPUS)
@@ -124,6 +128,9 @@ func (r *row) finish() {
 	r.MedianCPUS = round3(median(cpus))
 	r.MedianSrvS = round3(median(srv))
 	r.MedianProxy = round3(median(proxy))
+	if r.MedianSteal = median(steal); r.MedianSteal >= 0 {
+		r.MedianSteal = round1(r.MedianSteal)
+	}
 	if r.bytes > 0 && r.MedianWallS > 0 {
 		r.MBps = round1(float64(r.bytes) / 1e6 / r.MedianWallS)
 	}

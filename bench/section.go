@@ -153,7 +153,7 @@ func (b *bench) roundTrip(ctx context.Context, sec *section, p *peer, t *tree, r
 	}
 	up.add(round, m)
 	up.StoredBytes = b.storedBytes(ctx, bucket)
-	fmt.Printf(" %7.2f s %6.0f MiB RSS\n", m.wall.Seconds(), mib(m.rss))
+	fmt.Printf(" %7.2f s %6.0f MiB RSS%s\n", m.wall.Seconds(), mib(m.rss), stealNote(m))
 	fmt.Printf("  round %d: %-32s", round, p.down)
 	b.settle() // start with no dirty pages of the steps before
 	if m, err = p.download(ctx, b, j); err == nil {
@@ -165,7 +165,7 @@ func (b *bench) roundTrip(ctx context.Context, sec *section, p *peer, t *tree, r
 		fmt.Printf(" FAILED: %s\n", oneLine(err.Error(), 300))
 	} else {
 		down.add(round, m)
-		fmt.Printf(" %7.2f s %6.0f MiB RSS, verified\n", m.wall.Seconds(), mib(m.rss))
+		fmt.Printf(" %7.2f s %6.0f MiB RSS, verified%s\n", m.wall.Seconds(), mib(m.rss), stealNote(m))
 	}
 	return b.dropBucket(ctx, bucket, j.out)
 }
@@ -189,10 +189,11 @@ func (b *bench) settle() {
 	}
 	for deadline := time.Now().Add(idleWait); time.Now().Before(deadline); {
 		server := b.serverCPU()
-		busy, total, ok := cpuStat()
+		t, ok := cpuStat()
 		time.Sleep(idleWindow)
-		busy2, total2, ok2 := cpuStat()
-		quiet := !ok || !ok2 || total2 <= total || float64(busy2-busy) <= idleBusy*float64(total2-total)
+		t2, ok2 := cpuStat()
+		busy, total := t2.busy-t.busy, (t2.total-t2.steal)-(t.total-t.steal)
+		quiet := !ok || !ok2 || total <= 0 || float64(busy) <= idleBusy*float64(total)
 		if b.serverCPU()-server <= clockTick && quiet {
 			return
 		}
@@ -208,23 +209,39 @@ const (
 // cpuStat is the machine's CPU time so far, in USER_HZ ticks: busy (user,
 // nice, system, irq, softirq) and in all, steal left out of both (the
 // host's, not this machine's work).
-func cpuStat() (busy, total int64, ok bool) {
+func cpuStat() (cpuTicks, bool) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, 0, false
+		return cpuTicks{}, false
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
 	if len(f) < 9 || f[0] != "cpu" {
-		return 0, 0, false
+		return cpuTicks{}, false
 	}
 	var v [8]int64
 	for i := range v {
 		v[i], _ = strconv.ParseInt(f[i+1], 10, 64)
 	}
 	// user nice system idle iowait irq softirq steal
-	busy = v[0] + v[1] + v[2] + v[5] + v[6]
-	return busy, busy + v[3] + v[4], true
+	busy := v[0] + v[1] + v[2] + v[5] + v[6]
+	return cpuTicks{busy: busy, steal: v[7], total: busy + v[3] + v[4] + v[7]}, true
+}
+
+// cpuTicks are the machine's CPU time so far, all CPUs, in clock ticks.
+type cpuTicks struct {
+	busy  int64 // user, nice, system, irq, softirq
+	steal int64 // taken by the host for others: a virtual machine's CPUs wait
+	total int64 // all of it, idle and steal included
+}
+
+// stealPct is the share of the machine's CPU time the host took between
+// two readings, in percent; -1 when unknown.
+func stealPct(a, b cpuTicks, ok bool) float64 {
+	if !ok || b.total <= a.total {
+		return -1
+	}
+	return round1(100 * float64(b.steal-a.steal) / float64(b.total-a.total))
 }
 
 // flush writes the file system of dir to disk and says how long that took.
