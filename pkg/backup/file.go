@@ -193,7 +193,7 @@ func (e *Engine) storeSmall(ctx context.Context, s *state, fh *os.File, mf *mani
 			return l.StoredSize, err
 		}
 		describe(st, key, l)
-		return l.StoredSize, e.up.UploadBody(ctx, e.opts.Node.Root()+key, transfer.Body{Pieces: [][]byte{obj}, CRC32C: l.StoredCRC32C, Summed: true})
+		return l.StoredSize, e.up.Upload(ctx, e.opts.Node.Root()+key, transfer.Body{Pieces: [][]byte{obj}, CRC32C: l.StoredCRC32C, Summed: true})
 	})
 	if err != nil {
 		return err

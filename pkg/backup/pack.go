@@ -128,7 +128,7 @@ func (p *packer) flushLocked() {
 }
 
 func (p *packer) upload(pk *pack) {
-	err := p.e.up.UploadBody(p.ctx, p.e.opts.Node.Root()+pk.key, transfer.Body{Pieces: [][]byte{pk.buf}, CRC32C: pk.crc, Summed: true})
+	err := p.e.up.Upload(p.ctx, p.e.opts.Node.Root()+pk.key, transfer.Body{Pieces: [][]byte{pk.buf}, CRC32C: pk.crc, Summed: true})
 	n := len(pk.buf)
 	pk.buf = nil
 	<-p.slots

@@ -8,7 +8,7 @@ import (
 	"io"
 )
 
-// Body is what UploadPart and UploadBody send: pieces one after the other, so that a
+// Body is what UploadPart and Upload send: pieces one after the other, so that a
 // part gathered from several buffers (a large file's chunks, each coded
 // in a buffer of its own) is sent as it is, not copied into one buffer
 // first. Summed says CRC32C is the pieces' checksum, computed by the

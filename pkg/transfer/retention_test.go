@@ -49,7 +49,7 @@ func TestRetentionIsExtendedNeverShortened(t *testing.T) {
 	lockBucket(t, "retention")
 	for _, checksum := range []string{"when_supported", "when_required"} {
 		c := retainingClient(t, "retention", "governance", checksum, 1)
-		if err := c.NewUploader(UploaderOptions{}).Upload(ctx, checksum+"/data", bytes.NewReader([]byte("data")), 4); err != nil {
+		if err := c.NewUploader(UploaderOptions{}).Upload(ctx, checksum+"/data", Bytes([]byte("data"))); err != nil {
 			t.Fatalf("%s: upload with retention: %v", checksum, err)
 		}
 		if err := uploadStream(ctx, c, checksum+"/large", bytes.NewReader(make([]byte, MinPartSize+1)), MinPartSize, 2); err != nil {

@@ -77,9 +77,9 @@ func everyOperation(ctx context.Context, c *Client, key string) []error {
 		keep(err)
 	}
 	up := c.NewUploader(UploaderOptions{PartSize: MinPartSize, Concurrency: 1})
-	keep(up.Upload(ctx, key+"/data", bytes.NewReader([]byte("object")), 6))
+	keep(up.Upload(ctx, key+"/data", Bytes([]byte("object"))))
 	big := make([]byte, MinPartSize+1)
-	keep(up.Upload(ctx, key+"/big", bytes.NewReader(big), int64(len(big))))
+	keep(up.Upload(ctx, key+"/big", Bytes(big)))
 	u, err := c.StartMultipart(ctx, key+"/mp")
 	keep(err)
 	if u.ID == "" {

@@ -1,11 +1,8 @@
 package transfer
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -71,65 +68,25 @@ func (u *Uploader) Concurrency() int { return u.concurrency }
 // buffers.
 func (u *Uploader) StreamMemory() int64 { return int64(u.concurrency+1) * u.partSize }
 
-// ErrUnknownSize is Upload's answer to a body of unknown length.
-var ErrUnknownSize = errors.New("an object of unknown size cannot be stored in one PUT: upload it in parts (StartMultipart, UploadPart, CompleteMultipart)")
-
-// Upload stores the size bytes r yields at key in one PUT, with the
-// client's encryption and storage class (the Uploader stores data and
-// packs only). size must be known, and at most MaxPutSize; a stream of
-// unknown length is a multipart upload the caller drives. A body that
-// cannot be rewound (not an io.ReadSeeker) is read into memory first, so
-// that a retry — after a body damaged on the way, say — can send it again.
-func (u *Uploader) Upload(ctx context.Context, key string, r io.Reader, size int64) error {
-	if err := checkPutSize(key, size); err != nil {
-		return err
-	}
-	body, ok := r.(io.ReadSeeker)
-	if !ok {
-		b := make([]byte, size)
-		if _, err := io.ReadFull(r, b); err != nil {
-			return fmt.Errorf("upload %s: reading its %d bytes: %w", key, size, err)
-		}
-		body = bytes.NewReader(b)
-	}
-	return u.put(ctx, key, body, size, nil)
-}
-
-// UploadBody is Upload of a Body, with the CRC32C its caller summed when
-// it says so: the SDK would sum the body once more before sending it.
-func (u *Uploader) UploadBody(ctx context.Context, key string, b Body) error {
+// Upload stores b at key in one PUT, with the client's encryption and
+// storage class (the Uploader stores data and packs only), and with the
+// CRC32C its caller summed when b says so: the SDK would sum the body once
+// more before sending it. b is at most MaxPutSize; a stream is a multipart
+// upload the caller drives. b's pieces are read again for a retry.
+func (u *Uploader) Upload(ctx context.Context, key string, b Body) error {
 	size := b.Len()
-	if err := checkPutSize(key, size); err != nil {
-		return err
-	}
-	var crc *string
-	if b.Summed && u.c.PartChecksums() {
-		crc = aws.String(crcHeader(b.CRC32C))
-	}
-	return u.put(ctx, key, b.reader(), size, crc)
-}
-
-func checkPutSize(key string, size int64) error {
-	switch {
-	case size < 0:
-		return fmt.Errorf("upload %s: %w", key, ErrUnknownSize)
-	case size > MaxPutSize:
+	if size > MaxPutSize {
 		return fmt.Errorf("upload %s: %d bytes is more than one PUT may store (%d): upload it in parts", key, size, int64(MaxPutSize))
 	}
-	return nil
-}
-
-// put stores body in one PUT; crc, when set, is its CRC32C header.
-func (u *Uploader) put(ctx context.Context, key string, body io.ReadSeeker, size int64, crc *string) error {
-	in := &s3.PutObjectInput{Bucket: &u.c.Bucket, Key: &key, Body: body, ContentLength: aws.Int64(size)}
+	in := &s3.PutObjectInput{Bucket: &u.c.Bucket, Key: &key, Body: b.reader(), ContentLength: aws.Int64(size)}
 	if u.c.wireChecksum {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
 	}
 	u.c.enc.put(in)
 	in.StorageClass = u.c.storageClass
 	u.c.ret.applyPut(in)
-	if crc != nil {
-		in.ChecksumCRC32C = crc
+	if b.Summed && u.c.PartChecksums() {
+		in.ChecksumCRC32C = aws.String(crcHeader(b.CRC32C))
 	}
 	_, err := u.c.s3.PutObject(ctx, in)
 	return u.c.classify("upload", key, err)
