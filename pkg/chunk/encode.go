@@ -135,7 +135,7 @@ func (e *Encoder) encodeChunkAs(dst, raw []byte, group bool) ([]byte, coded) {
 		z = e.fast
 	case e.opts.Mode == Auto:
 		if z = e.choose(raw); z == nil {
-			return appendRawFrameSummed(dst, raw)
+			return appendRawFrame(dst, raw)
 		}
 	}
 	out, c := e.encodeAll(z, dst, raw)
@@ -144,7 +144,7 @@ func (e *Encoder) encodeChunkAs(dst, raw []byte, group bool) ([]byte, coded) {
 		limit = min(limit, int(float64(len(raw))*e.opts.MaxRatio))
 	}
 	if len(out)-len(dst) >= limit {
-		return appendRawFrameSummed(out[:len(dst)], raw)
+		return appendRawFrame(out[:len(dst)], raw)
 	}
 	c.compressed = true
 	return out, c

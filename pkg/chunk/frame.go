@@ -25,15 +25,9 @@ const (
 // appendRawFrame appends p to dst as one zstd frame made of raw blocks. Such a
 // frame costs 3 bytes per 128 KiB and decodes as a copy: it is how already
 // compressed data (most SSTable Data.db files) is stored without wasting CPU,
-// while the object stays a valid zstd stream.
-func appendRawFrame(dst, p []byte) []byte {
-	dst, _ = appendRawFrameSummed(dst, p)
-	return dst
-}
-
-// appendRawFrameSummed is appendRawFrame that also sums the raw and the
+// while the object stays a valid zstd stream. It sums the raw and the
 // stored bytes, block by block as they are copied.
-func appendRawFrameSummed(dst, p []byte) ([]byte, coded) {
+func appendRawFrame(dst, p []byte) ([]byte, coded) {
 	// Frame header: descriptor 0x80 = 4-byte Frame_Content_Size, not single
 	// segment, no checksum, no dictionary; window descriptor 0x38 = 128 KiB,
 	// enough because raw blocks never refer back.
@@ -72,7 +66,7 @@ func MaxStoredSize(chunkSize int64) int64 { return int64(rawFrameSize(int(chunkS
 // A Keeper holds buffers of this size.
 func BufferSize(chunkSize int64) int64 { return MaxStoredSize(chunkSize) + 64 }
 
-// rawFrameSize is len(appendRawFrame(nil, make([]byte, n))).
+// rawFrameSize is the length of appendRawFrame(nil, make([]byte, n)).
 func rawFrameSize(n int) int {
 	blocks := (n + maxRawBlockSize - 1) / maxRawBlockSize
 	if blocks == 0 {

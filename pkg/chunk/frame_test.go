@@ -22,14 +22,14 @@ func TestWalkFrameFindsEachFramesEnd(t *testing.T) {
 		frame  []byte
 		blocks int
 	}{
-		{"raw blocks", appendRawFrame(nil, fewSymbols(300<<10, 1)), 3},
-		{"empty raw frame", appendRawFrame(nil, nil), 1},
+		{"raw blocks", rawFrame(fewSymbols(300<<10, 1)), 3},
+		{"empty raw frame", rawFrame(nil), 1},
 		{"compressed, with a checksum", withSum.EncodeAll(fewSymbols(200<<10, 2), nil), -1},
 		{"RLE blocks", withSum.EncodeAll(make([]byte, 300<<10), nil), -1},
 		{"skippable (the seek table)", appendSeekTable(nil, []Chunk{{StoredLen: 9, RawLen: 9}}), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			next := appendRawFrame(nil, []byte("next"))
+			next := rawFrame([]byte("next"))
 			size, blocks, err := walkFrame(append(bytes.Clone(tc.frame), next...))
 			if err != nil || size != len(tc.frame) {
 				t.Fatalf("walkFrame = %d, %v; want %d", size, err, len(tc.frame))
@@ -49,7 +49,7 @@ func TestWalkFrameFindsEachFramesEnd(t *testing.T) {
 	if err := h.Decode(rle); err != nil || rle[h.HeaderSize]>>1&3 != 1 {
 		t.Fatalf("the RLE case's first block is not an RLE block (header %v)", err)
 	}
-	bad := appendRawFrame(nil, []byte("abc"))
+	bad := rawFrame([]byte("abc"))
 	bad[10] |= 3 << 1 // after the 10-byte header, the first block's type: reserved
 	if _, _, err := walkFrame(bad); !errors.Is(err, errFrame) {
 		t.Fatalf("reserved block type: err %v, want errFrame", err)
@@ -57,4 +57,10 @@ func TestWalkFrameFindsEachFramesEnd(t *testing.T) {
 	if _, _, err := walkFrame([]byte("not zstd at all")); !errors.Is(err, errFrame) {
 		t.Fatalf("no magic: err %v, want errFrame", err)
 	}
+}
+
+// rawFrame is p as one zstd frame of raw blocks.
+func rawFrame(p []byte) []byte {
+	b, _ := appendRawFrame(nil, p)
+	return b
 }
