@@ -206,9 +206,7 @@ const (
 	idleBusy   = 0.05 // of all CPUs' time
 )
 
-// cpuStat is the machine's CPU time so far, in USER_HZ ticks: busy (user,
-// nice, system, irq, softirq) and in all, steal left out of both (the
-// host's, not this machine's work).
+// cpuStat is the machine's CPU time so far, in USER_HZ ticks (cpuTicks).
 func cpuStat() (cpuTicks, bool) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {

@@ -13,7 +13,8 @@ import (
 // in a buffer of its own) is sent as it is, not copied into one buffer
 // first. Summed says CRC32C is the pieces' checksum, computed by the
 // caller as it gathered them, while they were fresh in the CPU's caches;
-// otherwise UploadPart computes it when the client sends part checksums.
+// otherwise UploadPart and Upload compute it when the client sends
+// checksums.
 type Body struct {
 	Pieces [][]byte
 	CRC32C uint32

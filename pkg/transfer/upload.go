@@ -69,10 +69,10 @@ func (u *Uploader) Concurrency() int { return u.concurrency }
 func (u *Uploader) StreamMemory() int64 { return int64(u.concurrency+1) * u.partSize }
 
 // Upload stores b at key in one PUT, with the client's encryption and
-// storage class (the Uploader stores data and packs only), and with the
-// CRC32C its caller summed when b says so: the SDK would sum the body once
-// more before sending it. b is at most MaxPutSize; a stream is a multipart
-// upload the caller drives. b's pieces are read again for a retry.
+// storage class (the Uploader stores data and packs only), and with b's
+// CRC32C when the client sends checksums (the one its caller summed, when
+// b says so). b is at most MaxPutSize; a stream is a multipart upload the
+// caller drives. b's pieces are read again for a retry.
 func (u *Uploader) Upload(ctx context.Context, key string, b Body) error {
 	size := b.Len()
 	if size > MaxPutSize {
@@ -85,8 +85,8 @@ func (u *Uploader) Upload(ctx context.Context, key string, b Body) error {
 	u.c.enc.put(in)
 	in.StorageClass = u.c.storageClass
 	u.c.ret.applyPut(in)
-	if b.Summed && u.c.PartChecksums() {
-		in.ChecksumCRC32C = aws.String(crcHeader(b.CRC32C))
+	if u.c.PartChecksums() {
+		in.ChecksumCRC32C = aws.String(crcHeader(b.sum()))
 	}
 	_, err := u.c.s3.PutObject(ctx, in)
 	return u.c.classify("upload", key, err)
