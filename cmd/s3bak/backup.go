@@ -261,9 +261,11 @@ func (o *backupOptions) backupSet(ctx context.Context, cmd *cobra.Command, g *gl
 			return err
 		}
 	}
-	if err := o.recordTopology(ctx, g.logger, set); err != nil {
+	topo, err := o.readTopology(ctx, g.logger, set)
+	if err != nil {
 		return err
 	}
+	defer topo.stop()
 	buffers := g.limits.backupBuffers(set.Memory(), g.logger)
 	partSize, parts := o.parts(client.RoundTrip(), g.logger)
 	// A small --max-memory gets smaller parts and chunks rather than a
@@ -285,7 +287,7 @@ func (o *backupOptions) backupSet(ctx context.Context, cmd *cobra.Command, g *gl
 	logger := g.runLogger(start, "cluster", node.Cluster, "node", node.Name, "tag", set.Tag)
 	res, err := backup.New(client, enc, up, backup.Options{
 		Node: node, Tool: toolVersion(), Concurrency: g.concurrency, Logger: logger, Progress: bar, Full: o.full,
-		Budget: buffers, PackSize: packSize, BeforeManifest: o.retention.hook(),
+		Budget: buffers, PackSize: packSize, BeforeManifest: beforeManifest(topo, o.retention),
 	}).RunLocked(ctx, set, backup.SessionOptions{Lease: o.lock.lease, BreakLock: o.lock.breakLock, Checkpoint: o.checkpoint})
 	bar.Finish()
 	if err == nil {
@@ -317,6 +319,25 @@ func (o *backupOptions) backupSet(ctx context.Context, cmd *cobra.Command, g *gl
 		units.Plural(res.Uploaded, "content"), units.Human(res.UploadedBytes), units.Plural(res.Packs, "pack"),
 		reused, time.Since(start).Round(time.Millisecond))
 	return err
+}
+
+// beforeManifest is what a backup does once its contents are stored and
+// before its manifest is written: the topology read beside it joins the
+// manifest's metadata, then --retain-days extends the retention of what
+// the backup reuses.
+func beforeManifest(topo *topology, retention *backupRetention) func(context.Context, *manifest.Manifest, []string) error {
+	if topo == nil {
+		return retention.hook()
+	}
+	return func(ctx context.Context, m *manifest.Manifest, keys []string) error {
+		if err := topo.addTo(ctx, m); err != nil {
+			return err
+		}
+		if hook := retention.hook(); hook != nil {
+			return hook(ctx, m, keys)
+		}
+		return nil
+	}
 }
 
 // discoverBeside lists the snapshot (discover) in the background; the

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/s3bak/s3bak/pkg/cassandra"
 	"github.com/s3bak/s3bak/pkg/catalog"
@@ -154,6 +155,71 @@ func testBackupRecordsTopology(t *testing.T, version string, topo catalog.Topolo
 	var out restoreOutput
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out.Topology == nil || strings.Join(out.Topology.Tokens, ",") != strings.Join(want, ",") {
 		t.Fatalf("restore --output json: %v %s", err, r.stdout)
+	}
+}
+
+// TestBackupReadsTopologyBeside: the topology and the schema are read
+// while the backup stores its files, not before: a live node's nodetool
+// starts a JVM for each of its four calls. The stand-in nodetool and cqlsh
+// answer only once the bucket holds some of the node's data, which the test
+// watches for; a backup that waited for them before storing anything would
+// see both give up (after a minute, a bound against a hang) and warn.
+func TestBackupReadsTopologyBeside(t *testing.T) {
+	t.Parallel()
+	samples, err := filepath.Abs(filepath.Join("..", "..", "pkg", "cassandra", "testdata", "nodetool", "4.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	stored := filepath.Join(bin, "stored")
+	wait := fmt.Sprintf(`i=0
+while [ ! -e %q ]; do
+	i=$((i+1)); [ $i -gt 1200 ] && { echo "error: the backup stored nothing while this ran" >&2; exit 2; }
+	sleep 0.05
+done
+`, stored)
+	nodetool := strings.Replace(standInTopologyNodetool, "$SAMPLES", samples, -1)
+	nodetool = strings.Replace(nodetool, "while [ $# -gt 0 ]", wait+"while [ $# -gt 0 ]", 1)
+	writeScript(t, filepath.Join(bin, "nodetool"), nodetool)
+	writeScript(t, filepath.Join(bin, "cqlsh"), strings.Replace(standInCqlsh, "cat <<'CQL'", wait+"cat <<'CQL'", 1))
+
+	n := buildNode(t)
+	bucket := newBucket(t)
+	n.extra = []string{"--nodetool", filepath.Join(bin, "nodetool") + " -h 127.0.0.1", "--cqlsh", filepath.Join(bin, "cqlsh") + " 10.0.2.12"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watched := make(chan error, 1)
+	c := testClient(t, bucket)
+	go func() {
+		for ctx.Err() == nil {
+			for _, err := range c.List(ctx, "prod/cass-1/data/") {
+				if err == nil {
+					err = os.WriteFile(stored, nil, 0o644)
+				}
+				watched <- err
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		watched <- ctx.Err()
+	}()
+	r := mustRun(t, n.backupArgs(bucket)...)
+	cancel()
+	if err := <-watched; err != nil && err != context.Canceled {
+		t.Fatal(err)
+	}
+	if strings.Contains(r.stderr, `"WARN"`) {
+		t.Fatalf("warnings: %s", r.stderr)
+	}
+	m, err := catalog.Load(context.Background(), testClient(t, bucket), manifest.Node{Cluster: "prod", Name: "cass-1"}, "latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := cassandra.TopologyFromMeta(m.Meta); !ok || got.HostID != "b1e2c3d4-0a1b-4c2d-8e3f-405162738495" || got.Version != "4.1.7" {
+		t.Fatalf("topology: %+v %v", got, ok)
+	}
+	if !strings.Contains(m.Meta[cassandra.MetaSchema], "CREATE TABLE legacy_tables.legacy_mc_simple") {
+		t.Fatalf("schema not recorded: %q", m.Meta[cassandra.MetaSchema])
 	}
 }
 
