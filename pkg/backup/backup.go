@@ -210,17 +210,20 @@ func (st *state) files(ctx context.Context, out *ordered, set *source.Set) error
 	// goroutine's stack grows again, copied, to the depth of the zstd
 	// encoder, 5% of a small-files backup's CPU.
 	jobs := make(chan *job)
+	last := st.lastPack()
 	for range e.opts.Concurrency {
 		g.Go(func() error {
 			for j := range jobs {
 				if err := st.do(gctx, out, j); err != nil {
 					return err
 				}
+				last.done(j)
 			}
 			return nil
 		})
 	}
 	send := func(j *job) error {
+		last.sent(j)
 		select {
 		case jobs <- j:
 			return nil
@@ -253,6 +256,9 @@ func (st *state) files(ctx context.Context, out *ordered, set *source.Set) error
 	})
 	if j := groups.take(); j != nil && listErr == nil {
 		listErr = send(j)
+	}
+	if listErr == nil {
+		last.listed()
 	}
 	close(jobs)
 	if err := g.Wait(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/s3bak/s3bak/pkg/chunk"
 	"github.com/s3bak/s3bak/pkg/manifest"
@@ -150,19 +151,68 @@ func (p *packer) upload(pk *pack) {
 	}
 }
 
+// flush uploads the pack being filled, full or not.
+func (p *packer) flush() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur != nil && len(p.cur.buf) > 0 && p.err == nil {
+		p.flushLocked()
+	}
+}
+
 // close uploads the last pack and waits for every upload; it returns the
 // first failure and the number of packs stored.
 func (p *packer) close() (int, error) {
 	if p == nil {
 		return 0, nil
 	}
-	p.mu.Lock()
-	if p.cur != nil && len(p.cur.buf) > 0 && p.err == nil {
-		p.flushLocked()
-	}
-	p.mu.Unlock()
+	p.flush()
 	p.wg.Wait()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.packs, p.err
+}
+
+// lastPack sends the last pack on its way as soon as no small file is left
+// to add to it: once the snapshot is listed and the jobs that may pack
+// (groups, and files of at most a chunk) are done, rather than when the
+// run's last job is. A node's largest file (the last table's Data.db) is
+// often still uploading then, and the pack's round trip and the server's
+// work on it go beside that instead of after it. A small file that still
+// came after would start a pack of its own: a pack more, nothing lost.
+type lastPack struct {
+	packs    *packer
+	chunk    int64
+	inFlight atomic.Int64 // jobs sent that may pack, not done
+	all      atomic.Bool  // every job is sent
+}
+
+func (st *state) lastPack() *lastPack {
+	return &lastPack{packs: st.packs, chunk: int64(st.e.enc.Options().ChunkSize)}
+}
+
+func (l *lastPack) mayPack(j *job) bool {
+	return l.packs != nil && (j.group != nil || j.f.Size <= l.chunk)
+}
+
+func (l *lastPack) sent(j *job) {
+	if l.mayPack(j) {
+		l.inFlight.Add(1)
+	}
+}
+
+func (l *lastPack) done(j *job) {
+	if l.mayPack(j) && l.inFlight.Add(-1) == 0 && l.all.Load() {
+		l.packs.flush()
+	}
+}
+
+func (l *lastPack) listed() {
+	l.all.Store(true)
+	if l.inFlight.Load() == 0 {
+		l.packs.flush()
+	}
 }

@@ -2,9 +2,12 @@ package backup
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/s3bak/s3bak/pkg/faultproxy"
 	"github.com/s3bak/s3bak/pkg/manifest"
 	"github.com/s3bak/s3bak/pkg/transfer"
 )
@@ -77,5 +80,50 @@ func TestFailedPackIsNotRecorded(t *testing.T) {
 	}
 	if idx.Len() != 0 {
 		t.Fatalf("the index records %d contents of packs that were never stored", idx.Len())
+	}
+}
+
+// TestLastPackGoesBesideTheLargestFile: the last pack is uploaded once the
+// small files are all in it, not when the run's last job ends. The large
+// file's uploads are held at the proxy until the pack is in the bucket
+// (watched directly, not through the proxy); a backup that kept the last
+// pack until every job was done would never store it while they are
+// held, and the watch gives up after a minute (a bound, not a measure).
+func TestLastPackGoesBesideTheLargestFile(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	p, c := proxied(t)
+	release := make(chan struct{})
+	held := p.Add(faultproxy.Rule{Match: func(r *http.Request) bool {
+		return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/data/") && !strings.Contains(r.URL.Path, "/packs/")
+	}, Fault: faultproxy.Hold(release)})
+	set := writeSet(t, 1, 12<<20, 200) // the large file sorts first
+	e, _, _ := engine(t, "lastpack", nil, 2, 8)
+	e.via(c)
+	packs := e.opts.Node.Root() + manifest.DataDir + "/packs/"
+	seen := make(chan bool, 1)
+	go func() {
+		defer close(release)
+		for range 3000 {
+			for _, err := range client.List(ctx, packs) {
+				seen <- err == nil
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		seen <- false
+	}()
+	res, err := e.Run(ctx, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !<-seen {
+		t.Fatal("no pack was stored while the large file's uploads were held")
+	}
+	if held.Applied() == 0 || res.Packs != 1 {
+		t.Fatalf("%d uploads held, %d packs", held.Applied(), res.Packs)
+	}
+	if n := len(stored(t, e, res).Files); n != len(set.Files) {
+		t.Fatalf("%d files stored, want %d", n, len(set.Files))
 	}
 }

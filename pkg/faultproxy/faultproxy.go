@@ -43,14 +43,16 @@ const (
 	status
 	outage
 	delay
+	hold
 )
 
 // Fault is what the proxy does to a request a rule applies to. The zero
 // Fault forwards it unchanged: a rule with it only counts.
 type Fault struct {
-	kind kind
-	code int
-	d    time.Duration
+	kind  kind
+	code  int
+	d     time.Duration
+	until <-chan struct{}
 }
 
 var (
@@ -90,6 +92,10 @@ func Outage(d time.Duration) Fault { return Fault{kind: outage, d: d} }
 // of d away.
 func Delay(d time.Duration) Fault { return Fault{kind: delay, d: d} }
 
+// Hold forwards the request once until is closed: a test lets it through
+// when something else has happened, in the order it wants to see.
+func Hold(until <-chan struct{}) Fault { return Fault{kind: hold, until: until} }
+
 func (f Fault) String() string {
 	switch f.kind {
 	case pass:
@@ -112,6 +118,8 @@ func (f Fault) String() string {
 		return "outage " + f.d.String()
 	case delay:
 		return "delay " + f.d.String()
+	case hold:
+		return "hold"
 	}
 	return "fault?"
 }
@@ -329,10 +337,17 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			p.abort(c)
 		}
 		p.outage(f.d)
-	case delay:
+	case delay, hold:
+		var wait <-chan time.Time
+		if f.kind == delay {
+			wait = time.After(f.d)
+		}
 		select {
-		case <-time.After(f.d):
+		case <-wait:
+		case <-f.until:
 		case <-r.Context().Done():
+			return
+		case <-p.done:
 			return
 		}
 		p.rp.ServeHTTP(w, r)
