@@ -43,7 +43,7 @@ func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.F
 		cache := pagecache.Before(fh, f.Size)
 		defer cache.Drop(fh, f.Size)
 	}
-	if f.Size <= int64(e.enc.Options().ChunkSize) {
+	if e.storedWhole(f.Size) {
 		err = e.storeSmall(ctx, s, fh, &mf)
 	} else {
 		var done func()
@@ -56,6 +56,10 @@ func (e *Engine) store(ctx context.Context, s *state, f source.File) (manifest.F
 	}
 	return mf, err
 }
+
+// storedWhole reports whether a file of size bytes is read and coded
+// whole, as one chunk (storeSmall): only such a file may go into a pack.
+func (e *Engine) storedWhole(size int64) bool { return size <= int64(e.enc.Options().ChunkSize) }
 
 // recordOf is f's record, before its content is stored.
 func recordOf(f source.File) manifest.File {

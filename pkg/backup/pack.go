@@ -185,17 +185,14 @@ func (p *packer) close() (int, error) {
 // came after would start a pack of its own: a pack more, nothing lost.
 type lastPack struct {
 	packs    *packer
-	chunk    int64
 	inFlight atomic.Int64 // jobs sent that may pack, not done
 	all      atomic.Bool  // every job is sent
 }
 
-func (st *state) lastPack() *lastPack {
-	return &lastPack{packs: st.packs, chunk: int64(st.e.enc.Options().ChunkSize)}
-}
+func (st *state) lastPack() *lastPack { return &lastPack{packs: st.packs} }
 
 func (l *lastPack) mayPack(j *job) bool {
-	return l.packs != nil && (j.group != nil || j.f.Size <= l.chunk)
+	return l.packs != nil && (j.group != nil || l.packs.e.storedWhole(j.f.Size))
 }
 
 func (l *lastPack) sent(j *job) {
