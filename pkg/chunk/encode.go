@@ -274,11 +274,11 @@ func (e *Encoder) EncodeBytes(dst, raw []byte) ([]byte, *Layout) {
 // mode, at a level no deeper than zstd's default, the fast coder codes it
 // (with its literals entropy-coded where that pays, see literalProbe): a
 // node's small files are a sliver of its bytes and most of its files, so
-// their cost is CPU per file, not bytes stored. The fastest level codes groups 1.3 to 1.6 times as fast as
-// the default one, and stores 1.6% more of the bench's 10,000 small files,
-// 4.5% more of the small components of Cassandra's test sstables
-// (bench/README.md, "Groups of small files"): on a node whose small files
-// are 1% of its bytes, 0.05%.
+// their cost is CPU per file, not bytes stored. The fastest level codes
+// groups 1.3 to 1.6 times as fast as the default one, and stores 1.6% more
+// of the bench's 10,000 small files, 4.5% more of the small components of
+// Cassandra's test sstables (bench/README.md, "Groups of small files"): on
+// a node whose small files are 1% of its bytes, 0.05%.
 func (e *Encoder) EncodeGroup(dst, raw []byte) ([]byte, *Layout) {
 	return e.encodeBytes(dst, raw, true)
 }

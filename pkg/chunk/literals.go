@@ -1,6 +1,10 @@
 package chunk
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
 
 // Groups of small files and the entropy coding of their literals.
 //
@@ -58,32 +62,21 @@ func (p *literalProbe) saw(coded bool) {
 
 // literalsCoded reports whether the first block of the zstd frame at the
 // start of b is a compressed block whose literals are Huffman-coded (RFC
-// 8878, 3.1.1.1 and 3.1.1.3.1.1). A frame it cannot read counts as coded,
+// 8878, 3.1.1.2 and 3.1.1.3.1.1). A frame it cannot read counts as coded,
 // which keeps the attempt.
 func literalsCoded(b []byte) bool {
-	const magic = 4
-	if len(b) <= magic {
+	var h zstd.Header
+	if err := h.Decode(b); err != nil || h.Skippable {
 		return true
 	}
-	fhd := b[magic]
-	n := magic + 1
-	single := fhd&0x20 != 0
-	if !single {
-		n++ // Window_Descriptor
-	}
-	n += [4]int{0, 1, 2, 4}[fhd&3] // Dictionary_ID
-	fcs := [4]int{0, 2, 4, 8}[fhd>>6]
-	if fcs == 0 && single {
-		fcs = 1
-	}
-	n += fcs
 	const blockHeader = 3
-	if len(b) <= n+blockHeader {
+	at := h.HeaderSize
+	if len(b) <= at+blockHeader {
 		return true
 	}
-	if blockType := b[n] >> 1 & 3; blockType != 2 {
+	if blockType := b[at] >> 1 & 3; blockType != 2 {
 		return false // a raw or RLE block: nothing was coded
 	}
-	litType := b[n+blockHeader] & 3
+	litType := b[at+blockHeader] & 3
 	return litType == 2 || litType == 3 // Compressed, Treeless
 }

@@ -5,17 +5,14 @@ import (
 	"testing"
 )
 
-// randomLiterals is data the fast coder finds matches in (a repeated run
-// every 4 KiB) but whose literals, random bytes, Huffman coding does not
-// shrink.
-func randomLiterals(n int, seed uint64) []byte { return randomWithRuns(n, seed) }
-
 // TestLiteralsCoded reads the literals' type from frames of every kind the
 // coders write.
 func TestLiteralsCoded(t *testing.T) {
 	e := newEncoder(t, Options{Mode: Auto})
 	text := fewSymbols(groupBytes, 1)
-	random := randomLiterals(groupBytes, 2)
+	// Matches (a repeated run every 4 KiB), but literals of random bytes,
+	// which Huffman coding does not shrink.
+	random := randomWithRuns(groupBytes, 2)
 	rawFrame, _ := appendRawFrame(nil, random)
 	for _, tc := range []struct {
 		name  string
@@ -52,7 +49,7 @@ func TestGroupsSkipLiteralCodingThatDoesNotPay(t *testing.T) {
 	fresh := newEncoder(t, Options{Mode: Auto}) // the fast coder's bytes, for comparison
 	const groups = 40
 	for i := range groups {
-		raw := randomLiterals(groupBytes, uint64(i))
+		raw := randomWithRuns(groupBytes, uint64(i)) // literals that do not shrink
 		obj, l := e.EncodeGroup(nil, raw)
 		c := l.Chunks[0]
 		got := obj[c.StoredOff : c.StoredOff+c.StoredLen]
